@@ -1,0 +1,167 @@
+"""The only place that writes to the terminal.
+
+Library code asks for the console with :func:`get` and reports through it:
+timed steps, remote output lines, progress for transfers and waits, tables.
+Results go to stdout, everything else to stderr. ``rich`` (which twine brings)
+is imported only when a progress bar is actually drawn on a terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from typing import IO, Iterator, Sequence
+
+QUIET, NORMAL, VERBOSE = -1, 0, 1
+
+
+class Progress:
+    """Handle for one progress bar; ``advance`` is safe from any thread."""
+
+    def __init__(self, console: "Console", description: str, total: float | None):
+        self._console = console
+        self.description = description
+        self.total = total
+        self.completed = 0.0
+        self._bar = None
+        self._task = None
+
+    def advance(self, amount: float) -> None:
+        self.completed += amount
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.completed)
+
+    def update(self, completed: float) -> None:
+        self.advance(completed - self.completed)
+
+
+class Console:
+    """Writes steps, lines, progress and tables according to the verbosity."""
+
+    def __init__(self, verbosity: int = NORMAL, err: IO[str] | None = None,
+                 out: IO[str] | None = None):
+        self.verbosity = verbosity
+        self._err = err
+        self._out = out
+        self._lock = threading.Lock()
+
+    @property
+    def err(self) -> IO[str]:
+        return self._err if self._err is not None else sys.stderr
+
+    @property
+    def out(self) -> IO[str]:
+        return self._out if self._out is not None else sys.stdout
+
+    def _write(self, stream: IO[str], text: str) -> None:
+        with self._lock:
+            stream.write(text + "\n")
+            stream.flush()
+
+    # -- messages ---------------------------------------------------------
+    def info(self, message: str) -> None:
+        if self.verbosity >= NORMAL:
+            self._write(self.err, message)
+
+    def detail(self, message: str) -> None:
+        if self.verbosity >= VERBOSE:
+            self._write(self.err, message)
+
+    def warn(self, message: str) -> None:
+        self._write(self.err, f"warning: {message}")
+
+    def error(self, message: str) -> None:
+        self._write(self.err, message)
+
+    def result(self, message: str) -> None:
+        """A line of the command's result: always shown, on stdout."""
+        self._write(self.out, message)
+
+    def remote_line(self, prefix: str, line: str) -> None:
+        """One line of a remote command's output, streamed as it arrives."""
+        if self.verbosity >= NORMAL:
+            self._write(self.err, f"{prefix}{line}" if prefix else line)
+
+    # -- timed steps ------------------------------------------------------
+    @contextlib.contextmanager
+    def step(self, title: str) -> Iterator[None]:
+        """Announce a step, then report how long it took (or that it failed)."""
+        self.info(f"==> {title}")
+        start = time.monotonic()
+        try:
+            yield
+        except BaseException:
+            self.info(f"    {title}: failed after {time.monotonic() - start:.1f}s")
+            raise
+        self.info(f"    {title}: done in {time.monotonic() - start:.1f}s")
+
+    # -- progress ---------------------------------------------------------
+    def _fancy(self) -> bool:
+        return self.verbosity >= NORMAL and self.err.isatty()
+
+    @contextlib.contextmanager
+    def progress(self, description: str, total: float | None = None,
+                 unit: str = "bytes") -> Iterator[Progress]:
+        """A progress bar on a terminal; nothing but a final line elsewhere."""
+        handle = Progress(self, description, total)
+        start = time.monotonic()
+        if not self._fancy():
+            yield handle
+            if unit == "bytes" and handle.completed:
+                elapsed = max(time.monotonic() - start, 1e-6)
+                rate = handle.completed / elapsed / 1e6
+                self.detail(f"    {description}: {handle.completed / 1e6:.1f} MB "
+                            f"in {elapsed:.1f}s ({rate:.1f} MB/s)")
+            return
+        from rich import progress as rp  # heavy: only for a real terminal
+
+        columns: list = [rp.TextColumn("{task.description}"), rp.BarColumn()]
+        if unit == "bytes":
+            columns += [rp.DownloadColumn(), rp.TransferSpeedColumn()]
+        else:
+            columns += [rp.TimeElapsedColumn()]
+        bar = rp.Progress(*columns, transient=True,
+                          console=_rich_console(self.err))
+        with bar:
+            handle._bar = bar
+            handle._task = bar.add_task(description, total=total)
+            yield handle
+
+    # -- tables -----------------------------------------------------------
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence[object]],
+              title: str | None = None) -> None:
+        """A plain aligned table on stdout (easy to read and to grep)."""
+        cells = [[str(c) for c in headers]] + [[str(c) for c in r] for r in rows]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+        lines = []
+        if title:
+            lines.append(title)
+        for n, row in enumerate(cells):
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+            if n == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        if not rows:
+            lines.append("(nothing)")
+        self._write(self.out, "\n".join(lines))
+
+
+def _rich_console(stream: IO[str]):
+    from rich.console import Console as RichConsole
+
+    return RichConsole(file=stream, stderr=stream is sys.stderr)
+
+
+_current = Console()
+
+
+def get() -> Console:
+    """The console configured by the CLI (a default one when used as a library)."""
+    return _current
+
+
+def configure(verbosity: int) -> Console:
+    global _current
+    _current = Console(verbosity)
+    return _current

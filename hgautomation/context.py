@@ -1,0 +1,50 @@
+"""Global options, resolved once into a typed object handed to every command."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hgautomation.errors import LocalRepoError
+from hgautomation.state import StateDir
+
+FALLBACK_REGION = "us-west-2"
+
+
+@dataclass
+class Context:
+    state: StateDir
+    verbosity: int = 0
+    debug: bool = False
+    explicit_region: str | None = None
+    explicit_hg_repo: Path | None = None
+    cwd: Path = field(default_factory=Path.cwd)
+
+    @property
+    def aws_region(self) -> str:
+        """--aws-region, else the AWS config/env region, else us-west-2."""
+        if self.explicit_region:
+            return self.explicit_region
+        for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+            if os.environ.get(var):
+                return os.environ[var]
+        import botocore.session  # only commands that talk to AWS get here
+
+        return botocore.session.Session().get_config_variable("region") or FALLBACK_REGION
+
+    @property
+    def hg_repo(self) -> Path:
+        """--hg-repo, else the Mercurial repository containing the current directory."""
+        if self.explicit_hg_repo is not None:
+            root = self.explicit_hg_repo.expanduser().absolute()
+            if not (root / ".hg").is_dir():
+                raise LocalRepoError(f"{root} is not a Mercurial repository (no .hg)")
+            return root
+        for candidate in (self.cwd, *self.cwd.parents):
+            if (candidate / ".hg").is_dir():
+                return candidate
+        raise LocalRepoError(
+            f"no Mercurial repository at or above {self.cwd}",
+            hint="run inside a Mercurial checkout or pass --hg-repo",
+        )

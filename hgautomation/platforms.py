@@ -1,0 +1,30 @@
+"""What we support today: distros, Pythons, architectures, filesystems.
+
+The single source for CLI choices and for the build matrices.
+"""
+
+from __future__ import annotations
+
+# Distro name -> how its base image is found (owner id, AMI name pattern).
+LINUX_DISTROS: dict[str, tuple[str, str]] = {
+    "debian12": ("136693071363", "debian-12-amd64-*"),
+    "debian13": ("136693071363", "debian-13-amd64-*"),
+    "ubuntu22.04": ("099720109477", "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"),
+    "ubuntu24.04": ("099720109477", "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"),
+}
+DEFAULT_LINUX_DISTRO = "debian12"
+
+# Pythons Mercurial supports today; "system3" is the distro's /usr/bin/python3.
+CPYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
+PYPY_VERSIONS = ("pypy3.10", "pypy3.11")
+LINUX_PYTHONS = ("system3",) + CPYTHON_VERSIONS + PYPY_VERSIONS
+DEFAULT_LINUX_PYTHON = "system3"
+
+WINDOWS_PYTHONS = CPYTHON_VERSIONS
+DEFAULT_WINDOWS_PYTHON = "3.12"
+WINDOWS_ARCHES = ("x86", "x64")
+
+FILESYSTEMS = ("default", "tmpfs", "ext3", "ext4", "xfs", "btrfs", "jfs")
+
+DEFAULT_WINDOWS_BASE_IMAGE = "Windows_Server-2022-English-Full-Base-*"
+AMAZON_OWNER_ID = "801119661308"

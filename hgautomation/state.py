@@ -1,0 +1,83 @@
+"""Layout of the local state directory (``~/.hgautomation`` by default).
+
+Everything the tool keeps between runs lives here: private keys (0600),
+pinned host keys, per-run known_hosts files, results and backups.
+Nothing outside this directory (e.g. ``~/.ssh``) is ever written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from hgautomation.errors import ConfigurationError
+
+DEFAULT_STATE_PATH = Path("~/.hgautomation")
+
+
+@dataclass(frozen=True)
+class StateDir:
+    """Paths inside the state directory; :meth:`ensure` creates it 0700."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, path: str | os.PathLike | None) -> "StateDir":
+        return cls(Path(path or DEFAULT_STATE_PATH).expanduser().absolute())
+
+    def ensure(self) -> "StateDir":
+        try:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create state directory {self.root}: {exc.strerror}") from None
+        if not self.root.is_dir():
+            raise ConfigurationError(f"state path {self.root} is not a directory")
+        return self
+
+    def subdir(self, name: str) -> Path:
+        path = self.root / name
+        self.ensure()
+        path.mkdir(mode=0o700, exist_ok=True)
+        return path
+
+    @property
+    def keys(self) -> Path:
+        return self.subdir("keys")
+
+    @property
+    def known_hosts(self) -> Path:
+        """Host keys the user accepted for static hosts (never ~/.ssh/known_hosts)."""
+        self.ensure()
+        return self.root / "known_hosts"
+
+    @property
+    def runs(self) -> Path:
+        return self.subdir("runs")
+
+    @property
+    def results(self) -> Path:
+        return self.subdir("results")
+
+    @property
+    def backups(self) -> Path:
+        return self.subdir("backups")
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a secret atomically, readable only by the owner from the start."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
