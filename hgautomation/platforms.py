@@ -28,3 +28,40 @@ FILESYSTEMS = ("default", "tmpfs", "ext3", "ext4", "xfs", "btrfs", "jfs")
 
 DEFAULT_WINDOWS_BASE_IMAGE = "Windows_Server-2022-English-Full-Base-*"
 AMAZON_OWNER_ID = "801119661308"
+
+
+# -- the Windows release matrix: data, used by the builds and by publishing --
+
+from dataclasses import dataclass  # noqa: E402
+
+WHEEL_PLATFORM_TAGS = {"x86": "win32", "x64": "win_amd64"}
+INSTALLER_PYTHON = DEFAULT_WINDOWS_PYTHON
+WHEEL_PYTHONS = WINDOWS_PYTHONS
+
+
+@dataclass(frozen=True)
+class WindowsArtifact:
+    """One file of a Windows release: which build makes it and its name."""
+
+    kind: str  # "wheel", "inno" or "wix"
+    python: str  # "3.12"
+    arch: str  # "x86" or "x64"
+
+    def filename(self, version: str) -> str:
+        if self.kind == "wheel":
+            tag = "cp" + self.python.replace(".", "")
+            return f"mercurial-{version}-{tag}-{tag}-{WHEEL_PLATFORM_TAGS[self.arch]}.whl"
+        if self.kind == "inno":
+            return f"Mercurial-{version}-{self.arch}.exe"
+        if self.kind == "wix":
+            return f"mercurial-{version}-{self.arch}.msi"
+        raise ValueError(f"unknown artifact kind {self.kind!r}")
+
+
+def windows_release_matrix() -> list[WindowsArtifact]:
+    """Every artifact of a Windows release: wheels per Python and arch, two installers per arch."""
+    wheels = [WindowsArtifact("wheel", py, arch)
+              for py in WHEEL_PYTHONS for arch in WINDOWS_ARCHES]
+    installers = [WindowsArtifact(kind, INSTALLER_PYTHON, arch)
+                  for kind in ("inno", "wix") for arch in WINDOWS_ARCHES]
+    return wheels + installers
