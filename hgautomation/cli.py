@@ -12,13 +12,16 @@ import importlib
 import os
 import signal
 import sys
-import traceback
-from pathlib import Path
-from typing import Callable, Sequence
 
 from hgautomation import errors, platforms
 
-Adder = Callable[[argparse.ArgumentParser], None]
+# typing, pathlib and traceback are not imported at start-up: `automation.py
+# --help` pays for every import here (bench/startup.py measures it).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Sequence
+
+Adder = "Callable[[argparse.ArgumentParser], None]"
 
 
 class SignalInterrupt(KeyboardInterrupt):
@@ -63,6 +66,9 @@ def _global_options(parser: argparse.ArgumentParser, *, on_subcommand: bool) -> 
     group.add_argument("--hg-repo", default=d(None), metavar="DIR",
                        help="Mercurial checkout to work on (default: the repository "
                             "containing the current directory)")
+    group.add_argument("--ssh-config", default=d(None), metavar="FILE",
+                       help="OpenSSH client config for every SSH connection (HostName, "
+                            "Port, User, IdentityFile, ProxyCommand/ProxyJump)")
     group.add_argument("-v", "--verbose", action="count", default=d(0),
                        help="more output")
     group.add_argument("-q", "--quiet", action="store_true", default=d(False),
@@ -100,25 +106,91 @@ def _windows_arches(p: argparse.ArgumentParser, *, many: bool) -> None:
                    help="architecture(s) (default: %(default)s)")
 
 
+def _aws_options(p: argparse.ArgumentParser, *, creates_instances: bool = True,
+                 ingress: bool = True) -> None:
+    """AWS options of every subcommand that touches our EC2 resources."""
+    group = p.add_argument_group("AWS options")
+    group.add_argument("--owner", default=None,
+                       help="whose personal EC2 resources to use (env HGAUTOMATION_OWNER; "
+                            "default: derived from the caller's AWS identity)")
+    if ingress:
+        group.add_argument("--ingress-cidr", default=None, metavar="CIDR",
+                           help="address range allowed to reach our instances (default: "
+                                "this machine's public address as /32, asked from "
+                                "checkip.amazonaws.com)")
+    if creates_instances:
+        group.add_argument("--spot", action="store_true",
+                           help="use spot instances (on-demand when there is no capacity)")
+
+
+def _ec2_selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--all-owners", action="store_true",
+                   help="every owner's resources, not only yours (purge: also the shared "
+                        "IAM role and profile)")
+    p.add_argument("--include-untagged", action="store_true",
+                   help="also remove hg-... resources without our tags (made by older tools)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="only show what would be done")
+
+
 # -- subcommands -------------------------------------------------------------
 
+def _linux_hosts(p: argparse.ArgumentParser, *, many: bool) -> None:
+    p.add_argument("--host", action="append", metavar="[USER@]ADDRESS[:PORT]",
+                   help="use this SSH host instead of EC2" + (" (repeatable)" if many else "")
+                        + "; the user defaults to the ssh config's, else 'hg'")
+    p.add_argument("--accept-new-host-key", action="store_true",
+                   help="pin the host key of a --host seen for the first time "
+                        "(in the state dir's known_hosts)")
+
+
+def _positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return int(value)
+
+
 def _bootstrap_linux_dev(p: argparse.ArgumentParser) -> None:
+    _linux_hosts(p, many=True)
+    p.add_argument("--pythons", type=_comma_list(platforms.LINUX_PYTHONS),
+                   default=list(platforms.LINUX_PYTHONS),
+                   help="comma-separated Pythons to install (default: all: "
+                        f"{','.join(platforms.LINUX_PYTHONS)})")
+    p.add_argument("--user", default="hg",
+                   help="with --host: the contract user to create (default: %(default)s)")
+    p.add_argument("--authorized-key", metavar="FILE",
+                   help="with --host: public key to authorize for that user "
+                        "(default: the tool's own key in the state dir)")
+    p.add_argument("--hg", default="hg", metavar="PATH",
+                   help="local hg used to seed /hgdev/src (default: %(default)s)")
     p.add_argument("--distros", type=_comma_list(tuple(platforms.LINUX_DISTROS)),
                    default=list(platforms.LINUX_DISTROS),
                    help="comma-separated distros (default: all: "
                         f"{','.join(platforms.LINUX_DISTROS)})")
     p.add_argument("--parallel", action="store_true",
                    help="build the distro images at the same time")
+    _aws_options(p)
+
+
+def _windows_instance_type(p: argparse.ArgumentParser, flow: str) -> None:
+    p.add_argument("--instance-type", default=platforms.WINDOWS_INSTANCE_TYPES[flow],
+                   help="EC2 instance type (default: %(default)s; Windows is billed per hour)")
 
 
 def _bootstrap_windows_dev(p: argparse.ArgumentParser) -> None:
     _base_image(p)
+    # The image is provisioned by this revision's contrib/install-windows-dependencies.ps1.
+    _revision(p)
+    _windows_instance_type(p, "bootstrap")
+    _aws_options(p)
 
 
 def _build_all_windows_packages(p: argparse.ArgumentParser) -> None:
     _revision(p)
     _version(p)
     _base_image(p)
+    _windows_instance_type(p, "build")
+    _aws_options(p)
 
 
 def _build_installer(p: argparse.ArgumentParser) -> None:
@@ -127,6 +199,8 @@ def _build_installer(p: argparse.ArgumentParser) -> None:
     _revision(p)
     _version(p)
     _base_image(p)
+    _windows_instance_type(p, "build")
+    _aws_options(p)
 
 
 def _build_windows_wheel(p: argparse.ArgumentParser) -> None:
@@ -134,10 +208,36 @@ def _build_windows_wheel(p: argparse.ArgumentParser) -> None:
     _windows_arches(p, many=True)
     _revision(p)
     _base_image(p)
+    _windows_instance_type(p, "build")
+    _aws_options(p)
 
 
 def _no_options(p: argparse.ArgumentParser) -> None:
     pass
+
+
+def _setup_ec2_account(p: argparse.ArgumentParser) -> None:
+    _aws_options(p, creates_instances=False)
+    p.add_argument("--rdp", action="store_true",
+                   help="also allow RDP (3389/tcp) to Windows instances from --ingress-cidr")
+
+
+def _list_ec2_resources(p: argparse.ArgumentParser) -> None:
+    _aws_options(p, creates_instances=False, ingress=False)
+    p.add_argument("--all-owners", action="store_true",
+                   help="every owner's resources, not only yours")
+
+
+def _terminate_ec2_instances(p: argparse.ArgumentParser) -> None:
+    _aws_options(p, creates_instances=False, ingress=False)
+    _ec2_selection(p)
+
+
+def _purge_ec2_resources(p: argparse.ArgumentParser) -> None:
+    _aws_options(p, creates_instances=False, ingress=False)
+    _ec2_selection(p)
+    p.add_argument("--images", action="store_true",
+                   help="also deregister our (shared) dev images and their snapshots")
 
 
 def _run_tests_linux(p: argparse.ArgumentParser) -> None:
@@ -152,19 +252,30 @@ def _run_tests_linux(p: argparse.ArgumentParser) -> None:
                    default=platforms.DEFAULT_LINUX_PYTHON,
                    help="Python to run the tests with (default: %(default)s)")
     _revision(p)
+    _linux_hosts(p, many=True)
+    p.add_argument("--instances", type=_positive_int, default=None, metavar="N",
+                   help="shard the tests over N hosts in parallel (with --host: one "
+                        "--host per shard)")
+    p.add_argument("--hg", default="hg", metavar="PATH",
+                   help="local hg used to resolve and push the revision (default: %(default)s)")
+    p.add_argument("--include-working-copy", action="store_true",
+                   help="carry uncommitted changes of tracked files to the host")
+    p.add_argument("--results-dir", metavar="DIR",
+                   help="where the JSON report lands (default: STATE/results/<run>)")
+    _aws_options(p)
     p.add_argument("test_flags", nargs="*", metavar="TEST_FLAGS",
                    help="arguments for run-tests.py (tests and flags; put flags after --)")
 
 
 def _run_tests_windows(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--instance-type", default="m6i.large",
-                   help="EC2 instance type (default: %(default)s)")
+    _windows_instance_type(p, "tests")
     _windows_pythons(p, many=False)
     _windows_arches(p, many=False)
     p.add_argument("--test-flags", default="",
                    help="extra arguments for run-tests.py (one string)")
     _revision(p)
     _base_image(p)
+    _aws_options(p)
 
 
 def _publish_windows_artifacts(p: argparse.ArgumentParser) -> None:
@@ -174,11 +285,33 @@ def _publish_windows_artifacts(p: argparse.ArgumentParser) -> None:
                    help="do not upload wheels to PyPI")
     p.add_argument("--no-mercurial-scm-org", dest="mercurial_scm_org", action="store_false",
                    help="do not upload installers to mercurial-scm.org")
-    p.add_argument("--ssh-username", help="user name on mercurial-scm.org")
+    p.add_argument("--ssh-username", help="user name on mercurial-scm.org "
+                   "(default: the ssh config's, else the local user)")
+    p.add_argument("--ssh-host", default="mercurial-scm.org",
+                   help="release host (default: %(default)s; --ssh-config applies)")
+    p.add_argument("--ssh-port", type=_positive_int, default=None,
+                   help="SSH port of the release host (default: the ssh config's, else 22)")
+    p.add_argument("--release-dir", default="/var/www/release/windows",
+                   help="directory for installers and latest.dat on the release host "
+                        "(default: %(default)s)")
+    p.add_argument("--repository", default=None,
+                   help="twine repository name from .pypirc (default: TWINE_REPOSITORY, "
+                        "else pypi)")
+    p.add_argument("--repository-url", default=None,
+                   help="upload URL of the package index (default: TWINE_REPOSITORY_URL, "
+                        "else the repository's)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the artifacts and print the plan; send nothing")
+
+
+def _check_host(p: argparse.ArgumentParser) -> None:
+    _linux_hosts(p, many=True)
 
 
 def _try(p: argparse.ArgumentParser) -> None:
     _revision(p)
+    p.add_argument("--function", default="ci-try-server-upload",
+                   help="name of the Try server's Lambda function (default: %(default)s)")
 
 
 # name -> (help, add-arguments, "module:function")
@@ -199,10 +332,16 @@ COMMANDS: dict[str, tuple[str, Adder, str]] = {
     "build-windows-wheel": (
         "build Windows wheels", _build_windows_wheel, "build_windows:build_wheel"),
     "terminate-ec2-instances": (
-        "terminate our EC2 instances", _no_options, "ec2:terminate"),
+        "terminate our EC2 instances", _terminate_ec2_instances, "ec2:terminate"),
     "purge-ec2-resources": (
         "remove our EC2 instances, images, security groups, keys and IAM entries",
-        _no_options, "ec2:purge"),
+        _purge_ec2_resources, "ec2:purge"),
+    "list-ec2-resources": (
+        "list our EC2 resources with their age and estimated cost",
+        _list_ec2_resources, "ec2:list_resources"),
+    "setup-ec2-account": (
+        "create or repair your key pair, security groups and the IAM instance profile",
+        _setup_ec2_account, "ec2:setup_account"),
     "run-tests-linux": (
         "run Mercurial's tests on a Linux machine", _run_tests_linux,
         "run_tests_linux:main"),
@@ -212,6 +351,9 @@ COMMANDS: dict[str, tuple[str, Adder, str]] = {
     "publish-windows-artifacts": (
         "publish Windows wheels and installers to PyPI and mercurial-scm.org",
         _publish_windows_artifacts, "publish:main"),
+    "check-host": (
+        "report which parts of the remote-machine contract a Linux host meets",
+        _check_host, "check_host:main"),
     "try": (
         "send draft changesets to the Try server", _try, "try_:main"),
 }
@@ -250,6 +392,8 @@ def parse_args(argv: Sequence[str], prog: str | None = None) -> argparse.Namespa
 
 
 def _context(args: argparse.Namespace):
+    from pathlib import Path
+
     from hgautomation.context import Context
     from hgautomation.state import StateDir
 
@@ -260,6 +404,7 @@ def _context(args: argparse.Namespace):
         debug=args.debug,
         explicit_region=args.aws_region,
         explicit_hg_repo=Path(args.hg_repo) if args.hg_repo else None,
+        ssh_config=Path(args.ssh_config).expanduser().absolute() if args.ssh_config else None,
     )
 
 
@@ -308,6 +453,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
 def _report(line: str, code: int, debug: bool) -> int:
     if debug:
+        import traceback
+
         traceback.print_exc()
     sys.stderr.write(line + "\n")
     sys.stderr.flush()

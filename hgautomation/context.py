@@ -19,6 +19,7 @@ class Context:
     debug: bool = False
     explicit_region: str | None = None
     explicit_hg_repo: Path | None = None
+    ssh_config: Path | None = None  # --ssh-config: OpenSSH client config for every connection
     cwd: Path = field(default_factory=Path.cwd)
 
     @property

@@ -105,6 +105,13 @@ class RemoteCommandError(HgAutomationError):
         self.output_tail = output_tail
 
 
+class HostContractError(HgAutomationError):
+    """A host does not meet the remote-machine contract (run bootstrap-linux-dev)."""
+
+    exit_code = 20
+    label = "host not ready"
+
+
 class PublishError(HgAutomationError):
     """Publishing to PyPI or the release host failed or was refused."""
 

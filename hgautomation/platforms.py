@@ -65,3 +65,14 @@ def windows_release_matrix() -> list[WindowsArtifact]:
     installers = [WindowsArtifact(kind, INSTALLER_PYTHON, arch)
                   for kind in ("inno", "wix") for arch in WINDOWS_ARCHES]
     return wheels + installers
+
+
+# Default EC2 instance types of the Windows flows. Windows instances are billed
+# per started hour, so each is sized to use its hours, not to shave minutes:
+# the image build is download/installer-bound (4 vCPUs for EBS throughput);
+# builds (Rust/PyOxidizer, 12 wheels) and run-tests.py -j are CPU-bound (8 vCPUs).
+WINDOWS_INSTANCE_TYPES = {
+    "bootstrap": "m6i.xlarge",
+    "build": "c6i.2xlarge",
+    "tests": "c6i.2xlarge",
+}

@@ -1,9 +1,66 @@
-"""`bootstrap-linux-dev`: building Linux development images."""
+"""`bootstrap-linux-dev`: provision Debian/Ubuntu hosts (``--host``) or build EC2 images.
+
+With ``--host root@box`` the shipped ``bootstrap-debian.sh`` turns an existing machine
+into a contract host (user, sudo, key, /hgdev, Pythons, venv-bootstrap, clone); the local
+repository is then pushed into ``/hgdev/src`` so runs only send new changesets.
+"""
 
 from __future__ import annotations
 
-from hgautomation.commands import not_available
+from dataclasses import replace
+from pathlib import Path
+
+from hgautomation import console, errors, hgrepo, hosts, linux
 
 
 def main(ctx, args) -> int:
-    raise not_available("bootstrap-linux-dev", "building Linux development images")
+    if not args.host:
+        return _images(ctx, args)
+    out = console.get()
+    if args.authorized_key:
+        key_file = Path(args.authorized_key).expanduser()
+    else:
+        key_file = Path(f"{hosts.tool_key(ctx.state.keys, create=True)}.pub")
+    try:
+        public_key = key_file.read_text().strip()
+    except OSError as exc:
+        raise errors.ConfigurationError(f"cannot read public key {key_file}: {exc.strerror}") \
+            from None
+    if not public_key.startswith(("ssh-", "ecdsa-", "sk-")):
+        raise errors.ConfigurationError(f"{key_file} does not hold an OpenSSH public key")
+    repo = None
+    try:
+        repo = hgrepo.LocalRepo(ctx.hg_repo, hg=args.hg)
+    except errors.LocalRepoError:
+        out.warn("no local Mercurial repository: /hgdev/src stays empty until the first run")
+    targets = hosts.static_hosts(
+        args.host, known_hosts=ctx.state.known_hosts, ssh_config=ctx.ssh_config,
+        accept_new_host_key=args.accept_new_host_key, default_user="root")
+    for host in targets:
+        with out.step(f"provision {host.target} ({','.join(args.pythons)})"):
+            with host.connect() as conn:
+                linux.provision(conn, args.user, public_key, args.pythons,
+                                prefix=f"[{host.label}] " if len(targets) > 1 else "")
+        if repo is not None:
+            # Seed /hgdev/src as the contract user, so later pushes are incremental.
+            node = hgrepo.resolve_revision(repo, ".")
+            identity = Path(str(key_file)[:-4]) if str(key_file).endswith(".pub") else None
+            as_user = replace(host.target, user=args.user,
+                              identity_files=(identity,) if identity and identity.exists()
+                              else host.target.identity_files,
+                              identities_only=bool(identity and identity.exists()))
+            with out.step(f"seed /hgdev/src on {as_user}"):
+                result = hgrepo.push(repo, node, as_user, host.known_hosts)
+                out.info(f"pushed {result.changesets} changesets")
+    out.result(f"{len(targets)} host{'s' if len(targets) != 1 else ''} provisioned")
+    return 0
+
+
+def _images(ctx, args) -> int:
+    try:
+        from hgautomation.aws import images  # the AWS layer builds images
+    except ImportError:
+        raise errors.NotAvailable(
+            "bootstrap-linux-dev: building EC2 images is not available in this build",
+            hint="use --host root@HOST to provision an existing machine") from None
+    return images.bootstrap_linux(ctx, args, linux.SCRIPTS / "bootstrap-debian.sh")

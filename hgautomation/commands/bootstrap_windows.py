@@ -1,9 +1,21 @@
-"""`bootstrap-windows-dev`: building the Windows development image."""
+"""`bootstrap-windows-dev`: build (or reuse) the Windows development image."""
 
 from __future__ import annotations
 
-from hgautomation.commands import not_available
+from hgautomation import console
 
 
 def main(ctx, args) -> int:
-    raise not_available("bootstrap-windows-dev", "building the Windows development image")
+    from hgautomation import hgrepo
+    from hgautomation.windows import ec2
+
+    repo = hgrepo.LocalRepo(ctx.hg_repo)
+    # The image is provisioned by the checkout's own install-windows-dependencies.ps1.
+    node = hgrepo.resolve_revision(repo, args.revision)
+    aws = ec2.open_aws(ctx, args)
+    image = ec2.ensure_image(ctx, aws.session, aws.account, repo=repo, node=node,
+                             base_image_name=args.base_image_name,
+                             ssh_config=ec2.ssh_config_of(ctx, args),
+                             instance_type=args.instance_type, spot=getattr(args, "spot", False))
+    console.get().result(f"{image.id} {image.name}")
+    return 0

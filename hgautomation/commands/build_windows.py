@@ -1,21 +1,75 @@
-"""Windows builds: wheels, Inno Setup and WiX installers."""
+"""Windows builds: wheels, Inno Setup and WiX installers, on a temporary instance.
+
+Flow: plan the matrix cells (version errors before any machine starts) →
+resolve the revision → dev image (reused by fingerprint) → one instance →
+hg push → per cell: update + purge, build, copy the artifact back → table.
+"""
 
 from __future__ import annotations
 
-from hgautomation.commands import not_available
+from hgautomation import console
+from hgautomation.windows import recipes
 
 
 def build_all(ctx, args) -> int:
-    raise not_available("build-all-windows-packages", "building Windows packages")
+    recipes.check_version(args.version, "build-all-windows-packages")
+    steps = recipes.plan(recipes.KINDS, args.version)
+    return _build(ctx, args, steps, "build-all-windows-packages")
 
 
 def build_inno(ctx, args) -> int:
-    raise not_available("build-inno", "building Inno Setup installers")
+    recipes.check_version(args.version, "build-inno")
+    steps = recipes.plan(["inno"], args.version, [args.python_version], args.arch)
+    return _build(ctx, args, steps, "build-inno")
 
 
 def build_wix(ctx, args) -> int:
-    raise not_available("build-wix", "building WiX installers")
+    recipes.check_version(args.version, "build-wix")
+    steps = recipes.plan(["wix"], args.version, [args.python_version], args.arch)
+    return _build(ctx, args, steps, "build-wix")
 
 
 def build_wheel(ctx, args) -> int:
-    raise not_available("build-windows-wheel", "building Windows wheels")
+    steps = recipes.plan(["wheel"], getattr(args, "version", None), args.python_version,
+                         args.arch)
+    return _build(ctx, args, steps, "build-windows-wheel")
+
+
+def _build(ctx, args, steps: list[recipes.BuildStep], command: str) -> int:
+    from hgautomation import hgrepo
+    from hgautomation.windows import artifacts, ec2
+
+    out = console.get()
+    repo = hgrepo.LocalRepo(ctx.hg_repo)
+    node = hgrepo.resolve_revision(repo, args.revision)
+    out.info(f"{command}: {len(steps)} artifact(s) of {node[:12]}: "
+             + ", ".join(s.label for s in steps))
+    aws = ec2.open_aws(ctx, args)
+    ssh_config = ec2.ssh_config_of(ctx, args)
+    image = ec2.ensure_image(ctx, aws.session, aws.account, repo=repo, node=node,
+                             base_image_name=args.base_image_name, ssh_config=ssh_config,
+                             spot=getattr(args, "spot", False))
+    local_dist = ctx.hg_repo / "dist"
+    done: list[artifacts.Artifact] = []
+    instance_type = args.instance_type
+    with ec2.windows_host(ctx, aws.session, aws.account, image_id=image.id,
+                          instance_type=instance_type, ssh_config=ssh_config,
+                          purpose="windows-build", spot=getattr(args, "spot", False)) as host, \
+            ec2.connect(host) as conn:
+        with out.step(f"push {node[:12]} to {recipes.SOURCE}"):
+            hgrepo.push(repo, node, conn.target, host.known_hosts,
+                        remote_path=recipes.REMOTE_SOURCE_URL_PATH,
+                        remote_hg=recipes.REMOTE_HG_CMD, label=f"[{host.label}] ")
+        for step in steps:
+            with out.step(f"build {step.label}"):
+                # Purge first: each build starts from a clean tree, and an old
+                # artifact can never pass for a new one.
+                ec2.run(conn, recipes.update_source_script(node), prefix="  ")
+                ec2.run(conn, step.script, prefix=f"  [{step.label}] ")
+                done.append(artifacts.fetch(conn, recipes.DIST, step.pattern, local_dist,
+                                            step.expected))
+    artifacts.report(done, title=f"artifacts in {local_dist}")
+    return 0
+
+
+

@@ -1,13 +1,115 @@
-"""EC2 housekeeping: terminate our instances, purge our resources."""
+"""EC2 housekeeping: set up account state, list, terminate and purge what is ours."""
 
 from __future__ import annotations
 
-from hgautomation.commands import not_available
+import contextlib
+from typing import Iterator
+
+from hgautomation import console
+
+
+@contextlib.contextmanager
+def aws_session(ctx, args) -> Iterator[tuple]:
+    """(session, owner) for a command; -v prints how many AWS calls it made."""
+    from hgautomation.aws.account import resolve_owner
+    from hgautomation.aws.session import open_session, translate_errors
+
+    with translate_errors():
+        session = open_session(ctx)
+        try:
+            owner = resolve_owner(session, getattr(args, "owner", None))
+            yield session, owner
+        finally:
+            console.get().detail(session.counter.summary())
+
+
+def _selection(args, owner: str):
+    from hgautomation.aws.purge import Selection
+
+    return Selection(owner=owner, all_owners=args.all_owners,
+                     images=getattr(args, "images", False),
+                     include_untagged=args.include_untagged, dry_run=args.dry_run)
+
+
+def _print_actions(actions, what: str, dry_run: bool) -> None:
+    from hgautomation.aws.purge import SUMMARY_HEADERS, summary_rows
+
+    con = console.get()
+    con.table(SUMMARY_HEADERS, summary_rows(actions),
+              title=f"{what}{' (dry run: nothing changed)' if dry_run else ''}:")
+    done = [a for a in actions if not a.action.startswith("skipped")]
+    skipped = len(actions) - len(done)
+    verb = "would remove" if dry_run else "removed"
+    con.result(f"{verb} {len(done)} resource(s)" + (f", skipped {skipped}" if skipped else ""))
+
+
+def setup_account(ctx, args) -> int:
+    """Create or repair the owner's key pair, security groups and the IAM profile."""
+    from hgautomation.aws.account import ensure_account_state
+    from hgautomation.aws.security_groups import parse_cidr
+
+    cidr = parse_cidr(args.ingress_cidr) if args.ingress_cidr else None
+    with aws_session(ctx, args) as (session, owner):
+        state = ensure_account_state(ctx, session, owner, cidr, rdp=args.rdp)
+        con = console.get()
+        rows = [["key pair", state.key_name, str(state.key_path)]]
+        rows += [["security group", f"hg-{kind}-dev-1-{owner}", sg]
+                 for kind, sg in state.security_group_ids.items()]
+        rows.append(["instance profile", "", state.instance_profile_arn])
+        con.table(["resource", "name", "id / path"], rows,
+                  title=f"account state of owner {owner} in {session.region}:")
+    return 0
+
+
+def list_resources(ctx, args) -> int:
+    """What we own: age, state and an estimated cost per hour of running instances."""
+    from hgautomation.aws import inventory as inv
+
+    con = console.get()
+    with aws_session(ctx, args) as (session, owner):
+        who = None if args.all_owners else owner
+        rows: list[inv.Resource] = []
+        rows += inv.instances(session, who)
+        rows += inv.untagged_instances(session)
+        rows += inv.images(session) + inv.untagged_images(session)
+        rows += inv.security_groups(session, who) + inv.untagged_security_groups(session)
+        rows += inv.key_pairs(session, who) + inv.untagged_key_pairs(session)
+        rows += inv.iam_entries(session)
+        now = None
+        table = []
+        total = 0.0
+        for r in rows:
+            cost = ""
+            if r.hourly is not None:
+                total += r.hourly
+                cost = f"{r.hourly:.3f}" + (" (spot: less)" if r.extra.get("spot") else "")
+            owner_col = r.owner or ("(untagged)" if not r.tagged else "shared")
+            table.append([r.kind, r.id, r.name, owner_col, r.age(now), r.state, cost])
+        con.table(["type", "id", "name", "owner", "age", "state", "$/hour (est.)"], table,
+                  title=f"hgautomation resources in {session.region} "
+                        f"({'all owners' if args.all_owners else 'owner ' + owner}):")
+        running = sum(1 for r in rows if r.hourly is not None)
+        con.result(f"{running} running instance(s), estimated ${total:.2f}/hour")
+    return 0
 
 
 def terminate(ctx, args) -> int:
-    raise not_available("terminate-ec2-instances", "terminating instances")
+    """Terminate our instances (the owner's, or every owner's with --all-owners)."""
+    from hgautomation.aws import purge as purge_
+
+    with aws_session(ctx, args) as (session, owner):
+        sel = _selection(args, owner)
+        actions = purge_.terminate_instances(session, sel)
+        _print_actions(actions, "instances", sel.dry_run)
+    return 0
 
 
 def purge(ctx, args) -> int:
-    raise not_available("purge-ec2-resources", "purging resources")
+    """Remove our instances, images, security groups, key pairs and IAM entries."""
+    from hgautomation.aws import purge as purge_
+
+    with aws_session(ctx, args) as (session, owner):
+        sel = _selection(args, owner)
+        actions = purge_.purge(session, sel)
+        _print_actions(actions, "purge", sel.dry_run)
+    return 0

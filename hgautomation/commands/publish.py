@@ -1,9 +1,106 @@
-"""`publish-windows-artifacts`: publishing."""
+"""`publish-windows-artifacts`: wheels to PyPI, installers and latest.dat to mercurial-scm.org.
+
+Order: find the whole artifact set, twine check, print the plan (``--dry-run``
+stops there); then check both destinations (credentials, host key, conflicting
+files) before anything is sent; then PyPI, then the release host.
+"""
 
 from __future__ import annotations
 
-from hgautomation.commands import not_available
+from hgautomation import console, errors
+from hgautomation.publish import artifacts
 
 
 def main(ctx, args) -> int:
-    raise not_available("publish-windows-artifacts", "publishing")
+    out = console.get()
+    version = artifacts.validate_version(args.mercurial_version)
+    if not args.pypi and not args.mercurial_scm_org:
+        raise errors.UsageError("--no-pypi and --no-mercurial-scm-org leave nothing to do")
+    dist = ctx.hg_repo / "dist"
+    with out.step(f"checking the artifacts for {version} in {dist}"):
+        found = artifacts.collect(dist, version)
+    wheels = [a for a in found if a.is_wheel]
+    installers = [a for a in found if not a.is_wheel]
+
+    from hgautomation.publish import pypi
+
+    with out.step(f"twine check ({len(wheels)} wheels)"):
+        pypi.check_wheels(wheels)
+
+    repo = pypi.open_repository(args.repository, args.repository_url) if args.pypi else None
+    host_label = f"{args.ssh_host}:{args.release_dir.rstrip('/')}/"
+    rows = []
+    for a in found:
+        if a.is_wheel:
+            dest = repo.display if repo else "(skipped: --no-pypi)"
+        else:
+            dest = host_label + a.name if args.mercurial_scm_org \
+                else "(skipped: --no-mercurial-scm-org)"
+        rows.append((a.name, f"{a.size:,}", a.sha256, dest))
+    out.table(("file", "size", "sha256", "destination"), rows,
+              title=f"Mercurial {version}: {len(found)} files")
+    if args.dry_run:
+        out.result("dry run: nothing sent")
+        return 0
+
+    if not args.mercurial_scm_org:
+        return _publish(ctx, args, version, repo, wheels, installers, conn=None)
+    from hgautomation import ssh
+
+    target = ssh.resolve(args.ssh_host, user=args.ssh_username, port=args.ssh_port,
+                         ssh_config=ctx.ssh_config)
+    with out.step(f"connecting to {target}"):
+        try:
+            conn = ssh.connect(target, known_hosts=ctx.state.known_hosts,
+                               extra_known_hosts=[ssh.USER_KNOWN_HOSTS],
+                               accept_new_host_key=False, wait=0)
+        except errors.HostKeyError as exc:
+            if not exc.message.startswith("unknown host key"):
+                raise
+            # Publishing never pins a key on first sight: say how to add it instead.
+            raise errors.HostKeyError(
+                exc.message, hint=f"verify the fingerprint, then add the key to "
+                                  f"{ssh.USER_KNOWN_HOSTS} or {ctx.state.known_hosts}") from None
+    with conn:
+        return _publish(ctx, args, version, repo, wheels, installers, conn=conn)
+
+
+def _publish(ctx, args, version, repo, wheels, installers, conn) -> int:
+    from hgautomation.publish import pypi, release_host
+
+    out = console.get()
+    directory = args.release_dir
+    # Everything that can refuse is asked before the first byte goes anywhere.
+    pypi_plan = host_plan = None
+    if repo is not None:
+        with out.step(f"reading what {repo.display} already has"):
+            pypi_plan = pypi.plan(repo, wheels)
+    if conn is not None:
+        with out.step(f"reading what {conn.target.name}:{directory} already has"):
+            release_host.check_directory(conn, directory)
+            host_plan = release_host.plan(conn, directory, installers)
+
+    if pypi_plan is not None:
+        for w in pypi_plan.already_there:
+            out.info(f"PyPI: {w.name} already published (same sha256), skipped")
+        pypi.upload(repo, pypi_plan.to_upload)
+        with out.step(f"verifying {len(wheels)} wheels on {repo.display}"):
+            pypi.verify(repo, wheels)
+        out.result(f"PyPI: {len(pypi_plan.to_upload)} uploaded, "
+                   f"{len(pypi_plan.already_there)} already there, all verified")
+
+    if host_plan is not None:
+        for a in host_plan.already_there:
+            out.info(f"{conn.target.name}: {a.name} already published (same sha256), skipped")
+        release_host.remove_stale_parts(conn, directory, [a.name for a in installers])
+        release_host.upload(conn, directory, host_plan.to_upload)
+        with out.step(f"verifying {len(installers)} installers on {conn.target.name}"):
+            release_host.verify(conn, directory, installers)
+        with out.step(f"updating {release_host.LATEST}"):
+            release_host.update_latest(conn, directory,
+                                       release_host.latest_dat(version, installers),
+                                       ctx.state.backups)
+        out.result(f"{conn.target.name}: {len(host_plan.to_upload)} uploaded, "
+                   f"{len(host_plan.already_there)} already there, all verified; "
+                   f"{release_host.LATEST} up to date")
+    return 0

@@ -1,9 +1,164 @@
-"""`run-tests-linux`: running tests on Linux hosts."""
+"""`run-tests-linux`: push a revision to Linux hosts, run Mercurial's tests, report.
+
+Flow: resolve the revision locally -> get hosts (``--host`` or temporary EC2
+instances) -> per host/shard: prepare /hgwork, push, check out, run run-tests.py,
+copy the JSON report back -> merge, summarize, exit 1 if any test failed.
+"""
 
 from __future__ import annotations
 
-from hgautomation.commands import not_available
+import concurrent.futures
+import datetime
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hgautomation import console, errors, hgrepo, hosts, linux
+
+STATIC_FILESYSTEMS = ("default", "tmpfs")
+
+
+@dataclass
+class ShardResult:
+    label: str
+    status: int | None = None  # run-tests.py exit status
+    report: Path | None = None
+    setup_seconds: float = 0.0
+    test_seconds: float = 0.0
+    error: BaseException | None = None
+    connections: list = field(default_factory=list)
 
 
 def main(ctx, args) -> int:
-    raise not_available("run-tests-linux", "running tests on Linux hosts")
+    out = console.get()
+    start = time.monotonic()
+    repo = hgrepo.LocalRepo(ctx.hg_repo, hg=args.hg)
+    with out.step("resolve revision"):
+        node = hgrepo.resolve_revision(repo, args.revision)
+        out.info(f"revision {args.revision} is {node}")
+        diff = hgrepo.working_copy_diff(repo) if args.include_working_copy else None
+        if args.include_working_copy:
+            out.info(f"working copy: {len(diff)} bytes of uncommitted changes"
+                     if diff else "working copy: no uncommitted changes")
+    python = linux.python_path(args.python_version)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    results_dir = Path(args.results_dir).expanduser().absolute() if args.results_dir \
+        else ctx.state.results / f"run-tests-linux-{stamp}-{node[:12]}"
+
+    if args.host:
+        if args.filesystem not in STATIC_FILESYSTEMS:
+            raise errors.ConfigurationError(
+                f"--filesystem {args.filesystem} needs a spare block device, which only "
+                "EC2 runs attach", hint=f"with --host use {' or '.join(STATIC_FILESYSTEMS)}")
+        if args.instances is not None and args.instances != len(args.host):
+            raise errors.UsageError(
+                f"--instances {args.instances} with --host needs {args.instances} --host "
+                f"values (got {len(args.host)})")
+        targets = hosts.static_hosts(
+            args.host, known_hosts=ctx.state.known_hosts, ssh_config=ctx.ssh_config,
+            accept_new_host_key=args.accept_new_host_key,
+            fallback_identity=hosts.tool_key(ctx.state.keys))
+        shards = _run_all(targets, repo, node, diff, python, args, results_dir)
+    else:
+        with hosts.ec2_hosts(ctx, count=args.instances or 1, distro=args.distro,
+                             instance_type=args.instance_type, ssh_config=ctx.ssh_config,
+                             needs_disk=args.filesystem not in STATIC_FILESYSTEMS) as targets:
+            shards = _run_all(targets, repo, node, diff, python, args, results_dir)
+    return _summarize(shards, results_dir, time.monotonic() - start)
+
+
+def _run_all(targets: list, repo, node: str, diff, python: str, args,
+             results_dir: Path) -> list[ShardResult]:
+    total = len(targets)
+    shards = [ShardResult(label=t.label) for t in targets]
+    prefixes = [f"[{t.label}] " if total > 1 else "" for t in targets]
+    if total == 1:
+        _run_one(targets[0], 1, 1, shards[0], prefixes[0], repo, node, diff, python, args,
+                 results_dir)
+        return shards
+    with concurrent.futures.ThreadPoolExecutor(max_workers=total) as pool:
+        futures = [pool.submit(_run_one, t, i + 1, total, shards[i], prefixes[i], repo, node,
+                               diff, python, args, results_dir)
+                   for i, t in enumerate(targets)]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            # Ctrl-C or a shard's failure: closing the connections stops the others.
+            for shard in shards:
+                for conn in list(shard.connections):
+                    conn.close()
+            raise
+    return shards
+
+
+def _run_one(host: hosts.Host, index: int, total: int, shard: ShardResult, prefix: str,
+             repo, node: str, diff, python: str, args, results_dir: Path) -> None:
+    out = console.get()
+    start = time.monotonic()
+    shard_arg = (index, total) if total > 1 else None
+    with out.step(f"{prefix}connect to {host.target}"):
+        conn = host.connect()
+    shard.connections.append(conn)
+    try:
+        with out.step(f"{prefix}prepare /hgwork ({args.filesystem})"):
+            linux.prepare(conn, args.filesystem, host.block_device, prefix=prefix)
+        with out.step(f"{prefix}push {node[:12]}"):
+            result = hgrepo.push(repo, node, conn.target, host.known_hosts,
+                                 extra_known_hosts=host.extra_known_hosts, label=prefix)
+            out.info(f"{prefix}pushed {result.changesets} changeset"
+                     f"{'' if result.changesets == 1 else 's'}" if result.pushed
+                     else f"{prefix}host already has {node[:12]}: nothing to push")
+        with out.step(f"{prefix}check out {node[:12]}"):
+            linux.checkout(conn, node, diff, prefix=prefix)
+        shard.setup_seconds = time.monotonic() - start
+        tests_start = time.monotonic()
+        with out.step(f"{prefix}run tests" + (f" (shard {index}/{total})" if shard_arg else "")):
+            shard.status = linux.run_tests(conn, python, args.test_flags, shard_arg,
+                                           prefix=prefix)
+        shard.test_seconds = time.monotonic() - tests_start
+        name = "report.json" if total == 1 else f"report-{index}-{_safe(host.label)}.json"
+        if linux.fetch_report(conn, results_dir / name):
+            shard.report = results_dir / name
+    finally:
+        conn.close()
+
+
+def _safe(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-._" else "_" for c in label)
+
+
+def _summarize(shards: list[ShardResult], results_dir: Path, total_seconds: float) -> int:
+    out = console.get()
+    reports = [s for s in shards if s.report is not None]
+    merged = linux.Report()
+    for shard in reports:
+        merged.merge(linux.Report.load(shard.report))
+    if len(shards) > 1 and reports:
+        merged.write(results_dir / "report.json")
+    tests_seconds = max((s.test_seconds for s in shards), default=0.0)
+    setup_seconds = max(total_seconds - tests_seconds, 0.0)
+    overhead = 100.0 * setup_seconds / total_seconds if total_seconds else 0.0
+    passed, failed, skipped = merged.passed, merged.failed, merged.skipped
+    if reports:
+        out.result(f"passed {len(passed)}, failed {len(failed)}, skipped {len(skipped)} "
+                   f"({len(merged.results)} tests"
+                   + (f" on {len(shards)} hosts)" if len(shards) > 1 else ")"))
+        for name in failed:
+            out.result(f"failed: {name}")
+    out.result(f"timing: setup {setup_seconds:.1f}s, tests {tests_seconds:.1f}s, "
+               f"total {total_seconds:.1f}s (setup overhead {overhead:.0f}%)")
+    if reports:
+        out.result(f"report: {results_dir / 'report.json'}")
+    if failed:
+        shown = ", ".join(failed[:10]) + (f" and {len(failed) - 10} more" if len(failed) > 10
+                                           else "")
+        raise errors.TestsFailed(f"{len(failed)} of {len(merged.results)} tests failed: {shown}")
+    broken = [s for s in shards if s.status not in (0, None) or s.report is None]
+    if broken:
+        s = broken[0]
+        raise errors.RemoteCommandError(
+            f"run-tests.py on {s.label} exited {s.status} "
+            + ("without a report" if s.report is None else "with no failing test reported"),
+            hint="see its output above", status=s.status)
+    return 0

@@ -1,9 +1,30 @@
-"""`try`: submitting to the Try server."""
+"""`try`: send the draft ancestry of a revision to the Try server."""
 
 from __future__ import annotations
 
-from hgautomation.commands import not_available
+from hgautomation import console, hgrepo, tryserver
+from hgautomation.errors import TryServerError
 
 
 def main(ctx, args) -> int:
-    raise not_available("try", "submitting to the Try server")
+    out = console.get()
+    repo = hgrepo.LocalRepo(ctx.hg_repo)
+    cs = tryserver.describe(repo, args.revision)
+    out.info(f"node:    {cs.node}")
+    out.info(f"branch:  {cs.branch}")
+    out.info(f"user:    {cs.user}")
+    out.info(f"summary: {cs.summary}")
+    with tryserver.draft_bundle(repo, cs) as path:
+        bundle = path.read_bytes()
+    payload = tryserver.build_payload(bundle, cs)
+    with out.step(f"sending {len(bundle):,}-byte bundle to {args.function} "
+                  f"({ctx.aws_region})"):
+        result = tryserver.invoke(ctx, args.function, payload)
+    for line in result.messages:
+        out.remote_line("remote: ", line)
+    if result.failed:
+        kind = f" ({result.error_type})" if result.error_type else ""
+        first = result.messages[0] if result.messages else "no message"
+        raise TryServerError(f"the Try server rejected the submission{kind}: {first}")
+    out.result(f"submitted {cs.node[:12]} to the Try server")
+    return 0

@@ -1,0 +1,206 @@
+"""Base image lookup, and our content-addressed dev images (shared by every owner).
+
+Our images are named ``<family>-<fingerprint[:16]>`` (family e.g.
+``hg-linux-dev-debian12``) and tagged with the full fingerprint: a hash of the
+instance config, provisioning scripts and pinned requirements. A matching image
+is reused; other images of the family are stale and deregistered with their
+snapshots once a new one is available.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from hgautomation import console, errors
+from hgautomation.aws import instances as inst
+from hgautomation.aws import tags as T
+from hgautomation.aws.session import AWSSession, translate_errors
+
+BUILT_BY = "hgautomation:built-by"
+
+
+@dataclass(frozen=True)
+class Image:
+    id: str
+    name: str
+    creation_date: str
+    state: str = "available"
+    tags: dict[str, str] = field(default_factory=dict, compare=False)
+    snapshot_ids: tuple[str, ...] = ()
+
+    @property
+    def fingerprint(self) -> str:
+        return self.tags.get(T.FINGERPRINT, "")
+
+    @classmethod
+    def from_api(cls, data: dict) -> "Image":
+        snaps = tuple(m["Ebs"]["SnapshotId"] for m in data.get("BlockDeviceMappings", [])
+                      if m.get("Ebs", {}).get("SnapshotId"))
+        return cls(id=data["ImageId"], name=data.get("Name", ""),
+                   creation_date=data.get("CreationDate", ""), state=data.get("State", ""),
+                   tags=T.tag_dict(data.get("Tags")), snapshot_ids=snaps)
+
+
+def fingerprint(config: dict, files: Sequence[Path | bytes] = ()) -> str:
+    """sha256 over the instance config (as canonical JSON) and the given files' bytes."""
+    h = hashlib.sha256()
+    h.update(json.dumps(config, sort_keys=True, separators=(",", ":")).encode())
+    for item in files:
+        data = item.read_bytes() if isinstance(item, Path) else item
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def find_base_image(session: AWSSession, owner_id: str, name_pattern: str) -> Image:
+    """The newest available image of *owner_id* whose name matches *name_pattern*."""
+    with translate_errors("describe images"):
+        found = session.client("ec2").describe_images(
+            Owners=[owner_id], Filters=[{"Name": "name", "Values": [name_pattern]},
+                                        {"Name": "state", "Values": ["available"]}])["Images"]
+    if not found:
+        raise errors.AWSError(f"no image of owner {owner_id} matches {name_pattern!r} "
+                              f"in {session.region}")
+    return Image.from_api(max(found, key=lambda i: i.get("CreationDate", "")))
+
+
+def find_ours(session: AWSSession, family: str | None = None) -> list[Image]:
+    """Our images (every owner's: images are shared), optionally of one family."""
+    filters = T.filters(None)
+    if family:
+        filters.append(T.tag_filter(T.IMAGE, family))
+    with translate_errors("describe images"):
+        found = session.client("ec2").describe_images(Owners=["self"],
+                                                      Filters=filters)["Images"]
+    return sorted((Image.from_api(i) for i in found), key=lambda i: i.creation_date)
+
+
+def find_untagged(session: AWSSession) -> list[Image]:
+    """Images of this account named hg-... without our tag (older tools)."""
+    with translate_errors("describe images"):
+        found = session.client("ec2").describe_images(
+            Owners=["self"], Filters=[{"Name": "name", "Values": [T.PREFIX + "*"]}])["Images"]
+    return [Image.from_api(i) for i in found
+            if T.is_untagged(T.tag_dict(i.get("Tags")))]
+
+
+def find_image(session: AWSSession, family: str, fp: str) -> Image | None:
+    for image in find_ours(session, family):
+        if image.fingerprint == fp and image.state == "available":
+            return image
+    return None
+
+
+def deregister(session: AWSSession, images: Sequence[Image]) -> None:
+    """Deregister images, then delete their snapshots."""
+    ec2 = session.client("ec2")
+    for image in images:
+        with translate_errors(f"deregister {image.id}"):
+            ec2.deregister_image(ImageId=image.id)
+        for snap in image.snapshot_ids:
+            with translate_errors(f"delete snapshot {snap}"):
+                ec2.delete_snapshot(SnapshotId=snap)
+
+
+def wait_available(session: AWSSession, image_id: str, timeout: float,
+                   poll: float = 10.0) -> Image:
+    deadline = time.monotonic() + timeout
+    while True:
+        with translate_errors("describe images"):
+            found = session.client("ec2").describe_images(ImageIds=[image_id])["Images"]
+        state = found[0]["State"] if found else "missing"
+        if state == "available":
+            return Image.from_api(found[0])
+        if state in ("failed", "invalid", "error", "deregistered"):
+            raise errors.AWSError(f"image {image_id} became {state}")
+        if time.monotonic() >= deadline:
+            raise errors.WaitTimeout(f"image {image_id} still {state} after {timeout:.0f}s")
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+
+def build_image(
+    session: AWSSession,
+    *,
+    family: str,
+    fp: str,
+    owner: str,
+    base_image_id: str,
+    instance_type: str,
+    provision: Callable[[inst.Instance], None],
+    security_group_ids: Sequence[str] = (),
+    key_name: str | None = None,
+    instance_profile_arn: str | None = None,
+    user_data: str = "",
+    platform: str = "linux",
+    block_device_mappings: list[dict] | None = None,
+    spot: bool = False,
+    image_timeout: float = 3600.0,
+    stop_timeout: float = 900.0,
+    **instance_options,
+) -> Image:
+    """Temporary instance -> provision -> stop -> create image -> tag -> wait available.
+
+    The instance is terminated whatever happens.
+    """
+    con = console.get()
+    ec2 = session.client("ec2")
+    name = f"{family}-{fp[:16]}"
+    with inst.temporary_instances(
+            session, owner=owner, image_id=base_image_id, instance_type=instance_type,
+            security_group_ids=security_group_ids, key_name=key_name,
+            instance_profile_arn=instance_profile_arn, user_data=user_data,
+            platform=platform, purpose="image-build", spot=spot,
+            block_device_mappings=block_device_mappings, **instance_options) as [machine]:
+        with con.step(f"provision {machine.id} for {name}"):
+            provision(machine)
+        with con.step(f"stop {machine.id}"):
+            with translate_errors("stop instance"):
+                ec2.stop_instances(InstanceIds=[machine.id])
+            inst.wait_for_state(session, [machine.id], {"stopped"}, stop_timeout,
+                                what="instance")
+        with con.step(f"create image {name}"):
+            image_tags = T.ours(None, **{T.IMAGE: family, T.FINGERPRINT: fp,
+                                         BUILT_BY: owner, "Name": name})
+            with translate_errors("create image"):
+                image_id = ec2.create_image(
+                    InstanceId=machine.id, Name=name,
+                    Description=f"hgautomation {family} (fingerprint {fp[:16]})",
+                    TagSpecifications=T.tag_specs("image", image_tags),
+                )["ImageId"]
+            image = wait_available(session, image_id, image_timeout)
+            if image.snapshot_ids:
+                # Tagged afterwards: not every EC2 implementation takes snapshot
+                # TagSpecifications on CreateImage (moto does not).
+                with translate_errors("tag snapshots"):
+                    ec2.create_tags(Resources=list(image.snapshot_ids),
+                                    Tags=T.tag_list(image_tags))
+    con.info(f"image {image.id} {image.name} available")
+    return image
+
+
+def ensure_image(session: AWSSession, *, family: str, fp: str, **build_options) -> Image:
+    """Reuse the image of *family* with fingerprint *fp*, or build it; drop stale ones."""
+    con = console.get()
+    image = find_image(session, family, fp)
+    if image is not None:
+        con.info(f"image {image.id} {image.name} is up to date")
+    else:
+        image = build_image(session, family=family, fp=fp, **build_options)
+    stale = [i for i in find_ours(session, family) if i.id != image.id]
+    if stale:
+        con.info(f"deregistering {len(stale)} stale image(s) of {family}: "
+                 + " ".join(i.id for i in stale))
+        deregister(session, stale)
+    return image
+
+
+def bootstrap_linux(ctx, args, script: Path) -> int:
+    """``bootstrap-linux-dev`` on EC2 (see :mod:`hgautomation.aws.linux`)."""
+    from hgautomation.aws import linux
+
+    return linux.bootstrap_linux(ctx, args, script)

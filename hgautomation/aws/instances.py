@@ -1,0 +1,350 @@
+"""Temporary EC2 instances that never outlive the run that made them.
+
+:func:`temporary_instances` launches N instances (in parallel), tags each with a
+per-run id, waits (bounded) for them to run and have an address, yields their
+records and terminates them on every exit: success, error, Ctrl-C, SIGTERM.
+Launches happen in worker threads, so an interrupt (always delivered to the main
+thread) can never fall between ``RunInstances`` returning and the id being
+recorded; cleanup also finds instances by the run tag, and the dead-man switch
+(user data ``shutdown`` + ``InstanceInitiatedShutdownBehavior=terminate``)
+covers a process that dies without cleaning up.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import datetime as _dt
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from hgautomation import console, errors
+from hgautomation.aws import tags as T
+from hgautomation.aws.session import AWSSession, client_error_code, translate_errors
+
+DEFAULT_MAX_LIFETIME_MINUTES = 240
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+# Spot errors after which an on-demand launch may still succeed.
+SPOT_FALLBACK_CODES = {
+    "InsufficientInstanceCapacity", "InsufficientCapacity", "SpotMaxPriceTooLow",
+    "MaxSpotInstanceCountExceeded", "UnfulfillableCapacity", "InsufficientSpotCapacity",
+}
+_SCRIPTS = Path(__file__).parent / "scripts"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A running instance as the rest of the tool sees it."""
+
+    id: str
+    public_ip: str | None
+    private_ip: str | None
+    instance_type: str = ""
+    name: str = ""
+    spot: bool = False
+    tags: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def address(self) -> str | None:
+        """The address to connect to: public if there is one, else private."""
+        return self.public_ip or self.private_ip
+
+    @classmethod
+    def from_api(cls, data: dict) -> "Instance":
+        tags = T.tag_dict(data.get("Tags"))
+        return cls(id=data["InstanceId"], public_ip=data.get("PublicIpAddress"),
+                   private_ip=data.get("PrivateIpAddress"),
+                   instance_type=data.get("InstanceType", ""), name=tags.get("Name", ""),
+                   spot=data.get("InstanceLifecycle") == "spot", tags=tags)
+
+
+# -- user data: the dead-man switch ------------------------------------------
+
+def deadman_user_data(user_data: str, max_lifetime_minutes: int, platform: str) -> str:
+    """*user_data* with a scheduled shutdown after *max_lifetime_minutes* added."""
+    minutes = max(1, int(max_lifetime_minutes))
+    if platform == "windows":
+        script = (_SCRIPTS / "deadman.ps1").read_text().replace("@SECONDS@", str(minutes * 60))
+        if "<powershell>" in user_data:
+            return user_data.replace("<powershell>", "<powershell>\n" + script, 1)
+        return f"<powershell>\n{script}</powershell>\n{user_data}"
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
+    script = ((_SCRIPTS / "deadman.sh").read_text()
+              .replace("@MINUTES@", str(minutes)).replace("@SECONDS@", str(minutes * 60)))
+    # cloud-init runs every part of a multipart user data in order.
+    message = MIMEMultipart()
+    message.attach(MIMEText(script, "x-shellscript"))
+    if user_data:
+        subtype = "cloud-config" if user_data.startswith("#cloud-config") else "x-shellscript"
+        message.attach(MIMEText(user_data, subtype))
+    return message.as_string()
+
+
+# -- signals during cleanup ---------------------------------------------------
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while cleanup runs; re-deliver one afterwards if nothing else failed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def hold(signum, frame):
+        received.append(signum)
+        console.get().warn("signal received during cleanup; finishing cleanup first")
+
+    old = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if received and sys.exc_info()[0] is None:
+            signal.raise_signal(received[0])
+
+
+# -- queries ------------------------------------------------------------------
+
+def describe(session: AWSSession, filters: list[dict] | None = None,
+             instance_ids: Sequence[str] | None = None) -> list[dict]:
+    """DescribeInstances with server-side filters, all pages."""
+    ec2 = session.client("ec2")
+    kwargs: dict = {}
+    if filters:
+        kwargs["Filters"] = filters
+    if instance_ids:
+        kwargs["InstanceIds"] = list(instance_ids)
+    with translate_errors("describe instances"):
+        return [i for page in ec2.get_paginator("describe_instances").paginate(**kwargs)
+                for r in page["Reservations"] for i in r["Instances"]]
+
+
+def find_ours(session: AWSSession, owner: str | None,
+              states: Sequence[str] = tuple(LIVE_STATES)) -> list[dict]:
+    """Our instances (of *owner*, or every owner's when None) in *states*."""
+    return describe(session, T.filters(owner, instance_state_name=list(states)))
+
+
+def find_run(session: AWSSession, run_id: str) -> list[str]:
+    return [i["InstanceId"] for i in describe(session, [
+        T.tag_filter(T.RUN, run_id),
+        {"Name": "instance-state-name", "Values": LIVE_STATES}])]
+
+
+def terminate(session: AWSSession, instance_ids: Sequence[str]) -> None:
+    """One TerminateInstances call per 1000 ids (the API's batch limit)."""
+    ec2 = session.client("ec2")
+    ids = sorted(set(instance_ids))
+    for start in range(0, len(ids), 1000):
+        with translate_errors("terminate instances"):
+            ec2.terminate_instances(InstanceIds=ids[start:start + 1000])
+
+
+def wait_for_state(session: AWSSession, instance_ids: Sequence[str], states: set[str],
+                   timeout: float, *, poll: float = 3.0, need_address: str | None = None,
+                   what: str = "instances") -> list[dict]:
+    """Poll until every instance is in one of *states* (and has an address); bounded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = describe(session, instance_ids=instance_ids)
+        except errors.AWSError as exc:
+            # Right after launch EC2 may not know the id yet (eventual consistency).
+            if "InvalidInstanceID.NotFound" not in str(exc):
+                raise
+            found = []
+        by_id = {i["InstanceId"]: i for i in found}
+        ready = [i for i in by_id.values() if i["State"]["Name"] in states
+                 and (need_address is None or i.get(need_address))]
+        if len(ready) == len(set(instance_ids)):
+            return ready
+        dead = [i["InstanceId"] for i in by_id.values()
+                if i["State"]["Name"] in ("shutting-down", "terminated")
+                and "terminated" not in states]
+        if dead:
+            raise errors.AWSError(f"instance(s) {', '.join(dead)} terminated unexpectedly "
+                                  "(spot reclaim, quota or a bad image?)")
+        if time.monotonic() >= deadline:
+            pending = sorted(set(instance_ids) - {i["InstanceId"] for i in ready})
+            raise errors.WaitTimeout(
+                f"{what} {', '.join(pending)} not {'/'.join(sorted(states))} "
+                f"after {timeout:.0f}s")
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+
+# -- launching ----------------------------------------------------------------
+
+@dataclass
+class _Launches:
+    """Bookkeeping shared between the launching threads and cleanup."""
+
+    run_id: str
+    ids: list[str] = field(default_factory=list)
+    unresolved: int = 0  # launches whose outcome we never learned
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _launch_one(session: AWSSession, launches: _Launches, index: int, params: dict,
+                spot: bool) -> str | None:
+    from botocore.exceptions import ClientError
+
+    if launches.cancelled.is_set():
+        return None
+    ec2 = session.client("ec2")
+    attempts = [True, False] if spot else [False]
+    for use_spot in attempts:
+        call = dict(params)
+        # A ClientToken makes a retried RunInstances idempotent on EC2's side.
+        call["ClientToken"] = f"{launches.run_id}-{index}{'-spot' if use_spot else ''}"
+        if use_spot:
+            call["InstanceMarketOptions"] = {
+                "MarketType": "spot",
+                "SpotOptions": {"SpotInstanceType": "one-time",
+                                "InstanceInterruptionBehavior": "terminate"}}
+        with launches.lock:
+            launches.unresolved += 1
+        try:
+            reply = ec2.run_instances(**call)
+        except ClientError as exc:
+            # EC2 answered: nothing was created by this call.
+            with launches.lock:
+                launches.unresolved -= 1
+            if use_spot and client_error_code(exc) in SPOT_FALLBACK_CODES:
+                console.get().warn(f"no spot capacity ({client_error_code(exc)}); "
+                                   "launching on-demand")
+                continue
+            with translate_errors("run instances"):
+                raise
+        ids = [i["InstanceId"] for i in reply["Instances"]]
+        with launches.lock:
+            launches.ids.extend(ids)
+            launches.unresolved -= 1
+        return ids[0]
+    return None
+
+
+def _cleanup(session: AWSSession, launches: _Launches, failing: bool) -> None:
+    con = console.get()
+    with signals_deferred():
+        ids: set[str] = set()
+        try:
+            with launches.lock:
+                ids.update(launches.ids)
+                unsure = launches.unresolved > 0
+            ids.update(find_run(session, launches.run_id))
+            if unsure and not ids - set(launches.ids):
+                # A launch whose reply we never saw may not be listed yet.
+                time.sleep(1.0)
+                ids.update(find_run(session, launches.run_id))
+            if ids:
+                with con.step(f"terminate {len(ids)} temporary instance(s)"):
+                    terminate(session, sorted(ids))
+        except errors.HgAutomationError as exc:
+            con.warn(f"could not terminate instance(s) of run {launches.run_id} "
+                     f"{' '.join(sorted(ids))}: {exc.one_line()}; their dead-man switch "
+                     "stops them, or run terminate-ec2-instances")
+            if not failing:
+                raise
+
+
+@contextlib.contextmanager
+def temporary_instances(
+    session: AWSSession,
+    *,
+    owner: str,
+    image_id: str,
+    instance_type: str,
+    count: int = 1,
+    security_group_ids: Sequence[str] = (),
+    key_name: str | None = None,
+    user_data: str = "",
+    platform: str = "linux",
+    instance_profile_arn: str | None = None,
+    purpose: str = "temp",
+    tags: dict[str, str] | None = None,
+    block_device_mappings: list[dict] | None = None,
+    subnet_id: str | None = None,
+    spot: bool = False,
+    max_lifetime_minutes: int = DEFAULT_MAX_LIFETIME_MINUTES,
+    wait_timeout: float = 900.0,
+    require_public_ip: bool = True,
+    poll_interval: float = 3.0,
+) -> Iterator[list[Instance]]:
+    """Launch *count* instances, yield them running (with an address), always terminate them."""
+    con = console.get()
+    if count < 1:
+        raise errors.UsageError("need at least one instance")
+    run_id = f"hg{uuid.uuid4().hex[:16]}"
+    now = T.now()
+    expires = now + _dt.timedelta(minutes=max_lifetime_minutes)
+    base_tags = T.ours(owner, **{T.RUN: run_id, T.PURPOSE: purpose,
+                                 T.EXPIRES_AT: T.iso(expires)})
+    base_tags.update(tags or {})
+    params: dict = {
+        "ImageId": image_id,
+        "InstanceType": instance_type,
+        "MinCount": 1,
+        "MaxCount": 1,
+        "InstanceInitiatedShutdownBehavior": "terminate",
+        "UserData": deadman_user_data(user_data, max_lifetime_minutes, platform),
+    }
+    if security_group_ids:
+        params["SecurityGroupIds"] = list(security_group_ids)
+    if key_name:
+        params["KeyName"] = key_name
+    if instance_profile_arn:
+        params["IamInstanceProfile"] = {"Arn": instance_profile_arn}
+    if block_device_mappings:
+        params["BlockDeviceMappings"] = block_device_mappings
+    if subnet_id:
+        params["SubnetId"] = subnet_id
+
+    launches = _Launches(run_id)
+    failing = True
+    try:
+        with con.step(f"launch {count} {instance_type} instance(s) of {image_id} "
+                      f"(run {run_id})"):
+            with concurrent.futures.ThreadPoolExecutor(
+                    max_workers=min(count, 8), thread_name_prefix="hg-launch") as pool:
+                futures = []
+                for index in range(count):
+                    call = dict(params)
+                    name = f"hg-{purpose}-{owner}-{index + 1}"
+                    call["TagSpecifications"] = T.tag_specs(
+                        ["instance", "volume"], dict(base_tags, Name=name))
+                    futures.append(pool.submit(_launch_one, session, launches, index,
+                                               call, spot))
+                try:
+                    for fut in concurrent.futures.as_completed(futures):
+                        fut.result()
+                except BaseException:
+                    # Let in-flight launches finish (bounded by botocore's timeouts)
+                    # so cleanup sees every instance; start no new ones.
+                    launches.cancelled.set()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+            ids = list(launches.ids)
+            con.detail(f"launched {' '.join(ids)}")
+            ready = wait_for_state(
+                session, ids, {"running"}, wait_timeout, poll=poll_interval,
+                need_address="PublicIpAddress" if require_public_ip else "PrivateIpAddress")
+        order = {i: n for n, i in enumerate(ids)}
+        records = sorted((Instance.from_api(i) for i in ready), key=lambda r: order[r.id])
+        for r in records:
+            con.info(f"    {r.id} {r.name} {r.address}{' (spot)' if r.spot else ''}")
+        yield records
+        failing = False
+    finally:
+        # failing stays True for exceptions and interrupts: then a cleanup error
+        # is only a warning and the original exception is what the user sees.
+        _cleanup(session, launches, failing)

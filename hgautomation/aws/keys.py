@@ -1,0 +1,131 @@
+"""The per-owner SSH key pair: generated locally (ed25519), imported to EC2, kept in sync.
+
+The private key lives 0600 under the state directory's ``keys/``; EC2 holds the
+public half under ``hg-automation-<owner>``. A mismatch or a half-present pair
+is repaired by deleting the remote key and importing the local one again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from hgautomation import console, errors
+from hgautomation.aws import tags as T
+from hgautomation.aws.session import AWSSession, client_error_code, translate_errors
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A key pair known to EC2 and present locally."""
+
+    name: str
+    private_key_path: Path
+    public_key: str  # OpenSSH "ssh-ed25519 AAAA..."
+
+
+def _load_or_create_local(path: Path) -> tuple[str, bool]:
+    """The OpenSSH public key of the private key at *path*, generating one if absent."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from hgautomation.state import write_private
+
+    if path.exists():
+        try:
+            key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise errors.ConfigurationError(
+                f"cannot read private key {path}: {exc}",
+                hint="move it away; a new key pair is then generated") from None
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        created = False
+    else:
+        key = ed25519.Ed25519PrivateKey.generate()
+        write_private(path, key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption()))
+        created = True
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    pub_path = path.with_name(path.name + ".pub")
+    if not pub_path.exists() or pub_path.read_text().split()[:2] != public.split()[:2]:
+        pub_path.write_text(public + "\n")
+    return public, created
+
+
+def fingerprints(public_openssh: str) -> set[str]:
+    """Every form in which EC2 (or moto) may report the fingerprint of this public key."""
+    from cryptography.hazmat.primitives import serialization
+
+    blob = base64.b64decode(public_openssh.split()[1])
+    key = serialization.load_ssh_public_key(public_openssh.encode())
+    der = key.public_bytes(serialization.Encoding.DER,
+                           serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def colon(digest: bytes) -> str:
+        return ":".join(f"{b:02x}" for b in digest)
+
+    sha_b64 = base64.b64encode(hashlib.sha256(blob).digest()).decode()
+    return {
+        sha_b64, sha_b64.rstrip("="), "SHA256:" + sha_b64.rstrip("="),  # EC2: imported ed25519
+        colon(hashlib.md5(der).digest()),  # EC2: imported RSA
+        colon(hashlib.sha256(der).digest()),  # moto: ed25519
+    }
+
+
+def _same_key(remote: dict, public: str) -> bool:
+    if remote.get("PublicKey"):
+        return remote["PublicKey"].split()[:2] == public.split()[:2]
+    return remote.get("KeyFingerprint", "") in fingerprints(public)
+
+
+def describe_key_pair(session: AWSSession, name: str) -> dict | None:
+    from botocore.exceptions import ClientError
+
+    ec2 = session.client("ec2")
+    with translate_errors(f"describe key pair {name}"):
+        try:
+            pairs = ec2.describe_key_pairs(KeyNames=[name], IncludePublicKey=True)["KeyPairs"]
+        except ClientError as exc:
+            if client_error_code(exc) == "InvalidKeyPair.NotFound":
+                return None
+            raise
+    return pairs[0] if pairs else None
+
+
+def ensure_key_pair(session: AWSSession, keys_dir: Path, owner: str) -> KeyPair:
+    """Make the local private key and EC2's key pair exist and match; repair otherwise."""
+    con = console.get()
+    name = T.key_pair_name(owner)
+    path = keys_dir / name
+    public, created_locally = _load_or_create_local(path)
+    if created_locally:
+        con.detail(f"generated ed25519 key {path}")
+    remote = describe_key_pair(session, name)
+    ec2 = session.client("ec2")
+    if remote is not None:
+        remote_tags = T.tag_dict(remote.get("Tags"))
+        if _same_key(remote, public):
+            if not T.is_ours(remote_tags, owner):
+                # Same key material (ours), imported by an older version: adopt it.
+                with translate_errors(f"tag key pair {name}"):
+                    ec2.create_tags(Resources=[remote["KeyPairId"]],
+                                    Tags=T.tag_list(T.ours(owner)))
+            return KeyPair(name, path, public)
+        if not T.is_ours(remote_tags, owner):
+            raise errors.AWSError(
+                f"key pair {name} exists in EC2 with another key and is not tagged as ours",
+                hint="delete it or choose another --owner")
+        con.info(f"key pair {name}: EC2 holds a different key; replacing it")
+        with translate_errors(f"delete key pair {name}"):
+            ec2.delete_key_pair(KeyName=name)
+    else:
+        con.info(f"key pair {name}: importing {path.name}.pub")
+    with translate_errors(f"import key pair {name}"):
+        ec2.import_key_pair(KeyName=name, PublicKeyMaterial=public.encode(),
+                            TagSpecifications=T.tag_specs("key-pair", T.ours(owner)))
+    return KeyPair(name, path, public)

@@ -1,0 +1,137 @@
+"""Terminate and purge what is ours, in dependency order, batched where the API allows.
+
+Order: instances -> images + snapshots -> security groups -> key pairs ->
+instance profiles -> roles. Without ``all_owners`` only the owner's personal
+resources are touched; images only with ``images``; IAM (shared) only with
+``all_owners``; untagged ``hg-...`` resources only with ``include_untagged``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hgautomation import console
+from hgautomation.aws import iam as iam_
+from hgautomation.aws import images as images_
+from hgautomation.aws import instances as inst
+from hgautomation.aws import inventory as inv
+from hgautomation.aws.session import AWSSession, translate_errors
+
+UNTAGGED_SKIP = "skipped: untagged (--include-untagged)"
+
+
+@dataclass(frozen=True)
+class Selection:
+    owner: str
+    all_owners: bool = False
+    images: bool = False
+    include_untagged: bool = False
+    dry_run: bool = False
+
+    @property
+    def owner_filter(self) -> str | None:
+        return None if self.all_owners else self.owner
+
+
+@dataclass(frozen=True)
+class Action:
+    resource: inv.Resource
+    action: str
+
+
+def _split(sel: Selection, ours: list[inv.Resource], untagged: list[inv.Resource]):
+    chosen = list(ours) + (list(untagged) if sel.include_untagged else [])
+    skipped = [] if sel.include_untagged else list(untagged)
+    return chosen, skipped
+
+
+def _verb(sel: Selection, done: str) -> str:
+    return f"would {'terminate' if done == 'terminated' else 'delete'}" if sel.dry_run else done
+
+
+def terminate_instances(session: AWSSession, sel: Selection, *,
+                        wait_timeout: float = 0.0) -> list[Action]:
+    """Terminate the selected instances in one batched call; optionally wait until gone."""
+    chosen, skipped = _split(sel, inv.instances(session, sel.owner_filter),
+                             inv.untagged_instances(session))
+    actions = [Action(r, UNTAGGED_SKIP) for r in skipped]
+    if chosen and not sel.dry_run:
+        ids = [r.id for r in chosen]
+        inst.terminate(session, ids)
+        if wait_timeout:
+            inst.wait_for_state(session, ids, {"terminated"}, wait_timeout, poll=5.0,
+                                what="instances")
+    return [Action(r, _verb(sel, "terminated")) for r in chosen] + actions
+
+
+def purge(session: AWSSession, sel: Selection, *, wait_timeout: float = 600.0) -> list[Action]:
+    """Remove the selected resources; returns what was (or would be) done to each."""
+    con = console.get()
+    ec2 = session.client("ec2")
+    actions: list[Action] = []
+
+    with con.step("instances"):
+        actions += terminate_instances(session, sel, wait_timeout=wait_timeout)
+
+    with con.step("images"):
+        untagged = inv.untagged_images(session)
+        if sel.images:
+            chosen, skipped = _split(sel, inv.images(session), untagged)
+            if chosen and not sel.dry_run:
+                by_id = {i.id: i for i in images_.find_ours(session)}
+                images_.deregister(session, [by_id.get(r.id) or images_.Image(
+                    r.id, r.name, r.created, snapshot_ids=tuple(r.extra["snapshots"]))
+                    for r in chosen])
+            actions += [Action(r, _verb(sel, "deleted")) for r in chosen]
+            actions += [Action(r, UNTAGGED_SKIP) for r in skipped]
+        else:
+            actions += [Action(r, "skipped: untagged (--images --include-untagged)")
+                        for r in untagged]
+
+    with con.step("security groups"):
+        chosen, skipped = _split(sel, inv.security_groups(session, sel.owner_filter),
+                                 inv.untagged_security_groups(session))
+        for r in chosen:
+            if not sel.dry_run:
+                with translate_errors(f"delete security group {r.name}"):
+                    ec2.delete_security_group(GroupId=r.id)
+            actions.append(Action(r, _verb(sel, "deleted")))
+        actions += [Action(r, UNTAGGED_SKIP) for r in skipped]
+
+    with con.step("key pairs"):
+        chosen, skipped = _split(sel, inv.key_pairs(session, sel.owner_filter),
+                                 inv.untagged_key_pairs(session))
+        for r in chosen:
+            if not sel.dry_run:
+                with translate_errors(f"delete key pair {r.name}"):
+                    ec2.delete_key_pair(KeyName=r.name)
+            actions.append(Action(r, _verb(sel, "deleted")))
+        actions += [Action(r, UNTAGGED_SKIP) for r in skipped]
+
+    if sel.all_owners:
+        # IAM is shared by every owner: only a whole-account purge removes it.
+        with con.step("IAM"):
+            rows = inv.iam_entries(session)
+            for kind in ("instance-profile", "role"):
+                for r in rows:
+                    if r.kind != kind:
+                        continue
+                    if not r.tagged and not sel.include_untagged:
+                        actions.append(Action(r, UNTAGGED_SKIP))
+                        continue
+                    if not sel.dry_run:
+                        if kind == "role":
+                            iam_.delete_role(session, r.name)
+                        else:
+                            iam_.delete_instance_profile(session, r.extra["profile"])
+                    actions.append(Action(r, _verb(sel, "deleted")))
+    return actions
+
+
+def summary_rows(actions: list[Action]) -> list[list[str]]:
+    return [[a.action, a.resource.kind, a.resource.id, a.resource.name,
+             a.resource.owner or ("-" if a.resource.tagged else "(untagged)")]
+            for a in actions]
+
+
+SUMMARY_HEADERS = ["action", "type", "id", "name", "owner"]

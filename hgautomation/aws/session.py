@@ -1,0 +1,178 @@
+"""The boto3 session: credentials from the standard chain, adaptive retries, error mapping.
+
+Every AWS call of the tool goes through an :class:`AWSSession`; it counts the
+calls it makes (``-v`` prints the count) and :func:`translate_errors` turns
+botocore failures into one-line errors with their own exit codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from hgautomation import errors
+
+# Operations that only read: everything else counts as mutating.
+_READ_PREFIXES = ("Describe", "List", "Get")
+
+# Error codes that mean "your credentials are wrong", not "the call is wrong".
+_AUTH_CODES = {
+    "AuthFailure", "UnrecognizedClientException", "InvalidClientTokenId",
+    "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
+    "InvalidAccessKeyId", "InvalidToken", "MissingAuthenticationToken",
+    "IncompleteSignature",
+}
+
+THROTTLING_CODES = {
+    "Throttling", "ThrottlingException", "RequestLimitExceeded",
+    "RequestThrottled", "TooManyRequestsException",
+}
+
+DEFAULT_MAX_ATTEMPTS = 6
+
+
+@dataclass
+class CallCounter:
+    """Counts API calls (not retries) made through a session, by operation name."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, operation: str) -> None:
+        with self._lock:
+            self.calls[operation] = self.calls.get(operation, 0) + 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    @property
+    def mutating(self) -> int:
+        return sum(n for op, n in self.calls.items() if not op.startswith(_READ_PREFIXES))
+
+    def summary(self) -> str:
+        ops = ", ".join(f"{op}={n}" for op, n in sorted(self.calls.items()))
+        return (f"{self.total} AWS calls, {self.mutating} mutating AWS calls"
+                + (f" ({ops})" if ops else ""))
+
+
+class AWSSession:
+    """A boto3 session for one region with cached clients and a call counter."""
+
+    def __init__(self, region: str, *, profile: str | None = None,
+                 boto_session: Any = None):
+        import boto3
+        from botocore.config import Config
+
+        self.region = region
+        self.boto = boto_session or boto3.session.Session(profile_name=profile,
+                                                          region_name=region)
+        self.counter = CallCounter()
+        # Registered before any client exists, so every client inherits it.
+        self.boto.events.register("before-call.*.*", self._count)
+        max_attempts = _env_int("AWS_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)
+        self.config = Config(
+            region_name=region,
+            retries={"mode": "adaptive", "total_max_attempts": max_attempts},
+            connect_timeout=10,
+            read_timeout=60,
+        )
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._account_id: str | None = None
+
+    def _count(self, model=None, **kwargs) -> None:
+        if model is not None:
+            self.counter.record(model.name)
+
+    def client(self, service: str):
+        """A client for *service*; one per session and service (clients are thread-safe)."""
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self.boto.client(service, config=self.config)
+            return self._clients[service]
+
+    @property
+    def account_id(self) -> str:
+        if self._account_id is None:
+            self._account_id = self.caller_identity()["Account"]
+        return self._account_id
+
+    def caller_identity(self) -> dict:
+        with translate_errors("sts:GetCallerIdentity"):
+            ident = self.client("sts").get_caller_identity()
+        self._account_id = ident["Account"]
+        return ident
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, "")))
+    except ValueError:
+        return default
+
+
+def known_regions() -> set[str]:
+    """Every region botocore knows for EC2, across partitions."""
+    import botocore.session
+
+    s = botocore.session.get_session()
+    regions: set[str] = set()
+    for partition in s.get_available_partitions():
+        regions.update(s.get_available_regions("ec2", partition_name=partition))
+    return regions
+
+
+def open_session(ctx, *, region: str | None = None) -> AWSSession:
+    """The session for a command: region from the context, credentials from the standard chain."""
+    region = region or ctx.aws_region
+    if region not in known_regions():
+        raise errors.AWSEndpointError(f"unknown AWS region {region!r}",
+                                      hint="check --aws-region / AWS_DEFAULT_REGION")
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        session = AWSSession(region)
+    except BotoCoreError as exc:  # e.g. a missing AWS_PROFILE
+        raise errors.AWSCredentialsError(str(exc)) from None
+    with translate_errors("credentials"):
+        if session.boto.get_credentials() is None:
+            from botocore.exceptions import NoCredentialsError
+
+            raise NoCredentialsError()
+    return session
+
+
+def client_error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code", "")
+
+
+@contextlib.contextmanager
+def translate_errors(action: str = "") -> Iterator[None]:
+    """Map botocore exceptions to errors.AWS* (one line, own exit code)."""
+    from botocore import exceptions as bx
+
+    where = f" ({action})" if action else ""
+    try:
+        yield
+    except (bx.NoCredentialsError, bx.PartialCredentialsError,
+            bx.NoAuthTokenError, bx.ProfileNotFound) as exc:
+        raise errors.AWSCredentialsError(
+            f"no usable AWS credentials{where}: {exc}",
+            hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from None
+    except (bx.EndpointConnectionError, bx.ConnectTimeoutError,
+            bx.ConnectionClosedError, bx.ReadTimeoutError) as exc:
+        raise errors.AWSEndpointError(f"cannot reach AWS{where}: {exc}") from None
+    except bx.ClientError as exc:
+        code = client_error_code(exc)
+        message = exc.response.get("Error", {}).get("Message", "") or str(exc)
+        if code in _AUTH_CODES:
+            raise errors.AWSCredentialsError(
+                f"AWS rejected the credentials{where}: {code}: {message}") from None
+        raise errors.AWSError(f"{code or 'error'}{where}: {message}") from None
+    except bx.BotoCoreError as exc:
+        raise errors.AWSError(f"{type(exc).__name__}{where}: {exc}") from None

@@ -1,0 +1,85 @@
+"""SSM helpers: wait until an instance is managed, run a document, poll it to a final status."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from hgautomation import errors
+from hgautomation.aws.session import AWSSession, client_error_code, translate_errors
+
+FINAL_STATUSES = {"Success", "Failed", "Cancelled", "TimedOut", "Undeliverable",
+                  "Terminated", "InvalidPlatform", "AccessDenied", "DeliveryTimedOut",
+                  "ExecutionTimedOut"}
+LINUX_DOCUMENT = "AWS-RunShellScript"
+WINDOWS_DOCUMENT = "AWS-RunPowerShellScript"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command_id: str
+    instance_id: str
+    status: str
+    stdout: str
+    stderr: str
+
+
+def wait_managed(session: AWSSession, instance_id: str, timeout: float = 600.0,
+                 poll: float = 5.0) -> dict:
+    """Wait until SSM lists *instance_id* as Online; returns its information record."""
+    ssm = session.client("ssm")
+    deadline = time.monotonic() + timeout
+    while True:
+        with translate_errors("describe instance information"):
+            info = ssm.describe_instance_information(
+                Filters=[{"Key": "InstanceIds", "Values": [instance_id]}]
+            )["InstanceInformationList"]
+        if info and info[0].get("PingStatus") == "Online":
+            return info[0]
+        if time.monotonic() >= deadline:
+            raise errors.WaitTimeout(f"instance {instance_id} not managed by SSM after "
+                                     f"{timeout:.0f}s (agent running? instance profile?)")
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+
+def run_command(session: AWSSession, instance_id: str, commands: Sequence[str], *,
+                document: str = LINUX_DOCUMENT, timeout: float = 1800.0,
+                poll: float = 2.0, comment: str = "hgautomation") -> CommandResult:
+    """Run *commands* through *document*, poll to a final status; failure raises RemoteCommandError."""
+    from botocore.exceptions import ClientError
+
+    ssm = session.client("ssm")
+    with translate_errors("send command"):
+        command_id = ssm.send_command(
+            InstanceIds=[instance_id], DocumentName=document, Comment=comment[:100],
+            Parameters={"commands": list(commands)},
+            TimeoutSeconds=max(30, int(timeout)))["Command"]["CommandId"]
+    deadline = time.monotonic() + timeout
+    while True:
+        with translate_errors("get command invocation"):
+            try:
+                inv = ssm.get_command_invocation(CommandId=command_id,
+                                                 InstanceId=instance_id)
+            except ClientError as exc:
+                # Just after SendCommand the invocation may not exist yet.
+                if client_error_code(exc) != "InvocationDoesNotExist":
+                    raise
+                inv = {"Status": "Pending"}
+        status = inv.get("Status", "")
+        if status in FINAL_STATUSES:
+            result = CommandResult(command_id, instance_id, status,
+                                   inv.get("StandardOutputContent", ""),
+                                   inv.get("StandardErrorContent", ""))
+            if status != "Success":
+                tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+                raise errors.RemoteCommandError(
+                    f"SSM command {command_id} on {instance_id} ended {status}: "
+                    + (tail.splitlines()[-1] if tail else "no output"),
+                    command=" && ".join(commands), status=inv.get("ResponseCode"),
+                    output_tail=tail)
+            return result
+        if time.monotonic() >= deadline:
+            raise errors.WaitTimeout(f"SSM command {command_id} on {instance_id} still "
+                                     f"{status or 'pending'} after {timeout:.0f}s")
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))

@@ -1,0 +1,117 @@
+"""Local Mercurial: resolve a revision, push it over ssh with a temporary config, diffs.
+
+The ``hg`` used is the one on PATH or ``--hg``; it runs with ``HGPLAIN=1`` so the
+user's aliases and defaults cannot change its output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from hgautomation import console, errors, ssh
+
+REMOTE_HG = "/hgdev/venv-bootstrap/bin/hg"
+REMOTE_CLONE = "/hgdev/src"
+PUSH_TIMEOUT = 3600
+
+
+@dataclass(frozen=True)
+class LocalRepo:
+    """A local checkout and the ``hg`` executable to drive it with."""
+
+    root: Path
+    hg: str = "hg"
+
+    def command(self, *args: str) -> list[str]:
+        return [self.hg, "--cwd", str(self.root), *args]
+
+    def run(self, *args: str, timeout: float = 300, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        full_env = dict(os.environ, HGPLAIN="1", **(env or {}))
+        try:
+            result = subprocess.run(self.command(*args), capture_output=True,
+                                    env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise errors.ConfigurationError(
+                f"cannot run Mercurial: {self.hg!r} not found", hint="use --hg PATH") from None
+        except subprocess.TimeoutExpired:
+            raise errors.WaitTimeout(
+                f"'hg {' '.join(args[:2])}' did not finish within {timeout:.0f}s") from None
+        if check and result.returncode != 0:
+            raise errors.LocalRepoError(_last_line(result.stderr) or
+                                        f"hg {args[0]} exited {result.returncode}")
+        return result
+
+
+def _last_line(data: bytes) -> str:
+    lines = [ln for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def resolve_revision(repo: LocalRepo, revision: str) -> str:
+    """The full node of ``revision`` (exactly one changeset) or a LocalRepoError."""
+    result = repo.run("log", "-r", revision, "-T", "{node}\\n", check=False)
+    if result.returncode != 0:
+        raise errors.LocalRepoError(
+            f"cannot resolve revision {revision!r} in {repo.root}: "
+            f"{_last_line(result.stderr).removeprefix('abort: ')}")
+    nodes = result.stdout.decode().split()
+    if len(nodes) != 1:
+        raise errors.LocalRepoError(
+            f"revision {revision!r} names {len(nodes)} changesets in {repo.root}; "
+            "name exactly one")
+    return nodes[0]
+
+
+def working_copy_diff(repo: LocalRepo) -> bytes:
+    """Uncommitted changes of tracked files as a git-style diff (binary-safe)."""
+    return repo.run("diff", "--git").stdout
+
+
+@dataclass
+class PushResult:
+    pushed: bool  # False when the remote already had everything
+    changesets: int
+    output: list[str]
+
+
+_ADDED = re.compile(r"added (\d+) changesets?")
+
+
+def push(repo: LocalRepo, node: str, target: ssh.Target, known_hosts: Path,
+         *, remote_path: str = REMOTE_CLONE, remote_hg: str = REMOTE_HG,
+         extra_known_hosts: Sequence[Path] = (), label: str = "") -> PushResult:
+    """``hg push -f -r NODE -r 'file(.hgtags)'`` to ``target`` over OpenSSH.
+
+    A temporary ssh config pins the host key and identity; exit 1 (nothing to
+    push) counts as success.
+    """
+    with tempfile.TemporaryDirectory(prefix="hgautomation-ssh-") as tmp:
+        config = Path(tmp) / "ssh_config"
+        config.write_text(ssh.openssh_config(target, known_hosts, extra_known_hosts))
+        ssh_cmd = f"ssh -F {shlex.quote(str(config))}"
+        url = f"ssh://{ssh.ALIAS}/{remote_path}"
+        args = ["--config", f"ui.ssh={ssh_cmd}", "--config", f"ui.remotecmd={remote_hg}",
+                "push", "-v", "-f", "-r", node, "-r", "file(.hgtags)", url]
+        result = repo.run(*args, timeout=PUSH_TIMEOUT, check=False)
+    text = (result.stdout + result.stderr).decode("utf-8", "replace")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    out = console.get()
+    for line in lines:
+        out.detail(f"{label}{line}")
+    if result.returncode == 1:  # hg's "nothing to push"
+        return PushResult(False, 0, lines)
+    if result.returncode != 0:
+        raise errors.RemoteCommandError(
+            f"hg push to {target} failed (exit {result.returncode}): "
+            f"{_last_line(result.stderr) or _last_line(result.stdout)}",
+            command="hg push", status=result.returncode, output_tail="\n".join(lines[-20:]))
+    added = sum(int(m.group(1)) for m in _ADDED.finditer(text))
+    return PushResult(True, added, lines)

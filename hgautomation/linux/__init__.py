@@ -1,0 +1,188 @@
+"""Linux recipes (provisioners): which shipped script runs when, on a connected host.
+
+Scripts live in ``hgautomation/linux/scripts/`` and are fed to ``bash -s`` over SSH,
+so nothing is left behind on the host. Paths follow ARCHITECTURE.md §1.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from hgautomation import console, errors, hgrepo, ssh
+
+SCRIPTS = Path(__file__).parent / "scripts"
+WORK = "/hgwork"
+TESTS_DIR = f"{WORK}/src/tests"
+REPORT = f"{TESTS_DIR}/report.json"
+REMOTE_HG = hgrepo.REMOTE_HG
+
+
+def script(name: str) -> bytes:
+    """The text of a shipped script."""
+    return (SCRIPTS / name).read_bytes()
+
+
+def run_script(conn: ssh.Connection, name: str, *args: str, prefix: str = "",
+               sudo: bool = False, check: bool = True, quiet: bool = False,
+               sink: list[str] | None = None) -> int:
+    """Run a shipped script on the host with ``bash -s`` (as root with ``sudo``)."""
+    command = "bash -s -- " + " ".join(shlex.quote(a) for a in args)
+    if sudo:
+        command = "sudo -n " + command
+    return conn.run(command, stdin=script(name), prefix=prefix, check=check, quiet=quiet,
+                    sink=sink)
+
+
+def python_path(version: str) -> str:
+    """The interpreter for ``--python-version`` on a contract host."""
+    if version == "system3":
+        return "/usr/bin/python3"
+    if version.startswith("pypy"):
+        return f"/hgdev/pyenv/shims/{version}"
+    return f"/hgdev/pyenv/shims/python{version}"
+
+
+# -- a test run, step by step -------------------------------------------------------
+
+def prepare(conn: ssh.Connection, filesystem: str, device: str | None, prefix: str = "") -> None:
+    """Create ``/hgwork`` (on ``filesystem``) and ``/hgwork/tmp``."""
+    lines: list[str] = []
+    status = run_script(conn, "prepare-run.sh", filesystem, device or "", prefix=prefix,
+                        check=False, sink=lines)
+    last = lines[-1] if lines else ""
+    if status == 3:
+        raise errors.ConfigurationError(f"{conn.target}: {last}")
+    if status == 4:
+        raise errors.HostContractError(f"{conn.target}: {last}")
+    if status != 0:
+        raise errors.RemoteCommandError(
+            f"{conn.target}: preparing {WORK} failed (exit {status}): {last}",
+            command="prepare-run.sh", status=status, output_tail="\n".join(lines[-20:]))
+
+
+def checkout(conn: ssh.Connection, node: str, diff: bytes | None, prefix: str = "") -> None:
+    """Bring ``/hgwork/src`` to ``node`` (clean), then apply ``diff`` if any."""
+    run_script(conn, "checkout.sh", node, prefix=prefix)
+    if diff:
+        conn.run(f"cd {WORK}/src && HGPLAIN=1 {REMOTE_HG} import --no-commit -",
+                 stdin=diff, prefix=prefix)
+
+
+def test_command(python: str, flags: Sequence[str], shard: tuple[int, int] | None) -> str:
+    """The shell command that runs the test harness in ``/hgwork/src/tests``."""
+    args = [python, "run-tests.py", "--json"]
+    if shard is not None and shard[1] > 1:
+        args += ["--shard-index", str(shard[0]), "--shard-total", str(shard[1])]
+    args += list(flags)
+    return (f"cd {TESTS_DIR} && rm -f report.json && TMPDIR={WORK}/tmp "
+            + " ".join(shlex.quote(a) for a in args))
+
+
+def run_tests(conn: ssh.Connection, python: str, flags: Sequence[str],
+              shard: tuple[int, int] | None = None, prefix: str = "") -> int:
+    """Run the harness and return its exit status (streamed to the console)."""
+    return conn.run(test_command(python, flags, shard), check=False, prefix=prefix)
+
+
+def fetch_report(conn: ssh.Connection, local: Path) -> bool:
+    """Copy the harness's JSON report to ``local``; False when there is none."""
+    if not conn.exists(REPORT):
+        return False
+    local.parent.mkdir(parents=True, exist_ok=True)
+    conn.get(REPORT, local)
+    return True
+
+
+# -- reports -------------------------------------------------------------------------
+
+@dataclass
+class Report:
+    """Outcome of one or several harness runs, merged."""
+
+    results: dict[str, dict] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> "Report":
+        """Parse run-tests.py's ``report.json`` ("testreport =" followed by JSON)."""
+        text = path.read_text(encoding="utf-8", errors="replace")
+        text = text.split("=", 1)[1] if text.lstrip().startswith("testreport") else text
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise errors.ArtifactError(f"cannot parse test report {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise errors.ArtifactError(f"unexpected test report format in {path}")
+        return cls(results=data)
+
+    def merge(self, other: "Report") -> None:
+        self.results.update(other.results)
+
+    def names(self, outcome: str) -> list[str]:
+        return sorted(n for n, r in self.results.items() if r.get("result") == outcome)
+
+    @property
+    def passed(self) -> list[str]:
+        return self.names("success")
+
+    @property
+    def failed(self) -> list[str]:
+        return self.names("failure")
+
+    @property
+    def skipped(self) -> list[str]:
+        return self.names("skip")
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.results, indent=2, sort_keys=True) + "\n")
+
+
+# -- provisioning and checks -----------------------------------------------------------
+
+def provision(conn: ssh.Connection, user: str, public_key: str, pythons: Sequence[str],
+              mercurial_requirement: str = "mercurial", prefix: str = "") -> None:
+    """Run the Debian/Ubuntu bootstrap script as root on the connected host."""
+    remote_key = f"/tmp/hgautomation-key-{int(time.time())}.pub"
+    with_sudo = conn.output("id -u").strip() != "0"
+    conn.putfo(_BytesIO(public_key.strip().encode() + b"\n"), remote_key,
+               size=len(public_key) + 1)
+    try:
+        run_script(conn, "bootstrap-debian.sh", user, remote_key, ",".join(pythons),
+                   mercurial_requirement, prefix=prefix, sudo=with_sudo)
+    finally:
+        conn.run(f"rm -f {remote_key}", check=False, quiet=True)
+
+
+def _BytesIO(data: bytes):
+    import io
+
+    return io.BytesIO(data)
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    status: str  # "ok", "missing", "info"
+    required: bool
+    item: str
+    detail: str
+
+
+def check(conn: ssh.Connection) -> list[CheckItem]:
+    """Every contract item, as reported by ``check-host.sh`` plus an SFTP probe."""
+    items = []
+    try:
+        conn.sftp.stat(".")
+        items.append(CheckItem("ok", True, "sftp", "subsystem available"))
+    except (errors.HgAutomationError, OSError) as exc:
+        items.append(CheckItem("missing", True, "sftp", str(exc)))
+    lines: list[str] = []
+    run_script(conn, "check-host.sh", quiet=True, sink=lines)
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) == 4:
+            items.append(CheckItem(parts[0], parts[1] == "required", parts[2], parts[3]))
+    return items

@@ -1,0 +1,92 @@
+#!/bin/bash
+# Provision a Debian/Ubuntu machine into the remote-machine contract (ARCHITECTURE.md §1).
+# Run as root (or via sudo). Idempotent: a second run only adds what is missing.
+# Usage: bootstrap-debian.sh USER PUBLIC_KEY_FILE PYTHONS [MERCURIAL_REQUIREMENT]
+#   PYTHONS: comma-separated, e.g. "system3,3.12,pypy3.10" ("system3" = /usr/bin/python3)
+#   MERCURIAL_REQUIREMENT: pip requirement for venv-bootstrap (default "mercurial")
+# Used for static hosts (bootstrap-linux-dev --host) and for building EC2 images.
+set -euo pipefail
+
+user=$1
+pubkey_file=$2
+pythons=$3
+hg_req=${4:-mercurial}
+export DEBIAN_FRONTEND=noninteractive
+
+step() { echo "--- $*"; }
+
+step "packages"
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+    sudo openssh-server ca-certificates curl git make gcc g++ \
+    python3 python3-venv python3-dev \
+    build-essential libbz2-dev libffi-dev liblzma-dev libncursesw5-dev libreadline-dev \
+    libsqlite3-dev libssl-dev tk-dev uuid-dev xz-utils zlib1g-dev \
+    gettext unzip zip rsync \
+    e2fsprogs xfsprogs btrfs-progs jfsutils
+
+step "user $user"
+if ! id "$user" >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/bash "$user"
+fi
+# sshd without PAM refuses locked accounts ("!") even for key logins.
+usermod -p '*' "$user"
+echo "$user ALL=(ALL) NOPASSWD:ALL" > "/etc/sudoers.d/90-hgautomation-$user"
+chmod 0440 "/etc/sudoers.d/90-hgautomation-$user"
+home=$(getent passwd "$user" | cut -d: -f6)
+install -d -m 0700 -o "$user" -g "$user" "$home/.ssh"
+key=$(cat "$pubkey_file")
+touch "$home/.ssh/authorized_keys"
+grep -qxF "$key" "$home/.ssh/authorized_keys" || echo "$key" >> "$home/.ssh/authorized_keys"
+chown "$user:$user" "$home/.ssh/authorized_keys"
+chmod 0600 "$home/.ssh/authorized_keys"
+
+step "/hgdev"
+install -d -o "$user" -g "$user" /hgdev
+
+as_user() { sudo -u "$user" -H env HOME="$home" PYENV_ROOT=/hgdev/pyenv "$@"; }
+
+wanted=()
+IFS=',' read -r -a selection <<< "$pythons"
+for py in "${selection[@]}"; do
+    case "$py" in
+        system3|"") ;;
+        *) wanted+=("$py") ;;
+    esac
+done
+
+if [ "${#wanted[@]}" -gt 0 ]; then
+    step "pyenv: ${wanted[*]}"
+    if [ ! -d /hgdev/pyenv/.git ]; then
+        as_user git clone -q --depth 1 https://github.com/pyenv/pyenv.git /hgdev/pyenv
+    fi
+    versions=()
+    for py in "${wanted[@]}"; do
+        # "3.12" -> newest 3.12.x; "pypy3.10" -> newest pypy3.10-x.y.z
+        full=$(as_user /hgdev/pyenv/bin/pyenv latest -k "$py")
+        as_user /hgdev/pyenv/bin/pyenv install -s "$full"
+        versions+=("$full")
+    done
+    as_user /hgdev/pyenv/bin/pyenv global system "${versions[@]}"
+    as_user /hgdev/pyenv/bin/pyenv rehash
+else
+    install -d -o "$user" -g "$user" /hgdev/pyenv/shims
+fi
+
+step "venv-bootstrap ($hg_req)"
+if [ ! -x /hgdev/venv-bootstrap/bin/python ]; then
+    as_user /usr/bin/python3 -m venv /hgdev/venv-bootstrap
+fi
+as_user /hgdev/venv-bootstrap/bin/python -m pip install -q --upgrade pip
+as_user /hgdev/venv-bootstrap/bin/python -m pip install -q "$hg_req"
+
+step "/hgdev/src"
+if [ ! -d /hgdev/src/.hg ]; then
+    as_user /hgdev/venv-bootstrap/bin/hg init /hgdev/src
+fi
+if ! grep -q '^publish *= *False' /hgdev/src/.hg/hgrc 2>/dev/null; then
+    printf '[phases]\npublish = False\n' | as_user tee -a /hgdev/src/.hg/hgrc >/dev/null
+fi
+
+chown -R "$user:$user" /hgdev
+step "done: $(/hgdev/venv-bootstrap/bin/hg version -q)"

@@ -1,0 +1,81 @@
+#!/bin/bash
+# Prepare /hgwork for one run, as the contract's user (sudo only when needed).
+# Usage: prepare-run.sh FILESYSTEM [BLOCK_DEVICE]
+# Exit 3: the filesystem cannot be made on this host (no device, no mkfs.<fs>).
+set -euo pipefail
+
+fs=$1
+device=${2:-}
+work=/hgwork
+me=$(id -u):$(id -g)
+
+sudo_() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
+for need in /hgdev/venv-bootstrap/bin/hg /hgdev/src/.hg; do
+    if [ ! -e "$need" ]; then
+        echo "this host does not meet the contract: $need is missing (run bootstrap-linux-dev)" >&2
+        exit 4
+    fi
+done
+
+# Pushing to a publishing repository would turn the user's drafts public.
+publish=$(/hgdev/venv-bootstrap/bin/hg -R /hgdev/src config phases.publish || true)
+case "$publish" in
+    False|false|no|0|off) ;;
+    *) printf '\n[phases]\npublish = False\n' >> /hgdev/src/.hg/hgrc ;;
+esac
+
+case "$fs" in
+    default|tmpfs) ;;
+    ext3|ext4|xfs|btrfs|jfs)
+        if [ -z "$device" ]; then
+            echo "filesystem $fs needs a spare block device; this host has none configured" >&2
+            exit 3
+        fi
+        if ! command -v "mkfs.$fs" >/dev/null && [ ! -x "/sbin/mkfs.$fs" ]; then
+            echo "filesystem $fs is not supported here: mkfs.$fs is not installed" >&2
+            exit 3
+        fi
+        ;;
+    *)
+        echo "unknown filesystem $fs" >&2
+        exit 3
+        ;;
+esac
+
+if mountpoint -q "$work"; then
+    sudo_ umount "$work"
+fi
+
+case "$fs" in
+    default)
+        if [ -d "$work" ] && [ -O "$work" ]; then
+            find "$work" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+        else
+            sudo_ rm -rf "$work"
+            sudo_ mkdir "$work"
+            sudo_ chown "$me" "$work"
+        fi
+        ;;
+    tmpfs)
+        sudo_ mkdir -p "$work"
+        sudo_ mount -t tmpfs -o size=90%,mode=0755 tmpfs "$work"
+        sudo_ chown "$me" "$work"
+        ;;
+    *)
+        case "$fs" in
+            ext3|ext4) force=-F ;;
+            xfs|btrfs) force=-f ;;
+            jfs) force=-q ;;
+        esac
+        sudo_ mkdir -p "$work"
+        sudo_ "mkfs.$fs" "$force" "$device" >/dev/null
+        sudo_ mount "$device" "$work"
+        sudo_ chown "$me" "$work"
+        ;;
+esac
+
+mkdir -p "$work/tmp"
+echo "/hgwork ready on $fs ($(df -h "$work" | awk 'NR==2 {print $4}') free)"

@@ -1,0 +1,267 @@
+"""PyPI: wheels uploaded with twine's API in-process, checked against the index by sha256.
+
+Repository and credentials resolve as twine users expect: ``--repository``/
+``--repository-url`` (else ``TWINE_REPOSITORY``/``TWINE_REPOSITORY_URL``),
+``TWINE_USERNAME``/``TWINE_PASSWORD``, then ``~/.pypirc`` (``TWINE_CONFIG_FILE``
+names another), then keyring. What is already on the index is read from its
+simple API (PEP 503 HTML or PEP 691 JSON), since twine's ``--skip-existing``
+only works with PyPI itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Iterator, Sequence
+from urllib.parse import urljoin, urlsplit
+
+from hgautomation import console, errors
+from hgautomation.publish.artifacts import Artifact
+
+PROJECT = "mercurial"
+HTTP_TIMEOUT = 60
+# Upload endpoints whose simple index lives on another host.
+KNOWN_INDEXES = {
+    "https://upload.pypi.org/legacy/": "https://pypi.org/simple/",
+    "https://test.pypi.org/legacy/": "https://test.pypi.org/simple/",
+}
+
+
+@dataclass
+class Repository:
+    """Where wheels go: twine's settings plus the simple index that lists them."""
+
+    settings: object  # twine.settings.Settings
+    upload_url: str
+    simple_url: str
+
+    @property
+    def display(self) -> str:
+        parts = urlsplit(self.upload_url)
+        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "") \
+            + parts.path
+
+
+def simple_index_for(upload_url: str) -> str:
+    """The simple index that belongs to an upload URL (``…/legacy/`` → ``…/simple/``)."""
+    url = upload_url if upload_url.endswith("/") else upload_url + "/"
+    if url in KNOWN_INDEXES:
+        return KNOWN_INDEXES[url]
+    if url.endswith("/legacy/"):
+        url = url[: -len("legacy/")]
+    return urljoin(url, "simple/")
+
+
+def open_repository(repository: str | None, repository_url: str | None) -> Repository:
+    """twine Settings for the chosen repository; bad configuration is a one-line error."""
+    from twine import exceptions as texc
+    from twine.settings import Settings
+
+    env = os.environ
+    interactive = sys.stdin.isatty() and not env.get("TWINE_NON_INTERACTIVE")
+    try:
+        settings = Settings(
+            repository_name=repository or env.get("TWINE_REPOSITORY") or "pypi",
+            repository_url=repository_url or env.get("TWINE_REPOSITORY_URL"),
+            username=env.get("TWINE_USERNAME"),
+            password=env.get("TWINE_PASSWORD"),
+            config_file=env.get("TWINE_CONFIG_FILE", "~/.pypirc"),
+            cacert=env.get("TWINE_CERT"),
+            non_interactive=not interactive,
+            disable_progress_bar=True,
+        )
+        settings.check_repository_url()
+    except texc.TwineException as exc:
+        raise errors.ConfigurationError(f"PyPI repository: {_one_line(exc)}") from None
+    upload_url = settings.repository_config["repository"]
+    return Repository(settings=settings, upload_url=upload_url,
+                      simple_url=simple_index_for(upload_url))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@contextlib.contextmanager
+def _twine_quiet() -> Iterator[list[str]]:
+    """Keep twine's own printing off the terminal; collect its log messages instead."""
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logger = logging.getLogger("twine")
+    handler = Collect(level=logging.WARNING)
+    old_propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = old_propagate
+
+
+def check_wheels(wheels: Sequence[Artifact]) -> None:
+    """``twine check`` every wheel; an ArtifactError names each one that fails."""
+    from twine import exceptions as texc
+    from twine.commands.check import check
+
+    failed = []
+    for wheel in wheels:
+        with _twine_quiet() as messages:
+            try:
+                bad = check([str(wheel.path)])
+            except (texc.TwineException, ValueError, OSError) as exc:
+                bad, messages = True, messages + [_one_line(exc)]
+        if bad:
+            why = "; ".join(" ".join(m.split()) for m in messages) or "failed"
+            failed.append(f"{wheel.name} ({why})")
+        else:
+            console.get().detail(f"    twine check {wheel.name}: passed")
+    if failed:
+        raise errors.ArtifactError(f"twine check failed for {len(failed)} wheel(s): "
+                                   + ", ".join(failed))
+
+
+class _Links(HTMLParser):
+    """Collects ``<a href="…#sha256=HEX">name</a>`` pairs from a PEP 503 page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: dict[str, str] = {}
+        self._href: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self._href = dict(attrs).get("href") or ""
+            self._text = []
+
+    def handle_data(self, data):
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self._href is not None:
+            name = "".join(self._text).strip()
+            _, _, fragment = self._href.partition("#")
+            algo, _, digest = fragment.partition("=")
+            self.files[name] = digest.lower() if algo == "sha256" else ""
+            self._href = None
+
+
+def index_files(repo: Repository, project: str = PROJECT) -> dict[str, str]:
+    """File name → sha256 ("" if the index gives none) of what the index lists for ``project``."""
+    import requests
+
+    url = urljoin(repo.simple_url, f"{project}/")
+    headers = {"Accept": "application/vnd.pypi.simple.v1+json, "
+                         "application/vnd.pypi.simple.v1+html;q=0.5, text/html;q=0.1"}
+    try:
+        resp = requests.get(url, headers=headers, timeout=HTTP_TIMEOUT,
+                            verify=repo.settings.cacert or True)
+    except requests.RequestException as exc:
+        raise errors.PublishError(f"cannot read the package index {url}: "
+                                  f"{type(exc).__name__}") from None
+    if resp.status_code == 404:
+        return {}
+    if resp.status_code != 200:
+        raise errors.PublishError(f"package index {url} answered HTTP {resp.status_code}")
+    if "json" in resp.headers.get("Content-Type", ""):
+        return {f["filename"]: f.get("hashes", {}).get("sha256", "").lower()
+                for f in resp.json().get("files", [])}
+    parser = _Links()
+    parser.feed(resp.text)
+    return parser.files
+
+
+@dataclass
+class PyPIPlan:
+    to_upload: list[Artifact]
+    already_there: list[Artifact]
+
+
+def plan(repo: Repository, wheels: Sequence[Artifact]) -> PyPIPlan:
+    """Split wheels into new and identical-on-the-index; a same-named different file is an error."""
+    listed = index_files(repo)
+    conflicts = [w.name for w in wheels if w.name in listed and listed[w.name]
+                 and listed[w.name] != w.sha256]
+    if conflicts:
+        raise errors.PublishError(
+            f"{repo.display} already has different file(s) with the same name: "
+            + ", ".join(conflicts), hint="a published file is never replaced")
+    unverifiable = [w.name for w in wheels if w.name in listed and not listed[w.name]]
+    if unverifiable:
+        raise errors.PublishError(f"{repo.display} lists {', '.join(unverifiable)} "
+                                  "without a sha256: cannot tell whether it is identical")
+    return PyPIPlan(to_upload=[w for w in wheels if w.name not in listed],
+                    already_there=[w for w in wheels if w.name in listed])
+
+
+def upload(repo: Repository, wheels: Sequence[Artifact]) -> None:
+    """Upload each wheel with ``twine.commands.upload.upload``; HTTP errors become one line."""
+    import requests
+    from twine import exceptions as texc
+    from twine.commands.upload import upload as twine_upload
+
+    out = console.get()
+    if not wheels:
+        return
+    # Resolve credentials now, outside the quiet zone, so a prompt (on a terminal)
+    # is visible; twine caches them for the uploads.
+    try:
+        repo.settings.username
+        repo.settings.password
+    except texc.NonInteractive as exc:
+        raise errors.ConfigurationError(
+            f"no PyPI credentials for {repo.display}: {_one_line(exc)}",
+            hint="set TWINE_USERNAME/TWINE_PASSWORD, .pypirc or keyring") from None
+    for wheel in wheels:
+        with out.step(f"PyPI: uploading {wheel.name} ({wheel.size:,} bytes)"):
+            with _twine_quiet():
+                try:
+                    twine_upload(repo.settings, [str(wheel.path)])
+                except requests.HTTPError as exc:
+                    raise _http_error(repo, wheel, exc) from None
+                except requests.RequestException as exc:
+                    raise errors.PublishError(
+                        f"upload of {wheel.name} to {repo.display} failed: "
+                        f"{type(exc).__name__}") from None
+                except texc.NonInteractive as exc:
+                    raise errors.ConfigurationError(
+                        f"no PyPI credentials for {repo.display}: {_one_line(exc)}",
+                        hint="set TWINE_USERNAME/TWINE_PASSWORD, .pypirc or keyring") from None
+                except texc.TwineException as exc:
+                    raise errors.PublishError(
+                        f"upload of {wheel.name} to {repo.display} failed: "
+                        f"{_one_line(exc)}") from None
+
+
+def _http_error(repo: Repository, wheel: Artifact, exc) -> errors.PublishError:
+    status = exc.response.status_code if exc.response is not None else "?"
+    reason = exc.response.reason if exc.response is not None else ""
+    if status in (401, 403):
+        return errors.PublishError(
+            f"{repo.display} refused the credentials (HTTP {status} {reason}) while "
+            f"uploading {wheel.name}",
+            hint="check TWINE_USERNAME/TWINE_PASSWORD, .pypirc or keyring")
+    return errors.PublishError(
+        f"{repo.display} refused {wheel.name}: HTTP {status} {reason}")
+
+
+def verify(repo: Repository, wheels: Sequence[Artifact]) -> None:
+    """Every wheel is listed by the index with the expected sha256."""
+    listed = index_files(repo)
+    wrong = [w.name for w in wheels if listed.get(w.name) != w.sha256]
+    if wrong:
+        raise errors.PublishError(
+            f"after upload, {repo.display} does not list with the expected sha256: "
+            + ", ".join(wrong))

@@ -1,0 +1,227 @@
+"""mercurial-scm.org: installers over SFTP (temp name, verified on the server, renamed) and latest.dat.
+
+A file only ever appears under its final name complete and verified: it streams
+to ``.<name>.<random>.hgautomation-part``, its size and sha256 are computed on
+the server, then it is chmod 0664 and renamed into place. Leftover temp files of
+an interrupted run are removed by the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import secrets
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from hgautomation import console, errors, ssh
+from hgautomation.publish.artifacts import Artifact
+
+FILE_MODE = 0o664
+PART_SUFFIX = ".hgautomation-part"
+LATEST = "latest.dat"
+BASE_URL = "https://mercurial-scm.org/release/windows"
+# The update check takes the first line whose regex matches the browser's user
+# agent, and the x86 regex matches x64 agents too: x64 lines come first.
+USER_AGENTS = {"x64": ".*Windows.*(WOW|x)64.*", "x86": ".*Windows.*"}
+PRIORITY = "10"
+HASH_TIMEOUT = 600
+
+
+@dataclass
+class HostPlan:
+    to_upload: list[Artifact]
+    already_there: list[Artifact]
+
+
+def _quote_names(directory: str, names: Sequence[str]) -> str:
+    return " ".join(shlex.quote(f"{directory.rstrip('/')}/{n}") for n in names)
+
+
+def remote_digests(conn: ssh.Connection, directory: str,
+                   names: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """name → (size, sha256) for those of ``names`` that exist in ``directory``."""
+    if not names:
+        return {}
+    paths = _quote_names(directory, names)
+    # One round trip: size and hash of each existing file; missing ones are skipped.
+    command = (f"for f in {paths}; do if [ -f \"$f\" ]; then "
+               f"printf '%s ' \"$(stat -c %s -- \"$f\")\"; sha256sum -- \"$f\"; fi; done")
+    text = conn.output(command, timeout=HASH_TIMEOUT)
+    found: dict[str, tuple[int, str]] = {}
+    for line in text.splitlines():
+        fields = line.split(None, 2)
+        if len(fields) == 3 and fields[0].isdigit():
+            found[Path(fields[2].lstrip("*")).name] = (int(fields[0]), fields[1].lower())
+    return found
+
+
+def check_directory(conn: ssh.Connection, directory: str) -> None:
+    """The release directory exists and we may write into it."""
+    status = conn.run(f"test -d {shlex.quote(directory)} -a -w {shlex.quote(directory)}",
+                      check=False, quiet=True, timeout=60)
+    if status != 0:
+        raise errors.PublishError(
+            f"{conn.target}: release directory {directory} does not exist or is not "
+            "writable", hint="check --release-dir and --ssh-username")
+
+
+def plan(conn: ssh.Connection, directory: str, installers: Sequence[Artifact]) -> HostPlan:
+    """Identical files are skipped; a same-named different file is an error."""
+    present = remote_digests(conn, directory, [a.name for a in installers])
+    conflicts = [a.name for a in installers
+                 if a.name in present and present[a.name] != (a.size, a.sha256)]
+    if conflicts:
+        raise errors.PublishError(
+            f"{conn.target}:{directory} already has different file(s) with the same "
+            "name: " + ", ".join(conflicts), hint="a published file is never replaced")
+    return HostPlan(to_upload=[a for a in installers if a.name not in present],
+                    already_there=[a for a in installers if a.name in present])
+
+
+def remove_stale_parts(conn: ssh.Connection, directory: str, names: Sequence[str]) -> None:
+    """Delete temp files an interrupted earlier run left for these names."""
+    prefixes = tuple(f".{n}." for n in names)
+    with contextlib.suppress(FileNotFoundError):
+        for entry in conn.sftp.listdir(directory):
+            if entry.startswith(prefixes) and entry.endswith(PART_SUFFIX):
+                console.get().detail(f"    removing leftover {entry}")
+                conn.sftp.remove(f"{directory.rstrip('/')}/{entry}")
+
+
+def _temp_name(directory: str, name: str) -> str:
+    return f"{directory.rstrip('/')}/.{name}.{secrets.token_hex(4)}{PART_SUFFIX}"
+
+
+CHUNK = 32768  # paramiko's largest SFTP write request
+
+
+def _stream(conn: ssh.Connection, fh, remote: str, size: int, description: str) -> None:
+    """Write ``fh`` to ``remote`` over an SFTP channel of its own.
+
+    An SFTP stream cut by Ctrl-C/SIGTERM mid-write cannot be closed politely
+    (paramiko then waits forever for a reply that is out of step), so on any
+    failure the channel is closed hard; the caller removes the temp file.
+    """
+    import paramiko
+
+    sftp = paramiko.SFTPClient.from_transport(conn.client.get_transport())
+    done = False
+    try:
+        with console.get().progress(description, total=size) as bar:
+            remote_fh = sftp.open(remote, "wb")
+            remote_fh.set_pipelined(True)
+            sent = 0
+            for block in iter(lambda: fh.read(CHUNK), b""):
+                remote_fh.write(block)
+                sent += len(block)
+                bar.update(sent)
+            remote_fh.close()  # waits for every pipelined write to be acknowledged
+        done = True
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise errors.HostConnectionError(
+            f"{conn.target}: upload of {description} failed: {exc}") from None
+    finally:
+        if done:
+            sftp.close()
+        else:
+            sftp.get_channel().close()
+
+
+def _remove_quietly(conn: ssh.Connection, path: str) -> None:
+    with contextlib.suppress(Exception):
+        conn.sftp.remove(path)
+
+
+def put_verified(conn: ssh.Connection, directory: str, local: Path, name: str,
+                 size: int, sha256: str) -> None:
+    """Stream to a temp name, check size + sha256 on the server, chmod, rename into place."""
+    tmp = _temp_name(directory, name)
+    final = f"{directory.rstrip('/')}/{name}"
+    try:
+        with open(local, "rb") as fh:
+            _stream(conn, fh, tmp, size, name)
+        got = conn.output(f"stat -c %s -- {shlex.quote(tmp)}; sha256sum -- {shlex.quote(tmp)}",
+                          timeout=HASH_TIMEOUT).split()
+        if len(got) < 2 or got[0] != str(size) or got[1].lower() != sha256:
+            raise errors.PublishError(
+                f"{conn.target}: {name} arrived damaged (server sees "
+                f"{got[0] if got else '?'} bytes, sha256 {got[1][:16] if len(got) > 1 else '?'}…; "
+                f"expected {size} bytes, {sha256[:16]}…)")
+        conn.chmod(tmp, FILE_MODE)
+        conn.rename(tmp, final)
+    except BaseException:
+        _remove_quietly(conn, tmp)
+        raise
+
+
+def upload(conn: ssh.Connection, directory: str, installers: Sequence[Artifact]) -> None:
+    out = console.get()
+    for a in installers:
+        with out.step(f"{conn.target.name}: uploading {a.name} ({a.size:,} bytes)"):
+            put_verified(conn, directory, a.path, a.name, a.size, a.sha256)
+
+
+def latest_dat(version: str, installers: Sequence[Artifact]) -> str:
+    """The update-check file: priority, version, user-agent regex, URL, description."""
+    lines = []
+    for arch in ("x64", "x86"):
+        for a in installers:
+            if a.spec.arch != arch:
+                continue
+            if a.spec.kind == "inno":
+                what, admin = "Inno Setup installer", "does not require admin rights"
+            else:
+                what, admin = "MSI installer", "requires admin rights"
+            lines.append("\t".join([
+                PRIORITY, version, USER_AGENTS[arch], f"{BASE_URL}/{a.name}",
+                f"Mercurial {version} {what} - {arch} Windows - {admin}"]))
+    return "\n".join(lines) + "\n"
+
+
+def update_latest(conn: ssh.Connection, directory: str, content: str,
+                  backups: Path) -> Path | None:
+    """Back the old latest.dat up locally, then replace it atomically; returns the backup."""
+    out = console.get()
+    final = f"{directory.rstrip('/')}/{LATEST}"
+    data = content.encode("utf-8")
+    backup = None
+    if conn.exists(final):
+        fetched = backups / f".{LATEST}.{secrets.token_hex(4)}.download"
+        conn.get(final, fetched, description=LATEST)
+        if fetched.read_bytes() == data:
+            fetched.unlink()
+            out.info(f"{LATEST} is already up to date")
+            return None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        backup = backups / f"{LATEST}.{conn.target.name}.{stamp}"
+        n = 1
+        while backup.exists():  # never overwrite an earlier backup
+            backup = backups / f"{LATEST}.{conn.target.name}.{stamp}-{n}"
+            n += 1
+        os.replace(fetched, backup)
+        out.info(f"saved the previous {LATEST} as {backup}")
+    tmp = _temp_name(directory, LATEST)
+    try:
+        _stream(conn, io.BytesIO(data), tmp, len(data), LATEST)
+        conn.chmod(tmp, FILE_MODE)
+        conn.rename(tmp, final)
+    except BaseException:
+        _remove_quietly(conn, tmp)
+        raise
+    if backup is None:
+        out.info(f"{LATEST} created (there was none before)")
+    return backup
+
+
+def verify(conn: ssh.Connection, directory: str, installers: Sequence[Artifact]) -> None:
+    """Read back size, sha256 and mode of every installer under its final name."""
+    present = remote_digests(conn, directory, [a.name for a in installers])
+    wrong = [a.name for a in installers if present.get(a.name) != (a.size, a.sha256)]
+    if wrong:
+        raise errors.PublishError(f"{conn.target}:{directory}: after upload, wrong or "
+                                  "missing: " + ", ".join(wrong))

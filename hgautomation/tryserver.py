@@ -1,0 +1,152 @@
+"""The Try server: bundle draft changesets and hand them to its Lambda function.
+
+Request payload (JSON): ``{"bundle": <base64 of an hg bundle, type gzip-v2>,
+"node": <40 hex>, "branch": str, "user": str, "message": <full description>}``.
+
+Response payload: ``{"messages": [str, ...]}`` on success, each string shown as
+``remote: <line>``; a bare JSON string is accepted too, and anything else is
+shown as it is (so an echoing function shows the request it received).
+A failed submission is a Lambda function error (``FunctionError`` set) whose
+payload is Lambda's usual ``{"errorMessage": str, "errorType": str, ...}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from hgautomation import errors, hgrepo
+
+DEFAULT_FUNCTION = "ci-try-server-upload"
+# Lambda's limit for a synchronous (RequestResponse) invocation payload: 6 MB.
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Changeset:
+    """What the local repository says about one revision."""
+
+    node: str
+    branch: str
+    user: str
+    description: str
+    phase: str
+
+    @property
+    def summary(self) -> str:
+        lines = self.description.strip().splitlines()
+        return lines[0] if lines else ""
+
+
+@dataclass(frozen=True)
+class TryResult:
+    """The server's answer: its messages, and whether it reported a failure."""
+
+    messages: list[str]
+    failed: bool
+    error_type: str = ""
+
+
+def describe(repo: hgrepo.LocalRepo, rev: str) -> Changeset:
+    """Resolve REV (exactly one changeset) and read its branch, user, description, phase."""
+    node = hgrepo.resolve_revision(repo, rev)
+    entry = json.loads(repo.run("log", "-r", node, "-T", "json").stdout)[0]
+    return Changeset(node=node, branch=entry["branch"], user=entry["user"],
+                     description=entry["desc"], phase=entry["phase"])
+
+
+@contextlib.contextmanager
+def draft_bundle(repo: hgrepo.LocalRepo, cs: Changeset) -> Iterator[Path]:
+    """Bundle the non-public ancestry of ``cs`` into a temp file, removed on exit."""
+    if cs.phase == "public":
+        raise errors.LocalRepoError(
+            f"revision {cs.node[:12]} is public: the Try server only takes draft "
+            "changesets", hint="commit your change as a draft or pick a draft revision")
+    tmpdir = Path(tempfile.mkdtemp(prefix="hgautomation-try-"))
+    path = tmpdir / "try.hg"
+    try:
+        result = repo.run("bundle", "--type", "gzip-v2", "--base", "public()",
+                          "-r", cs.node, str(path), check=False)
+        if result.returncode == 1:  # hg's "no changes found"
+            raise errors.LocalRepoError(
+                f"nothing to send: {cs.node[:12]} has no draft ancestors to bundle")
+        if result.returncode != 0:
+            lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise errors.LocalRepoError(
+                f"hg bundle failed: {lines[-1] if lines else result.returncode}")
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        with contextlib.suppress(OSError):
+            tmpdir.rmdir()
+
+
+def build_payload(bundle: bytes, cs: Changeset) -> bytes:
+    """The JSON request; refuses one above Lambda's synchronous payload limit."""
+    payload = json.dumps({
+        "bundle": base64.b64encode(bundle).decode("ascii"),
+        "node": cs.node,
+        "branch": cs.branch,
+        "user": cs.user,
+        "message": cs.description,
+    }).encode("utf-8")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise errors.TryServerError(
+            f"bundle too large: {len(bundle):,} bytes ({len(payload):,} bytes as the "
+            f"base64 payload) exceeds Lambda's {MAX_PAYLOAD_BYTES:,}-byte limit for "
+            "a synchronous invocation; nothing was sent",
+            hint="send fewer or smaller changesets")
+    return payload
+
+
+def parse_response(raw: bytes, function_error: str | None) -> TryResult:
+    """Turn the function's response payload into lines to show (see module doc)."""
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        data = json.loads(text) if text.strip() else None
+    except ValueError:
+        data = None
+    else:
+        if isinstance(data, str):
+            return TryResult(data.splitlines() or [""], bool(function_error))
+    if function_error:
+        if isinstance(data, dict) and "errorMessage" in data:
+            return TryResult(str(data["errorMessage"]).splitlines(), True,
+                             str(data.get("errorType", "")))
+        return TryResult(text.splitlines() or [f"function error ({function_error})"],
+                         True, function_error)
+    if isinstance(data, dict):
+        if isinstance(data.get("messages"), list):
+            return TryResult([str(m) for m in data["messages"]], False)
+    return TryResult(text.splitlines(), False)
+
+
+def invoke(ctx, function: str, payload: bytes) -> TryResult:
+    """Invoke ``function`` synchronously; AWS failures become one-line errors."""
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    from hgautomation.aws.session import open_session, translate_errors
+
+    session = open_session(ctx)
+    # The server may take a while to store the bundle: wait longer than the usual 60 s.
+    client = session.boto.client("lambda", config=session.config.merge(
+        Config(read_timeout=300)))
+    with translate_errors(f"lambda:Invoke {function}"):
+        try:
+            response = client.invoke(FunctionName=function,
+                                     InvocationType="RequestResponse", Payload=payload)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                raise errors.TryServerError(
+                    f"no Lambda function named {function!r} in region {session.region}",
+                    hint="check --function and --aws-region") from None
+            raise
+        raw = response["Payload"].read()
+    return parse_response(raw, response.get("FunctionError"))

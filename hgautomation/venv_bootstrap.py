@@ -1,0 +1,379 @@
+"""The virtualenv bootstrap behind ``automation.py`` (standard library only).
+
+It lives in the package so that its bytecode is cached: a script run as
+``__main__`` is recompiled on every start, and automation.py starts twice per
+run (launcher, then venv). Behaviour, exit codes and environment variables are
+described at the top of automation.py. Imports beyond ``os``/``sys`` happen only
+on the slow path, so a run whose stamp matches costs a few reads and stats.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+PROG = "automation.py"
+
+EXIT_CONFIGURATION = 3  # = errors.ConfigurationError
+EXIT_INTERNAL = 70  # = errors.INTERNAL_ERROR_EXIT
+EXIT_VENV_FAILED = 73  # EX_CANTCREAT
+EXIT_PIP_FAILED = 75  # EX_TEMPFAIL: nothing recorded, the next run retries
+EXIT_INTERRUPTED = 130  # = errors.Interrupted
+
+# Set (to the venv path) when automation.py re-executes itself in the venv, so
+# the second process runs the CLI instead of bootstrapping again.
+MARKER = "HGAUTOMATION_BOOTSTRAPPED"
+STAMP_NAME = "hgautomation-stamp.txt"
+WINDOWS = os.name == "nt"
+DEBIAN_HINT = "on Debian/Ubuntu: apt install python3-venv"
+
+
+class BootstrapError(Exception):
+    """A failure reported as one line with its own exit code."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+def _trace(message: str) -> None:
+    if os.environ.get("HGAUTOMATION_BOOTSTRAP_TRACE"):
+        sys.stderr.write(f"{PROG}: [bootstrap] {message}\n")
+        sys.stderr.flush()
+
+
+def _note(message: str) -> None:
+    sys.stderr.write(f"{PROG}: {message}\n")
+    sys.stderr.flush()
+
+
+# -- paths and the stamp (the fast path: a few reads and stats) -------------
+
+def venv_dir(here: str) -> str:
+    """The virtualenv directory: $HGAUTOMATION_VENV, else build/venv-automation."""
+    configured = os.environ.get("HGAUTOMATION_VENV")
+    if configured:
+        return os.path.abspath(os.path.expanduser(configured))
+    return os.path.join(here, "build", "venv-automation")
+
+
+def venv_python(venv: str) -> str:
+    """The interpreter of the virtualenv at ``venv``."""
+    if WINDOWS:
+        return os.path.join(venv, "Scripts", "python.exe")
+    return os.path.join(venv, "bin", "python")
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _sha256_hex(data: bytes) -> str:
+    # The builtin module avoids loading OpenSSL through hashlib.
+    try:
+        from _sha256 import sha256  # Python <= 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # Python >= 3.12
+        except ImportError:
+            from hashlib import sha256
+    return sha256(data).hexdigest()
+
+
+def _pyvenv_cfg(venv: str) -> dict[str, str] | None:
+    """pyvenv.cfg as a dict, or None when there is none."""
+    data = _read(os.path.join(venv, "pyvenv.cfg"))
+    if data is None:
+        return None
+    cfg = {}
+    for line in data.decode("utf-8", "replace").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            cfg[key.strip().lower()] = value.strip()
+    return cfg
+
+
+def _file_identity(path: str) -> str:
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    return f"{real} {st.st_size} {st.st_mtime_ns}"
+
+
+def expected_stamp(venv: str, requirements: str) -> str | None:
+    """The stamp a ready venv carries for these requirements, or None.
+
+    None when the venv or its interpreter is missing. The interpreter is named
+    by version (pyvenv.cfg) and by resolved path, size and mtime, so an
+    upgraded or removed Python is noticed without starting it.
+    """
+    req = _read(requirements)
+    cfg = _pyvenv_cfg(venv)
+    if req is None or cfg is None:
+        return None
+    lines = [f"requirements-sha256 {_sha256_hex(req)}",
+             f"python-version {cfg.get('version', cfg.get('version_info', '?'))}"]
+    try:
+        lines.append("interpreter " + _file_identity(venv_python(venv)))
+        if WINDOWS and cfg.get("home"):
+            # Scripts\python.exe is a launcher; the interpreter proper is in home.
+            lines.append("base " + _file_identity(os.path.join(cfg["home"], "python.exe")))
+    except OSError:
+        return None
+    return "\n".join(lines) + "\n"
+
+
+def stamp_matches(venv: str, requirements: str) -> bool:
+    """True when the venv was set up for exactly these requirements and interpreter."""
+    stamp = expected_stamp(venv, requirements)
+    return stamp is not None and _read(os.path.join(venv, STAMP_NAME)) == stamp.encode()
+
+
+def _same_path(a: str, b: str) -> bool:
+    norm = os.path.normcase
+    return norm(os.path.realpath(a)) == norm(os.path.realpath(b))
+
+
+# -- the slow path: create the venv, run pip, write the stamp ---------------
+
+class _Lock:
+    """An exclusive lock on a file, so two first runs do not build at once."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> _Lock:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if WINDOWS:
+            import msvcrt
+            import time
+
+            while True:
+                try:
+                    msvcrt.locking(self.fd, msvcrt.LK_NBLCK, 1)
+                    break
+                except OSError:
+                    time.sleep(0.5)
+        else:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if WINDOWS:
+            import msvcrt
+
+            try:
+                msvcrt.locking(self.fd, msvcrt.LK_UNLCK, 1)
+            except OSError:
+                pass
+        os.close(self.fd)
+
+
+def venv_support_missing() -> list[str]:
+    """Names of the stdlib modules venv creation needs but this Python lacks."""
+    import importlib.util
+
+    return [name for name in ("venv", "ensurepip") if importlib.util.find_spec(name) is None]
+
+
+def _venv_problem(venv: str) -> str | None:
+    """Why the existing venv cannot be reused as it is, or None if it can."""
+    import subprocess
+
+    cfg = _pyvenv_cfg(venv) or {}
+    probe = "import sys, pip; sys.stdout.write('%d.%d' % sys.version_info[:2])"
+    try:
+        out = subprocess.run([venv_python(venv), "-I", "-c", probe], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, timeout=300).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"its interpreter does not run ({exc})"
+    running = out.decode("ascii", "replace").strip()
+    recorded = ".".join(cfg.get("version", cfg.get("version_info", "")).split(".")[:2])
+    if not running:
+        return "its interpreter does not start or has no pip"
+    if running != recorded:
+        return f"its interpreter is now Python {running}, it was built for {recorded}"
+    return None
+
+
+def _create_venv(venv: str) -> None:
+    import subprocess
+
+    missing = venv_support_missing()
+    if missing:
+        raise BootstrapError(
+            f"this Python ({sys.executable}) lacks the module(s) {', '.join(missing)} "
+            f"needed to create a virtualenv ({DEBIAN_HINT})", EXIT_CONFIGURATION)
+    _note(f"creating virtualenv {venv}")
+    result = subprocess.run([sys.executable, "-m", "venv", venv],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        output = result.stdout.decode("utf-8", "replace").strip()
+        if output:
+            sys.stderr.write(output + "\n")
+        hint = f" ({DEBIAN_HINT})" if "ensurepip" in output else ""
+        raise BootstrapError(f"creating the virtualenv {venv} failed with exit code "
+                             f"{result.returncode}{hint}", EXIT_VENV_FAILED)
+
+
+def _remove_venv(venv: str) -> None:
+    import shutil
+
+    shutil.rmtree(venv, ignore_errors=True)
+
+
+def _pip_install(venv: str, requirements: str) -> None:
+    import subprocess
+
+    _note(f"installing {os.path.basename(requirements)} into {venv}")
+    # pip's output goes to stderr so that stdout stays the CLI's; the user's
+    # pip configuration (pip.conf, PIP_* variables) applies as usual.
+    command = [venv_python(venv), "-m", "pip", "install", "--disable-pip-version-check",
+               "--require-hashes", "-r", requirements]
+    code = subprocess.call(command, stdout=sys.stderr.fileno())
+    if code != 0:
+        raise BootstrapError(
+            f"pip install --require-hashes -r {requirements} failed with exit code {code} "
+            "(its output is above); nothing was recorded, the next run tries again",
+            EXIT_PIP_FAILED)
+
+
+def _write_atomically(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def prepare(venv: str, requirements: str, inside: bool) -> None:
+    """Make ``venv`` ready for ``requirements`` (the slow path) and write the stamp.
+
+    ``inside``: this interpreter is the venv's own, which is then never rebuilt.
+    """
+    os.makedirs(os.path.dirname(venv), exist_ok=True)
+    with _Lock(venv + ".lock"):
+        if stamp_matches(venv, requirements):
+            _trace("stamp written meanwhile by another run")
+            return
+        if _read(requirements) is None:
+            raise BootstrapError(f"cannot read {requirements}", EXIT_CONFIGURATION)
+        if inside:
+            _trace(f"running inside {venv}: installing into it, never rebuilding it")
+        else:
+            _make_venv_usable(venv)
+        # The stamp describes the requirements as they were before pip ran: if
+        # the file changes meanwhile, the next run sees it and reinstalls.
+        stamp = expected_stamp(venv, requirements)
+        if stamp is None:
+            raise BootstrapError(f"the virtualenv {venv} has no usable interpreter",
+                                 EXIT_VENV_FAILED)
+        _pip_install(venv, requirements)
+        _write_atomically(os.path.join(venv, STAMP_NAME), stamp)
+        _trace("pip succeeded: stamp written")
+
+
+def _make_venv_usable(venv: str) -> None:
+    """Reuse the venv if its interpreter still works; otherwise (re)create it."""
+    if os.path.isdir(venv) and _pyvenv_cfg(venv) is None:
+        if os.listdir(venv):
+            raise BootstrapError(f"{venv} exists but is not a virtualenv; remove it or "
+                                 "point HGAUTOMATION_VENV elsewhere", EXIT_CONFIGURATION)
+        os.rmdir(venv)
+    if os.path.exists(venv):
+        problem = _venv_problem(venv)
+        if problem is None:
+            _trace(f"reusing {venv}")
+            return
+        _note(f"rebuilding virtualenv {venv}: {problem}")
+        _remove_venv(venv)
+    try:
+        _create_venv(venv)
+    except BaseException:
+        _remove_venv(venv)
+        raise
+
+
+# -- running ------------------------------------------------------------------
+
+def run_cli(here: str, argv: list[str]) -> int:
+    """Hand over to hgautomation.cli in this (the venv's) interpreter."""
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    from hgautomation import cli
+
+    return cli.main(argv, prog=PROG)
+
+
+def reexec(venv: str, script: str, argv: list[str]) -> int:
+    """Run ``script`` again with the venv's interpreter; returns only on Windows."""
+    python = venv_python(venv)
+    os.environ[MARKER] = venv
+    args = [python, script, *argv]
+    _trace(f"re-executing with {python}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if WINDOWS:
+        # Windows has no exec that keeps the console and the exit status: run a
+        # child and pass its status on. Ctrl-C reaches the child directly.
+        import subprocess
+
+        child = subprocess.Popen(args)
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                continue
+    os.execv(python, args)
+    return EXIT_INTERNAL  # not reached
+
+
+def main(script: str, argv: list[str]) -> int:
+    """Bootstrap for ``script`` (automation.py) and run the CLI with ``argv``."""
+    here = os.path.dirname(script)
+    venv = venv_dir(here)
+    inside = _same_path(sys.prefix, venv)
+    marker = os.environ.pop(MARKER, None)
+    if marker is not None:
+        # The second process: the launcher checked the stamp already.
+        if not inside:
+            raise BootstrapError(f"re-executed into {marker} but sys.prefix is {sys.prefix}; "
+                                 "remove that virtualenv and run again", EXIT_VENV_FAILED)
+        _trace(f"re-executed: sys.prefix={sys.prefix} sys.executable={sys.executable}")
+        return run_cli(here, argv)
+    requirements = os.path.join(here, "requirements.txt")
+    if stamp_matches(venv, requirements):
+        _trace("stamp matches: no venv or pip work")
+    else:
+        _trace(f"stamp missing or different: preparing {venv}")
+        prepare(venv, requirements, inside)
+    if inside:
+        _trace(f"already in the venv: sys.prefix={sys.prefix}")
+        return run_cli(here, argv)
+    return reexec(venv, script, argv)
+
+
+def entry(script: str, argv: list[str]) -> None:
+    """Run :func:`main`, turning failures into one line and an exit code; exits."""
+    try:
+        code = main(script, argv)
+    except BootstrapError as exc:
+        _note("error: " + exc.message)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        _note("interrupted")
+        code = EXIT_INTERRUPTED
+    except Exception as exc:  # a bug here: still one line
+        _note(f"internal error: {type(exc).__name__}: {exc}")
+        code = EXIT_INTERNAL
+    sys.exit(code)

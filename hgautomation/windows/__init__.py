@@ -1,0 +1,5 @@
+"""Windows hosts over OpenSSH + PowerShell: scripts, build recipes, artifact copy-back.
+
+The Windows side of the remote-machine contract (ARCHITECTURE.md §1) is spelled
+out once, in :mod:`hgautomation.windows.recipes`.
+"""

@@ -1,0 +1,272 @@
+"""Windows on EC2: the dev image (built via :mod:`hgautomation.aws.images`) and temporary hosts.
+
+Host keys are pinned the same way for every instance: the tool generates a
+fresh ed25519 host key, hands it to the instance in its user data (the
+first-boot script installs it before sshd starts) and pins its public half,
+under the instance id, in a per-run known_hosts. The first connection is
+verified; nothing is ever accepted on trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from hgautomation import console, errors, platforms, ssh
+from hgautomation.hosts import Host
+from hgautomation.windows import recipes
+from hgautomation.windows.artifacts import sftp_path
+from hgautomation.windows.powershell import SCRIPTS_DIR
+
+IMAGE_FAMILY = "hg-windows-dev"
+WINDOWS_USER = "Administrator"
+# Windows boot, first-boot tasks and (on Server 2022) the OpenSSH capability
+# download take minutes before sshd answers.
+BOOT_WAIT = 1500.0
+# The base image's 30 GB root does not hold VS Build Tools, twelve Pythons and Rust.
+ROOT_VOLUME_GB = 100
+ROOT_DEVICE = "/dev/sda1"  # Amazon's Windows images
+# Windows features that need SYSTEM / Windows Update rather than an SSH logon:
+# .NET 3.5 is what the WiX toolset runs on.
+SSM_FEATURES = ("NET-Framework-Core",)
+PROVISION_TIMEOUT = 4 * 3600.0
+DEPS_SCRIPT = "contrib/install-windows-dependencies.ps1"
+# Read by install-windows-dependencies.ps1 from its own directory ($PSScriptRoot).
+DEPS_COMPANIONS = ("contrib/vs2022-settings.json",)
+
+# Instance types: data in platforms.WINDOWS_INSTANCE_TYPES (why these, there).
+BOOTSTRAP_INSTANCE_TYPE = platforms.WINDOWS_INSTANCE_TYPES["bootstrap"]
+BUILD_INSTANCE_TYPE = platforms.WINDOWS_INSTANCE_TYPES["build"]
+TEST_INSTANCE_TYPE = platforms.WINDOWS_INSTANCE_TYPES["tests"]
+
+
+@dataclass(frozen=True)
+class HostKey:
+    """A host key generated here for one instance."""
+
+    private_openssh: str
+    public: str  # "ssh-ed25519 AAAA..."
+
+
+def generate_host_key() -> HostKey:
+    """A fresh ed25519 host key (cryptography, no ssh-keygen subprocess)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode("ascii")
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode("ascii")
+    return HostKey(private, public)
+
+
+def root_volume() -> list[dict]:
+    return [{"DeviceName": ROOT_DEVICE,
+             "Ebs": {"VolumeSize": ROOT_VOLUME_GB, "VolumeType": "gp3",
+                     "DeleteOnTermination": True}}]
+
+
+# -- the dependency script comes from the revision being worked on -------------
+
+@dataclass(frozen=True)
+class DepsFiles:
+    """contrib/install-windows-dependencies.ps1 and its companions at one revision."""
+
+    node: str
+    files: dict[str, bytes]  # repo path -> content
+
+    @property
+    def script(self) -> bytes:
+        return self.files[DEPS_SCRIPT]
+
+
+def read_deps_files(repo, node: str) -> DepsFiles:
+    """The dependency installer at `node`; its absence is a clear LocalRepoError."""
+    files: dict[str, bytes] = {}
+    for path in (DEPS_SCRIPT, *DEPS_COMPANIONS):
+        result = repo.run("cat", "-r", node, path, check=False)
+        if result.returncode == 0:
+            files[path] = result.stdout
+        elif path == DEPS_SCRIPT:
+            raise errors.LocalRepoError(
+                f"revision {node[:12]} of {repo.root} has no {DEPS_SCRIPT}; the Windows "
+                "image is provisioned by the checkout's own script",
+                hint="use a revision of Mercurial that ships it (-r)")
+    return DepsFiles(node, files)
+
+
+def image_fingerprint(base_image_id: str, deps: DepsFiles) -> str:
+    """Hash of what ends up in the image: base, disk, our scripts, the checkout's installer."""
+    from hgautomation.aws import images
+
+    config = {
+        "family": IMAGE_FAMILY,
+        "base_image": base_image_id,
+        "root_volume_gb": ROOT_VOLUME_GB,
+        "ssm_features": list(SSM_FEATURES),
+        "bootstrap_mercurial": recipes.BOOTSTRAP_MERCURIAL,
+        "user": WINDOWS_USER,
+    }
+    ours = [SCRIPTS_DIR / name for name in
+            ("prelude.ps1", "userdata.ps1", "provision.ps1", "prepare_image.ps1")]
+    theirs = [path.encode() + b"\0" + deps.files[path] for path in sorted(deps.files)]
+    return images.fingerprint(config, [*ours, *theirs])
+
+
+# -- temporary Windows hosts ---------------------------------------------------
+
+@contextlib.contextmanager
+def _run_dir(ctx, prefix: str) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=ctx.state.runs))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def host_for(instance, host_key: HostKey, account, known_hosts: Path,
+             ssh_config: Path | None) -> Host:
+    """The Host record of a Windows instance, its generated host key pinned under its id."""
+    ssh.pin_host_key(known_hosts, instance.id, host_key.public)
+    target = ssh.resolve(instance.address, ssh_config=ssh_config,
+                         identity_files=[account.key_path], default_user=WINDOWS_USER,
+                         host_key_alias=instance.id)
+    return Host(label=instance.id, target=target, known_hosts=known_hosts, wait=BOOT_WAIT,
+                instance_id=instance.id)
+
+
+@contextlib.contextmanager
+def windows_host(ctx, session, account, *, image_id: str, instance_type: str,
+                 ssh_config: Path | None, purpose: str, spot: bool = False) -> Iterator[Host]:
+    """One temporary Windows instance of `image_id`, reachable over SSH; terminated on exit."""
+    from hgautomation.aws.instances import temporary_instances
+
+    host_key = generate_host_key()
+    user_data = recipes.user_data(account.public_key, host_key.private_openssh, host_key.public)
+    with _run_dir(ctx, f"windows-{purpose}-") as run_dir, temporary_instances(
+            session, owner=account.owner, image_id=image_id, instance_type=instance_type,
+            security_group_ids=[account.security_group_ids["windows"]],
+            key_name=account.key_name, user_data=user_data, platform="windows",
+            instance_profile_arn=account.instance_profile_arn or None,
+            purpose=purpose, spot=spot) as [instance]:
+        yield host_for(instance, host_key, account, run_dir / "known_hosts", ssh_config)
+
+
+def connect(host: Host) -> ssh.Connection:
+    """Connect, waiting (bounded) for the first boot to bring sshd up."""
+    with console.get().step(f"connect to {host.target} (waiting up to {host.wait:.0f}s "
+                            "for first boot)"):
+        return host.connect()
+
+
+def run(conn: ssh.Connection, script, *, prefix: str = "", check: bool = True,
+        timeout: float | None = None) -> int:
+    """Run a rendered :class:`~hgautomation.windows.powershell.Script` over SSH."""
+    return conn.run(script.command_line, prefix=prefix, check=check, timeout=timeout)
+
+
+def mkdirs(conn: ssh.Connection, windows_path: str) -> None:
+    """Create a directory and its parents over SFTP (existing ones are fine)."""
+    parts = sftp_path(windows_path).strip("/").split("/")
+    for i in range(2, len(parts) + 1):  # parts[0] is the drive ("C:")
+        path = "/" + "/".join(parts[:i])
+        if not conn.exists(path):
+            try:
+                conn.sftp.mkdir(path)
+            except OSError as exc:
+                raise errors.RemoteCommandError(
+                    f"{conn.target}: cannot create {windows_path} (SFTP {path}): {exc}") \
+                    from None
+
+
+# -- AWS session and account state ---------------------------------------------
+
+@dataclass
+class AWSContext:
+    """An AWS session and the reconciled account state of the current owner."""
+
+    session: object
+    account: object
+
+
+def open_aws(ctx, args) -> AWSContext:
+    """Session, owner and account state (key pair, hg-windows-dev-1 group, IAM profile)."""
+    from hgautomation.aws.account import ensure_account_state, resolve_owner
+    from hgautomation.aws.session import open_session
+
+    session = open_session(ctx)
+    owner = resolve_owner(session, getattr(args, "owner", None))
+    account = ensure_account_state(ctx, session, owner, getattr(args, "ingress_cidr", None),
+                                   kinds=("windows",))
+    return AWSContext(session, account)
+
+
+def ssh_config_of(ctx, args) -> Path | None:
+    """--ssh-config (global option; the Context resolves it when it knows it)."""
+    value = getattr(ctx, "ssh_config", None) or getattr(args, "ssh_config", None)
+    return Path(value).expanduser().absolute() if value else None
+
+
+# -- the dev image -------------------------------------------------------------
+
+def provisioner(session, account, deps: DepsFiles, ssh_config: Path | None, ctx,
+                host_key: HostKey) -> Callable:
+    """The provisioning callback for :func:`hgautomation.aws.images.build_image`."""
+    from hgautomation.aws import ssm
+
+    def provision(instance) -> None:
+        out = console.get()
+        with _run_dir(ctx, "windows-image-") as run_dir:
+            host = host_for(instance, host_key, account, run_dir / "known_hosts", ssh_config)
+            with connect(host) as conn:
+                # sshd answering means first boot is done; the SSM agent starts
+                # earlier in boot, so it is online by now.
+                with out.step(f"Windows features via SSM: {', '.join(SSM_FEATURES)}"):
+                    ssm.run_command(session, instance.id, [
+                        "$ErrorActionPreference = 'Stop'",
+                        *(f"Install-WindowsFeature -Name {f} | Out-Null" for f in SSM_FEATURES),
+                    ], document=ssm.WINDOWS_DOCUMENT, timeout=1800.0,
+                        comment="hgautomation: Windows features")
+                with out.step(f"upload {DEPS_SCRIPT} of {deps.node[:12]}"):
+                    mkdirs(conn, recipes.PROVISION_DIR)
+                    for path, data in deps.files.items():
+                        remote = sftp_path(recipes.PROVISION_DIR) + "/" + path.rsplit("/", 1)[1]
+                        conn.putfo(io.BytesIO(data), remote, size=len(data),
+                                   description=path)
+                deps_remote = recipes.PROVISION_DIR + "\\" + DEPS_SCRIPT.rsplit("/", 1)[1]
+                with out.step("provision (install-windows-dependencies.ps1, bootstrap venv)"):
+                    run(conn, recipes.provision_script(deps_remote), prefix="  ",
+                        timeout=PROVISION_TIMEOUT)
+                with out.step("prepare for imaging (antivirus check, keys removed)"):
+                    run(conn, recipes.prepare_image_script(), prefix="  ", timeout=600)
+
+    return provision
+
+
+def ensure_image(ctx, session, account, *, repo, node: str, base_image_name: str,
+                 ssh_config: Path | None, instance_type: str = BOOTSTRAP_INSTANCE_TYPE,
+                 spot: bool = False):
+    """The dev image for the dependency script at `node`: reused by fingerprint, else built."""
+    from hgautomation.aws import images
+
+    out = console.get()
+    deps = read_deps_files(repo, node)
+    base = images.find_base_image(session, platforms.AMAZON_OWNER_ID, base_image_name)
+    out.info(f"base image {base.id} {base.name}")
+    fp = image_fingerprint(base.id, deps)
+    out.detail(f"{IMAGE_FAMILY} fingerprint {fp}")
+    host_key = generate_host_key()
+    user_data = recipes.user_data(account.public_key, host_key.private_openssh, host_key.public)
+    return images.ensure_image(
+        session, family=IMAGE_FAMILY, fp=fp, owner=account.owner, base_image_id=base.id,
+        instance_type=instance_type,
+        provision=provisioner(session, account, deps, ssh_config, ctx, host_key),
+        security_group_ids=[account.security_group_ids["windows"]],
+        key_name=account.key_name, instance_profile_arn=account.instance_profile_arn or None,
+        user_data=user_data, platform="windows", block_device_mappings=root_volume(), spot=spot)

@@ -1,0 +1,178 @@
+"""PowerShell for Windows hosts: scripts from package files, run as ``-EncodedCommand``.
+
+Every script is the common prelude (strict mode, ``Assert-LastExit``), then one
+``$Name = '<value>'`` line per parameter, then the script file's body. Values are
+single-quoted, so nothing a user types is ever parsed as PowerShell code.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+SCRIPTS_DIR = Path(__file__).parent / "scripts"
+PRELUDE = "prelude.ps1"
+
+POWERSHELL = "powershell"
+POWERSHELL_FLAGS = ("-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass")
+
+# CreateProcess caps a command line at 32767 UTF-16 units; sshd hands our
+# command to the default shell as `powershell.exe -c "<command>"`, so keep a
+# margin for that wrapper.
+MAX_COMMAND_LINE = 32000
+
+# PowerShell treats these as single quotes too; each is escaped by doubling.
+_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
+_PARAM_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+
+
+class ScriptTooLong(ValueError):
+    """A generated command line would exceed what Windows accepts."""
+
+
+def quote(value: str) -> str:
+    """A PowerShell single-quoted string literal holding exactly `value`."""
+    if "\0" in value:
+        raise ValueError("NUL cannot be passed to PowerShell")
+    return "'" + "".join(c + c if c in _SINGLE_QUOTES else c for c in value) + "'"
+
+
+def read_script(name: str) -> str:
+    """The text of ``hgautomation/windows/scripts/<name>``."""
+    return (SCRIPTS_DIR / name).read_text(encoding="utf-8")
+
+
+def render(name: str, params: Mapping[str, str] | None = None) -> str:
+    """Prelude + parameter assignments + the script `name`, as one PowerShell script."""
+    lines = [read_script(PRELUDE).rstrip("\n"), "", "# -- parameters (generated) --"]
+    for key, value in (params or {}).items():
+        if not _PARAM_NAME.match(key):
+            raise ValueError(f"bad PowerShell parameter name {key!r}")
+        lines.append(f"${key} = {quote(str(value))}")
+    lines += ["", f"# -- {name} --", read_script(name).rstrip("\n"), ""]
+    return "\n".join(lines)
+
+
+def encode(script: str) -> str:
+    """Base64 of the UTF-16LE script: the form ``-EncodedCommand`` expects."""
+    return base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+
+
+def decode(encoded: str) -> str:
+    """Inverse of :func:`encode`."""
+    return base64.b64decode(encoded.encode("ascii"), validate=True).decode("utf-16-le")
+
+
+def command_line(script: str) -> str:
+    """The command line that runs `script` on a Windows host, no quoting involved."""
+    line = " ".join((POWERSHELL, *POWERSHELL_FLAGS, "-EncodedCommand", encode(script)))
+    if len(line) > MAX_COMMAND_LINE:
+        raise ScriptTooLong(
+            f"encoded PowerShell command is {len(line)} characters "
+            f"(limit {MAX_COMMAND_LINE}); ship the script as a file instead")
+    return line
+
+
+def script_from_command_line(line: str) -> str:
+    """The script a :func:`command_line` runs (for tests and ``--debug`` output)."""
+    words = line.split(" ")
+    if words[: len(POWERSHELL_FLAGS) + 2] != [POWERSHELL, *POWERSHELL_FLAGS, "-EncodedCommand"]:
+        raise ValueError("not a command line made by powershell.command_line")
+    if len(words) != len(POWERSHELL_FLAGS) + 3:
+        raise ValueError("trailing words after the encoded command")
+    return decode(words[-1])
+
+
+@dataclass(frozen=True)
+class Script:
+    """A rendered script with a name for messages."""
+
+    name: str
+    text: str
+
+    @classmethod
+    def load(cls, name: str, params: Mapping[str, str] | None = None) -> "Script":
+        return cls(name, render(name, params))
+
+    @property
+    def command_line(self) -> str:
+        return command_line(self.text)
+
+
+# -- checking the scripts we ship ---------------------------------------------
+
+_CMDLET = re.compile(r"^[A-Za-z]+-[A-Za-z]+$")
+_KEYWORDS = {
+    "if", "elseif", "else", "foreach", "for", "while", "do", "switch", "function",
+    "param", "try", "catch", "finally", "throw", "exit", "return", "break",
+    "continue", "trap", "begin", "process", "end", "filter", "until",
+}
+# Built-in aliases of cmdlets: a bare word that is none of these (and no
+# Verb-Noun cmdlet or keyword) is taken as a native program — failing closed.
+_ALIASES = {
+    "cd", "chdir", "ls", "dir", "gci", "gi", "cp", "copy", "rm", "del", "rmdir", "mv", "move",
+    "cat", "type", "echo", "write", "pwd", "mkdir", "md", "ni", "sleep", "start", "sort",
+    "select", "where", "%", "?", "iex", "cls", "clear",
+}
+CHECK_FUNCTION = "Assert-LastExit"
+
+
+def logical_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, statement) pairs; comments and blanks dropped, continuations joined."""
+    out: list[tuple[int, str]] = []
+    pending = ""
+    start = 0
+    in_block_comment = False
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if in_block_comment:
+            if "#>" in line:
+                in_block_comment = False
+            continue
+        if line.startswith("<#"):
+            in_block_comment = "#>" not in line
+            continue
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if not pending:
+            start = number
+        if line.endswith("`"):
+            pending += line[:-1] + " "
+            continue
+        out.append((start, pending + line))
+        pending = ""
+    if pending:
+        out.append((start, pending))
+    return out
+
+
+def is_native_call(statement: str) -> bool:
+    """Whether a statement runs an external program (whose failure only shows in $LASTEXITCODE)."""
+    s = statement.strip()
+    if s.startswith("&"):
+        return True
+    assignment = re.match(r"^\$[A-Za-z_][A-Za-z0-9_:]*\s*=\s*(.*)$", s)
+    if assignment:
+        # `$x = & prog ...` captures a native program's output: still a native call.
+        return assignment.group(1).startswith("&")
+    first = re.split(r"\s+", s, maxsplit=1)[0]
+    if not first or first[0] in "$'\"{}()[]|@.;<>" or first.lower() in _KEYWORDS:
+        return False
+    # Anything else (python.exe, C:\x\hg.exe, icacls) runs a native program.
+    return not (_CMDLET.match(first) or first.lower() in _ALIASES)
+
+
+def unchecked_native_calls(text: str) -> list[tuple[int, str]]:
+    """Native calls not immediately followed by ``Assert-LastExit`` (none in our scripts)."""
+    statements = logical_lines(text)
+    bad = []
+    for i, (number, statement) in enumerate(statements):
+        if not is_native_call(statement):
+            continue
+        following = statements[i + 1][1] if i + 1 < len(statements) else ""
+        if not following.startswith(CHECK_FUNCTION + " "):
+            bad.append((number, statement))
+    return bad

@@ -1,0 +1,173 @@
+"""Which script runs with which parameters, for every cell of the Windows release matrix.
+
+The matrix itself (Pythons × arches × kinds) is data in
+:func:`hgautomation.platforms.windows_release_matrix`; this module only maps a
+cell to its script, Python path, artifact pattern and expected file name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from hgautomation import platforms
+from hgautomation.errors import UsageError
+from hgautomation.platforms import WindowsArtifact
+from hgautomation.windows.powershell import Script
+
+# The Windows host contract (ARCHITECTURE.md §1).
+HGDEV = "C:\\hgdev"
+SOURCE = HGDEV + "\\src"
+DIST = SOURCE + "\\dist"
+HG = HGDEV + "\\venv-bootstrap\\Scripts\\hg.exe"
+BOOTSTRAP_PYTHON = HGDEV + "\\venv-bootstrap\\Scripts\\python.exe"
+MSYS_SHELL = HGDEV + "\\MinGW\\msys\\1.0\\bin\\sh.exe"
+PROVISION_DIR = HGDEV + "\\provision"
+# What `hg push` asks the remote to run (forward slashes: no quoting by Mercurial).
+REMOTE_HG_CMD = "C:/hgdev/venv-bootstrap/Scripts/hg.exe"
+REMOTE_SOURCE_URL_PATH = "C:/hgdev/src"
+
+# Mercurial for the bootstrap venv (the receiving end of `hg push`).
+BOOTSTRAP_MERCURIAL = "mercurial==7.2.4"
+
+PYOXIDIZER_TARGETS = {"x86": "i686-pc-windows-msvc", "x64": "x86_64-pc-windows-msvc"}
+KINDS = ("wheel", "inno", "wix")
+NEEDS_VERSION = ("inno", "wix")
+
+# A version goes into file names and packaging.py's --version: keep it plain.
+_VERSION = re.compile(r"^[0-9]+(\.[0-9]+)*([a-z]+[0-9]*)?(\+[0-9A-Za-z.]+)?$")
+
+
+def python_path(python: str, arch: str) -> str:
+    r"""C:\hgdev\python<XY>-<arch>\python.exe for "3.12", "x64"."""
+    if python not in platforms.WINDOWS_PYTHONS or arch not in platforms.WINDOWS_ARCHES:
+        raise ValueError(f"no Windows Python {python} for {arch}")
+    return f"{HGDEV}\\python{python.replace('.', '')}-{arch}\\python.exe"
+
+
+def msys_path(windows_path: str) -> str:
+    r"""C:\hgdev\src -> /c/hgdev/src (how the MSYS shell names it)."""
+    drive, rest = windows_path.split(":", 1)
+    return "/" + drive.lower() + rest.replace("\\", "/")
+
+
+def check_version(version: str | None, needed_for: str) -> str:
+    """The version string, or a UsageError naming the command that needs it."""
+    if not version:
+        raise UsageError(f"{needed_for} needs --version (the version in the package names)")
+    if not _VERSION.match(version):
+        raise UsageError(f"--version {version!r} is not a version like 7.2.1 or 7.2rc0")
+    return version
+
+
+def artifact_pattern(artifact: WindowsArtifact) -> str:
+    """Glob matching the file a build of `artifact` leaves in dist\\ (any version)."""
+    return artifact.filename("*")
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    """One cell of the matrix, ready to run: script, Python and what must come out."""
+
+    artifact: WindowsArtifact
+    python: str  # Windows path of the interpreter
+    pattern: str  # glob in DIST
+    expected: str | None  # exact file name when the version is known
+    script: Script
+
+    @property
+    def label(self) -> str:
+        a = self.artifact
+        return f"{a.kind} {a.python} {a.arch}"
+
+
+def build_step(artifact: WindowsArtifact, version: str | None = None) -> BuildStep:
+    """The script and expectations for building `artifact`."""
+    python = python_path(artifact.python, artifact.arch)
+    pattern = artifact_pattern(artifact)
+    params = {"Source": SOURCE, "Dist": DIST, "Python": python, "Arch": artifact.arch,
+              "Pattern": pattern}
+    if artifact.kind == "wheel":
+        script = Script.load("build_wheel.ps1", params)
+    elif artifact.kind in NEEDS_VERSION:
+        version = check_version(version, f"building the {artifact.kind} installer")
+        params.update(Kind=artifact.kind, Target=PYOXIDIZER_TARGETS[artifact.arch],
+                      Version=version)
+        script = Script.load("build_installer.ps1", params)
+    else:
+        raise ValueError(f"unknown artifact kind {artifact.kind!r}")
+    expected = artifact.filename(version) if version else None
+    return BuildStep(artifact, python, pattern, expected, script)
+
+
+def select(kinds: Iterable[str], pythons: Sequence[str] | None = None,
+           arches: Sequence[str] | None = None) -> list[WindowsArtifact]:
+    """Cells of the release matrix of the given kinds, for the given Pythons/arches.
+
+    Installers are built with one Python; asking for another one builds with
+    that Python instead of the release default.
+    """
+    kinds = tuple(kinds)
+    arches = tuple(arches or platforms.WINDOWS_ARCHES)
+    cells: list[WindowsArtifact] = []
+    for cell in platforms.windows_release_matrix():
+        if cell.kind not in kinds or cell.arch not in arches:
+            continue
+        if pythons is None or (cell.kind == "wheel" and cell.python in pythons):
+            cells.append(cell)
+        elif cell.kind != "wheel":
+            cells.extend(WindowsArtifact(cell.kind, py, cell.arch) for py in pythons)
+    return cells
+
+
+def plan(kinds: Iterable[str], version: str | None, pythons: Sequence[str] | None = None,
+         arches: Sequence[str] | None = None) -> list[BuildStep]:
+    """Every build step of a command, in matrix order; version errors before any machine starts."""
+    return [build_step(cell, version) for cell in select(kinds, pythons, arches)]
+
+
+def update_source_script(node: str) -> Script:
+    """Bring C:\\hgdev\\src to `node` and purge it."""
+    if not re.fullmatch(r"[0-9a-f]{40}", node):
+        raise ValueError(f"not a full node: {node!r}")
+    return Script.load("update_source.ps1", {"Hg": HG, "Source": SOURCE, "Node": node})
+
+
+def run_tests_script(python: str, arch: str, test_flags: str) -> Script:
+    """run-tests.py with the chosen Python under the MSYS shell."""
+    if '"' in test_flags:
+        # Windows PowerShell 5.1 passes embedded double quotes to native programs
+        # unescaped, so sh.exe would see a different command than the user typed.
+        raise UsageError("--test-flags cannot contain double quotes on Windows; "
+                         "use single quotes")
+    return Script.load("run_tests.ps1", {
+        "MsysShell": MSYS_SHELL,
+        "TestsDir": msys_path(SOURCE + "\\tests"),
+        "Python": msys_path(python_path(python, arch)),
+        "TestFlags": test_flags,
+    })
+
+
+def provision_script(deps_script_remote: str) -> Script:
+    """Provisioning over SSH: the checkout's dependency installer, then the bootstrap venv."""
+    return Script.load("provision.ps1", {
+        "DepsScript": deps_script_remote,
+        "BootstrapPython": BOOTSTRAP_PYTHON,
+        "MercurialRequirement": BOOTSTRAP_MERCURIAL,
+    })
+
+
+def prepare_image_script() -> Script:
+    """AV verified on, keys removed, EC2Launch reset: the instance is ready to be imaged."""
+    return Script.load("prepare_image.ps1")
+
+
+def user_data(authorized_key: str, host_key_private: str, host_key_public: str) -> str:
+    """EC2 user data (``<powershell>`` block) for the first boot of a Windows instance."""
+    script = Script.load("userdata.ps1", {
+        "AuthorizedKey": authorized_key.strip(),
+        "HostKey": host_key_private,
+        "HostKeyPub": host_key_public.strip(),
+    })
+    return f"<powershell>\n{script.text}</powershell>\n"

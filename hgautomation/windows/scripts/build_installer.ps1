@@ -1,0 +1,11 @@
+# One installer through the checkout's own packaging script.
+# Parameters: $Source, $Dist, $Python, $Kind (inno|wix), $Arch, $Target, $Version, $Pattern.
+Set-Location $Source
+Write-Step "packaging.py $Kind for $Arch ($Target) with $Python"
+& $Python contrib\packaging\packaging.py $Kind --pyoxidizer-target $Target --version $Version
+Assert-LastExit "packaging.py $Kind ($Arch)"
+$found = Get-ChildItem -Path $Dist -Filter $Pattern | Sort-Object LastWriteTime -Descending | Select-Object -First 1
+if ($null -eq $found) {
+    throw "hgautomation: no $Pattern in $Dist after packaging.py $Kind"
+}
+Write-Step "artifact $($found.Name)"

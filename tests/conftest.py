@@ -1,0 +1,135 @@
+"""Session-wide isolation and the real loopback servers as pytest fixtures.
+
+Fixtures: `aws` / `aws_fresh` (moto), `ssh_host` (sshd), `sshd_workdir` (for more sshds),
+`hg_source` (Mercurial's source as a repo), `pypi` (pypiserver). See tests/harness/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import aws as aws_harness
+from harness import hgsource, pypi as pypi_harness, sshd
+from harness.net import endpoint_guard_error
+
+# moto reads MOTO_AMIS_PATH when moto.ec2 is first imported, which a test module
+# may do at import time: set it while conftest loads, before any test module.
+aws_harness.configure_moto_environment()
+
+_ENVDIR = pytest.StashKey[Path]()
+
+# Ambient credentials and profiles a developer may have exported.
+_AWS_IDENTITY_VARS = (
+    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME", "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+)
+
+
+def isolate_environment(envdir: Path) -> None:
+    """Point AWS and Mercurial config at empty files in `envdir`; drop ambient identities."""
+    for name in _AWS_IDENTITY_VARS:
+        os.environ.pop(name, None)
+    for name, filename in [("AWS_CONFIG_FILE", "aws-config"),
+                           ("AWS_SHARED_CREDENTIALS_FILE", "aws-credentials"),
+                           ("HGRCPATH", "hgrc")]:
+        path = envdir / filename
+        path.write_text("")
+        os.environ[name] = str(path)
+    # Fake keys, so botocore never searches further (e.g. the metadata service).
+    os.environ["AWS_ACCESS_KEY_ID"] = aws_harness.ACCESS_KEY
+    os.environ["AWS_SECRET_ACCESS_KEY"] = aws_harness.SECRET_KEY
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    envdir = Path(tempfile.mkdtemp(prefix="hgauto-test-env-"))
+    config.stash[_ENVDIR] = envdir
+    isolate_environment(envdir)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    envdir = config.stash.get(_ENVDIR, None)
+    if envdir:
+        shutil.rmtree(envdir, ignore_errors=True)
+
+
+@pytest.hookimpl(tryfirst=True)  # before any fixture of the test is set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    error = endpoint_guard_error(os.environ)
+    if error:
+        pytest.exit(error, returncode=3)
+
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (creates a user and runs sshd): use tests/run")
+
+
+@pytest.fixture(scope="session")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[aws_harness.MotoServer]:
+    """moto on 127.0.0.1: .endpoint_url, .region, .env (for subprocesses), .client(), .reset()."""
+    server = aws_harness.start_moto(tmp_path_factory.mktemp("aws"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_fresh(aws: aws_harness.MotoServer) -> aws_harness.MotoServer:
+    """The session's moto server, reset to its base images before this test."""
+    aws.reset()
+    return aws
+
+
+@pytest.fixture(scope="session")
+def ssh_host() -> Iterator[sshd.SSHHost]:
+    """An sshd on 127.0.0.1 for user `hgtest`, key login only, SFTP enabled."""
+    _require_root()
+    workdir = sshd.make_workdir()
+    try:
+        with sshd.running_sshd(workdir) as host:
+            yield host
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def sshd_workdir() -> Iterator[Path]:
+    """A directory fit for `sshd.start_sshd`/`running_sshd` (e.g. a second daemon)."""
+    _require_root()
+    workdir = sshd.make_workdir()
+    try:
+        yield workdir
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def hg_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local clone of a one-commit repo holding Mercurial's source (from its sdist)."""
+    sdist = hgsource.find_sdist()
+    if sdist is None:
+        pytest.skip(f"no mercurial-*.tar.gz in {hgsource.SDIST_DIR}: "
+                    "tests/run downloads it before going offline")
+    cached = hgsource.build_cached_repo(sdist)
+    return hgsource.clone(cached, tmp_path_factory.mktemp("hg-source") / "mercurial")
+
+
+@pytest.fixture(scope="session")
+def pypi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pypi_harness.PyPIServer]:
+    """pypiserver on 127.0.0.1: .url, .simple_url, .username, .password, .packages_dir."""
+    daemon = pypi_harness.start_pypi(tmp_path_factory.mktemp("pypi"))
+    try:
+        yield daemon.server
+    finally:
+        daemon.stop()

@@ -1,0 +1,142 @@
+"""A "Linux dev host": the `ssh_host` sshd's user given the remote-machine contract for real.
+
+/hgdev and /hgwork are fixed absolute paths on this machine: the fixture creates them
+only when absent (or when they hold its own marker, left by a killed run) and removes
+them at teardown only if it created them. The user is the harness's (`hgtest`), not
+`hg`: the product takes the user from `--host`/the ssh config.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness import hgsource
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# tests/run would fetch this before going offline; see the report for the line.
+WHEEL_DIRS = [REPO_ROOT / "build" / "cache" / "wheels-hg", REPO_ROOT / "build" / "cache" / "wheels"]
+HG_VERSION = "7.2.4"
+HGDEV = Path("/hgdev")
+HGWORK = Path("/hgwork")
+MARKER = ".hgautomation-test-fixture"
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@dataclass(frozen=True)
+class LinuxDevHost:
+    """A contract host reachable through `ssh_config` as `alias`."""
+
+    ssh: object  # harness.sshd.SSHHost
+    alias: str
+    ssh_config: Path
+    user: str
+
+    def cli_args(self, state: Path) -> list[str]:
+        """Global options that reach this host with pinned keys from `state`."""
+        return ["--state-path", str(state), "--ssh-config", str(self.ssh_config)]
+
+
+def _run(*cmd: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(list(cmd), check=True, capture_output=True, text=True,
+                          timeout=kwargs.pop("timeout", 300), **kwargs)
+
+
+def _claim(path: Path) -> bool:
+    """Create `path` (True) or find it ours from a killed run (True) or foreign (False)."""
+    if path.exists():
+        if (path / MARKER).exists():
+            _remove(path)
+        else:
+            return False
+    path.mkdir(mode=0o755)
+    (path / MARKER).write_text("created by tests/linux/conftest.py; safe to delete\n")
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_mount():
+        subprocess.run(["umount", str(path)], check=False, timeout=60)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _find_wheel() -> Path | None:
+    for directory in WHEEL_DIRS:
+        found = sorted(directory.glob(f"mercurial-{HG_VERSION}-*.whl"))
+        if found:
+            return found[0]
+    return None
+
+
+def lay_out_contract(user: str, source_repo: Path) -> None:
+    """/hgdev: venv-bootstrap with Mercurial, a non-publishing clone, a python shim."""
+    wheel = _find_wheel()
+    if wheel is None:
+        pytest.skip(f"no mercurial {HG_VERSION} wheel in {WHEEL_DIRS[0]} (tests/run downloads "
+                    "it before going offline)")
+    venv = HGDEV / "venv-bootstrap"
+    # From the system Python: a venv whose interpreter lives under /root is not
+    # executable by another user.
+    _run(SYSTEM_PYTHON, "-m", "venv", str(venv))
+    _run(str(venv / "bin" / "python"), "-m", "pip", "install", "--isolated", "-q",
+         "--no-index", "--find-links", str(wheel.parent), f"mercurial=={HG_VERSION}")
+    _run(hgsource.hg_executable(), "clone", "-q", "--noupdate", str(source_repo),
+         str(HGDEV / "src"), env=hgsource.hg_env())
+    with open(HGDEV / "src" / ".hg" / "hgrc", "a") as fh:
+        fh.write("\n[phases]\npublish = False\n")
+    shims = HGDEV / "pyenv" / "shims"
+    shims.mkdir(parents=True)
+    version = _run(SYSTEM_PYTHON, "-c",
+                   "import sys; print('%d.%d' % sys.version_info[:2])").stdout.strip()
+    (shims / f"python{version}").symlink_to(SYSTEM_PYTHON)
+    _run("chown", "-R", f"{user}:", str(HGDEV))
+
+
+@pytest.fixture(scope="session")
+def linux_dev_host(ssh_host, hg_source, tmp_path_factory) -> Iterator[LinuxDevHost]:
+    """The sshd fixture's user with /hgdev laid out and /hgwork owned, reached as `devhost`."""
+    created = []
+    try:
+        for path in (HGDEV, HGWORK):
+            if not _claim(path):
+                pytest.skip(f"{path} exists and is not this fixture's: not touching it")
+            created.append(path)
+        lay_out_contract(ssh_host.user, hg_source)
+        _run("chown", f"{ssh_host.user}:", str(HGWORK))
+        config = tmp_path_factory.mktemp("ssh-config") / "config"
+        config.write_text(
+            "Host devhost\n"
+            f"  HostName {ssh_host.host}\n"
+            f"  Port {ssh_host.port}\n"
+            f"  User {ssh_host.user}\n"
+            f"  IdentityFile {ssh_host.key_path}\n")
+        yield LinuxDevHost(ssh=ssh_host, alias="devhost", ssh_config=config,
+                           user=ssh_host.user)
+    finally:
+        for path in created:
+            _remove(path)
+
+
+def _cli(*args: str, cwd: Path | None = None, timeout: float = 300,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(REPO_ROOT)
+    # The test venv's hg must be first on PATH for `hg push`'s local side.
+    full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "hgautomation", *args], cwd=cwd,
+                          env=full_env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def cli():
+    """Run the real CLI in a subprocess: ``cli(*args, cwd=..., env=...)`` -> CompletedProcess."""
+    return _cli

@@ -1,0 +1,237 @@
+"""run-tests-linux and check-host end to end: real CLI, real sshd, real hg, real run-tests.py."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import hgsource, sshd
+from harness.net import free_port
+
+pytestmark = pytest.mark.slow
+
+QUICK_TESTS = ["test-empty-dir.t", "test-revert-flags.t", "test-issue1089.t"]
+# The venv hg runs the tests: run-tests.py's default temporary install needs PyPI,
+# which the loopback-only namespace does not have.
+WITH_HG = "--with-hg=/hgdev/venv-bootstrap/bin/hg"
+
+
+@pytest.fixture
+def repo(hg_source: Path, tmp_path: Path) -> Path:
+    """A private clone of Mercurial's source to commit to."""
+    return hgsource.clone(hg_source, tmp_path / "repo")
+
+
+@pytest.fixture
+def state(tmp_path: Path, linux_dev_host) -> Path:
+    """A state dir whose known_hosts already pins the dev host (as --accept-new-host-key would)."""
+    path = tmp_path / "state"
+    path.mkdir(mode=0o700)
+    shutil.copy(linux_dev_host.ssh.known_hosts_path, path / "known_hosts")
+    return path
+
+
+def commit(repo: Path, message: str) -> str:
+    hgsource.hg("commit", "-q", "-u", hgsource.COMMIT_USER, "-d", "1 0", "-m", message,
+                cwd=repo)
+    return hgsource.hg("log", "-r", ".", "-T", "{node}", cwd=repo)
+
+
+def break_test(repo: Path, name: str) -> None:
+    """Make test `name` fail: its expected output no longer matches."""
+    with open(repo / "tests" / name, "a") as fh:
+        fh.write("\n  $ echo expected\n  something else\n")
+
+
+def run_tests(cli, linux_dev_host, state: Path, repo: Path, *extra: str,
+              tests=QUICK_TESTS, results: Path | None = None):
+    args = [*linux_dev_host.cli_args(state), "run-tests-linux", "--host", linux_dev_host.alias,
+            "--hg", hgsource.hg_executable()]
+    if results is not None:
+        args += ["--results-dir", str(results)]
+    return cli(*args, *extra, WITH_HG, *tests, cwd=repo, timeout=300)
+
+
+def test_passing_revision_exits_0_with_parsed_report(cli, linux_dev_host, state, repo, tmp_path):
+    results = tmp_path / "results"
+    proc = run_tests(cli, linux_dev_host, state, repo, "-r", ".", results=results)
+    assert proc.returncode == 0, proc.stderr
+    assert "passed 3, failed 0, skipped 0 (3 tests)" in proc.stdout
+    assert re.search(r"timing: setup \d+\.\ds, tests \d+\.\ds, total \d+\.\ds "
+                     r"\(setup overhead \d+%\)", proc.stdout)
+    text = (results / "report.json").read_text()
+    report = json.loads(text.split("=", 1)[1])
+    assert sorted(report) == sorted(QUICK_TESTS)
+    assert {r["result"] for r in report.values()} == {"success"}
+    # The harness output was streamed back line by line.
+    assert "# Ran 3 tests, 0 skipped, 0 failed." in proc.stderr
+
+
+def test_failing_test_exits_1_naming_it(cli, linux_dev_host, state, repo):
+    break_test(repo, "test-revert-flags.t")
+    commit(repo, "break test-revert-flags.t")
+    proc = run_tests(cli, linux_dev_host, state, repo)
+    assert proc.returncode == 1, proc.stderr
+    assert "passed 2, failed 1, skipped 0 (3 tests)" in proc.stdout
+    assert "failed: test-revert-flags.t" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1] == \
+        "tests failed: 1 of 3 tests failed: test-revert-flags.t"
+
+
+def test_only_new_changesets_travel(cli, linux_dev_host, state, repo):
+    (repo / "first.txt").write_text("one\n")
+    hgsource.hg("add", "first.txt", cwd=repo)
+    commit(repo, "first")
+    proc = run_tests(cli, linux_dev_host, state, repo, "-v", tests=QUICK_TESTS[:1])
+    assert proc.returncode == 0, proc.stderr
+    assert "pushed 1 changeset\n" in proc.stderr
+
+    (repo / "second.txt").write_text("two\n")
+    hgsource.hg("add", "second.txt", cwd=repo)
+    second = commit(repo, "second")
+    proc = run_tests(cli, linux_dev_host, state, repo, "-v", tests=QUICK_TESTS[:1])
+    assert proc.returncode == 0, proc.stderr
+    assert "pushed 1 changeset\n" in proc.stderr
+    assert "added 1 changesets with 1 changes to 1 files" in proc.stderr  # hg push -v
+    assert f"/hgwork/src at {second[:12]} second" in proc.stderr
+
+    proc = run_tests(cli, linux_dev_host, state, repo, tests=QUICK_TESTS[:1])
+    assert proc.returncode == 0, proc.stderr
+    assert f"host already has {second[:12]}: nothing to push" in proc.stderr
+
+
+def test_include_working_copy_carries_uncommitted_changes(cli, linux_dev_host, state, repo):
+    break_test(repo, "test-empty-dir.t")  # uncommitted
+    proc = run_tests(cli, linux_dev_host, state, repo, tests=QUICK_TESTS[:1])
+    assert proc.returncode == 0, proc.stderr  # without the flag: the committed test passes
+
+    proc = run_tests(cli, linux_dev_host, state, repo, "--include-working-copy",
+                     tests=QUICK_TESTS[:1])
+    assert proc.returncode == 1, proc.stderr
+    assert "failed: test-empty-dir.t" in proc.stdout
+    assert "working copy: " in proc.stderr and "bytes of uncommitted changes" in proc.stderr
+
+
+# -- clean one-line errors -----------------------------------------------------------
+
+def one_line(proc) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+def test_unknown_revision(cli, linux_dev_host, state, repo):
+    proc = cli(*linux_dev_host.cli_args(state), "-q", "run-tests-linux", "--host", "devhost",
+               "--hg", hgsource.hg_executable(), "-r", "nosuchrevision", cwd=repo)
+    assert proc.returncode == 4
+    assert one_line(proc) == ("repository error: cannot resolve revision 'nosuchrevision' "
+                              f"in {repo}: unknown revision 'nosuchrevision'")
+
+
+def test_not_a_repository(cli, linux_dev_host, state, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = cli(*linux_dev_host.cli_args(state), "-q", "run-tests-linux", "--host", "devhost",
+               cwd=empty)
+    assert proc.returncode == 4
+    assert one_line(proc).startswith("repository error: no Mercurial repository at or above")
+
+
+def test_unsupported_filesystem(cli, linux_dev_host, state, repo):
+    proc = cli(*linux_dev_host.cli_args(state), "-q", "run-tests-linux", "--host", "devhost",
+               "--hg", hgsource.hg_executable(), "--filesystem", "xfs", cwd=repo)
+    assert proc.returncode == 3
+    assert one_line(proc).startswith("configuration error: --filesystem xfs needs a spare "
+                                      "block device")
+    proc = cli("run-tests-linux", "--filesystem", "ntfs", cwd=repo)
+    assert proc.returncode == 2
+    assert one_line(proc).startswith("usage error: argument --filesystem: invalid choice")
+
+
+def test_unreachable_host(cli, linux_dev_host, state, repo):
+    port = free_port()  # nothing listens there
+    proc = cli(*linux_dev_host.cli_args(state), "-q", "run-tests-linux",
+               "--host", f"hgtest@127.0.0.1:{port}", "--hg", hgsource.hg_executable(),
+               cwd=repo)
+    assert proc.returncode == 8
+    assert one_line(proc).startswith(
+        f"connection error: cannot connect to hgtest@127.0.0.1:{port}: connection refused")
+
+
+def test_authentication_failure(cli, linux_dev_host, state, repo, tmp_path):
+    other_key = sshd.generate_key(tmp_path / "other_key")
+    config = tmp_path / "ssh_config"
+    config.write_text(linux_dev_host.ssh_config.read_text().replace(
+        str(linux_dev_host.ssh.key_path), str(other_key)))
+    proc = cli("--state-path", str(state), "--ssh-config", str(config), "-q",
+               "run-tests-linux", "--host", "devhost", "--hg", hgsource.hg_executable(),
+               cwd=repo)
+    assert proc.returncode == 8
+    assert one_line(proc).startswith(
+        f"connection error: authentication failed for hgtest@127.0.0.1:{linux_dev_host.ssh.port}")
+
+
+def test_check_host_pins_new_key_only_when_asked(cli, linux_dev_host, tmp_path):
+    state = tmp_path / "fresh-state"
+    args = ["--state-path", str(state), "--ssh-config", str(linux_dev_host.ssh_config)]
+    proc = cli(*args, "check-host", "--host", "devhost")
+    assert proc.returncode == 9
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        f"host key error: unknown host key for [127.0.0.1]:{linux_dev_host.ssh.port}: "
+        "ssh-ed25519 SHA256:")
+    assert "--accept-new-host-key" in proc.stderr
+    assert not (state / "known_hosts").exists()
+
+    proc = cli(*args, "check-host", "--host", "devhost", "--accept-new-host-key")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    pinned = (state / "known_hosts").read_text().split()
+    assert pinned == [f"[127.0.0.1]:{linux_dev_host.ssh.port}",
+                      *linux_dev_host.ssh.host_public_key.split()]
+    for item in ("sftp", "/hgdev", "venv-bootstrap hg", "/hgdev/src", "/hgwork"):
+        assert re.search(rf"^{re.escape(item)}\s+ok\s+required", proc.stdout, re.M), proc.stdout
+    assert "1 host meet the contract" in proc.stdout
+
+
+def test_host_key_mismatch_is_refused(cli, linux_dev_host, state, sshd_workdir, repo):
+    # A second sshd with its own host key, while the first one's key is pinned for it.
+    daemon = sshd.start_sshd(sshd_workdir, linux_dev_host.user,
+                             user_key=linux_dev_host.ssh.key_path)
+    try:
+        port = daemon.host.port
+        (state / "known_hosts").write_text(
+            f"[127.0.0.1]:{port} {linux_dev_host.ssh.host_public_key}\n")
+        for command in (["check-host"], ["run-tests-linux", "--hg", hgsource.hg_executable()]):
+            proc = cli(*linux_dev_host.cli_args(state), "-q", *command,
+                       "--host", f"127.0.0.1:{port}", "--accept-new-host-key", cwd=repo)
+            assert proc.returncode == 9, proc.stderr
+            assert one_line(proc).startswith(
+                f"host key error: host key for [127.0.0.1]:{port} has changed")
+        # --accept-new-host-key never overrides a pinned key.
+        assert (state / "known_hosts").read_text().split()[1:] == \
+            linux_dev_host.ssh.host_public_key.split()
+    finally:
+        daemon.stop()
+
+
+def test_check_host_reports_missing_contract(cli, linux_dev_host, state, sshd_workdir, tmp_path):
+    """Another user on the same sshd setup does not own /hgdev: check-host says so."""
+    daemon = sshd.start_sshd(sshd_workdir, "hgtest2")
+    try:
+        (state / "known_hosts").write_text(
+            f"[127.0.0.1]:{daemon.host.port} {daemon.host.host_public_key}\n")
+        config = tmp_path / "cfg"
+        config.write_text(f"Host *\n  IdentityFile {daemon.host.key_path}\n")
+        proc = cli("--state-path", str(state), "--ssh-config", str(config), "check-host",
+                   "--host", f"hgtest2@127.0.0.1:{daemon.host.port}")
+        assert proc.returncode == 20, proc.stderr
+        assert re.search(r"^/hgdev\s+missing\s+required\s+owned by hgtest, not hgtest2",
+                         proc.stdout, re.M), proc.stdout
+        assert proc.stderr.strip().splitlines()[-1].startswith(
+            "host not ready: contract not met: 127.0.0.1: /hgdev")
+    finally:
+        daemon.stop()

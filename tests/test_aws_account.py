@@ -1,0 +1,226 @@
+"""AWS account state, ownership, listing, terminate and purge: the real CLI against moto."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from aws_cli import live_instances, mutating_calls, run_cli, cli_env, total_calls
+
+DEBIAN = "ami-0f3271e513def6192"  # tests/harness/amis.json
+CIDR_A = "198.51.100.7/32"
+CIDR_B = "198.51.100.8/32"
+
+
+def _ok(result):
+    assert result.returncode == 0, result.stderr + result.stdout
+    return result
+
+
+def _setup(aws, state, owner, cidr=CIDR_A, *extra):
+    return _ok(run_cli(aws, state, "-v", "setup-ec2-account", "--owner", owner,
+                       "--ingress-cidr", cidr, *extra))
+
+
+def _ingress(ec2, name):
+    group = ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [name]}])["SecurityGroups"][0]
+    return sorted((p["FromPort"], r["CidrIp"]) for p in group["IpPermissions"]
+                  for r in p.get("IpRanges", []))
+
+
+def _our_instance(ec2, owner, name, count=1, managed="1"):
+    tags = [{"Key": "Name", "Value": name}, {"Key": "hgautomation:owner", "Value": owner},
+            {"Key": "hgautomation:managed", "Value": managed}]
+    reply = ec2.run_instances(ImageId=DEBIAN, MinCount=count, MaxCount=count,
+                              InstanceType="c5.large",
+                              TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
+    return [i["InstanceId"] for i in reply["Instances"]]
+
+
+def test_reconcile_creates_then_second_run_mutates_nothing(aws_fresh, tmp_path):
+    first = _setup(aws_fresh, tmp_path, "alice")
+    assert mutating_calls(first.stderr) >= 8
+    key = tmp_path / "keys" / "hg-automation-alice"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert key.read_bytes().startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+
+    ec2, iam = aws_fresh.client("ec2"), aws_fresh.client("iam")
+    pair = ec2.describe_key_pairs(KeyNames=["hg-automation-alice"],
+                                  IncludePublicKey=True)["KeyPairs"][0]
+    assert pair["KeyType"] == "ed25519"
+    assert pair["PublicKey"].split()[:2] == (tmp_path / "keys" / "hg-automation-alice.pub") \
+        .read_text().split()[:2]
+    tags = {t["Key"]: t["Value"] for t in pair["Tags"]}
+    assert tags["hgautomation:managed"] == "1" and tags["hgautomation:owner"] == "alice"
+    assert "hgautomation:created-at" in tags
+    for kind in ("linux", "windows"):
+        assert _ingress(ec2, f"hg-{kind}-dev-1-alice") == [(22, CIDR_A)]
+    attached = iam.list_attached_role_policies(RoleName="hg-ephemeral-ec2-role-1")
+    assert [p["PolicyName"] for p in attached["AttachedPolicies"]] == \
+        ["AmazonSSMManagedInstanceCore"]
+    profile = iam.get_instance_profile(InstanceProfileName="hg-ephemeral-ec2-1")
+    assert [r["RoleName"] for r in profile["InstanceProfile"]["Roles"]] == \
+        ["hg-ephemeral-ec2-role-1"]
+
+    second = _setup(aws_fresh, tmp_path, "alice")
+    assert mutating_calls(second.stderr) == 0, second.stderr
+
+
+def test_address_change_updates_security_groups(aws_fresh, tmp_path):
+    _setup(aws_fresh, tmp_path, "alice", CIDR_A, "--rdp")
+    ec2 = aws_fresh.client("ec2")
+    assert _ingress(ec2, "hg-windows-dev-1-alice") == [(22, CIDR_A), (3389, CIDR_A)]
+    moved = _setup(aws_fresh, tmp_path, "alice", CIDR_B)
+    assert _ingress(ec2, "hg-linux-dev-1-alice") == [(22, CIDR_B)]
+    assert _ingress(ec2, "hg-windows-dev-1-alice") == [(22, CIDR_B)]
+    assert mutating_calls(moved.stderr) == 4  # one revoke + one authorize per group
+    assert mutating_calls(_setup(aws_fresh, tmp_path, "alice", CIDR_B).stderr) == 0
+
+
+def test_key_pair_half_present_or_mismatched_is_repaired(aws_fresh, tmp_path):
+    _setup(aws_fresh, tmp_path, "alice")
+    ec2 = aws_fresh.client("ec2")
+    pub = tmp_path / "keys" / "hg-automation-alice.pub"
+
+    def remote_key():
+        return ec2.describe_key_pairs(KeyNames=["hg-automation-alice"],
+                                      IncludePublicKey=True)["KeyPairs"][0]["PublicKey"]
+
+    ec2.delete_key_pair(KeyName="hg-automation-alice")  # only the local half left
+    result = _setup(aws_fresh, tmp_path, "alice")
+    assert "importing" in result.stderr
+    assert remote_key().split()[:2] == pub.read_text().split()[:2]
+
+    old = pub.read_text()
+    (tmp_path / "keys" / "hg-automation-alice").unlink()  # only the remote half left
+    result = _setup(aws_fresh, tmp_path, "alice")
+    assert "replacing" in result.stderr
+    assert pub.read_text() != old
+    assert remote_key().split()[:2] == pub.read_text().split()[:2]
+    assert mutating_calls(_setup(aws_fresh, tmp_path, "alice").stderr) == 0
+
+
+def test_foreign_key_pair_with_our_name_is_refused(aws_fresh, tmp_path):
+    aws_fresh.client("ec2").create_key_pair(KeyName="hg-automation-carol")
+    result = run_cli(aws_fresh, tmp_path, "-q", "setup-ec2-account", "--owner", "carol",
+                     "--ingress-cidr", CIDR_A)
+    assert result.returncode == 5
+    assert result.stderr.count("\n") == 1 and "not tagged as ours" in result.stderr
+
+
+def test_owner_defaults_to_caller_identity_and_env(aws_fresh, tmp_path):
+    result = _ok(run_cli(aws_fresh, tmp_path, "setup-ec2-account", "--ingress-cidr", CIDR_A))
+    assert "owner moto" in result.stdout  # moto's caller ARN is .../user/moto
+    env = cli_env(aws_fresh, HGAUTOMATION_OWNER="Dave.Smith")
+    result = _ok(run_cli(aws_fresh, tmp_path, "setup-ec2-account", "--ingress-cidr", CIDR_A,
+                         env=env))
+    assert "hg-linux-dev-1-dave-smith" in result.stdout
+
+
+def test_two_owners_and_look_alikes(aws_fresh, tmp_path):
+    ec2, iam = aws_fresh.client("ec2"), aws_fresh.client("iam")
+    _setup(aws_fresh, tmp_path, "alice")
+    _setup(aws_fresh, tmp_path, "bob")
+    alice = _our_instance(ec2, "alice", "hg-temp-alice-1", count=2)
+    bob = _our_instance(ec2, "bob", "hg-temp-bob-1")
+    # Look-alikes: another prefix, our prefix without our tag, other tags.
+    ec2.create_key_pair(KeyName="hgx-automation-alice")
+    ec2.create_key_pair(KeyName="hg-automation")  # an older tool's, untagged
+    ec2.create_security_group(GroupName="hg-linux-dev-1", Description="old tool")
+    ec2.create_security_group(GroupName="hgx-linux-dev-1-alice", Description="x")
+    untagged = ec2.run_instances(ImageId=DEBIAN, MinCount=1, MaxCount=1, TagSpecifications=[{
+        "ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "hg-old"}]}]
+    )["Instances"][0]["InstanceId"]
+    hgx = ec2.run_instances(ImageId=DEBIAN, MinCount=1, MaxCount=1, TagSpecifications=[{
+        "ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "hgx-alice"},
+                                             {"Key": "hgautomation:owner", "Value": "alice"}]}]
+    )["Instances"][0]["InstanceId"]
+    other = _our_instance(ec2, "alice", "hg-temp-alice-9", managed="0")[0]
+
+    listing = _ok(run_cli(aws_fresh, tmp_path, "list-ec2-resources", "--owner", "alice"))
+    for iid in alice + [untagged]:
+        assert iid in listing.stdout
+    for iid in bob + [hgx, other]:
+        assert iid not in listing.stdout
+    assert "running instance(s), estimated $" in listing.stdout
+
+    dry = _ok(run_cli(aws_fresh, tmp_path, "-v", "purge-ec2-resources", "--owner", "alice",
+                      "--dry-run"))
+    assert mutating_calls(dry.stderr) == 0
+    assert len(live_instances(ec2, **{"hgautomation:owner": "alice"})) == 4
+
+    purge = _ok(run_cli(aws_fresh, tmp_path, "purge-ec2-resources", "--owner", "alice"))
+    assert "skipped: untagged" in purge.stdout and "hg-old" in purge.stdout
+    live = {i["InstanceId"] for i in live_instances(ec2)}
+    assert not set(alice) & live
+    assert set(bob) | {untagged, hgx, other} <= live
+    keys = {k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]}
+    assert keys == {"hg-automation-bob", "hgx-automation-alice", "hg-automation"}
+    groups = {g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]}
+    assert {"hg-linux-dev-1-bob", "hg-windows-dev-1-bob", "hg-linux-dev-1",
+            "hgx-linux-dev-1-alice"} <= groups
+    assert not {"hg-linux-dev-1-alice", "hg-windows-dev-1-alice"} & groups
+    assert iam.get_role(RoleName="hg-ephemeral-ec2-role-1")  # shared: kept
+
+    # The explicit flag removes our-prefix untagged resources, and still nothing else.
+    _ok(run_cli(aws_fresh, tmp_path, "purge-ec2-resources", "--owner", "alice",
+                "--include-untagged"))
+    live = {i["InstanceId"] for i in live_instances(ec2)}
+    assert untagged not in live and set(bob) | {hgx, other} <= live
+    keys = {k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]}
+    assert keys == {"hg-automation-bob", "hgx-automation-alice"}
+    groups = {g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]}
+    assert "hg-linux-dev-1" not in groups and "hgx-linux-dev-1-alice" in groups
+
+
+def test_terminate_dry_run_and_all_owners(aws_fresh, tmp_path):
+    ec2 = aws_fresh.client("ec2")
+    alice = _our_instance(ec2, "alice", "hg-temp-alice-1", count=2)
+    bob = _our_instance(ec2, "bob", "hg-temp-bob-1")
+    dry = _ok(run_cli(aws_fresh, tmp_path, "terminate-ec2-instances", "--owner", "alice",
+                      "--dry-run"))
+    assert dry.stdout.count("would terminate") == 2
+    assert len(live_instances(ec2)) == 3
+    _ok(run_cli(aws_fresh, tmp_path, "terminate-ec2-instances", "--owner", "alice"))
+    assert {i["InstanceId"] for i in live_instances(ec2)} == set(bob)
+    result = _ok(run_cli(aws_fresh, tmp_path, "terminate-ec2-instances", "--owner", "alice",
+                         "--all-owners"))
+    assert "terminated" in result.stdout and bob[0] in result.stdout
+    assert live_instances(ec2) == [] and alice
+
+
+def test_purge_call_budget(aws_fresh, tmp_path):
+    _setup(aws_fresh, tmp_path, "alice")
+    ec2 = aws_fresh.client("ec2")
+    _our_instance(ec2, "alice", "hg-temp-alice-1", count=10)
+    _our_instance(ec2, "bob", "hg-temp-bob-1", count=5)
+    result = _ok(run_cli(aws_fresh, tmp_path, "-v", "purge-ec2-resources", "--owner", "alice"))
+    assert total_calls(result.stderr) <= 15, result.stderr
+    assert "TerminateInstances=1" in result.stderr
+    assert live_instances(ec2, **{"hgautomation:owner": "alice"}) == []
+    assert len(live_instances(ec2, **{"hgautomation:owner": "bob"})) == 5
+
+
+@pytest.mark.parametrize("case, code", [
+    ("no-credentials", 6), ("bad-region", 7), ("unreachable", 7)])
+def test_bad_input_one_line_and_exit_code(aws, tmp_path, case, code):
+    env = cli_env(aws, AWS_MAX_ATTEMPTS="2")
+    args = ["list-ec2-resources", "--owner", "alice"]
+    if case == "no-credentials":
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            env.pop(name, None)
+        empty = tmp_path / "empty-credentials"
+        empty.write_text("")
+        env["AWS_SHARED_CREDENTIALS_FILE"] = str(empty)
+    elif case == "bad-region":
+        args = ["--aws-region", "moon-central-1"] + args
+    else:
+        from harness.net import free_port
+
+        env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{free_port()}"
+    result = run_cli(aws, tmp_path, *args, env=env)
+    assert result.returncode == code, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stdout == ""

@@ -1,0 +1,135 @@
+"""The CLI surface through `python -m hgautomation`: help, options, errors, exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hgautomation import cli, errors
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 60
+
+
+def env() -> dict[str, str]:
+    result = {k: v for k, v in os.environ.items() if not k.startswith("HGAUTOMATION_")}
+    result["PYTHONPATH"] = str(ROOT)
+    return result
+
+
+def hgautomation(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hgautomation", *args], env=env(), cwd=cwd,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=TIMEOUT)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, code: int) -> str:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_python_m_hgautomation_prints_help(tmp_path):
+    result = hgautomation("--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: hgautomation")
+    for name in cli.COMMANDS:
+        assert name in result.stdout
+
+
+def test_no_arguments_prints_help(tmp_path):
+    result = hgautomation(cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: hgautomation")
+
+
+@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
+def test_every_subcommand_has_help(name, tmp_path):
+    result = hgautomation(name, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: hgautomation {name}")
+    assert "--state-path" in result.stdout  # global options on every subcommand
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_global_options_before_and_after_the_subcommand(where, tmp_path):
+    not_a_repo = tmp_path / "not-a-repo"
+    not_a_repo.mkdir()
+    options = ["--hg-repo", str(not_a_repo), "--state-path", str(tmp_path / "state")]
+    argv = [*options, "try"] if where == "before" else ["try", *options]
+    line = assert_one_line_error(hgautomation(*argv, cwd=tmp_path), 4)
+    assert f"{not_a_repo} is not a Mercurial repository" in line
+
+    # --debug adds the traceback in either position.
+    debug = ["--debug", *argv] if where == "before" else [*argv, "--debug"]
+    result = hgautomation(*debug, cwd=tmp_path)
+    assert result.returncode == 4
+    assert "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["run-tests-linux", "--distro", "nosuch"],
+    ["run-tests-linux", "--filesystem", "fat32"],
+    ["build-inno", "--arch", "arm64"],
+    ["build-windows-wheel", "--python-version", "2.7"],
+    ["bootstrap-linux-dev", "--distros", "debian12,nosuch"],
+    ["no-such-command"],
+    ["--no-such-option"],
+])
+def test_bad_choices_are_one_line_exit_2(argv, tmp_path):
+    line = assert_one_line_error(hgautomation(*argv, cwd=tmp_path), 2)
+    assert line.startswith("usage error: ")
+    assert "see 'hgautomation" in line
+
+
+def _error_classes() -> list[type[errors.HgAutomationError]]:
+    found, stack = [], [errors.HgAutomationError]
+    while stack:
+        cls = stack.pop()
+        found.append(cls)
+        stack.extend(cls.__subclasses__())
+    return [cls for cls in found if cls is not errors.HgAutomationError]
+
+
+def test_every_error_class_has_its_own_exit_code():
+    classes = _error_classes()
+    codes = [cls.exit_code for cls in classes]
+    assert len(classes) >= 10
+    duplicates = {c: [k.__name__ for k in classes if k.exit_code == c]
+                  for c in codes if codes.count(c) > 1}
+    assert not duplicates, duplicates
+    assert errors.INTERNAL_ERROR_EXIT not in codes
+    assert errors.UsageError.exit_code == 2
+    assert errors.Interrupted.exit_code == 130
+    assert sorted(errors.EXIT_CODES) == sorted(codes)
+
+
+def test_a_flow_that_is_not_available_exits_69_with_one_line(tmp_path):
+    # A subcommand whose flow raises commands.not_available, run through cli.main.
+    program = textwrap.dedent(f"""
+        import sys, types
+        from hgautomation import cli
+        from hgautomation.commands import not_available
+
+        module = types.ModuleType("hgautomation.commands.fake_flow")
+        def main(ctx, args):
+            raise not_available("fake-flow", "the fake flow")
+        module.main = main
+        sys.modules[module.__name__] = module
+        cli.COMMANDS["fake-flow"] = ("a flow that is not there", lambda p: None,
+                                     "fake_flow:main")
+        sys.exit(cli.main(["--state-path", {str(tmp_path / 'state')!r}, "fake-flow"],
+                          prog="hgautomation"))
+    """)
+    result = subprocess.run([sys.executable, "-c", program], env=env(), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            timeout=TIMEOUT)
+    line = assert_one_line_error(result, 69)
+    assert line == "not available: fake-flow: the fake flow is not implemented yet"

@@ -1,0 +1,381 @@
+"""`publish-windows-artifacts`: the real CLI against pypiserver and a private sshd release host."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from hgautomation import platforms
+
+VERSION = "7.2.1"
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = str(Path(sys.executable).parent)
+
+
+def make_wheel(path: Path, version: str, tag: str, salt: str = "") -> None:
+    """A minimal valid wheel: METADATA, WHEEL and a RECORD with real hashes."""
+    info = f"mercurial-{version}.dist-info"
+    files = {
+        "mercurial/__init__.py": f"__version__ = {version!r}  # {salt}\n".encode(),
+        f"{info}/METADATA": (
+            "Metadata-Version: 2.1\nName: mercurial\n"
+            f"Version: {version}\nSummary: test wheel\n"
+            "Description-Content-Type: text/plain\n\nA test wheel.\n").encode(),
+        f"{info}/WHEEL": ("Wheel-Version: 1.0\nGenerator: hgautomation-tests\n"
+                          f"Root-Is-Purelib: false\nTag: {tag}\n").encode(),
+    }
+    record = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            record.append(f"{name},sha256={digest.decode()},{len(data)}")
+        record.append(f"{info}/RECORD,,")
+        z.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+
+
+def _fill(path: Path, size: int, seed: str) -> None:
+    block = hashlib.sha256(seed.encode()).digest() * (1 << 15)  # 1 MiB
+    with open(path, "wb") as fh:
+        left = size
+        while left > 0:
+            fh.write(block[:left])
+            left -= len(block)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_dist(dist: Path, version: str = VERSION, big_last: int = 0) -> dict[str, Path]:
+    """Every artifact of the matrix; the last installer is ``big_last`` bytes if given."""
+    dist.mkdir(parents=True, exist_ok=True)
+    made = {}
+    matrix = platforms.windows_release_matrix()
+    for n, spec in enumerate(matrix):
+        path = dist / spec.filename(version)
+        if spec.kind == "wheel":
+            tag = "cp" + spec.python.replace(".", "")
+            make_wheel(path, version, f"{tag}-{tag}-{platforms.WHEEL_PLATFORM_TAGS[spec.arch]}")
+        else:
+            size = big_last if (big_last and n == len(matrix) - 1) else 200_000 + n
+            _fill(path, size, path.name)
+        made[path.name] = path
+    return made
+
+
+@pytest.fixture
+def release(ssh_host, pypi, tmp_path):
+    """A fresh release dir on the ssh host, an empty index, and the CLI's environment."""
+    for f in pypi.packages_dir.iterdir():
+        f.unlink()
+    user = pwd.getpwnam(ssh_host.user)
+    rdir = ssh_host.workdir / f"release-{tmp_path.name}"
+    rdir.mkdir()
+    os.chown(rdir, user.pw_uid, user.pw_gid)
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    shutil.copy(ssh_host.known_hosts_path, home / ".ssh" / "known_hosts")
+    ssh_config = tmp_path / "ssh_config"
+    # The default --ssh-host, mapped to the fixture as a user would with ~/.ssh/config.
+    ssh_config.write_text(f"Host mercurial-scm.org\n  HostName {ssh_host.host}\n"
+                          f"  Port {ssh_host.port}\n  User {ssh_host.user}\n"
+                          f"  IdentityFile {ssh_host.key_path}\n")
+    repo = tmp_path / "hg"
+    subprocess.run(["hg", "init", str(repo)], check=True, timeout=60,
+                   env=dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWINE_")}
+    env.update(HOME=str(home), PYTHONPATH=str(PROJECT),
+               TWINE_USERNAME=pypi.username, TWINE_PASSWORD=pypi.password,
+               TWINE_NON_INTERACTIVE="1")
+
+    class Release:
+        dir = rdir
+        dist = repo / "dist"
+        state = tmp_path / "state"
+
+        def __init__(self):
+            self.env = env
+            self.pypi = pypi
+            self.ssh_config = ssh_config
+            self.home = home
+
+        def command(self, *args: str, version: str = VERSION,
+                    index: tuple = ("--repository-url", pypi.url)) -> list[str]:
+            return [sys.executable, "-m", "hgautomation", "--hg-repo", str(repo),
+                    "--state-path", str(self.state), "--ssh-config", str(ssh_config),
+                    "publish-windows-artifacts", version, "--release-dir", str(rdir),
+                    *index, *args]
+
+        def run(self, *args: str, env: dict | None = None, timeout: float = 300, **kw):
+            return subprocess.run(self.command(*args, **kw), env=env or self.env, cwd=str(repo),
+                                  capture_output=True, text=True, timeout=timeout)
+
+        def published(self) -> list[str]:
+            return sorted(p.name for p in pypi.packages_dir.iterdir()) + \
+                sorted(p.name for p in rdir.iterdir())
+
+    yield Release()
+    shutil.rmtree(rdir, ignore_errors=True)
+    for f in pypi.packages_dir.iterdir():
+        f.unlink()
+
+
+def _last_line(proc) -> str:
+    return proc.stderr.strip().splitlines()[-1]
+
+
+def _expected_latest(names: list[str]) -> list[list[str]]:
+    rows = []
+    for arch, regex in (("x64", ".*Windows.*(WOW|x)64.*"), ("x86", ".*Windows.*")):
+        for name, what, admin in (
+                (f"Mercurial-{VERSION}-{arch}.exe", "Inno Setup installer",
+                 "does not require admin rights"),
+                (f"mercurial-{VERSION}-{arch}.msi", "MSI installer", "requires admin rights")):
+            assert name in names
+            rows.append(["10", VERSION, regex,
+                         f"https://mercurial-scm.org/release/windows/{name}",
+                         f"Mercurial {VERSION} {what} - {arch} Windows - {admin}"])
+    return rows
+
+
+def test_dry_run_prints_plan_and_sends_nothing(release):
+    made = build_dist(release.dist)
+    proc = release.run("--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    for name, path in made.items():
+        line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(name + " "))
+        assert sha256(path) in line and f"{path.stat().st_size:,}" in line
+        if name.endswith(".whl"):
+            assert "http://127.0.0.1" in line
+        else:
+            assert f"mercurial-scm.org:{release.dir}/{name}" in line
+    assert "dry run: nothing sent" in proc.stdout
+    assert release.published() == []
+
+
+def test_publish_rerun_skips_and_latest_is_backed_up(release):
+    made = build_dist(release.dist)
+    old_latest = b"10\t7.2\t.*Windows.*\thttps://example/old.exe\told\n"
+    (release.dir / "latest.dat").write_bytes(old_latest)
+    old_inode = (release.dir / "latest.dat").stat().st_ino
+
+    proc = release.run()
+    assert proc.returncode == 0, proc.stderr
+    assert "PyPI: 12 uploaded, 0 already there, all verified" in proc.stdout
+    assert "4 uploaded, 0 already there, all verified" in proc.stdout
+
+    wheels = {n: p for n, p in made.items() if n.endswith(".whl")}
+    on_index = {p.name: sha256(p) for p in release.pypi.packages_dir.iterdir()}
+    assert on_index == {n: sha256(p) for n, p in wheels.items()}
+    for name, path in made.items():
+        if name.endswith(".whl"):
+            continue
+        remote = release.dir / name
+        assert sha256(remote) == sha256(path)
+        assert remote.stat().st_mode & 0o777 == 0o664
+    assert sorted(p.name for p in release.dir.iterdir()) == sorted(
+        [n for n in made if not n.endswith(".whl")] + ["latest.dat"])  # no temp files left
+
+    latest = release.dir / "latest.dat"
+    rows = [line.split("\t") for line in latest.read_text().splitlines()]
+    assert rows == _expected_latest(list(made))
+    assert latest.stat().st_mode & 0o777 == 0o664
+    assert latest.stat().st_ino != old_inode  # replaced by a rename, not rewritten in place
+    backups = list((release.state / "backups").iterdir())
+    assert len(backups) == 1 and backups[0].name.startswith("latest.dat.mercurial-scm.org.")
+    assert backups[0].read_bytes() == old_latest
+
+    # Run again: everything is there already, nothing is sent, nothing is backed up.
+    mtimes = {p.name: p.stat().st_mtime_ns for p in release.dir.iterdir()}
+    proc = release.run()
+    assert proc.returncode == 0, proc.stderr
+    assert "PyPI: 0 uploaded, 12 already there, all verified" in proc.stdout
+    assert "0 uploaded, 4 already there, all verified" in proc.stdout
+    assert proc.stderr.count("already published (same sha256), skipped") == 16
+    assert "latest.dat is already up to date" in proc.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in release.dir.iterdir()} == mtimes
+    assert len(list((release.state / "backups").iterdir())) == 1
+
+
+def test_conflicting_wheel_is_refused_and_nothing_published(release):
+    made = build_dist(release.dist)
+    name = next(n for n in made if n.endswith(".whl"))
+    make_wheel(release.pypi.packages_dir / name, VERSION, "cp39-cp39-win32", salt="other build")
+    proc = release.run()
+    assert proc.returncode == 11, proc.stderr
+    assert _last_line(proc).startswith("publish error: ")
+    assert "already has different file(s) with the same name: " + name in _last_line(proc)
+    assert release.published() == [name]  # only the pre-existing one
+    assert sha256(release.pypi.packages_dir / name) != sha256(made[name])
+
+
+def test_missing_artifacts_listed(release):
+    made = build_dist(release.dist)
+    gone = [n for n in made if n.endswith(".msi")][:1] + \
+        [n for n in made if "cp39" in n][:1]
+    for n in gone:
+        made[n].unlink()
+    proc = release.run()
+    assert proc.returncode == 13, proc.stderr
+    last = _last_line(proc)
+    assert last.startswith("artifact error: 2 of 16 artifacts for 7.2.1 missing")
+    assert all(n in last for n in gone)
+    assert len(proc.stderr.strip().splitlines()) <= 3  # the step line, its failure, the error
+    assert release.published() == []
+
+
+def test_bad_version(release):
+    build_dist(release.dist)
+    proc = subprocess.run(release.command(version="7.2.x"), env=release.env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == ("usage error: malformed version '7.2.x' "
+                                   "(expected MAJOR.MINOR[.PATCH][rcN], e.g. 7.2.1)")
+    assert release.published() == []
+
+
+def test_wrong_password(release):
+    build_dist(release.dist)
+    env = dict(release.env, TWINE_PASSWORD="not-the-password")
+    proc = release.run(env=env)
+    assert proc.returncode == 11, proc.stderr
+    assert "refused the credentials (HTTP 403" in _last_line(proc)
+    assert "not-the-password" not in proc.stderr + proc.stdout
+    assert release.published() == []
+
+
+def test_unknown_host_key(release):
+    build_dist(release.dist)
+    (release.home / ".ssh" / "known_hosts").unlink()
+    proc = release.run()
+    assert proc.returncode == 9, proc.stderr
+    assert _last_line(proc).startswith("host key error: unknown host key for ")
+    assert release.published() == []
+
+
+def test_killed_mid_upload_leaves_no_partial_file_and_resumes(release):
+    big = 400 * 1024 * 1024
+    made = build_dist(release.dist, big_last=big)
+    installers = [n for n in made if not n.endswith(".whl")]
+    big_name = [n for n in installers if made[n].stat().st_size == big][0]
+    proc = subprocess.Popen(release.command("--no-pypi"), env=release.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        caught = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            parts = [p for p in release.dir.iterdir()
+                     if p.name.startswith(f".{big_name}.") and p.name.endswith("-part")]
+            if parts and 0 < parts[0].stat().st_size < big:
+                os.kill(proc.pid, signal.SIGKILL)
+                caught = True
+                break
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    assert caught, "the upload of the big file was never seen in flight"
+    names = {p.name for p in release.dir.iterdir()}
+    assert big_name not in names  # no partial file under the final name
+    finished = [n for n in installers if n in names]
+    assert finished, "nothing had finished before the kill; the test proves little"
+    for n in finished:  # whatever is under a final name is complete
+        assert sha256(release.dir / n) == sha256(made[n])
+    inodes = {n: (release.dir / n).stat().st_ino for n in finished}
+
+    proc2 = release.run("--no-pypi")
+    assert proc2.returncode == 0, proc2.stderr
+    for n in finished:
+        assert f"{n} already published (same sha256), skipped" in proc2.stderr
+        assert (release.dir / n).stat().st_ino == inodes[n]
+    assert f"uploading {big_name}" in proc2.stderr
+    assert sha256(release.dir / big_name) == sha256(made[big_name])
+    assert sorted(p.name for p in release.dir.iterdir()) == sorted(installers + ["latest.dat"])
+
+
+def test_pypirc_repository_and_missing_credentials(release):
+    made = build_dist(release.dist)
+    env = {k: v for k, v in release.env.items() if not k.startswith("TWINE_")}
+    env["TWINE_NON_INTERACTIVE"] = "1"
+    # No credentials anywhere: one line, nothing sent.
+    proc = release.run("--no-mercurial-scm-org", env=env)
+    assert proc.returncode == 3, proc.stderr
+    assert _last_line(proc).startswith("configuration error: no PyPI credentials for ")
+    assert release.published() == []
+    # The repository and its credentials from ~/.pypirc, as twine users keep them.
+    (release.home / ".pypirc").write_text(
+        "[distutils]\nindex-servers = staging\n\n[staging]\n"
+        f"repository = {release.pypi.url}\nusername = {release.pypi.username}\n"
+        f"password = {release.pypi.password}\n")
+    proc = release.run("--no-mercurial-scm-org", env=env, index=("--repository", "staging"))
+    assert proc.returncode == 0, proc.stderr
+    assert "PyPI: 12 uploaded" in proc.stdout
+    assert sorted(p.name for p in release.pypi.packages_dir.iterdir()) == sorted(
+        n for n in made if n.endswith(".whl"))
+    assert list(release.dir.iterdir()) == []  # --no-mercurial-scm-org
+    # TWINE_REPOSITORY_URL works like --repository-url; all 12 are now skipped.
+    env.update(TWINE_REPOSITORY_URL=release.pypi.url, TWINE_USERNAME="nobody",
+               TWINE_PASSWORD="unused")
+    proc = release.run("--no-mercurial-scm-org", env=env, index=())
+    assert proc.returncode == 0, proc.stderr
+    assert "PyPI: 0 uploaded, 12 already there, all verified" in proc.stdout
+
+
+def test_twine_check_failure_stops_everything(release):
+    made = build_dist(release.dist)
+    bad = next(n for n in made if n.endswith(".whl"))
+    info = f"mercurial-{VERSION}.dist-info"
+    with zipfile.ZipFile(made[bad], "w") as z:
+        z.writestr(f"{info}/METADATA",
+                   "Metadata-Version: 2.1\nName: mercurial\nVersion: 7.2.1\n"
+                   "Description-Content-Type: text/x-rst\n\n"
+                   ".. this-directive-does-not-exist::\n\n=====\nTitle\n")
+        z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: false\n"
+                                    "Tag: cp39-cp39-win32\n")
+        z.writestr(f"{info}/RECORD", "")
+    proc = release.run()
+    assert proc.returncode == 13, proc.stderr
+    assert _last_line(proc).startswith("artifact error: twine check failed for 1 wheel(s): "
+                                       + bad)
+    assert release.published() == []
+
+
+def test_sigterm_mid_upload_cleans_up(release):
+    big = 400 * 1024 * 1024
+    made = build_dist(release.dist, big_last=big)
+    big_name = [n for n in made if made[n].stat().st_size == big][0]
+    proc = subprocess.Popen(release.command("--no-pypi"), env=release.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        caught = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(p.name.startswith(f".{big_name}.") for p in release.dir.iterdir()):
+                proc.send_signal(signal.SIGTERM)
+                caught = True
+                break
+            time.sleep(0.02)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert caught, "the upload of the big file was never seen in flight"
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "interrupted (SIGTERM); cleanup done"
+    names = {p.name for p in release.dir.iterdir()}
+    assert big_name not in names
+    assert not [n for n in names if n.endswith("-part")], names  # the temp file is gone too

@@ -1,0 +1,242 @@
+"""`try`: the real CLI against moto's Lambda (no-Docker mode) and a real local repository.
+
+moto 5.2.5 facts these tests rely on (read in its source):
+- ``POST /moto-api/config {"lambda": {"use_docker": false}}`` switches Lambda to
+  ``moto.awslambda_simple``: ``invoke`` returns the first queued canned response
+  (``POST /moto-api/static/lambda-simple/response {"results": [...], "region": R}``),
+  else echoes the request payload; it does not look the function up.
+- With ``use_docker`` true (moto's default) ``invoke`` first looks the function up,
+  so a missing function is a real ``ResourceNotFoundException`` (404).
+- A response payload above 6,000,000 bytes becomes a function error
+  (``X-Amz-Function-Error: Unhandled``, errorType ``Function.ResponseSizeTooLarge``).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from hgautomation import tryserver
+
+FUNCTION = "ci-try-server-upload"
+BIN = str(Path(sys.executable).parent)
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _moto_api(aws, path: str, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(aws.endpoint_url + path, data=data,
+                                 method="GET" if body is None else "POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        text = resp.read().decode()
+    return json.loads(text) if text.strip() else {}
+
+
+def _queue(aws, *results: str) -> None:
+    _moto_api(aws, "/moto-api/static/lambda-simple/response",
+              {"results": list(results), "region": aws.region})
+
+
+@pytest.fixture
+def lambda_simple(aws_fresh):
+    """moto in no-Docker Lambda mode with the Try function created; config restored after."""
+    aws = aws_fresh
+    before = _moto_api(aws, "/moto-api/config")
+    _moto_api(aws, "/moto-api/config", {"lambda": {"use_docker": False}})
+    iam = aws.client("iam")
+    role = iam.create_role(RoleName="try-server", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as z:
+        z.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    aws.client("lambda").create_function(
+        FunctionName=FUNCTION, Runtime="python3.12", Role=role, Handler="handler.handler",
+        Code={"ZipFile": code.getvalue()})
+    try:
+        yield aws
+    finally:
+        _moto_api(aws, "/moto-api/config", {"lambda": before.get("lambda", {"use_docker": True})})
+
+
+def _hg(repo: Path, *args: str) -> str:
+    env = dict(os.environ, HGPLAIN="1", PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
+    return subprocess.run(["hg", "-R", str(repo), *args], check=True, capture_output=True,
+                          text=True, env=env, timeout=120).stdout
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    """Two public changesets, then two drafts on top."""
+    root = tmp_path / "repo"
+    subprocess.run(["hg", "init", str(root)], check=True, timeout=60,
+                   env=dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"]))
+    (root / "a.txt").write_text("one\n")
+    _hg(root, "commit", "-A", "-m", "public base", "-u", "Pub <pub@example.org>")
+    (root / "a.txt").write_text("one\ntwo\n")
+    _hg(root, "commit", "-m", "public second", "-u", "Pub <pub@example.org>")
+    _hg(root, "phase", "--public", "-r", ".")
+    (root / "b.txt").write_text("draft\n")
+    _hg(root, "commit", "-A", "-m", "draft one", "-u", "Dev <dev@example.org>")
+    (root / "b.txt").write_text("draft\nmore\n")
+    _hg(root, "commit", "-m", "try: draft two\n\nLonger explanation.",
+        "-u", "Dev <dev@example.org>")
+    return root
+
+
+def _run(aws, repo: Path, tmpdir: Path, *args: str, env_overrides: dict | None = None,
+         drop_aws: bool = False):
+    tmpdir.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    if not drop_aws:
+        env.update(aws.env)
+    env.update(PYTHONPATH=str(PROJECT),
+               PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
+               TMPDIR=str(tmpdir), HOME=str(tmpdir.parent))
+    env.update(env_overrides or {})
+    proc = subprocess.run([sys.executable, "-m", "hgautomation", "--hg-repo", str(repo),
+                           "--state-path", str(tmpdir.parent / "state"), *args],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=180)
+    # The temporary bundle (and its directory) are gone whatever happened.
+    assert sorted(os.listdir(tmpdir)) == [], proc.stderr
+    return proc
+
+
+def test_submit_prints_resolved_info_and_server_messages(lambda_simple, repo, tmp_path):
+    _queue(lambda_simple, json.dumps({"messages": ["queued try job 17",
+                                                   "results: https://try.example/17"]}))
+    node = _hg(repo, "log", "-r", "tip", "-T", "{node}")
+    proc = _run(lambda_simple, repo, tmp_path / "tmp", "try", "-r", "tip")
+    assert proc.returncode == 0, proc.stderr
+    assert f"node:    {node}" in proc.stderr
+    assert "branch:  default" in proc.stderr
+    assert "user:    Dev <dev@example.org>" in proc.stderr
+    assert "summary: try: draft two" in proc.stderr
+    assert "Longer explanation" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert "remote: queued try job 17" in lines
+    assert "remote: results: https://try.example/17" in lines
+    assert f"submitted {node[:12]}" in proc.stdout
+
+
+def test_payload_received_by_server_is_the_draft_bundle(lambda_simple, repo, tmp_path):
+    # Nothing queued: moto echoes the request, which the CLI shows as it is.
+    node = _hg(repo, "log", "-r", "tip", "-T", "{node}")
+    proc = _run(lambda_simple, repo, tmp_path / "tmp", "try", "-r", "tip")
+    assert proc.returncode == 0, proc.stderr
+    echoed = [line[len("remote: "):] for line in proc.stderr.splitlines()
+              if line.startswith("remote: {")]
+    assert len(echoed) == 1, proc.stderr
+    payload = json.loads(echoed[0])
+    assert payload["node"] == node
+    assert payload["branch"] == "default"
+    assert payload["user"] == "Dev <dev@example.org>"
+    assert payload["message"] == "try: draft two\n\nLonger explanation."
+    bundle = tmp_path / "received.hg"
+    bundle.write_bytes(base64.b64decode(payload["bundle"]))
+    # A clone with only the public changesets accepts the bundle and then has exactly
+    # the two drafts more: the bundle holds the draft ancestry and nothing else.
+    public = tmp_path / "public-clone"
+    public_head = _hg(repo, "log", "-r", "max(public())", "-T", "{node}")
+    subprocess.run(["hg", "clone", "-q", "-r", public_head, str(repo), str(public)], check=True,
+                   env=dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"]), timeout=60)
+    assert _hg(public, "log", "-T", "{rev}\n").split() == ["1", "0"]
+    _hg(public, "unbundle", str(bundle))
+    assert _hg(public, "log", "-r", node, "-T", "{desc|firstline}") == "try: draft two"
+    assert len(_hg(public, "log", "-T", "{rev}\n").split()) == 4
+
+
+def test_public_revision_is_refused(lambda_simple, repo, tmp_path):
+    proc = _run(lambda_simple, repo, tmp_path / "tmp", "try", "-r", "1")
+    assert proc.returncode == 4, proc.stderr
+    assert "is public" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()[-1:]) == 1
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_revision(lambda_simple, repo, tmp_path):
+    proc = _run(lambda_simple, repo, tmp_path / "tmp", "try", "-r", "no-such-rev")
+    assert proc.returncode == 4
+    assert "cannot resolve revision 'no-such-rev'" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_too_large_bundle_refused_before_sending(lambda_simple, repo, tmp_path):
+    # 5 MiB of incompressible data: > 6 MiB once base64-encoded.
+    (repo / "big.bin").write_bytes(os.urandom(5 * 1024 * 1024))
+    _hg(repo, "commit", "-A", "-m", "big draft", "-u", "Dev <dev@example.org>")
+    _queue(lambda_simple, "sentinel-not-consumed")
+    proc = _run(lambda_simple, repo, tmp_path / "tmp", "try", "-r", "tip")
+    assert proc.returncode == 14, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("try server: bundle too large: ")
+    size = int(last.split("bundle too large: ")[1].split(" bytes")[0].replace(",", ""))
+    assert size > 5 * 1024 * 1024
+    assert "6,291,456" in last and "nothing was sent" in last
+    # The server never saw an invocation: the queued answer is still first in line.
+    resp = lambda_simple.client("lambda").invoke(FunctionName=FUNCTION, Payload=b"{}")
+    assert resp["Payload"].read() == b"sentinel-not-consumed"
+
+
+def test_function_error_prints_message_and_fails(lambda_simple, repo, tmp_path):
+    # moto turns a response above 6,000,000 bytes into a real Lambda function error.
+    _queue(lambda_simple, "x" * 6_000_001)
+    proc = _run(lambda_simple, repo, tmp_path / "tmp", "try", "-r", "tip")
+    assert proc.returncode == 14, proc.stderr
+    assert ("remote: Response payload size exceeded maximum allowed payload size"
+            in proc.stderr)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("try server: the Try server rejected the submission "
+                           "(Function.ResponseSizeTooLarge)")
+
+
+def test_no_such_function(aws_fresh, repo, tmp_path):
+    before = _moto_api(aws_fresh, "/moto-api/config")
+    # moto's default (Docker) Lambda looks the function up before invoking it.
+    _moto_api(aws_fresh, "/moto-api/config", {"lambda": {"use_docker": True}})
+    try:
+        proc = _run(aws_fresh, repo, tmp_path / "tmp", "try", "-r", "tip",
+                    "--function", "no-such-function")
+    finally:
+        _moto_api(aws_fresh, "/moto-api/config",
+                  {"lambda": before.get("lambda", {"use_docker": True})})
+    assert proc.returncode == 14, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "try server: no Lambda function named 'no-such-function' in region "
+        f"{aws_fresh.region} (check --function and --aws-region)")
+
+
+def test_no_credentials(aws_fresh, repo, tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    proc = _run(aws_fresh, repo, tmp_path / "tmp", "try", "-r", "tip", drop_aws=True,
+                env_overrides={"AWS_ENDPOINT_URL": aws_fresh.endpoint_url,
+                               "AWS_DEFAULT_REGION": aws_fresh.region,
+                               "AWS_CONFIG_FILE": str(empty),
+                               "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+                               "AWS_EC2_METADATA_DISABLED": "true"})
+    assert proc.returncode == 6, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "aws credentials: no usable AWS credentials")
+
+
+# -- pure logic: the response format ------------------------------------------
+
+def test_parse_response_formats():
+    ok = tryserver.parse_response(b'{"messages": ["a", "b"]}', None)
+    assert ok.messages == ["a", "b"] and not ok.failed
+    handled = tryserver.parse_response(
+        b'{"errorMessage": "bundle does not apply\\nmissing parent", '
+        b'"errorType": "BundleError"}', "Handled")
+    assert handled.failed and handled.error_type == "BundleError"
+    assert handled.messages == ["bundle does not apply", "missing parent"]
+    assert tryserver.parse_response(b'"just text"', None).messages == ["just text"]
+    raw = tryserver.parse_response(b"plain\ntext", "Unhandled")
+    assert raw.failed and raw.messages == ["plain", "text"]

@@ -1,0 +1,448 @@
+"""The Windows flows end to end through the real CLI: moto for EC2/SSM, loopback sshd for SSH.
+
+moto's instances run nothing, so the test plays the instance's first boot: it
+reads the user data the tool launched the instance with, takes the host key and
+authorized key out of it (as the user-data script would on Windows), starts a
+loopback sshd with exactly that host key, and the tool's `--ssh-config` maps the
+instance's address there. The tool then connects with the host key it pinned
+before launch. The sshd is Linux, so the first Windows-only step (SFTP path
+/C:/..., or `powershell`) fails: the tests assert the flow up to there, the
+clean error, and that every instance is gone afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import hgsource, sshd
+from harness.net import free_port
+from test_windows_scripts import params_of
+
+ROOT = Path(__file__).resolve().parents[1]
+WINDOWS_2022_NEWEST = "ami-0481743ed9f9d2efe"  # Windows_Server-2022-English-Full-Base-2025.10.15
+WINDOWS_2025_NEWEST = "ami-0651400ce715c354e"
+OWNER = "wintester"
+LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"]
+CLI_TIMEOUT = 240
+
+
+@pytest.fixture
+def win(aws_fresh, tmp_path, sshd_workdir):
+    return WindowsRun(aws_fresh, tmp_path, sshd_workdir)
+
+
+class WindowsRun:
+    """State dir, ssh config and the played first boot for one CLI run."""
+
+    def __init__(self, aws, tmp_path: Path, workdir: Path):
+        self.aws = aws
+        self.ec2 = aws.client("ec2")
+        self.state = tmp_path / "state"
+        self.port = free_port()
+        self.workdir = workdir
+        self.ssh_config = tmp_path / "ssh_config"
+        # Every instance address goes to the loopback sshd started below.
+        self.ssh_config.write_text(
+            f"Host *\n  HostName 127.0.0.1\n  Port {self.port}\n  User {sshd.DEFAULT_USER}\n")
+        self.daemon = None
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HGAUTOMATION_")}
+        env.update(self.aws.env)
+        env["PYTHONPATH"] = str(ROOT)
+        # The local side of `hg push` is the test venv's hg.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def args(self, command: str, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "hgautomation", "--state-path", str(self.state),
+                "--ssh-config", str(self.ssh_config), "-v", command,
+                "--owner", OWNER, "--ingress-cidr", "127.0.0.1/32", *extra]
+
+    def run(self, command: str, *extra: str, cwd: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(self.args(command, *extra), env=self.env(), cwd=cwd,
+                              capture_output=True, text=True, timeout=CLI_TIMEOUT,
+                              stdin=subprocess.DEVNULL)
+
+    def run_with_first_boot(self, command: str, *extra: str,
+                            cwd: Path) -> tuple[subprocess.CompletedProcess, dict]:
+        """Run the CLI, playing its instance's first boot; returns (result, instance)."""
+        proc = subprocess.Popen(self.args(command, *extra), env=self.env(), cwd=cwd,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL)
+        try:
+            instance = self.wait_for_instance(proc)
+            self.first_boot(instance["InstanceId"])
+            out, err = proc.communicate(timeout=CLI_TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=30)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), instance
+
+    def wait_for_instance(self, proc: subprocess.Popen, timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.instances()
+            if found:
+                return found[0]
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                raise AssertionError(f"CLI exited {proc.returncode} before launching:\n{err}")
+            time.sleep(0.2)
+        raise AssertionError("no instance launched within the bound")
+
+    def instances(self, states=None) -> list[dict]:
+        filters = [{"Name": "tag:hgautomation:owner", "Values": [OWNER]}]
+        if states:
+            filters.append({"Name": "instance-state-name", "Values": states})
+        reservations = self.ec2.describe_instances(Filters=filters)["Reservations"]
+        return [i for r in reservations for i in r["Instances"]]
+
+    def user_data(self, instance_id: str) -> str:
+        value = self.ec2.describe_instance_attribute(
+            InstanceId=instance_id, Attribute="userData")["UserData"]["Value"]
+        return base64.b64decode(value).decode()
+
+    def first_boot(self, instance_id: str) -> None:
+        """What userdata.ps1 does on Windows: install the given host key and our public key."""
+        # Volumes go with the instance: look at the root volume while it exists.
+        (described,) = [i for i in self.instances() if i["InstanceId"] == instance_id]
+        volume_ids = [m["Ebs"]["VolumeId"] for m in described["BlockDeviceMappings"]
+                      if m["DeviceName"] == "/dev/sda1"]
+        self.root_volumes = self.ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"]
+        data = self.user_data(instance_id)
+        ours = data.split("# -- parameters (generated) --", 1)
+        assert len(ours) == 2, data
+        params = params_of("# -- parameters (generated) --" + ours[1])
+        host_key = self.workdir / "injected_host_key"
+        host_key.write_text(params["HostKey"])
+        host_key.chmod(0o600)
+        (self.workdir / "injected_host_key.pub").write_text(params["HostKeyPub"] + "\n")
+        original = sshd.free_port
+        sshd.free_port = lambda: self.port  # the port the ssh config already names
+        try:
+            self.daemon = sshd.start_sshd(self.workdir, host_key=host_key)
+        finally:
+            sshd.free_port = original
+        with open(self.workdir / "authorized_keys", "a") as fh:
+            fh.write(params["AuthorizedKey"] + "\n")
+        self.params = params
+
+    def stop(self) -> None:
+        if self.daemon is not None:
+            self.daemon.stop()
+            self.daemon = None
+
+    def sshd_log(self) -> str:
+        return (self.workdir / "sshd.log").read_text()
+
+
+@pytest.fixture
+def played(win):
+    yield win
+    win.stop()
+
+
+def our_public_key(state: Path) -> str:
+    (pub,) = (state / "keys").glob("*.pub")
+    return " ".join(pub.read_text().split()[:2])
+
+
+def test_bootstrap_windows_dev_launches_connects_and_cleans_up(played, hg_source):
+    win = played
+    result, instance = win.run_with_first_boot("bootstrap-windows-dev", "--hg-repo",
+                                               str(hg_source), cwd=hg_source)
+    err = result.stderr
+    # Connected with the pinned, injected host key and our key; SSM ran; then the
+    # Linux stand-in cannot create C:\hgdev\provision over SFTP: a clean error.
+    assert result.returncode == 10, err
+    assert "cannot create C:\\hgdev\\provision (SFTP /C:" in err.strip().splitlines()[-1]
+    assert "Traceback" not in err
+    assert f"Accepted publickey for {sshd.DEFAULT_USER}" in win.sshd_log()
+
+    # Image lookup: the newest Amazon Windows Server 2022 image, our instance config.
+    assert instance["ImageId"] == WINDOWS_2022_NEWEST
+    assert instance["InstanceType"] == "m6i.xlarge"
+    groups = win.ec2.describe_security_groups(
+        GroupIds=[g["GroupId"] for g in instance["SecurityGroups"]])["SecurityGroups"]
+    assert [g["GroupName"] for g in groups] == [f"hg-windows-dev-1-{OWNER}"] or \
+        all("windows" in g["GroupName"] for g in groups)
+    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+    assert tags["hgautomation:owner"] == OWNER
+    assert [(v["Size"], v["VolumeType"]) for v in win.root_volumes] == [(100, "gp3")]
+
+    # User data: dead-man switch + our first-boot script with our public key.
+    data = win.user_data(instance["InstanceId"])
+    assert data.startswith("<powershell>\n") and "</powershell>" in data
+    assert "shutdown.exe /s" in data
+    assert win.params["AuthorizedKey"] == our_public_key(win.state)
+    assert win.params["HostKeyPub"].startswith("ssh-ed25519 ")
+
+    # SSM: the Windows feature step, on this instance, via AWS-RunPowerShellScript.
+    commands = win.aws.client("ssm").list_commands()["Commands"]
+    assert len(commands) == 1
+    assert commands[0]["DocumentName"] == "AWS-RunPowerShellScript"
+    assert commands[0]["InstanceIds"] == [instance["InstanceId"]]
+    assert "Install-WindowsFeature -Name NET-Framework-Core | Out-Null" in \
+        commands[0]["Parameters"]["commands"]
+
+    # Nothing left: instance terminated, no image registered, per-run files gone.
+    assert win.instances(LIVE) == []
+    assert win.ec2.describe_images(Owners=["self"])["Images"] == []
+    assert list((win.state / "runs").iterdir()) == []
+
+
+def make_image(win, fingerprint: str, name: str) -> str:
+    """An image of ours as the AWS layer tags it (built from a throwaway instance)."""
+    from hgautomation.aws import tags as T
+
+    reservation = win.ec2.run_instances(ImageId=WINDOWS_2022_NEWEST, MinCount=1, MaxCount=1,
+                                        InstanceType="t3.micro")
+    instance_id = reservation["Instances"][0]["InstanceId"]
+    tags = T.ours(None, **{T.IMAGE: "hg-windows-dev", T.FINGERPRINT: fingerprint,
+                           "Name": name})
+    image_id = win.ec2.create_image(InstanceId=instance_id, Name=name,
+                                    TagSpecifications=T.tag_specs(["image"], tags))["ImageId"]
+    win.ec2.terminate_instances(InstanceIds=[instance_id])
+    return image_id
+
+
+def current_fingerprint(repo: Path, base: str = WINDOWS_2022_NEWEST) -> str:
+    from hgautomation import hgrepo
+    from hgautomation.windows import ec2
+
+    local = hgrepo.LocalRepo(repo, hg=hgsource.hg_executable())
+    node = hgrepo.resolve_revision(local, ".")
+    return ec2.image_fingerprint(base, ec2.read_deps_files(local, node))
+
+
+def test_bootstrap_reuses_the_image_with_the_same_fingerprint(win, hg_source):
+    fp = current_fingerprint(hg_source)
+    image_id = make_image(win, fp, "hg-windows-dev-current")
+    stale_id = make_image(win, "0" * 64, "hg-windows-dev-stale")
+    result = win.run("bootstrap-windows-dev", "--hg-repo", str(hg_source), cwd=hg_source)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [image_id, "hg-windows-dev-current"]
+    assert win.instances(["pending", "running"]) == []  # nothing launched
+    remaining = [i["ImageId"] for i in win.ec2.describe_images(Owners=["self"])["Images"]]
+    assert remaining == [image_id]  # the stale one was deregistered
+    assert stale_id not in remaining
+
+
+def test_other_base_image_pattern_means_other_fingerprint(hg_source):
+    assert current_fingerprint(hg_source) != current_fingerprint(hg_source, WINDOWS_2025_NEWEST)
+
+
+def test_missing_dependency_script_is_a_clear_error(win, tmp_path):
+    repo = tmp_path / "notmercurial"
+    hgsource.hg("init", str(repo))
+    (repo / "README").write_text("no contrib here\n")
+    hgsource.hg("commit", "-A", "-m", "init", "-u", "t <t@example.com>", cwd=repo)
+    result = win.run("bootstrap-windows-dev", "--hg-repo", str(repo), cwd=repo)
+    assert result.returncode == 4, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("repository error: revision ")
+    assert "has no contrib/install-windows-dependencies.ps1" in last
+    assert win.instances() == []  # no machine was started
+
+
+# -- with a stand-in for powershell.exe: the flows run to their end -------------------
+
+STANDIN_PROGRAM = Path(__file__).parent / "windows" / "standin_powershell.py"
+STANDIN_POWERSHELL = Path("/usr/local/bin/powershell")  # on sshd's default PATH
+DRIVE = Path("/C:")  # C:\ of the stand-in (SFTP names it /C:/ as OpenSSH for Windows does)
+MARKER = ".hgautomation-test-fixture"
+VENV = sshd.DEFAULT_BASE / "standin-venv-bootstrap"  # venv refuses a path with ':'
+
+
+@pytest.fixture(scope="module")
+def standin_venv() -> Path:
+    """A venv with Mercurial that the sshd user can run (system Python, cached wheel)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: use tests/run")
+    wheels = sorted((ROOT / "build" / "cache").glob("wheels*/mercurial-7.2.4-*.whl"))
+    if not wheels:
+        pytest.skip("no cached mercurial wheel (tests/run downloads it before going offline)")
+    shutil.rmtree(VENV, ignore_errors=True)
+    VENV.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    subprocess.run(["/usr/bin/python3", "-m", "venv", str(VENV)], check=True, timeout=120)
+    subprocess.run([str(VENV / "bin" / "python"), "-m", "pip", "install", "--isolated", "-q",
+                    "--no-index", "--find-links", str(wheels[0].parent), "mercurial==7.2.4"],
+                   check=True, timeout=300)
+    try:
+        yield VENV
+    finally:
+        shutil.rmtree(VENV, ignore_errors=True)
+
+
+@pytest.fixture
+def standin(standin_venv):
+    """C:\hgdev on a POSIX tree, and `powershell` answered by the stand-in program.
+
+    /C: is reached absolutely over SFTP and, through ~hgtest/C: -> /C:, by the
+    relative paths of `hg push` (ssh://host/C:/hgdev/src, remotecmd C:/hgdev/...).
+    """
+    home = sshd.ensure_user(sshd.DEFAULT_USER)
+    link = home / "C:"
+    if DRIVE.exists() and not (DRIVE / MARKER).exists():
+        pytest.skip(f"{DRIVE} exists and is not this test's: not touching it")
+    if (STANDIN_POWERSHELL.exists() or STANDIN_POWERSHELL.is_symlink()) and \
+            not (STANDIN_POWERSHELL.is_symlink()
+                 and Path(os.readlink(STANDIN_POWERSHELL)) == STANDIN_PROGRAM):
+        pytest.skip(f"{STANDIN_POWERSHELL} exists and is not this test's stand-in")
+    shutil.rmtree(DRIVE, ignore_errors=True)
+    try:
+        DRIVE.mkdir(mode=0o755)
+        (DRIVE / MARKER).write_text("created by tests/test_windows_cli.py; safe to delete\n")
+        scripts = DRIVE / "hgdev" / "venv-bootstrap" / "Scripts"
+        scripts.mkdir(parents=True)
+        (scripts / "hg.exe").symlink_to(standin_venv / "bin" / "hg")
+        subprocess.run([str(standin_venv / "bin" / "hg"), "init", str(DRIVE / "hgdev" / "src")],
+                       check=True, timeout=60, env=hgsource.hg_env())
+        (DRIVE / "standin").mkdir()
+        (DRIVE / "standin" / "wheel-version").write_text("7.2.4\n")
+        subprocess.run(["chown", "-R", f"{sshd.DEFAULT_USER}:", str(DRIVE)], check=True,
+                       timeout=60)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(DRIVE)
+        if not STANDIN_POWERSHELL.is_symlink():
+            STANDIN_POWERSHELL.symlink_to(STANDIN_PROGRAM)
+        yield DRIVE
+    finally:
+        if STANDIN_POWERSHELL.is_symlink():
+            STANDIN_POWERSHELL.unlink()
+        if link.is_symlink():
+            link.unlink()
+        shutil.rmtree(DRIVE, ignore_errors=True)
+
+
+def scripts_run(drive: Path) -> list[tuple[str, str]]:
+    """(script file name, full script text) of every command the stand-in received."""
+    log = drive / "standin" / "scripts"
+    if not log.exists():
+        return []
+    return [(p.name.split("-", 1)[1], p.read_text()) for p in sorted(log.iterdir())]
+
+
+def hg_cat(repo: Path, path: str) -> bytes:
+    return subprocess.run([hgsource.hg_executable(), "-R", str(repo), "cat", "-r", ".", path],
+                          check=True, capture_output=True, timeout=60,
+                          env=hgsource.hg_env()).stdout
+
+
+def test_bootstrap_windows_dev_builds_and_tags_the_image(played, hg_source, standin):
+    from hgautomation.windows import recipes
+
+    win = played
+    result, instance = win.run_with_first_boot("bootstrap-windows-dev", "--hg-repo",
+                                               str(hg_source), cwd=hg_source)
+    assert result.returncode == 0, result.stderr
+    fp = current_fingerprint(hg_source)
+    image_id, name = result.stdout.split()
+    assert name == f"hg-windows-dev-{fp[:16]}"
+    (image,) = win.ec2.describe_images(ImageIds=[image_id])["Images"]
+    tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+    assert tags["hgautomation:fingerprint"] == fp
+    assert tags["hgautomation:image"] == "hg-windows-dev"
+    assert instance["ImageId"] == WINDOWS_2022_NEWEST
+    # The checkout's own installer (and its settings file) went up unchanged ...
+    provision = standin / "hgdev" / "provision"
+    assert (provision / "install-windows-dependencies.ps1").read_bytes() == \
+        hg_cat(hg_source, "contrib/install-windows-dependencies.ps1")
+    assert (provision / "vs2022-settings.json").read_bytes() == \
+        hg_cat(hg_source, "contrib/vs2022-settings.json")
+    # ... and exactly these scripts ran, byte for byte what the recipes generate.
+    ran = scripts_run(standin)
+    assert [n for n, _ in ran] == ["provision.ps1", "prepare_image.ps1"]
+    assert ran[0][1] == recipes.provision_script(
+        "C:\\hgdev\\provision\\install-windows-dependencies.ps1").text
+    assert ran[1][1] == recipes.prepare_image_script().text
+    assert win.instances(LIVE) == []
+    # A second run finds the image by its fingerprint and launches nothing.
+    again = win.run("bootstrap-windows-dev", "--hg-repo", str(hg_source), cwd=hg_source)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split() == [image_id, name]
+    assert len(win.instances()) == 1
+
+
+def clone(source: Path, dest: Path) -> Path:
+    hgsource.hg("clone", "-q", str(source), str(dest))
+    return dest
+
+
+def test_build_windows_wheel_copies_back_and_reports(played, hg_source, standin, tmp_path):
+    win = played
+    repo = clone(hg_source, tmp_path / "repo")
+    make_image(win, current_fingerprint(repo), "hg-windows-dev-current")
+    result, instance = win.run_with_first_boot(
+        "build-windows-wheel", "--python-version", "3.12", "3.13", "--arch", "x64",
+        "--hg-repo", str(repo), cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert instance["InstanceType"] == "c6i.2xlarge"
+    node = hgsource.hg("log", "-r", ".", "-T", "{node}", cwd=repo)
+    # hg push + update really happened on the stand-in's C:\hgdev\src.
+    remote_node = subprocess.run(
+        [str(standin / "hgdev" / "venv-bootstrap" / "Scripts" / "hg.exe"), "-R",
+         str(standin / "hgdev" / "src"), "log", "-r", ".", "-T", "{node}"],
+        capture_output=True, text=True, timeout=60, env=hgsource.hg_env()).stdout
+    assert remote_node == node
+    ran = scripts_run(standin)
+    assert [n for n, _ in ran] == ["update_source.ps1", "build_wheel.ps1"] * 2
+    assert "$Python = 'C:\\hgdev\\python312-x64\\python.exe'" in ran[1][1]
+    assert "$Python = 'C:\\hgdev\\python313-x64\\python.exe'" in ran[3][1]
+    names = ["mercurial-7.2.4-cp312-cp312-win_amd64.whl",
+             "mercurial-7.2.4-cp313-cp313-win_amd64.whl"]
+    assert sorted(p.name for p in (repo / "dist").iterdir()) == names
+    rows = [line.split() for line in result.stdout.splitlines()]
+    for (script_name, script), name in zip(ran[1::2], names):
+        data = (repo / "dist" / name).read_bytes()
+        assert data.endswith(script.encode())  # the very file that build made
+        assert [name, str(len(data)), hashlib.sha256(data).hexdigest()] in rows
+    assert rows[1] == ["artifact", "size", "sha256"]
+    assert win.instances(LIVE) == []
+
+
+def test_unexpected_artifact_name_fails_the_build(played, hg_source, standin, tmp_path):
+    win = played
+    repo = clone(hg_source, tmp_path / "repo")
+    make_image(win, current_fingerprint(repo), "hg-windows-dev-current")
+    (standin / "standin" / "wheel-version").write_text("7.2.3\n")  # the source says 7.2.3
+    result, _ = win.run_with_first_boot("build-all-windows-packages", "--version", "7.2.4",
+                                        "--hg-repo", str(repo), cwd=repo)
+    assert result.returncode == 13, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "artifact error: expected mercurial-7.2.4-cp39-cp39-win32.whl in C:\\hgdev\\src\\dist")
+    assert "found mercurial-7.2.3-cp39-cp39-win32.whl instead" in result.stderr
+    assert not (repo / "dist").exists()
+    assert win.instances(LIVE) == []
+
+
+@pytest.mark.parametrize("status", [0, 1, 3])
+def test_run_tests_windows_propagates_the_exit_status(played, hg_source, standin, status):
+    win = played
+    make_image(win, current_fingerprint(hg_source), "hg-windows-dev-current")
+    flags = f"--standin-exit={status} test-ancestor.py"
+    result, instance = win.run_with_first_boot(
+        "run-tests-windows", "--python-version", "3.11", "--arch", "x86",
+        "--test-flags", flags, "--hg-repo", str(hg_source), cwd=hg_source)
+    assert result.returncode == status, result.stderr
+    ran = scripts_run(standin)
+    assert [n for n, _ in ran] == ["update_source.ps1", "run_tests.ps1"]
+    assert "$Python = '/c/hgdev/python311-x86/python.exe'" in ran[1][1]
+    assert f"$TestFlags = '{flags}'" in ran[1][1]
+    if status:
+        assert f"run-tests.py exited {status}" in result.stderr
+    else:
+        assert result.stdout.strip() == "tests passed"
+    assert win.instances(LIVE) == []

@@ -1,0 +1,343 @@
+"""The PowerShell the Windows flows would run: generated for every matrix cell and checked.
+
+No Windows (and no PowerShell) exists here, so these tests check the text:
+the -EncodedCommand round trip, quoting, parameters per cell, and that every
+native call is followed by the $LASTEXITCODE check.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hgautomation import errors, platforms
+from hgautomation.windows import powershell as ps
+from hgautomation.windows import recipes
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL_STEPS = recipes.plan(recipes.KINDS, "7.2.4")
+SCRIPT_FILES = sorted(p.name for p in ps.SCRIPTS_DIR.glob("*.ps1"))
+
+
+def parse_single_quoted(text: str) -> tuple[str, str]:
+    """A PowerShell single-quoted literal at the start of `text`: (value, rest).
+
+    Written from the language rules (any of ' ‘ ’ ‚ ‛ opens/closes; a doubled quote
+    character is one literal quote), independently of powershell.quote.
+    """
+    quotes = "'\u2018\u2019\u201a\u201b"
+    assert text[0] in quotes, text[:20]
+    value, i = [], 1
+    while i < len(text):
+        c = text[i]
+        if c in quotes:
+            if i + 1 < len(text) and text[i + 1] in quotes:
+                value.append(text[i + 1])
+                i += 2
+                continue
+            return "".join(value), text[i + 1:]
+        value.append(c)
+        i += 1
+    raise AssertionError("unterminated string literal")
+
+
+def params_of(script: str) -> dict[str, str]:
+    """The generated `$Name = '<value>'` lines of a rendered script."""
+    found = {}
+    rest = script.split("# -- parameters (generated) --\n", 1)[1]
+    while not rest.startswith("\n"):
+        name, rest = re.match(r"^\$([A-Za-z0-9]+) = (.*)$", rest, re.S).groups()
+        found[name], rest = parse_single_quoted(rest)
+        assert rest.startswith("\n"), rest[:40]
+        rest = rest[1:]
+    return found
+
+
+# -- encoding and quoting --------------------------------------------------------
+
+@pytest.mark.parametrize("step", ALL_STEPS, ids=lambda s: s.label.replace(" ", "-"))
+def test_every_matrix_cell_round_trips_through_encoded_command(step):
+    line = step.script.command_line
+    words = line.split(" ")
+    assert words[:6] == ["powershell", "-NoProfile", "-NonInteractive", "-ExecutionPolicy",
+                         "Bypass", "-EncodedCommand"]
+    assert len(words) == 7
+    # Decoded by hand (base64 of UTF-16LE), not with the module's own decoder.
+    assert base64.b64decode(words[6]).decode("utf-16-le") == step.script.text
+    assert ps.script_from_command_line(line) == step.script.text
+    assert len(line) < 32767 - 100  # CreateProcess limit, with room for sshd's wrapper
+
+
+def test_non_ascii_survives_the_encoding():
+    script = "Write-Output 'Grüße ✓ 漢字'\n"
+    encoded = ps.encode(script)
+    assert base64.b64decode(encoded)[:2] == "W".encode("utf-16-le")  # UTF-16LE, no BOM
+    assert ps.decode(encoded) == script
+
+
+@pytest.mark.parametrize("value", [
+    "plain", "", "it's", "‘smart’ ‚quotes‛", "$(Remove-Item C:\\ -Recurse)", "a\nb",
+    "'; exit 1; '", "`backtick` \"double\"", "''''",
+])
+def test_quote_is_an_exact_single_quoted_literal(value):
+    literal = ps.quote(value)
+    assert parse_single_quoted(literal) == (value, "")
+
+
+def test_too_long_command_is_refused():
+    with pytest.raises(ps.ScriptTooLong):
+        ps.command_line("#" * 20000)
+
+
+# -- what each matrix cell runs ------------------------------------------------
+
+def test_matrix_is_complete():
+    labels = [s.label for s in ALL_STEPS]
+    assert len(labels) == len(set(labels))
+    wheels = [s for s in ALL_STEPS if s.artifact.kind == "wheel"]
+    assert len(wheels) == len(platforms.WINDOWS_PYTHONS) * 2
+    for kind in ("inno", "wix"):
+        assert sorted(s.artifact.arch for s in ALL_STEPS if s.artifact.kind == kind) \
+            == ["x64", "x86"]
+
+
+# The release layout, written out by hand for a few cells.
+EXPECTED_NAMES = {
+    ("wheel", "3.12", "x64"): "mercurial-7.2.4-cp312-cp312-win_amd64.whl",
+    ("wheel", "3.9", "x86"): "mercurial-7.2.4-cp39-cp39-win32.whl",
+    ("wheel", "3.14", "x86"): "mercurial-7.2.4-cp314-cp314-win32.whl",
+    ("inno", "3.12", "x86"): "Mercurial-7.2.4-x86.exe",
+    ("inno", "3.12", "x64"): "Mercurial-7.2.4-x64.exe",
+    ("wix", "3.12", "x86"): "mercurial-7.2.4-x86.msi",
+    ("wix", "3.12", "x64"): "mercurial-7.2.4-x64.msi",
+}
+
+
+@pytest.mark.parametrize("cell,name", sorted(EXPECTED_NAMES.items()))
+def test_expected_names_follow_the_release_layout(cell, name):
+    (step,) = [s for s in ALL_STEPS
+               if (s.artifact.kind, s.artifact.python, s.artifact.arch) == cell]
+    assert step.expected == name
+
+
+@pytest.mark.parametrize("step", ALL_STEPS, ids=lambda s: s.label.replace(" ", "-"))
+def test_each_step_names_its_python_arch_and_output(step):
+    kind, python, arch = step.artifact.kind, step.artifact.python, step.artifact.arch
+    xy = python.replace(".", "")
+    assert step.python == f"C:\\hgdev\\python{xy}-{arch}\\python.exe"
+    params = params_of(step.script.text)
+    assert params["Python"] == step.python
+    assert params["Arch"] == arch
+    assert params["Dist"] == "C:\\hgdev\\src\\dist"
+    assert params["Source"] == "C:\\hgdev\\src"
+    assert params["Pattern"] == step.pattern
+    # The pattern finds this cell's artifact and no other cell's.
+    owners = [s.label for s in ALL_STEPS if fnmatch.fnmatchcase(s.expected, step.pattern)]
+    assert owners == [step.label]
+    body = step.script.text.split(f"# -- ", 2)[-1]
+    if kind == "wheel":
+        assert "build_wheel.ps1" in body
+        assert re.search(r"^& \$Python -m pip wheel .*--wheel-dir \$Dist \.$", body, re.M)
+        assert step.pattern == f"mercurial-*-cp{xy}-cp{xy}-" \
+            + {"x86": "win32", "x64": "win_amd64"}[arch] + ".whl"
+    else:
+        assert params["Kind"] == kind
+        assert params["Version"] == "7.2.4"
+        assert params["Target"] == {"x86": "i686-pc-windows-msvc",
+                                    "x64": "x86_64-pc-windows-msvc"}[arch]
+        assert re.search(r"^& \$Python contrib\\packaging\\packaging\.py \$Kind "
+                         r"--pyoxidizer-target \$Target --version \$Version$", body, re.M)
+    # The script itself refuses to succeed when the pattern finds nothing.
+    assert "Get-ChildItem -Path $Dist -Filter $Pattern" in body
+
+
+def test_installer_python_follows_the_option():
+    (step,) = recipes.plan(["wix"], "7.2.4", ["3.13"], ["x86"])
+    assert step.python == "C:\\hgdev\\python313-x86\\python.exe"
+    assert step.expected == "mercurial-7.2.4-x86.msi"
+
+
+@pytest.mark.parametrize("version", [None, ""])
+def test_installers_need_a_version(version):
+    with pytest.raises(errors.UsageError, match="needs --version"):
+        recipes.plan(["inno"], version)
+    # Wheels take their version from the source.
+    assert all(s.expected is None for s in recipes.plan(["wheel"], version))
+
+
+@pytest.mark.parametrize("version", ["7.2'; rm", "7.2 x", "../7"])
+def test_odd_versions_are_refused(version):
+    with pytest.raises(errors.UsageError, match="not a version"):
+        recipes.plan(["wix"], version)
+
+
+# -- $LASTEXITCODE after every native call -----------------------------------------
+
+def rendered_scripts() -> dict[str, str]:
+    scripts = {f"{s.label}": s.script.text for s in ALL_STEPS}
+    scripts["update_source"] = recipes.update_source_script("0" * 40).text
+    scripts["run_tests"] = recipes.run_tests_script("3.12", "x64", "-j4 test-foo.t").text
+    scripts["provision"] = recipes.provision_script("C:\\hgdev\\provision\\x.ps1").text
+    scripts["prepare_image"] = recipes.prepare_image_script().text
+    scripts["user_data"] = recipes.user_data("ssh-ed25519 AAAA me", "KEY", "ssh-ed25519 BBBB")
+    return scripts
+
+
+@pytest.mark.parametrize("name", sorted(rendered_scripts()))
+def test_every_native_call_is_checked(name):
+    text = rendered_scripts()[name]
+    statements = ps.logical_lines(text)
+    native = [(n, s) for n, s in statements if ps.is_native_call(s)]
+    assert ps.unchecked_native_calls(text) == []
+    for index, (number, statement) in enumerate(statements):
+        if ps.is_native_call(statement):
+            follower = statements[index + 1][1]
+            assert follower.startswith("Assert-LastExit '") or \
+                follower.startswith('Assert-LastExit "'), (number, statement)
+    if name not in ("prepare_image",):
+        assert native, "expected at least one native call"
+
+
+def test_each_script_file_is_used_and_checked():
+    assert set(SCRIPT_FILES) == {
+        "prelude.ps1", "userdata.ps1", "provision.ps1", "prepare_image.ps1",
+        "update_source.ps1", "build_wheel.ps1", "build_installer.ps1", "run_tests.ps1"}
+    for name in SCRIPT_FILES:
+        assert ps.unchecked_native_calls(ps.read_script(name)) == [], name
+
+
+def test_prelude_check_stops_with_the_programs_status():
+    prelude = ps.read_script("prelude.ps1")
+    assert "$ErrorActionPreference = 'Stop'" in prelude
+    function = prelude.split("function Assert-LastExit", 1)[1].split("\n}\n", 1)[0]
+    assert "$LASTEXITCODE" in function and "exit $code" in function
+    assert "failed (exit code $code)" in function
+
+
+@pytest.mark.parametrize("statement", [
+    "& $Python -m pip wheel .", "icacls.exe C:\\x /grant x", "C:\\hgdev\\x\\hg.exe log",
+    "python -c 1", "$out = & hg.exe id", "msiexec /i x.msi",
+])
+def test_checker_catches_a_missing_check(statement):
+    text = f"Write-Step 'x'\n{statement}\nWrite-Step 'y'\n"
+    assert ps.unchecked_native_calls(text) == [(2, statement)]
+    checked = f"Write-Step 'x'\n{statement}\nAssert-LastExit 'x'\n"
+    assert ps.unchecked_native_calls(checked) == []
+
+
+@pytest.mark.parametrize("statement", [
+    "Set-Location $Source", "$x = 'C:\\hgdev\\src'", "if ($x) {", "}", "exit $code",
+    "Write-Step \"a\\b\"", "[IO.File]::WriteAllText($p, $v)", "'a',", "# & comment.exe",
+])
+def test_checker_ignores_cmdlets_and_expressions(statement):
+    assert ps.unchecked_native_calls(statement + "\n") == []
+
+
+def test_checker_joins_backtick_continuations():
+    text = "& python.exe -m pip `\n    install x\nAssert-LastExit 'pip'\n"
+    assert ps.unchecked_native_calls(text) == []
+    assert ps.unchecked_native_calls("& python.exe `\n  -V\nWrite-Step 'x'\n") \
+        == [(1, "& python.exe  -V")]
+
+
+# -- other scripts -----------------------------------------------------------------
+
+def test_update_source_purges_at_the_node():
+    node = "a" * 40
+    text = recipes.update_source_script(node).text
+    params = params_of(text)
+    assert params == {"Hg": "C:\\hgdev\\venv-bootstrap\\Scripts\\hg.exe",
+                      "Source": "C:\\hgdev\\src", "Node": node}
+    assert re.search(r"^& \$Hg -R \$Source update --clean \$Node$", text, re.M)
+    assert re.search(r"^& \$Hg -R \$Source .*purge --all$", text, re.M)
+    with pytest.raises(ValueError):
+        recipes.update_source_script("tip")
+
+
+def test_run_tests_uses_msys_and_propagates_status():
+    text = recipes.run_tests_script("3.11", "x86", "-j8 --retest").text
+    params = params_of(text)
+    assert params["MsysShell"] == "C:\\hgdev\\MinGW\\msys\\1.0\\bin\\sh.exe"
+    assert params["TestsDir"] == "/c/hgdev/src/tests"
+    assert params["Python"] == "/c/hgdev/python311-x86/python.exe"
+    assert params["TestFlags"] == "-j8 --retest"
+    assert re.search(r"^& \$MsysShell --login -c \$command$", text, re.M)
+    assert re.search(r"^Assert-LastExit 'run-tests\.py'$", text, re.M)
+    with pytest.raises(errors.UsageError, match="double quotes"):
+        recipes.run_tests_script("3.11", "x86", '-k "x y"')
+
+
+def test_provision_runs_the_checkouts_installer_with_av_restored():
+    text = recipes.provision_script("C:\\hgdev\\provision\\install-windows-dependencies.ps1").text
+    params = params_of(text)
+    assert params["DepsScript"] == "C:\\hgdev\\provision\\install-windows-dependencies.ps1"
+    assert params["BootstrapPython"] == "C:\\hgdev\\venv-bootstrap\\Scripts\\python.exe"
+    body = text.split("# -- provision.ps1 --", 1)[1]
+    off = body.index("Set-MpPreference -DisableRealtimeMonitoring $true")
+    run = body.index("-File $DepsScript")
+    restore = body.index("Set-MpPreference -DisableRealtimeMonitoring $false")
+    assert off < body.index("try {") < run < body.index("finally {") < restore
+    prepare = recipes.prepare_image_script().text
+    assert "RealTimeProtectionEnabled" in prepare and "refusing to image" in prepare
+    assert "administrators_authorized_keys" in prepare and "ssh_host_*" in prepare
+
+
+def test_user_data_sets_up_openssh_with_our_keys():
+    public = "ssh-ed25519 AAAAC3Nza me@example"
+    host_private = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----\n"
+    host_public = "ssh-ed25519 AAAAhost"
+    data = recipes.user_data(public, host_private, host_public)
+    assert data.startswith("<powershell>\n") and data.endswith("</powershell>\n")
+    params = params_of(data[len("<powershell>\n"):])
+    assert params == {"AuthorizedKey": public, "HostKey": host_private,
+                      "HostKeyPub": host_public}
+    assert "OpenSSH.Server~~~~0.0.1.0" in data
+    assert "administrators_authorized_keys" in data
+    # ACLs by SID (locale independent): SYSTEM and Administrators only, no inheritance.
+    assert data.count('/inheritance:r /grant "${system}:F" "${admins}:F"') == 2
+    assert "$system = '*S-1-5-18'" in data and "$admins = '*S-1-5-32-544'" in data
+    assert "-Name DefaultShell" in data and "WindowsPowerShell\\v1.0\\powershell.exe" in data
+    assert "-Protocol TCP -LocalPort 22 -Action Allow" in data
+    assert "HostKey __PROGRAMDATA__/ssh/ssh_host_ed25519_key" in data
+    assert "PasswordAuthentication no" in data
+    assert len(data.encode()) < 16 * 1024  # EC2's user data limit, before base64
+
+
+def test_sftp_paths():
+    from hgautomation.windows.artifacts import sftp_path
+
+    assert sftp_path("C:\\hgdev\\src\\dist") == "/C:/hgdev/src/dist"
+    assert sftp_path("c:\\hgdev") == "/C:/hgdev"
+    assert sftp_path("/srv/dist") == "/srv/dist"
+    assert recipes.msys_path("C:\\hgdev\\src\\tests") == "/c/hgdev/src/tests"
+
+
+# -- through the CLI: bad input fails before any machine or AWS call -----------------
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT),
+               AWS_ENDPOINT_URL="http://127.0.0.1:9")  # nothing listens: must not be reached
+    return subprocess.run([sys.executable, "-m", "hgautomation", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("command", ["build-inno", "build-wix", "build-all-windows-packages"])
+def test_cli_installers_without_version(command, tmp_path):
+    result = run_cli(command, "--ingress-cidr", "127.0.0.1/32", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"usage error: {command} needs --version (the version in the package names)"]
+
+
+def test_cli_run_tests_windows_rejects_double_quotes(tmp_path):
+    result = run_cli("run-tests-windows", "--test-flags", '-k "a b"', cwd=tmp_path)
+    assert result.returncode == 2
+    assert "cannot contain double quotes" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
