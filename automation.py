@@ -53,7 +53,7 @@ def _main():
     if problem:
         sys.stderr.write("automation.py: error: %s\n" % problem)
         sys.exit(EXIT_CONFIGURATION)
-    script = os.path.abspath(__file__)
+    script = os.path.realpath(__file__)  # also when started through a symlink
     here = os.path.dirname(script)
     if here not in sys.path:
         sys.path.insert(0, here)

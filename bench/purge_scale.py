@@ -52,6 +52,7 @@ def main() -> int:
     sys.path.insert(0, str(PROJECT))
     import boto3
 
+    from hgautomation import console
     from hgautomation.aws import purge, tags
     from hgautomation.aws.session import AWSSession
 
@@ -80,8 +81,17 @@ def main() -> int:
                                   "Tags": [{"Key": "Name", "Value": "web"},
                                            {"Key": "team", "Value": "other"}]}])
 
+    def one_filtered_describe() -> float:
+        # What moto itself needs for one tag-filtered DescribeInstances at this scale.
+        start = time.monotonic()
+        ec2.describe_instances(Filters=tags.filters("bench"))
+        return time.monotonic() - start
+
+    console.configure(console.QUIET)
+    populate(0)  # warm-up: moto's first calls are slower
+    purge.purge(AWSSession(REGION), purge.Selection(owner="bench"))
     print(f"{'foreign':>8} {'API calls':>9} {'mutating':>8} {'CLI wall s':>10} "
-          f"{'in-process s':>12}  calls")
+          f"{'in-process s':>12} {'moto 1 describe s':>17}  calls")
     for foreign in [int(x) for x in opts.foreign.split(",")]:
         populate(foreign)
         result, wall = cli("-v", "purge-ec2-resources", "--owner", "bench")
@@ -93,12 +103,13 @@ def main() -> int:
         assert not left, "purge left instances of ours"
         # The same purge in-process: without interpreter start-up and imports.
         populate(foreign)
+        describe_cost = one_filtered_describe()
         session = AWSSession(REGION)
         start = time.monotonic()
         purge.purge(session, purge.Selection(owner="bench"))
         inproc = time.monotonic() - start
         print(f"{foreign:>8} {summary.group(1):>9} {summary.group(2):>8} {wall:>10.2f} "
-              f"{inproc:>12.2f}  {summary.group(3)}", flush=True)
+              f"{inproc:>12.2f} {describe_cost:>17.3f}  {summary.group(3)}", flush=True)
     server.stop()
     return 0
 

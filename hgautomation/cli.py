@@ -19,7 +19,7 @@ from hgautomation import errors, platforms
 # --help` pays for every import here (bench/startup.py measures it).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Sequence
+    from typing import Callable, Iterable, Sequence
 
 Adder = "Callable[[argparse.ArgumentParser], None]"
 
@@ -362,7 +362,13 @@ COMMANDS: dict[str, tuple[str, Adder, str]] = {
 PASSTHROUGH = {"run-tests-linux": "test_flags"}
 
 
-def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+def build_parser(prog: str | None = None,
+                 only: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``only``, just those subcommands get their options.
+
+    Filling in every subcommand's options costs as much as the rest of the
+    start-up, so a run fills in only the subcommands named on its command line.
+    """
     parser = _Parser(
         prog=prog,
         description="Build, test and release Mercurial on ephemeral EC2 instances "
@@ -370,16 +376,20 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     _global_options(parser, on_subcommand=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    wanted = set(COMMANDS) if only is None else set(only)
     for name, (help_text, add, _target) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text[0].upper()
                            + help_text[1:] + ".")
-        add(p)
-        _global_options(p, on_subcommand=True)
+        if name in wanted:
+            add(p)
+            _global_options(p, on_subcommand=True)
     return parser
 
 
 def parse_args(argv: Sequence[str], prog: str | None = None) -> argparse.Namespace:
-    parser = build_parser(prog)
+    # A value that happens to equal a command name (e.g. --hg-repo try) only
+    # makes us fill in one subparser too many, never one too few.
+    parser = build_parser(prog, only=[a for a in argv if a in COMMANDS])
     args, extra = parser.parse_known_args(argv)
     if extra:
         dest = PASSTHROUGH.get(args.command or "")

@@ -32,20 +32,19 @@ AMAZON_OWNER_ID = "801119661308"
 
 # -- the Windows release matrix: data, used by the builds and by publishing --
 
-from dataclasses import dataclass  # noqa: E402
+# A namedtuple, not a dataclass: this module is imported on every start-up
+# (for CLI choices) and dataclasses pulls in inspect, ~10 ms.
+from collections import namedtuple  # noqa: E402
 
 WHEEL_PLATFORM_TAGS = {"x86": "win32", "x64": "win_amd64"}
 INSTALLER_PYTHON = DEFAULT_WINDOWS_PYTHON
 WHEEL_PYTHONS = WINDOWS_PYTHONS
 
 
-@dataclass(frozen=True)
-class WindowsArtifact:
-    """One file of a Windows release: which build makes it and its name."""
+class WindowsArtifact(namedtuple("WindowsArtifact", "kind python arch")):
+    """One file of a Windows release: kind ("wheel", "inno", "wix"), python ("3.12"), arch."""
 
-    kind: str  # "wheel", "inno" or "wix"
-    python: str  # "3.12"
-    arch: str  # "x86" or "x64"
+    __slots__ = ()
 
     def filename(self, version: str) -> str:
         if self.kind == "wheel":

@@ -51,8 +51,10 @@ DEFAULT_CONNECT_TIMEOUT = 15.0
 TAIL_LINES = 20
 # Files at least this large get a progress bar.
 PROGRESS_THRESHOLD = 1 << 20
-# Bounded read-ahead for downloads: 256 requests of 32 KiB = at most 8 MiB in memory.
-PREFETCH_REQUESTS = 256
+# Downloads: paramiko's unbounded prefetch. Memory stays bounded anyway: responses
+# are parsed only as the file is consumed and the SSH channel window (2 MiB) stops the
+# server beyond that. A cap makes paramiko busy-wait (≈5 MB/s at 64; TESTING-NOTES).
+PREFETCH_REQUESTS = None
 
 
 @dataclass(frozen=True)
@@ -397,7 +399,7 @@ class Connection:
                 raise
 
     def get(self, remote: str, local: Path, *, description: str | None = None) -> None:
-        """Download ``remote`` to ``local`` (bounded prefetch; no partial file on failure)."""
+        """Download ``remote`` to ``local`` (pipelined; no partial file on failure)."""
         import paramiko
 
         local = Path(local)

@@ -82,6 +82,7 @@ class HoldingProxy:
     target: str
     hold_actions: tuple[str, ...] = ("RunInstances",)
     hold_seconds: float = 4.0
+    drop: bool = False  # instead of a late reply, none at all (connection closed)
 
     def __post_init__(self):
         self.held = threading.Event()  # set when a held reply is waiting
@@ -110,6 +111,11 @@ class HoldingProxy:
                 if action_name in proxy.hold_actions:
                     proxy.held.set()
                     time.sleep(proxy.hold_seconds)
+                    if proxy.drop:
+                        conn.close()
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
                 self.send_response(reply.status)
                 for k, v in reply.getheaders():
                     if k.lower() not in ("transfer-encoding", "connection", "content-length"):

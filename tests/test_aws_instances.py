@@ -97,6 +97,22 @@ def test_signal_while_run_instances_is_in_flight(aws_fresh, tmp_path, sig):
     assert live_instances(ec2) == []
 
 
+def test_run_instances_reply_lost_instances_found_by_run_tag(aws_fresh, tmp_path):
+    """moto creates the instance but the CLI never gets the reply (nor its id)."""
+    ec2 = aws_fresh.client("ec2")
+    proxy = HoldingProxy(aws_fresh.endpoint_url, hold_seconds=0.2, drop=True)
+    try:
+        env = cli_env(aws_fresh, AWS_ENDPOINT_URL=proxy.url, AWS_MAX_ATTEMPTS="2")
+        proc = _bootstrap(aws_fresh, tmp_path, env=env)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proxy.close()
+    assert proc.returncode == 7, err  # the endpoint kept dropping the connection
+    assert proxy.requests.count("RunInstances") == 2  # botocore retried once
+    assert "terminate 2 temporary instance(s)" in err
+    assert live_instances(ec2) == []
+
+
 def _driver(aws, tmp_path, count, endpoint=None):
     env = cli_env(aws)
     if endpoint:

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -109,15 +110,19 @@ def _mini(tmp: Path) -> Mini:
 
 
 @pytest.fixture(scope="module")
-def mini(tmp_path_factory) -> Mini:
+def mini(tmp_path_factory) -> Iterator[Mini]:
     """A ready mini repo shared by the tests that do not change it."""
-    return _mini(tmp_path_factory.mktemp("mini"))
+    mini = _mini(tmp_path_factory.mktemp("mini"))
+    yield mini
+    shutil.rmtree(mini.venv, ignore_errors=True)  # venvs are big; pytest keeps tmp dirs
 
 
 @pytest.fixture
-def own_mini(tmp_path) -> Mini:
+def own_mini(tmp_path) -> Iterator[Mini]:
     """A ready mini repo for one test to change."""
-    return _mini(tmp_path)
+    mini = _mini(tmp_path)
+    yield mini
+    shutil.rmtree(mini.venv, ignore_errors=True)
 
 
 class Full:
@@ -131,10 +136,11 @@ class Full:
 
 
 @pytest.fixture(scope="session")
-def full(tmp_path_factory) -> Full:
+def full(tmp_path_factory) -> Iterator[Full]:
     full = Full(tmp_path_factory.mktemp("full"))
     assert full.first.returncode == 0, full.first.stderr[-3000:]
-    return full
+    yield full
+    shutil.rmtree(full.venv, ignore_errors=True)
 
 
 class StallingServer:
@@ -279,6 +285,22 @@ def test_pip_failure_shows_pip_output_writes_no_stamp_and_next_run_retries(tmp_p
     assert "creating virtualenv" not in retry.stderr  # the venv is reused
     assert "installing requirements.txt" in retry.stderr
     assert (venv / STAMP).exists()
+
+
+def test_concurrent_first_runs_build_the_venv_once(tmp_path):
+    repo = make_mini_repo(tmp_path / "repo")
+    env = pip_env(tmp_path)
+    procs = [subprocess.Popen([sys.executable, str(repo / "automation.py"), "--help"],
+                              env=env, cwd=repo, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [proc.communicate(timeout=QUICK) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], results
+    stderr = "".join(err for _out, err in results)
+    assert stderr.count("creating virtualenv") == 1, stderr
+    # Whichever waited on the lock found the other's stamp, or came after it.
+    assert "stamp written meanwhile by another run" in stderr or \
+        "stamp matches" in stderr, stderr
+    shutil.rmtree(repo / "build", ignore_errors=True)
 
 
 # -- the venv's own interpreter, HGAUTOMATION_VENV, rebuilds ------------------

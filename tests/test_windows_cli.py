@@ -336,7 +336,7 @@ def scripts_run(drive: Path) -> list[tuple[str, str]]:
 
 
 def hg_cat(repo: Path, path: str) -> bytes:
-    return subprocess.run([hgsource.hg_executable(), "-R", str(repo), "cat", "-r", ".", path],
+    return subprocess.run([hgsource.hg_executable(), "--cwd", str(repo), "cat", "-r", ".", path],
                           check=True, capture_output=True, timeout=60,
                           env=hgsource.hg_env()).stdout
 

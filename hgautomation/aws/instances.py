@@ -140,13 +140,17 @@ def find_run(session: AWSSession, run_id: str) -> list[str]:
         {"Name": "instance-state-name", "Values": LIVE_STATES}])]
 
 
-def terminate(session: AWSSession, instance_ids: Sequence[str]) -> None:
-    """One TerminateInstances call per 1000 ids (the API's batch limit)."""
+def terminate(session: AWSSession, instance_ids: Sequence[str]) -> dict[str, str]:
+    """One TerminateInstances call per 1000 ids (the API's batch limit); id -> new state."""
     ec2 = session.client("ec2")
     ids = sorted(set(instance_ids))
+    states: dict[str, str] = {}
     for start in range(0, len(ids), 1000):
         with translate_errors("terminate instances"):
-            ec2.terminate_instances(InstanceIds=ids[start:start + 1000])
+            reply = ec2.terminate_instances(InstanceIds=ids[start:start + 1000])
+        states.update({i["InstanceId"]: i.get("CurrentState", {}).get("Name", "")
+                       for i in reply.get("TerminatingInstances", [])})
+    return states
 
 
 def wait_for_state(session: AWSSession, instance_ids: Sequence[str], states: set[str],

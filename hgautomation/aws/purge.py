@@ -57,8 +57,9 @@ def terminate_instances(session: AWSSession, sel: Selection, *,
     actions = [Action(r, UNTAGGED_SKIP) for r in skipped]
     if chosen and not sel.dry_run:
         ids = [r.id for r in chosen]
-        inst.terminate(session, ids)
-        if wait_timeout:
+        states = inst.terminate(session, ids)
+        # Security groups can only go once their instances are gone.
+        if wait_timeout and any(states.get(i) != "terminated" for i in ids):
             inst.wait_for_state(session, ids, {"terminated"}, wait_timeout, poll=5.0,
                                 what="instances")
     return [Action(r, _verb(sel, "terminated")) for r in chosen] + actions

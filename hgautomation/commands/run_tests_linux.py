@@ -60,9 +60,14 @@ def main(ctx, args) -> int:
             fallback_identity=hosts.tool_key(ctx.state.keys))
         shards = _run_all(targets, repo, node, diff, python, args, results_dir)
     else:
+        if args.accept_new_host_key:
+            raise errors.UsageError("--accept-new-host-key applies to --host only "
+                                    "(EC2 host keys are generated and pinned by the tool)")
         with hosts.ec2_hosts(ctx, count=args.instances or 1, distro=args.distro,
-                             instance_type=args.instance_type, ssh_config=ctx.ssh_config,
-                             needs_disk=args.filesystem not in STATIC_FILESYSTEMS) as targets:
+                             instance_type=args.instance_type,
+                             needs_disk=args.filesystem not in STATIC_FILESYSTEMS,
+                             owner=args.owner, ingress_cidr=args.ingress_cidr,
+                             spot=args.spot) as targets:
             shards = _run_all(targets, repo, node, diff, python, args, results_dir)
     return _summarize(shards, results_dir, time.monotonic() - start)
 

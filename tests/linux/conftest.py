@@ -140,3 +140,40 @@ def _cli(*args: str, cwd: Path | None = None, timeout: float = 300,
 def cli():
     """Run the real CLI in a subprocess: ``cli(*args, cwd=..., env=...)`` -> CompletedProcess."""
     return _cli
+
+
+@pytest.fixture
+def second_dev_host(linux_dev_host, sshd_workdir, tmp_path) -> Iterator[LinuxDevHost]:
+    """Another "machine" for sharding: an sshd in its own mount namespace, whose /hgwork
+    is a private bind mount (so two runs on this box do not share /hgwork); /hgdev is
+    the same as `linux_dev_host`'s. Reached as `devhost2` through its own ssh config."""
+    from harness import sshd
+    from harness.net import LOOPBACK, read_banner, wait_until
+    from harness.process import stop_process
+
+    # Let the harness write keys and config, then run that config in a new namespace.
+    first = sshd.start_sshd(sshd_workdir, linux_dev_host.user,
+                            user_key=linux_dev_host.ssh.key_path)
+    first.stop()
+    host = first.host
+    private_work = sshd_workdir / "hgwork"
+    private_work.mkdir()
+    _run("chown", f"{linux_dev_host.user}:", str(private_work))
+    command = (f"mount --bind {private_work} {HGWORK} && exec {sshd.SSHD} -D "
+               f"-f {sshd_workdir / 'sshd_config'} -E {sshd_workdir / 'sshd.log'}")
+    process = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--",
+                                "sh", "-c", command], stdin=subprocess.DEVNULL)
+    try:
+        def up() -> bool:
+            assert process.poll() is None, f"namespaced sshd exited {process.returncode}"
+            return read_banner(LOOPBACK, host.port).startswith(b"SSH-2.0-")
+
+        wait_until(up, 20, f"namespaced sshd on {host.port}")
+        config = tmp_path / "ssh-config-2"
+        config.write_text(
+            linux_dev_host.ssh_config.read_text()
+            + f"Host devhost2\n  HostName {host.host}\n  Port {host.port}\n"
+              f"  User {host.user}\n  IdentityFile {host.key_path}\n")
+        yield LinuxDevHost(ssh=host, alias="devhost2", ssh_config=config, user=host.user)
+    finally:
+        stop_process(process)

@@ -235,3 +235,33 @@ def test_check_host_reports_missing_contract(cli, linux_dev_host, state, sshd_wo
             "host not ready: contract not met: 127.0.0.1: /hgdev")
     finally:
         daemon.stop()
+
+
+def test_instances_shard_over_hosts_and_merge(cli, linux_dev_host, second_dev_host, state, repo,
+                                              tmp_path):
+    (state / "known_hosts").write_text(
+        linux_dev_host.ssh.known_hosts_path.read_text()
+        + second_dev_host.ssh.known_hosts_path.read_text())
+    results = tmp_path / "results"
+    proc = cli("--state-path", str(state), "--ssh-config", str(second_dev_host.ssh_config),
+               "run-tests-linux", "--host", "devhost", "--host", "devhost2", "--instances", "2",
+               "--hg", hgsource.hg_executable(), "--results-dir", str(results), WITH_HG,
+               *QUICK_TESTS, cwd=repo, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "passed 3, failed 0, skipped 0 (3 tests on 2 hosts)" in proc.stdout
+    # Round-robin shards: 2 tests on the first host, 1 on the second, each streamed
+    # with its host's prefix.
+    assert "[devhost] # Ran 2 tests, 0 skipped, 0 failed." in proc.stderr
+    assert "[devhost2] # Ran 1 tests, 0 skipped, 0 failed." in proc.stderr
+    shard1 = json.loads((results / "report-1-devhost.json").read_text().split("=", 1)[1])
+    shard2 = json.loads((results / "report-2-devhost2.json").read_text().split("=", 1)[1])
+    assert sorted(shard1) == ["test-empty-dir.t", "test-issue1089.t"]
+    assert sorted(shard2) == ["test-revert-flags.t"]
+    merged = json.loads((results / "report.json").read_text())
+    assert sorted(merged) == sorted(QUICK_TESTS)
+
+    proc = cli("--state-path", str(state), "-q", "run-tests-linux", "--host", "devhost",
+               "--instances", "2", cwd=repo)
+    assert proc.returncode == 2
+    assert one_line(proc) == ("usage error: --instances 2 with --host needs 2 --host values "
+                              "(got 1)")

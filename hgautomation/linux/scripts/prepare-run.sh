@@ -34,6 +34,19 @@ case "$fs" in
             echo "filesystem $fs needs a spare block device; this host has none configured" >&2
             exit 3
         fi
+        if [ ! -b "$device" ]; then
+            # EC2 Nitro exposes /dev/sdf as an NVMe disk: take the one disk that has no
+            # partitions and no mount point.
+            device=$(lsblk -dpno NAME,TYPE | awk '$2 == "disk" {print $1}' | while read -r d; do
+                if [ "$(lsblk -no NAME "$d" | wc -l)" = 1 ] && [ -z "$(lsblk -no MOUNTPOINT "$d")" ]; then
+                    echo "$d"
+                fi
+            done | head -1)
+            if [ -z "$device" ]; then
+                echo "filesystem $fs: no spare block device found" >&2
+                exit 3
+            fi
+        fi
         if ! command -v "mkfs.$fs" >/dev/null && [ ! -x "/sbin/mkfs.$fs" ]; then
             echo "filesystem $fs is not supported here: mkfs.$fs is not installed" >&2
             exit 3

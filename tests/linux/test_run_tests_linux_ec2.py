@@ -1,0 +1,138 @@
+"""run-tests-linux through the EC2 path: moto instance + `--ssh-config` to a loopback sshd.
+
+moto's instances run nothing, so the test plays the instance's first boot: it reads the
+cloud-init user data the tool launched with, takes the host key the tool generated out
+of it, and starts a loopback sshd with exactly that key on the port the ssh config's
+`Host *` names. The tool pins that key (under the instance id) before connecting; the
+contract (/hgdev, /hgwork) is the `linux_dev_host` fixture's.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import hgsource, sshd
+from harness.net import free_port
+
+from hgautomation import linux, platforms
+from hgautomation.aws import linux as aws_linux, tags as T
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+OWNER = "linuxtester"
+DISTRO = "debian12"
+LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"]
+CLI_TIMEOUT = 300
+
+
+def register_dev_image(ec2) -> str:
+    """An up-to-date `hg-linux-dev-debian12` image, as bootstrap-linux-dev would leave it."""
+    owner_id, pattern = platforms.LINUX_DISTROS[DISTRO]
+    bases = ec2.describe_images(Owners=[owner_id],
+                                Filters=[{"Name": "name", "Values": [pattern]}])["Images"]
+    base = max(bases, key=lambda i: i.get("CreationDate", ""))
+    fp = aws_linux.image_fingerprint(DISTRO, base["ImageId"], platforms.LINUX_PYTHONS,
+                                     linux.SCRIPTS / "bootstrap-debian.sh")
+    (builder,) = ec2.run_instances(ImageId=base["ImageId"], MinCount=1, MaxCount=1,
+                                   InstanceType="t3.micro")["Instances"]
+    image_id = ec2.create_image(InstanceId=builder["InstanceId"],
+                                Name=f"{aws_linux.family(DISTRO)}-prebuilt")["ImageId"]
+    ec2.terminate_instances(InstanceIds=[builder["InstanceId"]])
+    ec2.create_tags(Resources=[image_id], Tags=[
+        {"Key": T.MANAGED, "Value": "1"}, {"Key": T.IMAGE, "Value": aws_linux.family(DISTRO)},
+        {"Key": T.FINGERPRINT, "Value": fp}])
+    return image_id
+
+
+def our_instances(ec2, states=None) -> list[dict]:
+    filters = [{"Name": f"tag:{T.OWNER}", "Values": [OWNER]}]
+    if states:
+        filters.append({"Name": "instance-state-name", "Values": states})
+    return [i for r in ec2.describe_instances(Filters=filters)["Reservations"]
+            for i in r["Instances"]]
+
+
+def injected_host_key(ec2, instance_id: str) -> tuple[str, str]:
+    """The ed25519 host key pair (private, public) in the instance's cloud-config user data."""
+    value = ec2.describe_instance_attribute(InstanceId=instance_id,
+                                            Attribute="userData")["UserData"]["Value"]
+    lines = base64.b64decode(value).decode().splitlines()
+    start = next(n for n, line in enumerate(lines) if line.strip() == "ed25519_private: |")
+    key = []
+    for line in lines[start + 1:]:
+        if not line.startswith("    "):
+            break
+        key.append(line[4:])
+    (public,) = [line.split(":", 1)[1].strip() for line in lines
+                 if line.strip().startswith("ed25519_public:")]
+    return "\n".join(key) + "\n", public
+
+
+def test_ec2_instance_runs_tests_and_is_terminated(aws_fresh, linux_dev_host, hg_source,
+                                                   sshd_workdir, tmp_path):
+    ec2 = aws_fresh.client("ec2")
+    image_id = register_dev_image(ec2)
+    port = free_port()
+    config = tmp_path / "ssh_config"
+    # Every instance address (moto's 54.x …) goes to the loopback sshd started below.
+    config.write_text(f"Host *\n  HostName 127.0.0.1\n  Port {port}\n"
+                      f"  User {linux_dev_host.user}\n"
+                      f"  IdentityFile {linux_dev_host.ssh.key_path}\n")
+    state = tmp_path / "state"
+    repo = hgsource.clone(hg_source, tmp_path / "repo")
+    env = dict(os.environ, **aws_fresh.env, PYTHONPATH=str(ROOT))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    args = [sys.executable, "-m", "hgautomation", "--state-path", str(state),
+            "--ssh-config", str(config), "run-tests-linux", "--distro", DISTRO,
+            "--instance-type", "c5.large", "--owner", OWNER, "--ingress-cidr", "127.0.0.1/32",
+            "--hg", hgsource.hg_executable(), "--results-dir", str(tmp_path / "results"),
+            "--with-hg=/hgdev/venv-bootstrap/bin/hg", "test-empty-dir.t", "test-issue1089.t"]
+    proc = subprocess.Popen(args, env=env, cwd=repo, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    daemon = None
+    try:
+        deadline = time.monotonic() + 120
+        while not our_instances(ec2):
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "no instance launched"
+            time.sleep(0.2)
+        (instance,) = our_instances(ec2)
+        # First boot: sshd comes up with the host key the tool injected.
+        host_key = sshd_workdir / "injected_host_key"
+        private, public = injected_host_key(ec2, instance["InstanceId"])
+        host_key.write_text(private)
+        host_key.chmod(0o600)
+        (sshd_workdir / "injected_host_key.pub").write_text(public + "\n")
+        original = sshd.free_port
+        sshd.free_port = lambda: port  # the port the ssh config already names
+        try:
+            daemon = sshd.start_sshd(sshd_workdir, linux_dev_host.user, host_key=host_key,
+                                     user_key=linux_dev_host.ssh.key_path)
+        finally:
+            sshd.free_port = original
+        out, err = proc.communicate(timeout=CLI_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+        if daemon is not None:
+            daemon.stop()
+
+    assert proc.returncode == 0, err
+    assert instance["ImageId"] == image_id
+    assert instance["InstanceType"] == "c5.large"
+    assert "passed 2, failed 0, skipped 0 (2 tests)" in out
+    assert "pushed 0 changesets" in err or "nothing to push" in err
+    assert (tmp_path / "results" / "report.json").exists()
+    assert f"Accepted publickey for {linux_dev_host.user}" in (sshd_workdir / "sshd.log").read_text()
+    # The instance is gone and so is the per-run known_hosts.
+    assert our_instances(ec2, LIVE) == []
+    assert list((state / "runs").iterdir()) == []
