@@ -224,3 +224,65 @@ def test_bad_input_one_line_and_exit_code(aws, tmp_path, case, code):
     assert result.returncode == code, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_iam_legacy_adopted_and_extra_roles_reconciled_away(aws_fresh, tmp_path):
+    import json
+
+    iam = aws_fresh.client("iam")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+        "Action": "sts:AssumeRole"}]})
+    # The old tool's role: same name, no tags, wrong trust, an extra policy.
+    iam.create_role(RoleName="hg-ephemeral-ec2-role-1", AssumeRolePolicyDocument=trust)
+    iam.put_role_policy(RoleName="hg-ephemeral-ec2-role-1", PolicyName="extra",
+                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+                            "Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    # An outdated role of ours (older version, our path) and a foreign hg- role.
+    iam.create_role(RoleName="hg-ephemeral-ec2-role-0", Path="/hgautomation/",
+                    AssumeRolePolicyDocument=trust)
+    iam.create_role(RoleName="hg-someone-elses-role", AssumeRolePolicyDocument=trust)
+    _setup(aws_fresh, tmp_path, "alice")
+    role = iam.get_role(RoleName="hg-ephemeral-ec2-role-1")["Role"]
+    assert {"Key": "hgautomation:managed", "Value": "1"} in role["Tags"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"] == \
+        "ec2.amazonaws.com"
+    assert iam.list_role_policies(RoleName="hg-ephemeral-ec2-role-1")["PolicyNames"] == []
+    names = {r["RoleName"] for r in iam.list_roles()["Roles"]}
+    assert "hg-ephemeral-ec2-role-0" not in names and "hg-someone-elses-role" in names
+    assert mutating_calls(_setup(aws_fresh, tmp_path, "alice").stderr) == 0
+
+
+def test_rejected_credentials_map_to_their_exit_code():
+    from botocore.exceptions import ClientError
+
+    from hgautomation import errors
+    from hgautomation.aws.session import translate_errors
+
+    with pytest.raises(errors.AWSCredentialsError) as caught:
+        with translate_errors("describe instances"):
+            raise ClientError({"Error": {"Code": "AuthFailure", "Message": "bad key"}},
+                              "DescribeInstances")
+    assert caught.value.exit_code == 6 and "AuthFailure" in caught.value.one_line()
+
+
+def test_shared_images_go_only_with_images_flag(aws_fresh, tmp_path):
+    ec2 = aws_fresh.client("ec2")
+    builder = _our_instance(ec2, "bob", "hg-image-build-bob-1")[0]
+    image_tags = [{"Key": "hgautomation:managed", "Value": "1"},
+                  {"Key": "hgautomation:image", "Value": "hg-linux-dev-debian12"}]
+    ours = ec2.create_image(InstanceId=builder, Name="hg-linux-dev-debian12-0123",
+                            TagSpecifications=[{"ResourceType": "image",
+                                                "Tags": image_tags}])["ImageId"]
+    foreign = ec2.create_image(InstanceId=builder, Name="hgx-image")["ImageId"]
+    snaps = [m["Ebs"]["SnapshotId"] for m in ec2.describe_images(ImageIds=[ours])["Images"][0][
+        "BlockDeviceMappings"]]
+    _ok(run_cli(aws_fresh, tmp_path, "purge-ec2-resources", "--owner", "alice"))
+    assert {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]} == \
+        {ours, foreign}
+    result = _ok(run_cli(aws_fresh, tmp_path, "purge-ec2-resources", "--owner", "alice",
+                         "--images"))
+    assert ours in result.stdout and "deleted" in result.stdout
+    assert {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]} == {foreign}
+    left = {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    assert not set(snaps) & left

@@ -184,7 +184,8 @@ def test_ssm_wait_managed_and_failure_with_stubber():
         with pytest.raises(errors.WaitTimeout, match="i-0123"):
             ssm.wait_managed(session, "i-0123", timeout=0, poll=0)
 
-        stub.add_response("send_command", {"Command": {"CommandId": "0b0e1f52-7b37-4e5e-9d1c-3f0c1b2a4d5e"}})
+        command_id = "0b0e1f52-7b37-4e5e-9d1c-3f0c1b2a4d5e"
+        stub.add_response("send_command", {"Command": {"CommandId": command_id}})
         stub.add_client_error("get_command_invocation", "InvocationDoesNotExist")
         stub.add_response("get_command_invocation", {
             "Status": "Failed", "ResponseCode": 3, "StandardOutputContent": "step 1\nstep 2\n",

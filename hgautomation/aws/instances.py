@@ -335,7 +335,8 @@ def temporary_instances(
                     # Let in-flight launches finish (bounded by botocore's timeouts)
                     # so cleanup sees every instance; start no new ones.
                     launches.cancelled.set()
-                    pool.shutdown(wait=True, cancel_futures=True)
+                    with signals_deferred():
+                        pool.shutdown(wait=True, cancel_futures=True)
                     raise
             ids = list(launches.ids)
             con.detail(f"launched {' '.join(ids)}")

@@ -46,7 +46,10 @@ def wait_managed(session: AWSSession, instance_id: str, timeout: float = 600.0,
 def run_command(session: AWSSession, instance_id: str, commands: Sequence[str], *,
                 document: str = LINUX_DOCUMENT, timeout: float = 1800.0,
                 poll: float = 2.0, comment: str = "hgautomation") -> CommandResult:
-    """Run *commands* through *document*, poll to a final status; failure raises RemoteCommandError."""
+    """Run *commands* through *document* and poll it to a final status (bounded).
+
+    Any final status but Success raises RemoteCommandError with the output tail.
+    """
     from botocore.exceptions import ClientError
 
     ssm = session.client("ssm")

@@ -255,8 +255,8 @@ def test_instances_shard_over_hosts_and_merge(cli, linux_dev_host, second_dev_ho
     assert "[devhost2] # Ran 1 tests, 0 skipped, 0 failed." in proc.stderr
     shard1 = json.loads((results / "report-1-devhost.json").read_text().split("=", 1)[1])
     shard2 = json.loads((results / "report-2-devhost2.json").read_text().split("=", 1)[1])
-    assert sorted(shard1) == ["test-empty-dir.t", "test-issue1089.t"]
-    assert sorted(shard2) == ["test-revert-flags.t"]
+    assert (len(shard1), len(shard2)) == (2, 1)
+    assert sorted([*shard1, *shard2]) == sorted(QUICK_TESTS)
     merged = json.loads((results / "report.json").read_text())
     assert sorted(merged) == sorted(QUICK_TESTS)
 

@@ -58,12 +58,20 @@ case "$fs" in
         ;;
 esac
 
+marker=.hgautomation-mount  # in the root of a filesystem this script mounted
 if mountpoint -q "$work"; then
-    sudo_ umount "$work"
+    if [ -e "$work/$marker" ]; then
+        sudo_ umount "$work"
+    elif [ "$fs" != default ]; then
+        echo "$work is a mount point this tool did not create; not unmounting it for $fs" >&2
+        exit 3
+    fi
 fi
 
 case "$fs" in
     default)
+        # An existing /hgwork of ours (a plain directory or the user's own mount) is
+        # reused as it is, emptied.
         if [ -d "$work" ] && [ -O "$work" ]; then
             find "$work" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
         else
@@ -76,6 +84,7 @@ case "$fs" in
         sudo_ mkdir -p "$work"
         sudo_ mount -t tmpfs -o size=90%,mode=0755 tmpfs "$work"
         sudo_ chown "$me" "$work"
+        touch "$work/$marker"
         ;;
     *)
         case "$fs" in
@@ -87,6 +96,7 @@ case "$fs" in
         sudo_ "mkfs.$fs" "$force" "$device" >/dev/null
         sudo_ mount "$device" "$work"
         sudo_ chown "$me" "$work"
+        touch "$work/$marker"
         ;;
 esac
 
