@@ -39,7 +39,7 @@ import os
 import shlex
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
 
@@ -287,6 +287,9 @@ class Connection:
         if env:
             command = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) \
                 + " " + command
+        # Merge stderr into stdout on the host: SSH carries them as two streams, and
+        # joining them here could splice a line of one into a partial line of the other.
+        wire = "exec 2>&1\n" + command
         out = console.get()
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         try:
@@ -298,7 +301,7 @@ class Connection:
         try:
             channel.set_combine_stderr(True)
             channel.settimeout(1.0)
-            channel.exec_command(command)
+            channel.exec_command(wire)
             if stdin is not None:
                 channel.settimeout(None if timeout is None else timeout)
                 channel.sendall(stdin)
@@ -462,8 +465,6 @@ def connect(target: Target, *, known_hosts: Path,
     seconds (at least ``target.connection_attempts`` attempts); authentication and
     host key failures are not retried.
     """
-    import paramiko
-
     jumps: list[Connection] = []
     if target.proxy_jump:
         # ProxyJump: connect to each hop in turn (resolved with the same config) and

@@ -163,3 +163,25 @@ def test_parallel_instances_interrupted_while_in_use(aws_fresh, tmp_path, sig):
     assert proc.returncode == EXIT[sig], err
     assert "terminate 4 temporary instance(s)" in err
     assert live_instances(ec2) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_parallel_image_builds_interrupted(aws_fresh, tmp_path, sig):
+    """bootstrap-linux-dev --parallel: two builds wait for SSH at once, then a signal."""
+    ec2 = aws_fresh.client("ec2")
+    proc = popen_cli(aws_fresh, tmp_path, "--ssh-config", str(_ssh_config(tmp_path)), "-v",
+                     "bootstrap-linux-dev", "--distros", "debian12,ubuntu24.04", "--parallel",
+                     "--pythons", "system3", "--owner", "sig", "--ingress-cidr",
+                     "127.0.0.1/32")
+    try:
+        wait_for(lambda: len([i for i in live_instances(ec2, **{"hgautomation:owner": "sig"})
+                              if i["State"]["Name"] == "running"]) == 2, 60,
+                 "two running instances of ours")
+        time.sleep(1.5)
+    except BaseException:
+        proc.kill()
+        proc.communicate(timeout=30)
+        raise
+    err = _finish(proc, sig)
+    assert err.count("==> connect to") == 2
+    assert live_instances(ec2) == []

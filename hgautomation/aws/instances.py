@@ -29,6 +29,7 @@ from hgautomation.aws import tags as T
 from hgautomation.aws.session import AWSSession, client_error_code, translate_errors
 
 DEFAULT_MAX_LIFETIME_MINUTES = 240
+IN_FLIGHT_WAIT = 30.0
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 # Spot errors after which an on-demand launch may still succeed.
 SPOT_FALLBACK_CODES = {
@@ -193,7 +194,8 @@ class _Launches:
 
     run_id: str
     ids: list[str] = field(default_factory=list)
-    unresolved: int = 0  # launches whose outcome we never learned
+    in_flight: int = 0  # RunInstances calls not returned yet
+    unknown_outcome: bool = False  # a call failed without an answer from EC2
     cancelled: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -216,25 +218,63 @@ def _launch_one(session: AWSSession, launches: _Launches, index: int, params: di
                 "SpotOptions": {"SpotInstanceType": "one-time",
                                 "InstanceInterruptionBehavior": "terminate"}}
         with launches.lock:
-            launches.unresolved += 1
+            launches.in_flight += 1
         try:
             reply = ec2.run_instances(**call)
         except ClientError as exc:
             # EC2 answered: nothing was created by this call.
-            with launches.lock:
-                launches.unresolved -= 1
             if use_spot and client_error_code(exc) in SPOT_FALLBACK_CODES:
                 console.get().warn(f"no spot capacity ({client_error_code(exc)}); "
                                    "launching on-demand")
                 continue
             with translate_errors("run instances"):
                 raise
+        except BaseException:
+            # No answer (connection lost, timeout): an instance may exist anyway.
+            with launches.lock:
+                launches.unknown_outcome = True
+            raise
+        finally:
+            with launches.lock:
+                launches.in_flight -= 1
         ids = [i["InstanceId"] for i in reply["Instances"]]
         with launches.lock:
             launches.ids.extend(ids)
-            launches.unresolved -= 1
         return ids[0]
     return None
+
+
+# Launches of this process still in progress: lets a main thread that runs several
+# temporary_instances() in worker threads terminate them all when interrupted.
+_ACTIVE: dict[str, _Launches] = {}
+_ACTIVE_LOCK = threading.Lock()
+
+
+def terminate_active(session: AWSSession) -> list[str]:
+    """Terminate the instances of every temporary_instances() still open in this process."""
+    with _ACTIVE_LOCK:
+        active = list(_ACTIVE.values())
+    if not active:
+        return []
+    with signals_deferred():
+        for launches in active:
+            launches.cancelled.set()
+        # A RunInstances in flight may still create an instance: give it a bounded
+        # moment to answer so its id (or its run tag) is seen below.
+        deadline = time.monotonic() + IN_FLIGHT_WAIT
+        while time.monotonic() < deadline and any(a.in_flight for a in active):
+            time.sleep(0.2)
+        ids: set[str] = set()
+        for launches in active:
+            with launches.lock:
+                ids.update(launches.ids)
+        ids.update(i["InstanceId"] for i in describe(session, [
+            T.tag_filter(T.RUN, *(launches.run_id for launches in active)),
+            {"Name": "instance-state-name", "Values": LIVE_STATES}]))
+        if ids:
+            with console.get().step(f"terminate {len(ids)} temporary instance(s)"):
+                terminate(session, sorted(ids))
+    return sorted(ids)
 
 
 def _cleanup(session: AWSSession, launches: _Launches, failing: bool) -> None:
@@ -244,7 +284,7 @@ def _cleanup(session: AWSSession, launches: _Launches, failing: bool) -> None:
         try:
             with launches.lock:
                 ids.update(launches.ids)
-                unsure = launches.unresolved > 0
+                unsure = launches.unknown_outcome or launches.in_flight > 0
             ids.update(find_run(session, launches.run_id))
             if unsure and not ids - set(launches.ids):
                 # A launch whose reply we never saw may not be listed yet.
@@ -315,6 +355,8 @@ def temporary_instances(
 
     launches = _Launches(run_id)
     failing = True
+    with _ACTIVE_LOCK:
+        _ACTIVE[run_id] = launches
     try:
         with con.step(f"launch {count} {instance_type} instance(s) of {image_id} "
                       f"(run {run_id})"):
@@ -352,4 +394,8 @@ def temporary_instances(
     finally:
         # failing stays True for exceptions and interrupts: then a cleanup error
         # is only a warning and the original exception is what the user sees.
-        _cleanup(session, launches, failing)
+        try:
+            _cleanup(session, launches, failing)
+        finally:
+            with _ACTIVE_LOCK:
+                _ACTIVE.pop(run_id, None)

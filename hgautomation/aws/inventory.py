@@ -60,12 +60,23 @@ class Resource:
         when = T.parse_iso(self.created)
         if when is None:
             return "?"
-        seconds = int(((now or T.now()) - when).total_seconds())
-        if seconds < 3600:
-            return f"{seconds // 60}m"
-        if seconds < 86400:
-            return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-        return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
+        return _duration(int(((now or T.now()) - when).total_seconds()))
+
+    def expires(self, now: _dt.datetime | None = None) -> str:
+        """Time left before the dead-man switch, "EXPIRED", or "" when not set."""
+        when = T.parse_iso(self.extra.get("expires", ""))
+        if when is None:
+            return ""
+        left = int((when - (now or T.now())).total_seconds())
+        return _duration(left) if left > 0 else "EXPIRED"
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 3600:
+        return f"{max(seconds, 0) // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
 
 
 def _created(tags: dict[str, str], fallback) -> str:
@@ -87,7 +98,8 @@ def _instance(data: dict, tagged: bool = True) -> Resource:
                     hourly_estimate(data.get("InstanceType", ""), windows)
                     if state in ("pending", "running") else None, tagged,
                     {"type": data.get("InstanceType", ""),
-                     "spot": data.get("InstanceLifecycle") == "spot"})
+                     "spot": data.get("InstanceLifecycle") == "spot",
+                     "expires": tags.get(T.EXPIRES_AT, "")})
 
 
 def _image(image: images_.Image, tagged: bool = True) -> Resource:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from hgautomation import console, errors, platforms
 from hgautomation.aws import images as images_
-from hgautomation.aws.instances import Instance, temporary_instances
+from hgautomation.aws.instances import Instance, temporary_instances, terminate_active
 
 _SCRIPTS = Path(__file__).parent / "scripts"
 BUILD_INSTANCE_TYPE = "c5.large"
@@ -156,18 +157,56 @@ def bootstrap_linux(ctx, args, script: Path) -> int:
     with translate_errors():
         session, account = _session_state(ctx, getattr(args, "owner", None),
                                           getattr(args, "ingress_cidr", None))
-        if getattr(args, "parallel", False) and len(args.distros) > 1:
-            con.warn("--parallel: images are built one after the other in this version")
+        spot = getattr(args, "spot", False)
         built = []
         try:
-            for distro in args.distros:
-                image = ensure_linux_image(ctx, session, account, distro, args.pythons,
-                                           script, spot=getattr(args, "spot", False))
-                built.append([distro, image.id, image.name])
+            if getattr(args, "parallel", False) and len(args.distros) > 1:
+                images = _build_parallel(ctx, session, account, args.distros, args.pythons,
+                                         script, spot)
+            else:
+                images = [ensure_linux_image(ctx, session, account, distro, args.pythons,
+                                             script, spot=spot) for distro in args.distros]
+            built = [[d, i.id, i.name] for d, i in zip(args.distros, images)]
         finally:
             con.detail(session.counter.summary())
         con.table(["distro", "image", "name"], built, title="Linux dev images:")
     return 0
+
+
+def _build_parallel(ctx, session, account, distros: Sequence[str], pythons: Sequence[str],
+                    script: Path, spot: bool) -> list[images_.Image]:
+    """One image build per distro, each in its own thread.
+
+    Daemon threads, because a build may sit in a long bounded wait (SSH boot) that
+    cannot be cancelled from outside: on an error or interrupt the main thread
+    terminates every instance the builds launched and returns without them.
+    """
+    results: dict[str, images_.Image] = {}
+    failures: list[BaseException] = []
+    done = threading.Semaphore(0)
+
+    def build(distro: str) -> None:
+        try:
+            results[distro] = ensure_linux_image(ctx, session, account, distro, pythons,
+                                                 script, spot=spot)
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+        finally:
+            done.release()
+
+    threads = [threading.Thread(target=build, args=(d,), name=f"hg-image-{d}", daemon=True)
+               for d in distros]
+    try:
+        for t in threads:
+            t.start()
+        for _ in threads:
+            done.acquire()
+            if failures:
+                raise failures[0]
+    except BaseException:
+        terminate_active(session)
+        raise
+    return [results[d] for d in distros]
 
 
 @contextlib.contextmanager

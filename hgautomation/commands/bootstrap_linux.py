@@ -40,7 +40,8 @@ def main(ctx, args) -> int:
         with out.step(f"provision {host.target} ({','.join(args.pythons)})"):
             with host.connect() as conn:
                 linux.provision(conn, args.user, public_key, args.pythons,
-                                prefix=f"[{host.label}] " if len(targets) > 1 else "")
+                                prefix=f"[{host.label}] " if len(targets) > 1 else "",
+                                pip_index_url=args.pip_index_url)
         if repo is not None:
             # Seed /hgdev/src as the contract user, so later pushes are incremental.
             node = hgrepo.resolve_revision(repo, ".")

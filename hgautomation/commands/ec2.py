@@ -75,7 +75,6 @@ def list_resources(ctx, args) -> int:
         rows += inv.security_groups(session, who) + inv.untagged_security_groups(session)
         rows += inv.key_pairs(session, who) + inv.untagged_key_pairs(session)
         rows += inv.iam_entries(session)
-        now = None
         table = []
         total = 0.0
         for r in rows:
@@ -84,8 +83,10 @@ def list_resources(ctx, args) -> int:
                 total += r.hourly
                 cost = f"{r.hourly:.3f}" + (" (spot: less)" if r.extra.get("spot") else "")
             owner_col = r.owner or ("(untagged)" if not r.tagged else "shared")
-            table.append([r.kind, r.id, r.name, owner_col, r.age(now), r.state, cost])
-        con.table(["type", "id", "name", "owner", "age", "state", "$/hour (est.)"], table,
+            table.append([r.kind, r.id, r.name, owner_col, r.age(), r.expires(), r.state,
+                          cost])
+        con.table(["type", "id", "name", "owner", "age", "expires in", "state",
+                   "$/hour (est.)"], table,
                   title=f"hgautomation resources in {session.region} "
                         f"({'all owners' if args.all_owners else 'owner ' + owner}):")
         running = sum(1 for r in rows if r.hourly is not None)

@@ -57,7 +57,7 @@ def main(ctx, args) -> int:
         targets = hosts.static_hosts(
             args.host, known_hosts=ctx.state.known_hosts, ssh_config=ctx.ssh_config,
             accept_new_host_key=args.accept_new_host_key,
-            fallback_identity=hosts.tool_key(ctx.state.keys))
+            fallback_identity=hosts.tool_key(ctx.state.root / "keys"))
         shards = _run_all(targets, repo, node, diff, python, args, results_dir)
     else:
         if args.accept_new_host_key:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from hgautomation import console, errors, hgrepo, ssh
+from hgautomation import errors, hgrepo, ssh
 
 SCRIPTS = Path(__file__).parent / "scripts"
 WORK = "/hgwork"
@@ -144,7 +144,8 @@ class Report:
 # -- provisioning and checks -----------------------------------------------------------
 
 def provision(conn: ssh.Connection, user: str, public_key: str, pythons: Sequence[str],
-              mercurial_requirement: str = "mercurial", prefix: str = "") -> None:
+              mercurial_requirement: str = "mercurial", prefix: str = "",
+              pip_index_url: str | None = None) -> None:
     """Run the Debian/Ubuntu bootstrap script as root on the connected host."""
     remote_key = f"/tmp/hgautomation-key-{int(time.time())}.pub"
     with_sudo = conn.output("id -u").strip() != "0"
@@ -152,7 +153,7 @@ def provision(conn: ssh.Connection, user: str, public_key: str, pythons: Sequenc
                size=len(public_key) + 1)
     try:
         run_script(conn, "bootstrap-debian.sh", user, remote_key, ",".join(pythons),
-                   mercurial_requirement, prefix=prefix, sudo=with_sudo)
+                   mercurial_requirement, pip_index_url or "", prefix=prefix, sudo=with_sudo)
     finally:
         conn.run(f"rm -f {remote_key}", check=False, quiet=True)
 

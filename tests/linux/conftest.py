@@ -100,6 +100,16 @@ def lay_out_contract(user: str, source_repo: Path) -> None:
 
 
 @pytest.fixture(scope="session")
+def mercurial_wheel() -> Path:
+    """The cached Mercurial wheel for /usr/bin/python3 (tests/run fetches it)."""
+    wheel = _find_wheel()
+    if wheel is None:
+        pytest.skip(f"no mercurial {HG_VERSION} wheel in {WHEEL_DIRS[0]} (tests/run downloads "
+                    "it before going offline)")
+    return wheel
+
+
+@pytest.fixture(scope="session")
 def linux_dev_host(ssh_host, hg_source, tmp_path_factory) -> Iterator[LinuxDevHost]:
     """The sshd fixture's user with /hgdev laid out and /hgwork owned, reached as `devhost`."""
     created = []
@@ -177,3 +187,74 @@ def second_dev_host(linux_dev_host, sshd_workdir, tmp_path) -> Iterator[LinuxDev
         yield LinuxDevHost(ssh=host, alias="devhost2", ssh_config=config, user=host.user)
     finally:
         stop_process(process)
+
+
+DEBIAN_ROOT = REPO_ROOT / "build" / "cache" / "debian-root"
+
+
+@dataclass(frozen=True)
+class ChrootHost:
+    """sshd running in a throwaway overlay of the cached clean Debian root."""
+
+    port: int
+    root_key: Path  # logs in as root
+    host_public_key: str
+    upper: Path  # the overlay's upper dir: every file the test run changed
+
+
+@pytest.fixture
+def debian_chroot_host(sshd_workdir) -> Iterator[ChrootHost]:
+    """A clean Debian 12 "machine": an overlay on build/cache/debian-root, sshd in a chroot
+    on a loopback port, in a private mount namespace (the overlay, /proc and /dev vanish
+    with it). Only root may log in, with a key of its own."""
+    from harness import sshd
+    from harness.net import LOOPBACK, free_port, read_banner, wait_until
+    from harness.process import stop_process
+
+    if not any(DEBIAN_ROOT.glob(".ready-*")):
+        pytest.skip(f"no Debian root at {DEBIAN_ROOT}: run tests/linux/make-debian-root.sh "
+                    "(needs the network) before the test namespace")
+    upper, work, merged = (sshd_workdir / n for n in ("upper", "work", "merged"))
+    for d in (upper, work, merged):
+        d.mkdir()
+    ssh_dir = upper / "etc" / "ssh"
+    ssh_dir.mkdir(parents=True)
+    (upper / "run" / "sshd").mkdir(parents=True)
+    host_key = sshd.generate_key(ssh_dir / "test_host_ed25519_key", "debian-chroot-host")
+    root_key = sshd.generate_key(sshd_workdir / "root_key", "root@debian-chroot")
+    (ssh_dir / "keys_root").write_text(sshd.public_key(root_key) + "\n")
+    port = free_port()
+    sshd_options = [
+        "-D", "-e", "-p", str(port), "-h", "/etc/ssh/test_host_ed25519_key",
+        "-o", f"ListenAddress={LOOPBACK}", "-o", "UsePAM=no",
+        "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no",
+        "-o", "PermitRootLogin=prohibit-password",
+        "-o", "AuthorizedKeysFile=.ssh/authorized_keys /etc/ssh/keys_%u",
+        "-o", "PidFile=none",
+    ]
+    command = " && ".join([
+        f"mount -t overlay overlay -o lowerdir={DEBIAN_ROOT},upperdir={upper},workdir={work} "
+        f"{merged}",
+        f"mount -t proc proc {merged}/proc",
+        f"mount --rbind /dev {merged}/dev",
+        f"mount -t tmpfs tmpfs {merged}/tmp",
+        "exec chroot " + str(merged) + " /usr/sbin/sshd "
+        + " ".join(f"'{o}'" for o in sshd_options),
+    ])
+    log = open(sshd_workdir / "sshd.log", "wb")
+    process = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--",
+                                "sh", "-c", command], stdin=subprocess.DEVNULL,
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def up() -> bool:
+            assert process.poll() is None, (
+                f"chroot sshd exited {process.returncode}: "
+                + (sshd_workdir / "sshd.log").read_text(errors="replace"))
+            return read_banner(LOOPBACK, port).startswith(b"SSH-2.0-")
+
+        wait_until(up, 30, f"chroot sshd on {port}")
+        yield ChrootHost(port=port, root_key=root_key,
+                         host_public_key=sshd.public_key(host_key), upper=upper)
+    finally:
+        stop_process(process)
+        log.close()

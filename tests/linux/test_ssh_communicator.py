@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from harness import sshd
 from harness.net import free_port
 
 from hgautomation import console, errors, ssh

@@ -1,9 +1,10 @@
 #!/bin/bash
 # Provision a Debian/Ubuntu machine into the remote-machine contract (ARCHITECTURE.md §1).
 # Run as root (or via sudo). Idempotent: a second run only adds what is missing.
-# Usage: bootstrap-debian.sh USER PUBLIC_KEY_FILE PYTHONS [MERCURIAL_REQUIREMENT]
+# Usage: bootstrap-debian.sh USER PUBLIC_KEY_FILE PYTHONS [MERCURIAL_REQUIREMENT [PIP_INDEX_URL]]
 #   PYTHONS: comma-separated, e.g. "system3,3.12,pypy3.10" ("system3" = /usr/bin/python3)
 #   MERCURIAL_REQUIREMENT: pip requirement for venv-bootstrap (default "mercurial")
+#   PIP_INDEX_URL: package index for that install (default: pip's, i.e. PyPI)
 # Used for static hosts (bootstrap-linux-dev --host) and for building EC2 images.
 set -euo pipefail
 
@@ -11,19 +12,35 @@ user=$1
 pubkey_file=$2
 pythons=$3
 hg_req=${4:-mercurial}
+index_url=${5:-}
 export DEBIAN_FRONTEND=noninteractive
+
+# What the contract and Mercurial's tests need (compilers: run-tests.py builds hg).
+BASE_PACKAGES="sudo openssh-server ca-certificates python3 python3-venv python3-dev gcc g++ make gettext unzip zip rsync e2fsprogs xfsprogs btrfs-progs jfsutils"
+# Only when pyenv builds Pythons.
+PYENV_PACKAGES="git curl build-essential libbz2-dev libffi-dev liblzma-dev libncursesw5-dev libreadline-dev libsqlite3-dev libssl-dev tk-dev uuid-dev xz-utils zlib1g-dev"
 
 step() { echo "--- $*"; }
 
+wanted=()
+IFS=',' read -r -a selection <<< "$pythons"
+for py in "${selection[@]}"; do
+    case "$py" in
+        system3|"") ;;
+        *) wanted+=("$py") ;;
+    esac
+done
+
+packages=$BASE_PACKAGES
+if [ "${#wanted[@]}" -gt 0 ]; then
+    packages="$packages $PYENV_PACKAGES"
+fi
 step "packages"
-apt-get update -q
-apt-get install -y -q --no-install-recommends \
-    sudo openssh-server ca-certificates curl git make gcc g++ \
-    python3 python3-venv python3-dev \
-    build-essential libbz2-dev libffi-dev liblzma-dev libncursesw5-dev libreadline-dev \
-    libsqlite3-dev libssl-dev tk-dev uuid-dev xz-utils zlib1g-dev \
-    gettext unzip zip rsync \
-    e2fsprogs xfsprogs btrfs-progs jfsutils
+# A box without a route to its mirror can still be provisioned when the packages are
+# present already: install then has nothing to fetch (and fails if it does).
+apt-get update -q || echo "warning: apt-get update failed; using the package lists present"
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $packages
 
 step "user $user"
 if ! id "$user" >/dev/null 2>&1; then
@@ -45,15 +62,6 @@ step "/hgdev"
 install -d -o "$user" -g "$user" /hgdev
 
 as_user() { sudo -u "$user" -H env HOME="$home" PYENV_ROOT=/hgdev/pyenv "$@"; }
-
-wanted=()
-IFS=',' read -r -a selection <<< "$pythons"
-for py in "${selection[@]}"; do
-    case "$py" in
-        system3|"") ;;
-        *) wanted+=("$py") ;;
-    esac
-done
 
 if [ "${#wanted[@]}" -gt 0 ]; then
     step "pyenv: ${wanted[*]}"
@@ -77,8 +85,11 @@ step "venv-bootstrap ($hg_req)"
 if [ ! -x /hgdev/venv-bootstrap/bin/python ]; then
     as_user /usr/bin/python3 -m venv /hgdev/venv-bootstrap
 fi
-as_user /hgdev/venv-bootstrap/bin/python -m pip install -q --upgrade pip
-as_user /hgdev/venv-bootstrap/bin/python -m pip install -q "$hg_req"
+pip_opts=(-q --disable-pip-version-check)
+if [ -n "$index_url" ]; then
+    pip_opts+=(--isolated --index-url "$index_url")
+fi
+as_user /hgdev/venv-bootstrap/bin/python -m pip install "${pip_opts[@]}" "$hg_req"
 
 step "/hgdev/src"
 if [ ! -d /hgdev/src/.hg ]; then
