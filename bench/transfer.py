@@ -129,7 +129,8 @@ def main() -> int:
             ratio = best[f"scp {direction}"] / best[f"ssh.py {direction}"]
             print(f"  ratio ssh.py/scp {direction}: {ratio:.2f}")
         print(f"  ssh.py peak RSS growth during put+get: {max(rss) / 1024:.1f} MB "
-              f"(payload {size_mb:.0f} MB)")
+              f"(per round: {', '.join(f'{r / 1024:.1f}' for r in rss)}; payload "
+              f"{size_mb:.0f} MB)")
         print(f"  ssh.py peak Python allocations (tracemalloc): {traced / 1e6:.1f} MB")
         return 0
     finally:

@@ -79,8 +79,14 @@ def test_command(python: str, flags: Sequence[str], shard: tuple[int, int] | Non
     if shard is not None and shard[1] > 1:
         args += ["--shard-index", str(shard[0]), "--shard-total", str(shard[1])]
     args += list(flags)
-    return (f"cd {TESTS_DIR} && rm -f report.json && TMPDIR={WORK}/tmp "
-            + " ".join(shlex.quote(a) for a in args))
+    inner = (f"cd {TESTS_DIR} && rm -f report.json && TMPDIR={WORK}/tmp "
+             + " ".join(shlex.quote(a) for a in args) + " </dev/null")
+    # No pty, so a dropped connection (Ctrl-C, SIGTERM) would leave the tests running
+    # on a static host: a watcher waits for the channel's stdin to close and then
+    # stops the tests' whole process group. Normal exits pass the status through.
+    script = (f"set -m; ({inner}) & job=$!; "
+              "(cat >/dev/null; kill -TERM -- -$job) >/dev/null 2>&1 & wait $job")
+    return "bash -c " + shlex.quote(script)
 
 
 def run_tests(conn: ssh.Connection, python: str, flags: Sequence[str],

@@ -50,14 +50,22 @@ def _run(*cmd: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def _claim(path: Path) -> bool:
-    """Create `path` (True) or find it ours from a killed run (True) or foreign (False)."""
+    """Create `path` (True); a leftover of a killed run is replaced (True); a path in use
+    by another live test run, or not ours at all, is left alone (False)."""
+    marker = path / MARKER
     if path.exists():
-        if (path / MARKER).exists():
-            _remove(path)
-        else:
+        if not marker.exists():
             return False
+        try:
+            owner_pid = int(marker.read_text().split()[0])
+        except (ValueError, IndexError, OSError):
+            owner_pid = 0
+        if owner_pid and Path(f"/proc/{owner_pid}").exists():
+            return False  # another pytest on this machine is using it right now
+        _remove(path)
     path.mkdir(mode=0o755)
-    (path / MARKER).write_text("created by tests/linux/conftest.py; safe to delete\n")
+    marker.write_text(f"{os.getpid()} created by tests/linux/conftest.py; safe to delete "
+                      "when that process is gone\n")
     return True
 
 
@@ -116,7 +124,8 @@ def linux_dev_host(ssh_host, hg_source, tmp_path_factory) -> Iterator[LinuxDevHo
     try:
         for path in (HGDEV, HGWORK):
             if not _claim(path):
-                pytest.skip(f"{path} exists and is not this fixture's: not touching it")
+                pytest.skip(f"{path} exists and is not this test run's (another run or not a "
+                            "test's): not touching it")
             created.append(path)
         lay_out_contract(ssh_host.user, hg_source)
         _run("chown", f"{ssh_host.user}:", str(HGWORK))

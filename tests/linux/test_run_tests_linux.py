@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +19,7 @@ from harness.net import free_port
 
 pytestmark = pytest.mark.slow
 
+ROOT = Path(__file__).resolve().parents[2]
 QUICK_TESTS = ["test-empty-dir.t", "test-revert-flags.t", "test-issue1089.t"]
 # The venv hg runs the tests: run-tests.py's default temporary install needs PyPI,
 # which the loopback-only namespace does not have.
@@ -106,7 +112,12 @@ def test_only_new_changesets_travel(cli, linux_dev_host, state, repo):
 
 def test_include_working_copy_carries_uncommitted_changes(cli, linux_dev_host, state, repo):
     break_test(repo, "test-empty-dir.t")  # uncommitted
-    proc = run_tests(cli, linux_dev_host, state, repo, tests=QUICK_TESTS[:1])
+    # (Also: --python-version X.Y runs /hgdev/pyenv/shims/pythonX.Y, the fixture's shim.)
+    version = subprocess.run(["/usr/bin/python3", "-c", "import sys; print('%d.%d' % "
+                              "sys.version_info[:2])"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    proc = run_tests(cli, linux_dev_host, state, repo, "--python-version", version,
+                     tests=QUICK_TESTS[:1])
     assert proc.returncode == 0, proc.stderr  # without the flag: the committed test passes
 
     proc = run_tests(cli, linux_dev_host, state, repo, "--include-working-copy",
@@ -265,3 +276,40 @@ def test_instances_shard_over_hosts_and_merge(cli, linux_dev_host, second_dev_ho
     assert proc.returncode == 2
     assert one_line(proc) == ("usage error: --instances 2 with --host needs 2 --host values "
                               "(got 1)")
+
+
+def remote_test_processes(user: str) -> list[str]:
+    found = subprocess.run(["pgrep", "-u", user, "-f", "run-tests.py"], capture_output=True,
+                           text=True)
+    return found.stdout.split()
+
+
+def test_sigterm_stops_the_remote_tests_too(linux_dev_host, state, repo):
+    (repo / "tests" / "test-hgauto-sleep.t").write_text("  $ sleep 120\n")
+    hgsource.hg("add", "tests/test-hgauto-sleep.t", cwd=repo)
+    commit(repo, "a slow test")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hgautomation", *linux_dev_host.cli_args(state),
+         "run-tests-linux", "--host", "devhost", "--hg", hgsource.hg_executable(), WITH_HG,
+         "test-hgauto-sleep.t"], cwd=repo, env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not remote_test_processes(linux_dev_host.user):
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the remote tests never started"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "interrupted (SIGTERM); cleanup done"
+    deadline = time.monotonic() + 20
+    while remote_test_processes(linux_dev_host.user) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert remote_test_processes(linux_dev_host.user) == []
