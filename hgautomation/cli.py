@@ -19,7 +19,8 @@ from hgautomation import errors, platforms
 # --help` pays for every import here (bench/startup.py measures it).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Iterable, Sequence
+    from collections.abc import Iterable, Sequence
+    from typing import Callable
 
 Adder = "Callable[[argparse.ArgumentParser], None]"
 

@@ -12,7 +12,8 @@ import contextlib
 import sys
 import threading
 import time
-from typing import IO, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import IO
 
 QUIET, NORMAL, VERBOSE = -1, 0, 1
 
@@ -20,7 +21,7 @@ QUIET, NORMAL, VERBOSE = -1, 0, 1
 class Progress:
     """Handle for one progress bar; ``advance`` is safe from any thread."""
 
-    def __init__(self, console: "Console", description: str, total: float | None):
+    def __init__(self, console: Console, description: str, total: float | None):
         self._console = console
         self.description = description
         self.total = total

@@ -11,9 +11,9 @@ import re
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from hgautomation import console, errors, ssh
 

@@ -9,9 +9,9 @@ state dir's known_hosts); ``ec2_hosts`` launches temporary instances through
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from hgautomation import errors, ssh
 

@@ -39,9 +39,10 @@ import os
 import shlex
 import socket
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable, Iterator, Sequence
+from typing import IO
 
 from hgautomation import console, errors
 
@@ -238,7 +239,7 @@ def _open_socket(target: Target):
 class Connection:
     """An open SSH connection: run commands, move files (see the module docstring)."""
 
-    def __init__(self, client, target: Target, jumps: Sequence["Connection"] = ()):
+    def __init__(self, client, target: Target, jumps: Sequence[Connection] = ()):
         self.client = client
         self.target = target
         self._jumps = list(jumps)
@@ -254,7 +255,7 @@ class Connection:
         for jump in reversed(self._jumps):
             jump.close()
 
-    def __enter__(self) -> "Connection":
+    def __enter__(self) -> Connection:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -25,10 +25,10 @@ class StateDir:
     root: Path
 
     @classmethod
-    def at(cls, path: str | os.PathLike | None) -> "StateDir":
+    def at(cls, path: str | os.PathLike | None) -> StateDir:
         return cls(Path(path or DEFAULT_STATE_PATH).expanduser().absolute())
 
-    def ensure(self) -> "StateDir":
+    def ensure(self) -> StateDir:
         try:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:

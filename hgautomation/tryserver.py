@@ -16,9 +16,9 @@ import base64
 import contextlib
 import json
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from hgautomation import errors, hgrepo
 

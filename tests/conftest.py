@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from harness import aws as aws_harness
-from harness import hgsource, pypi as pypi_harness, sshd
+from harness import hgsource, sshd
+from harness import pypi as pypi_harness
 from harness.net import endpoint_guard_error
 
 # moto reads MOTO_AMIS_PATH when moto.ec2 is first imported, which a test module

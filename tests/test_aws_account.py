@@ -5,8 +5,7 @@ from __future__ import annotations
 import stat
 
 import pytest
-
-from aws_cli import live_instances, mutating_calls, run_cli, cli_env, total_calls
+from aws_cli import cli_env, live_instances, mutating_calls, run_cli, total_calls
 
 DEBIAN = "ami-0f3271e513def6192"  # tests/harness/amis.json
 CIDR_A = "198.51.100.7/32"

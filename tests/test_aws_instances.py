@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from aws_cli import HoldingProxy, cli_env, live_instances, popen_cli, wait_for
 from harness.net import free_port
 

@@ -490,10 +490,11 @@ def test_the_reexec_marker_never_loops(tmp_path):
 
 
 def test_bootstrap_exit_codes_agree_with_errors_py():
-    from hgautomation import errors, venv_bootstrap as vb
+    from hgautomation import errors
+    from hgautomation import venv_bootstrap as vb
 
-    assert vb.EXIT_CONFIGURATION == errors.ConfigurationError.exit_code
-    assert vb.EXIT_INTERRUPTED == errors.Interrupted.exit_code
+    assert errors.ConfigurationError.exit_code == vb.EXIT_CONFIGURATION
+    assert errors.Interrupted.exit_code == vb.EXIT_INTERRUPTED
     assert vb.EXIT_INTERNAL == errors.INTERNAL_ERROR_EXIT
     codes = {code for code in errors.EXIT_CODES} | {errors.SIGTERM_EXIT}
     # The bootstrap's own failures must not be mistaken for a CLI error.

@@ -15,7 +15,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from harness import hgsource, sshd
 from harness.aws import base_images
 from harness.net import endpoint_guard_error

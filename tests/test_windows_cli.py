@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from harness import hgsource, sshd
 from harness.net import free_port
 from test_windows_scripts import params_of

@@ -141,7 +141,7 @@ def test_each_step_names_its_python_arch_and_output(step):
     # The pattern finds this cell's artifact and no other cell's.
     owners = [s.label for s in ALL_STEPS if fnmatch.fnmatchcase(s.expected, step.pattern)]
     assert owners == [step.label]
-    body = step.script.text.split(f"# -- ", 2)[-1]
+    body = step.script.text.split("# -- ", 2)[-1]
     if kind == "wheel":
         assert "build_wheel.ps1" in body
         assert re.search(r"^& \$Python -m pip wheel .*--wheel-dir \$Dist \.$", body, re.M)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 from hgautomation import console, errors
 from hgautomation.aws import instances as inst
@@ -38,7 +39,7 @@ class Image:
         return self.tags.get(T.FINGERPRINT, "")
 
     @classmethod
-    def from_api(cls, data: dict) -> "Image":
+    def from_api(cls, data: dict) -> Image:
         snaps = tuple(m["Ebs"]["SnapshotId"] for m in data.get("BlockDeviceMappings", [])
                       if m.get("Ebs", {}).get("SnapshotId"))
         return cls(id=data["ImageId"], name=data.get("Name", ""),

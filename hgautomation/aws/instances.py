@@ -20,9 +20,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from hgautomation import console, errors
 from hgautomation.aws import tags as T
@@ -57,7 +57,7 @@ class Instance:
         return self.public_ip or self.private_ip
 
     @classmethod
-    def from_api(cls, data: dict) -> "Instance":
+    def from_api(cls, data: dict) -> Instance:
         tags = T.tag_dict(data.get("Tags"))
         return cls(id=data["InstanceId"], public_ip=data.get("PublicIpAddress"),
                    private_ip=data.get("PrivateIpAddress"),

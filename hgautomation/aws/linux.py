@@ -12,9 +12,9 @@ import contextlib
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from hgautomation import console, errors, platforms
 from hgautomation.aws import images as images_

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from hgautomation import errors
 from hgautomation.aws.session import AWSSession, client_error_code, translate_errors

@@ -76,7 +76,7 @@ def tag_specs(resource_types: list[str] | str, tags: dict[str, str]) -> list[dic
     return [{"ResourceType": rt, "Tags": tag_list(tags)} for rt in resource_types]
 
 
-def filters(owner: str | None, **extra: "str | list[str]") -> list[dict]:
+def filters(owner: str | None, **extra: str | list[str]) -> list[dict]:
     """EC2 server-side filters for our resources; owner None means every owner's.
 
     Extra keyword filters use underscores for dashes: ``instance_state_name=[...]``.

@@ -15,9 +15,8 @@ def main(ctx, args) -> int:
         fallback_identity=hosts.tool_key(ctx.state.root / "keys"))
     failing = []
     for host in targets:
-        with out.step(f"check {host.target}"):
-            with host.connect() as conn:
-                items = linux.check(conn)
+        with out.step(f"check {host.target}"), host.connect() as conn:
+            items = linux.check(conn)
         out.table(["item", "status", "needed", "detail"],
                   [(i.item, i.status, "required" if i.required else "optional", i.detail)
                    for i in items], title=f"{host.target}")

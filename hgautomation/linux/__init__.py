@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from hgautomation import errors, hgrepo, ssh
 
@@ -113,7 +113,7 @@ class Report:
     results: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path) -> "Report":
+    def load(cls, path: Path) -> Report:
         """Parse run-tests.py's ``report.json`` ("testreport =" followed by JSON)."""
         text = path.read_text(encoding="utf-8", errors="replace")
         text = text.split("=", 1)[1] if text.lstrip().startswith("testreport") else text
@@ -125,7 +125,7 @@ class Report:
             raise errors.ArtifactError(f"unexpected test report format in {path}")
         return cls(results=data)
 
-    def merge(self, other: "Report") -> None:
+    def merge(self, other: Report) -> None:
         self.results.update(other.results)
 
     def names(self, outcome: str) -> list[str]:

@@ -15,9 +15,9 @@ import io
 import logging
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import Iterator, Sequence
 from urllib.parse import urljoin, urlsplit
 
 from hgautomation import console, errors

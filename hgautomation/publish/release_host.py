@@ -14,9 +14,9 @@ import os
 import secrets
 import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from hgautomation import console, errors, ssh
 from hgautomation.publish.artifacts import Artifact

@@ -10,9 +10,9 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from hgautomation import console
 from hgautomation.errors import ArtifactError, HostConnectionError

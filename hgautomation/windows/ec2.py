@@ -13,9 +13,10 @@ import contextlib
 import io
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from hgautomation import console, errors, platforms, ssh
 from hgautomation.hosts import Host

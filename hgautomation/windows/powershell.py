@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
 PRELUDE = "prelude.ps1"
@@ -94,7 +94,7 @@ class Script:
     text: str
 
     @classmethod
-    def load(cls, name: str, params: Mapping[str, str] | None = None) -> "Script":
+    def load(cls, name: str, params: Mapping[str, str] | None = None) -> Script:
         return cls(name, render(name, params))
 
     @property

@@ -8,8 +8,8 @@ cell to its script, Python path, artifact pattern and expected file name.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from hgautomation import platforms
 from hgautomation.errors import UsageError

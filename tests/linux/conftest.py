@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from harness import hgsource
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

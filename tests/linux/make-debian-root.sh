@@ -4,29 +4,35 @@
 # gives plus the packages bootstrap-debian.sh installs for `--pythons system3`, so that
 # script's apt step has nothing to download offline; everything else (user, sudo, key,
 # /hgdev, venv, clone) is left for the script to do.
-# Usage: tests/linux/make-debian-root.sh [ROOT_DIR]   (default build/cache/debian-root)
+# Usage: tests/linux/make-debian-root.sh [--check] [ROOT_DIR]   (default build/cache/debian-root)
+#   --check: only tell (exit 0/1) whether the root is up to date.
 set -euo pipefail
 
 here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
+check_only=false
+if [ "${1:-}" = --check ]; then check_only=true; shift; fi
 root_dir=${1:-$here/build/cache/debian-root}
 script=$here/hgautomation/linux/scripts/bootstrap-debian.sh
 suite=bookworm
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The mirror this machine's apt uses (DEBIAN_MIRROR overrides; else debootstrap's default).
+mirror=${DEBIAN_MIRROR:-$(sed -n 's|^URIs: *\([^ ]*/debian\)/*$|\1|p' \
+    /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)}
 
 packages=$(sed -n 's/^BASE_PACKAGES="\(.*\)"$/\1/p' "$script")
 [ -n "$packages" ] || { echo "no BASE_PACKAGES in $script" >&2; exit 1; }
 layout=2  # bump when the steps below change
 stamp=$(printf '%s %s %s' "$layout" "$suite" "$packages" | sha256sum | cut -c1-16)
 if [ -f "$root_dir/.ready-$stamp" ]; then
-    echo "debian root $root_dir is up to date"
+    $check_only || echo "debian root $root_dir is up to date"
     exit 0
 fi
+$check_only && exit 1
 command -v debootstrap >/dev/null || apt-get install -y -q debootstrap
 staging=$root_dir.tmp
 rm -rf "$staging"
 mkdir -p "$(dirname "$root_dir")"
 debootstrap --variant=minbase --include="$(echo "$packages" | tr ' ' ',')" \
-    "$suite" "$staging" "$mirror"
+    "$suite" "$staging" ${mirror:+"$mirror"}
 # Package lists, so the offline `apt-get install` of present packages resolves.
 cp /etc/resolv.conf "$staging/etc/resolv.conf"
 chroot "$staging" apt-get update -q

@@ -13,7 +13,6 @@ import shutil
 import time
 
 import pytest
-
 from harness import hgsource
 
 pytestmark = pytest.mark.slow

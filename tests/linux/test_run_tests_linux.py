@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from harness import hgsource, sshd
 from harness.net import free_port
 

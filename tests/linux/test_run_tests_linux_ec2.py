@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 from harness import hgsource, sshd
 from harness.net import free_port
 
 from hgautomation import linux, platforms
-from hgautomation.aws import linux as aws_linux, tags as T
+from hgautomation.aws import linux as aws_linux
+from hgautomation.aws import tags as T
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from harness.net import free_port
 
 from hgautomation import console, errors, ssh
