@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from hgautomation import errors, platforms
+from hgautomation.files import sha256_file
 
 # Mercurial's release versions: 7.2, 7.2.1, 7.2rc0, 7.2.1rc1.
 VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+(\.[0-9]+)?(rc[0-9]+)?$")
@@ -38,14 +38,6 @@ def validate_version(version: str) -> str:
             f"malformed version {version!r}",
             hint="expected MAJOR.MINOR[.PATCH][rcN], e.g. 7.2.1")
     return version
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def expected_names(version: str) -> list[tuple[platforms.WindowsArtifact, str]]:

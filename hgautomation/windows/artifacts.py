@@ -8,7 +8,6 @@ so the same code serves a POSIX directory (the tests' loopback sshd).
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from hgautomation import console
 from hgautomation.errors import ArtifactError, HostConnectionError
+from hgautomation.files import sha256_file
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,6 @@ def sftp_path(path: str) -> str:
     if len(path) >= 2 and path[1] == ":" and path[0].isalpha():
         return "/" + path[0].upper() + ":" + path[2:].replace("\\", "/")
     return path
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def newest_match(conn, remote_dir: str, pattern: str) -> tuple[str, int]:
@@ -81,7 +73,7 @@ def fetch(conn, remote_dir: str, pattern: str, local_dir: Path,
     local = local_dir / name
     remote = sftp_path(remote_dir).rstrip("/") + "/" + name
     conn.get(remote, local, description=name)  # .part + rename: no half file on failure
-    return Artifact(name=name, path=local, size=local.stat().st_size, sha256=sha256_of(local))
+    return Artifact(name=name, path=local, size=local.stat().st_size, sha256=sha256_file(local))
 
 
 def report(artifacts: Sequence[Artifact], title: str | None = "artifacts") -> None:
