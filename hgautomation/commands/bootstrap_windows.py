@@ -16,6 +16,6 @@ def main(ctx, args) -> int:
     image = ec2.ensure_image(ctx, aws.session, aws.account, repo=repo, node=node,
                              base_image_name=args.base_image_name,
                              ssh_config=ec2.ssh_config_of(ctx, args),
-                             instance_type=args.instance_type, spot=getattr(args, "spot", False))
+                             instance_type=args.instance_type, spot=args.spot)
     console.get().result(f"{image.id} {image.name}")
     return 0

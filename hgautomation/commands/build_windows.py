@@ -44,22 +44,9 @@ def _build(ctx, args, steps: list[recipes.BuildStep], command: str) -> int:
     node = hgrepo.resolve_revision(repo, args.revision)
     out.info(f"{command}: {len(steps)} artifact(s) of {node[:12]}: "
              + ", ".join(s.label for s in steps))
-    aws = ec2.open_aws(ctx, args)
-    ssh_config = ec2.ssh_config_of(ctx, args)
-    image = ec2.ensure_image(ctx, aws.session, aws.account, repo=repo, node=node,
-                             base_image_name=args.base_image_name, ssh_config=ssh_config,
-                             spot=getattr(args, "spot", False))
     local_dist = ctx.hg_repo / "dist"
     done: list[artifacts.Artifact] = []
-    instance_type = args.instance_type
-    with ec2.windows_host(ctx, aws.session, aws.account, image_id=image.id,
-                          instance_type=instance_type, ssh_config=ssh_config,
-                          purpose="windows-build", spot=getattr(args, "spot", False)) as host, \
-            ec2.connect(host) as conn:
-        with out.step(f"push {node[:12]} to {recipes.SOURCE}"):
-            hgrepo.push(repo, node, conn.target, host.known_hosts,
-                        remote_path=recipes.REMOTE_SOURCE_URL_PATH,
-                        remote_hg=recipes.REMOTE_HG_CMD, label=f"[{host.label}] ")
+    with ec2.pushed_host(ctx, args, repo, node, purpose="windows-build") as (_host, conn):
         for step in steps:
             with out.step(f"build {step.label}"):
                 # Purge first: each build starts from a clean tree, and an old

@@ -159,6 +159,28 @@ def windows_host(ctx, session, account, *, image_id: str, instance_type: str,
         yield host_for(instance, host_key, account, run_dir / "known_hosts", ssh_config)
 
 
+@contextlib.contextmanager
+def pushed_host(ctx, args, repo, node: str, *,
+                purpose: str) -> Iterator[tuple[Host, ssh.Connection]]:
+    """The shared start of every build/test flow: dev image (reused by fingerprint) →
+    one temporary instance → connection → NODE pushed to C:\\hgdev\\src."""
+    from hgautomation import hgrepo
+
+    aws = open_aws(ctx, args)
+    ssh_config = ssh_config_of(ctx, args)
+    image = ensure_image(ctx, aws.session, aws.account, repo=repo, node=node,
+                         base_image_name=args.base_image_name, ssh_config=ssh_config,
+                         spot=args.spot)
+    with windows_host(ctx, aws.session, aws.account, image_id=image.id,
+                      instance_type=args.instance_type, ssh_config=ssh_config,
+                      purpose=purpose, spot=args.spot) as host, connect(host) as conn:
+        with console.get().step(f"push {node[:12]} to {recipes.SOURCE}"):
+            hgrepo.push(repo, node, conn.target, host.known_hosts,
+                        remote_path=recipes.REMOTE_SOURCE_URL_PATH,
+                        remote_hg=recipes.REMOTE_HG_CMD, label=f"[{host.label}] ")
+        yield host, conn
+
+
 def connect(host: Host) -> ssh.Connection:
     """Connect, waiting (bounded) for the first boot to bring sshd up."""
     with console.get().step(f"connect to {host.target} (waiting up to {host.wait:.0f}s "
