@@ -19,6 +19,7 @@ from pathlib import Path
 from hgautomation import console, errors, platforms
 from hgautomation.aws import images as images_
 from hgautomation.aws.instances import Instance, temporary_instances, terminate_active
+from hgautomation.hostkeys import HostKey, generate_host_key
 
 _SCRIPTS = Path(__file__).parent / "scripts"
 BUILD_INSTANCE_TYPE = "c5.large"
@@ -35,24 +36,6 @@ def family(distro: str) -> str:
 def base_user(distro: str) -> str:
     """The login user of the distro's official images."""
     return "admin" if distro.startswith("debian") else "ubuntu"
-
-
-@dataclass(frozen=True)
-class HostKey:
-    private_openssh: str
-    public: str  # "ssh-ed25519 AAAA..."
-
-
-def generate_host_key() -> HostKey:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    key = ed25519.Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                           serialization.PublicFormat.OpenSSH).decode()
-    return HostKey(private, public)
 
 
 def user_data(host_key: HostKey) -> str:
@@ -189,7 +172,7 @@ def _build_parallel(ctx, session, account, distros: Sequence[str], pythons: Sequ
         try:
             results[distro] = ensure_linux_image(ctx, session, account, distro, pythons,
                                                  script, spot=spot)
-        except BaseException as exc:  # reported by the main thread
+        except BaseException as exc:  # noqa: BLE001 - even Ctrl-C: the main thread re-raises it
             failures.append(exc)
         finally:
             done.release()

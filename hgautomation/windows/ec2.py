@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from hgautomation import console, errors, platforms, ssh
+from hgautomation.hostkeys import HostKey, generate_host_key
 from hgautomation.hosts import Host
 from hgautomation.windows import recipes
 from hgautomation.windows.artifacts import sftp_path
@@ -44,27 +45,6 @@ DEPS_COMPANIONS = ("contrib/vs2022-settings.json",)
 BOOTSTRAP_INSTANCE_TYPE = platforms.WINDOWS_INSTANCE_TYPES["bootstrap"]
 BUILD_INSTANCE_TYPE = platforms.WINDOWS_INSTANCE_TYPES["build"]
 TEST_INSTANCE_TYPE = platforms.WINDOWS_INSTANCE_TYPES["tests"]
-
-
-@dataclass(frozen=True)
-class HostKey:
-    """A host key generated here for one instance."""
-
-    private_openssh: str
-    public: str  # "ssh-ed25519 AAAA..."
-
-
-def generate_host_key() -> HostKey:
-    """A fresh ed25519 host key (cryptography, no ssh-keygen subprocess)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    key = ed25519.Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption()).decode("ascii")
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                           serialization.PublicFormat.OpenSSH).decode("ascii")
-    return HostKey(private, public)
 
 
 def root_volume() -> list[dict]:
