@@ -44,14 +44,15 @@ def python_too_old(version_info=None):
     version = tuple((version_info or sys.version_info)[:2])
     if version >= MIN_PYTHON:
         return None
-    return ("Python %d.%d is too old: hgautomation needs Python %d.%d or newer "
+    # %-formatting on purpose (UP031 would suggest f-strings): this file must run on old Pythons.
+    return ("Python %d.%d is too old: hgautomation needs Python %d.%d or newer "  # noqa: UP031
             "(run this script with a newer python3)" % (version + MIN_PYTHON))
 
 
 def _main():
     problem = python_too_old()
     if problem:
-        sys.stderr.write("automation.py: error: %s\n" % problem)
+        sys.stderr.write("automation.py: error: %s\n" % problem)  # noqa: UP031 - old Pythons
         sys.exit(EXIT_CONFIGURATION)
     script = os.path.realpath(__file__)  # also when started through a symlink
     here = os.path.dirname(script)

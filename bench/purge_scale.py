@@ -62,7 +62,8 @@ def main() -> int:
     def cli(*args):
         start = time.monotonic()
         r = subprocess.run([sys.executable, "-m", "hgautomation", "--state-path", str(state),
-                            *args], env=env, capture_output=True, text=True, timeout=600)
+                            *args], env=env, capture_output=True, text=True, timeout=600,
+                           check=False)
         if r.returncode:
             raise SystemExit(f"{args[0]} failed: {r.stderr}")
         return r, time.monotonic() - start

@@ -459,7 +459,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         # stdout closed early (e.g. piped into head): not an error worth a traceback.
         sys.stderr.close()
         return 1
-    except Exception as exc:  # a bug: still one line unless --debug
+    except Exception as exc:  # noqa: BLE001 - last resort for bugs: one line unless --debug
         name = type(exc).__name__
         return _report(f"internal error: {name}: {exc} (run with --debug for a traceback)",
                        errors.INTERNAL_ERROR_EXIT, debug)

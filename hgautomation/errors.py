@@ -140,13 +140,6 @@ class TryServerError(HgAutomationError):
     label = "try server"
 
 
-class NotAvailable(HgAutomationError):
-    """The subcommand exists but its flow is not implemented yet."""
-
-    exit_code = 69  # EX_UNAVAILABLE
-    label = "not available"
-
-
 class Interrupted(HgAutomationError):
     """SIGINT or SIGTERM: cleanup ran, then we stop."""
 

@@ -36,7 +36,7 @@ class LocalRepo:
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         full_env = dict(os.environ, HGPLAIN="1", **(env or {}))
         try:
-            result = subprocess.run(self.command(*args), capture_output=True,
+            result = subprocess.run(self.command(*args), capture_output=True, check=False,
                                     env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
         except FileNotFoundError:
             raise errors.ConfigurationError(

@@ -59,6 +59,9 @@ PROGRESS_THRESHOLD = 1 << 20
 # 131-174 MB/s on loopback vs 95-101 MB/s for 8 MiB.
 DOWNLOAD_SEGMENT = 32 << 20
 READ_CHUNK = 32768  # paramiko's largest SFTP read request
+WRITE_CHUNK = 32768  # and write request
+# Seconds a failed or interrupted transfer spends removing its partial remote file.
+CLEANUP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -371,6 +374,13 @@ class Connection:
         return "\n".join(lines)
 
     # -- files
+    #
+    # An SFTP call cut by Ctrl-C/SIGTERM (a KeyboardInterrupt in the main thread) can
+    # leave paramiko's SFTP stream out of step: half a reply read, writes or prefetched
+    # reads still in flight. Closing the file politely then waits forever for replies
+    # that never come. So a failed transfer drops the shared SFTP channel hard (see
+    # _drop_sftp) and removes its partial file over a fresh channel, within a bound.
+
     def put(self, local: Path, remote: str, *, atomic: bool = False,
             mode: int | None = None, description: str | None = None) -> None:
         """Upload ``local`` to ``remote`` (pipelined; with ``atomic`` via ``remote.part``)."""
@@ -385,25 +395,42 @@ class Connection:
             if atomic:
                 self.rename(dest, remote)
         except BaseException:
-            with contextlib.suppress(Exception):
-                self.sftp.remove(dest)
+            self.remove_quietly(dest)
             raise
 
     def putfo(self, fh: IO[bytes], remote: str, *, size: int = 0,
               description: str = "upload") -> None:
-        """Upload a file object; a failed or interrupted upload leaves no partial file."""
+        """Upload a file object; a failed or interrupted upload leaves no partial file.
+
+        Constant memory, pipelined writes (unpipelined SFTP writes crawl at ~1 MB/s).
+        """
         import paramiko
 
-        with self._progress(description, size) as callback:
-            try:
-                self.sftp.putfo(fh, remote, file_size=size, callback=callback, confirm=True)
-            except BaseException as exc:
-                with contextlib.suppress(Exception):
-                    self.sftp.remove(remote)
-                if isinstance(exc, (paramiko.SSHException, OSError)):
-                    raise errors.HostConnectionError(
-                        f"{self.target}: upload to {remote} failed: {exc}") from None
-                raise
+        remote_fh = None
+        try:
+            with self._progress(description, size) as callback:
+                remote_fh = self.sftp.open(remote, "wb")
+                remote_fh.set_pipelined(True)
+                sent = 0
+                for block in iter(lambda: fh.read(WRITE_CHUNK), b""):
+                    remote_fh.write(block)
+                    sent += len(block)
+                    if callback is not None:
+                        callback(sent, size)
+                remote_fh.close()  # waits until every pipelined write is acknowledged
+                remote_fh = None
+            got = self.sftp.stat(remote).st_size
+            if got != sent:
+                raise errors.HostConnectionError(
+                    f"{self.target}: upload to {remote} incomplete: {got} of {sent} bytes")
+        except BaseException as exc:
+            self._drop_sftp(remote_fh)
+            self.remove_quietly(remote)
+            if isinstance(exc, (paramiko.SSHException, OSError, EOFError)) and \
+                    not isinstance(exc, errors.HgAutomationError):
+                raise errors.HostConnectionError(
+                    f"{self.target}: upload to {remote} failed: {_describe(exc)}") from None
+            raise
 
     def get(self, remote: str, local: Path, *, description: str | None = None) -> None:
         """Download ``remote`` to ``local`` (pipelined; no partial file on failure)."""
@@ -411,10 +438,12 @@ class Connection:
 
         local = Path(local)
         tmp = local.with_name(f".{local.name}.part")
+        remote_fh = None
         try:
             size = self.sftp.stat(remote).st_size or 0
             with self._progress(description or Path(remote).name, size) as callback, \
-                    open(tmp, "wb") as fh, self.sftp.open(remote, "rb") as remote_fh:
+                    open(tmp, "wb") as fh:
+                remote_fh = self.sftp.open(remote, "rb")
                 done = 0
                 while done < size:
                     end = min(done + DOWNLOAD_SEGMENT, size)
@@ -427,17 +456,90 @@ class Connection:
                         done += len(block)
                         if callback is not None:
                             callback(done, size)
+                remote_fh.close()
+                remote_fh = None
             os.replace(tmp, local)
         except BaseException as exc:
+            # Interrupted, the reply stream may be cut, and readv's prefetch thread may
+            # still have requests in flight: never wait on that channel again.
+            self._drop_sftp(remote_fh)
             with contextlib.suppress(OSError):
                 tmp.unlink()
             if isinstance(exc, FileNotFoundError) and not isinstance(exc, errors.HgAutomationError):
                 raise errors.RemoteCommandError(
                     f"{self.target}: {remote} does not exist") from None
-            if isinstance(exc, (paramiko.SSHException, OSError)):
+            if isinstance(exc, (paramiko.SSHException, OSError, EOFError)) and \
+                    not isinstance(exc, errors.HgAutomationError):
                 raise errors.HostConnectionError(
-                    f"{self.target}: download of {remote} failed: {exc}") from None
+                    f"{self.target}: download of {remote} failed: {_describe(exc)}") from None
             raise
+
+    def remove_quietly(self, path: str, *, timeout: float = CLEANUP_TIMEOUT) -> bool:
+        """Best-effort removal of ``path`` within ``timeout`` seconds; True if it is gone.
+
+        Safe right after an interrupted SFTP call: it works over a fresh SFTP channel.
+        """
+        import threading
+
+        import paramiko
+
+        self._drop_sftp(None)  # it may be waiting for a reply that will never come
+        gone = threading.Event()
+        opened: list = []
+
+        def remove() -> None:
+            deadline = time.monotonic() + timeout
+            sftp = None
+            try:
+                sftp = self._open_sftp()
+                opened.append(sftp)
+                while True:
+                    try:
+                        sftp.remove(path)
+                    except FileNotFoundError:
+                        pass
+                    except OSError as exc:
+                        # A generic failure (no errno): e.g. a Windows server still
+                        # holding the file open for the dropped channel. Retry briefly.
+                        if exc.errno is not None or time.monotonic() > deadline:
+                            return
+                        time.sleep(0.25)
+                        continue
+                    gone.set()
+                    return
+            except (paramiko.SSHException, OSError, EOFError):
+                pass  # best effort: the caller raises the error that matters
+            finally:
+                if sftp is not None:
+                    with contextlib.suppress(Exception):
+                        sftp.close()
+
+        worker = threading.Thread(target=remove, name="hgautomation-sftp-cleanup", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        for sftp in opened:  # still stuck after the bound: cut it loose
+            with contextlib.suppress(Exception):
+                sftp.close()
+        return gone.is_set()
+
+    def _open_sftp(self):
+        """A new SFTP client on its own channel of this connection."""
+        return self.client.open_sftp()
+
+    def _drop_sftp(self, remote_fh) -> None:
+        """Close the shared SFTP channel without waiting for replies; reopened lazily.
+
+        ``remote_fh`` (an SFTPFile of that channel, or None) is marked closed without the
+        polite close that would wait for its outstanding replies.
+        """
+        sftp, self._sftp = self._sftp, None
+        if sftp is not None:
+            with contextlib.suppress(Exception):
+                sftp.get_channel().close()  # local close: pending reads now see EOF at once
+        if remote_fh is not None:
+            with contextlib.suppress(Exception):
+                remote_fh.set_pipelined(False)  # skip waiting for the pipelined acks
+                remote_fh.close()  # the CLOSE request fails fast on the closed channel
 
     def rename(self, old: str, new: str) -> None:
         """Rename on the host, replacing ``new`` (POSIX rename where supported)."""

@@ -121,9 +121,8 @@ def parse_response(raw: bytes, function_error: str | None) -> TryResult:
                              str(data.get("errorType", "")))
         return TryResult(text.splitlines() or [f"function error ({function_error})"],
                          True, function_error)
-    if isinstance(data, dict):
-        if isinstance(data.get("messages"), list):
-            return TryResult([str(m) for m in data["messages"]], False)
+    if isinstance(data, dict) and isinstance(data.get("messages"), list):
+        return TryResult([str(m) for m in data["messages"]], False)
     return TryResult(text.splitlines(), False)
 
 

@@ -167,12 +167,11 @@ class _Lock:
 
     def __exit__(self, *exc) -> None:
         if WINDOWS:
+            import contextlib
             import msvcrt
 
-            try:
+            with contextlib.suppress(OSError):
                 msvcrt.locking(self.fd, msvcrt.LK_UNLCK, 1)
-            except OSError:
-                pass
         os.close(self.fd)
 
 
@@ -191,7 +190,7 @@ def _venv_problem(venv: str) -> str | None:
     probe = "import sys, pip; sys.stdout.write('%d.%d' % sys.version_info[:2])"
     try:
         out = subprocess.run([venv_python(venv), "-I", "-c", probe], stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, timeout=300).stdout
+                             stderr=subprocess.DEVNULL, timeout=300, check=False).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         return f"its interpreter does not run ({exc})"
     running = out.decode("ascii", "replace").strip()
@@ -213,7 +212,7 @@ def _create_venv(venv: str) -> None:
             f"needed to create a virtualenv ({DEBIAN_HINT})", EXIT_CONFIGURATION)
     _note(f"creating virtualenv {venv}")
     result = subprocess.run([sys.executable, "-m", "venv", venv],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0:
         output = result.stdout.decode("utf-8", "replace").strip()
         if output:
@@ -373,7 +372,7 @@ def entry(script: str, argv: list[str]) -> None:
     except KeyboardInterrupt:
         _note("interrupted")
         code = EXIT_INTERRUPTED
-    except Exception as exc:  # a bug here: still one line
+    except Exception as exc:  # noqa: BLE001 - last resort for bugs here: still one line
         _note(f"internal error: {type(exc).__name__}: {exc}")
         code = EXIT_INTERNAL
     sys.exit(code)

@@ -31,7 +31,7 @@ def run_cli(aws, state: Path, *args: str, env: dict | None = None,
     return subprocess.run(
         [sys.executable, "-m", "hgautomation", "--state-path", str(state), *args],
         env=env if env is not None else cli_env(aws), capture_output=True, text=True,
-        timeout=timeout, cwd=str(state))
+        timeout=timeout, cwd=str(state), check=False)
 
 
 def popen_cli(aws, state: Path, *args: str, env: dict | None = None) -> subprocess.Popen:

@@ -258,10 +258,10 @@ def test_rejected_credentials_map_to_their_exit_code():
     from hgautomation import errors
     from hgautomation.aws.session import translate_errors
 
-    with pytest.raises(errors.AWSCredentialsError) as caught:
-        with translate_errors("describe instances"):
-            raise ClientError({"Error": {"Code": "AuthFailure", "Message": "bad key"}},
-                              "DescribeInstances")
+    with pytest.raises(errors.AWSCredentialsError) as caught, \
+            translate_errors("describe instances"):
+        raise ClientError({"Error": {"Code": "AuthFailure", "Message": "bad key"}},
+                          "DescribeInstances")
     assert caught.value.exit_code == 6 and "AuthFailure" in caught.value.one_line()
 
 

@@ -38,7 +38,7 @@ def _bootstrap(aws, tmp_path, env=None):
 
 def _finish(proc, sig):
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=90)
+    _out, err = proc.communicate(timeout=90)
     assert proc.returncode == EXIT[sig], err
     assert err.strip().splitlines()[-1].startswith("interrupted"), err
     assert "Traceback" not in err
@@ -103,7 +103,7 @@ def test_run_instances_reply_lost_instances_found_by_run_tag(aws_fresh, tmp_path
     try:
         env = cli_env(aws_fresh, AWS_ENDPOINT_URL=proxy.url, AWS_MAX_ATTEMPTS="2")
         proc = _bootstrap(aws_fresh, tmp_path, env=env)
-        out, err = proc.communicate(timeout=120)
+        _out, err = proc.communicate(timeout=120)
     finally:
         proxy.close()
     assert proc.returncode == 7, err  # the endpoint kept dropping the connection
@@ -158,7 +158,7 @@ def test_parallel_instances_interrupted_while_in_use(aws_fresh, tmp_path, sig):
         proc.communicate(timeout=30)
         raise
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=90)
+    _out, err = proc.communicate(timeout=90)
     assert proc.returncode == EXIT[sig], err
     assert "terminate 4 temporary instance(s)" in err
     assert live_instances(ec2) == []

@@ -106,12 +106,11 @@ def test_spot_falls_back_to_on_demand(session, aws_fresh):
 
 
 def test_error_inside_the_context_terminates_and_propagates(session, aws_fresh):
-    with pytest.raises(RuntimeError, match="boom"):
-        with instances.temporary_instances(session, owner="alice", image_id=DEBIAN,
-                                           instance_type="c5.large", count=3,
-                                           poll_interval=0.1) as found:
-            assert len({i.id for i in found}) == 3
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), instances.temporary_instances(
+            session, owner="alice", image_id=DEBIAN, instance_type="c5.large", count=3,
+            poll_interval=0.1) as found:
+        assert len({i.id for i in found}) == 3
+        raise RuntimeError("boom")
     ec2 = aws_fresh.client("ec2")
     assert all(i["State"]["Name"] == "terminated" for r in ec2.describe_instances()[
         "Reservations"] for i in r["Instances"])

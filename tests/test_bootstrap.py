@@ -56,8 +56,8 @@ def pip_env(tmp: Path, wheels: Path = WHEELS) -> dict[str, str]:
 
 def run(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = QUICK
         ) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=timeout)
+    return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, check=False)
 
 
 def automation(repo: Path, *args: str, env: dict[str, str], python: str = sys.executable,
@@ -188,7 +188,7 @@ def interrupt_when(proc: subprocess.Popen, event: threading.Event, timeout: floa
     try:
         if not event.wait(timeout):
             proc.kill()
-            out, err = proc.communicate(timeout=30)
+            _out, err = proc.communicate(timeout=30)
             pytest.fail(f"the process never reached the point to interrupt; stderr:\n{err}")
         os.killpg(proc.pid, signal.SIGINT)
         return proc.communicate(timeout=60)
@@ -384,7 +384,7 @@ def test_help_lists_every_subcommand(full):
 
     result = automation(ROOT, "--help", env=full.env)
     assert result.returncode == 0, result.stderr
-    for name, (help_text, _add, _target) in cli.COMMANDS.items():
+    for name, (_help_text, _add, _target) in cli.COMMANDS.items():
         assert re.search(rf"^\s+{re.escape(name)}\s", result.stdout, re.M), name
 
 
@@ -416,7 +416,7 @@ def test_sigint_to_a_running_cli_exits_130_quietly(full, stalling_server, tmp_pa
         [sys.executable, str(ROOT / "automation.py"), "--state-path", str(tmp_path / "state"),
          "list-ec2-resources"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True)
-    out, err = interrupt_when(proc, stalling_server.connected, 60)
+    _out, err = interrupt_when(proc, stalling_server.connected, 60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert "re-executed" in err  # it was the venv's CLI that got the signal
@@ -431,7 +431,7 @@ def test_sigint_during_pip_exits_130_without_stamp(tmp_path, stalling_server):
     proc = subprocess.Popen([sys.executable, str(repo / "automation.py"), "--help"], env=env,
                             cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
-    out, err = interrupt_when(proc, stalling_server.connected, QUICK)
+    _out, err = interrupt_when(proc, stalling_server.connected, QUICK)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert errors_only(err)[-1] == "automation.py: interrupted"

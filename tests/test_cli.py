@@ -24,8 +24,7 @@ def env() -> dict[str, str]:
 
 def hgautomation(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hgautomation", *args], env=env(), cwd=cwd,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=TIMEOUT)
+                          capture_output=True, text=True, timeout=TIMEOUT, check=False)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, code: int) -> str:
@@ -111,16 +110,16 @@ def test_every_error_class_has_its_own_exit_code():
     assert sorted(errors.EXIT_CODES) == sorted(codes)
 
 
-def test_a_flow_that_is_not_available_exits_69_with_one_line(tmp_path):
-    # A subcommand whose flow raises commands.not_available, run through cli.main.
+def test_an_error_raised_by_a_flow_is_one_line_with_its_code(tmp_path):
+    # A subcommand whose flow raises one of our errors, run through cli.main.
     program = textwrap.dedent(f"""
         import sys, types
         from hgautomation import cli
-        from hgautomation.commands import not_available
+        from hgautomation import errors
 
         module = types.ModuleType("hgautomation.commands.fake_flow")
         def main(ctx, args):
-            raise not_available("fake-flow", "the fake flow")
+            raise errors.RemoteCommandError("make exited 2", hint="see the output above")
         module.main = main
         sys.modules[module.__name__] = module
         cli.COMMANDS["fake-flow"] = ("a flow that is not there", lambda p: None,
@@ -129,7 +128,6 @@ def test_a_flow_that_is_not_available_exits_69_with_one_line(tmp_path):
                           prog="hgautomation"))
     """)
     result = subprocess.run([sys.executable, "-c", program], env=env(), cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            timeout=TIMEOUT)
-    line = assert_one_line_error(result, 69)
-    assert line == "not available: fake-flow: the fake flow is not implemented yet"
+                            capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    line = assert_one_line_error(result, 10)
+    assert line == "remote command failed: make exited 2 (see the output above)"

@@ -49,7 +49,8 @@ def test_guard_stops_the_run_before_any_test():
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
          f"{__file__}::test_session_environment_is_isolated"],
-        cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True, timeout=120)
+        cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True, timeout=120,
+        check=False)
     assert result.returncode == 3, result.stdout + result.stderr
     assert "AWS endpoint outside loopback" in result.stdout + result.stderr
     assert "1 passed" not in result.stdout
@@ -81,8 +82,10 @@ def test_network_namespace_has_only_loopback():
      "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20250925"),
     (CANONICAL, "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*",
      "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20251001"),
-    (AMAZON, "Windows_Server-2022-English-Full-Base-*", "Windows_Server-2022-English-Full-Base-2025.10.15"),
-    (AMAZON, "Windows_Server-2025-English-Full-Base-*", "Windows_Server-2025-English-Full-Base-2025.10.15"),
+    (AMAZON, "Windows_Server-2022-English-Full-Base-*",
+     "Windows_Server-2022-English-Full-Base-2025.10.15"),
+    (AMAZON, "Windows_Server-2025-English-Full-Base-*",
+     "Windows_Server-2025-English-Full-Base-2025.10.15"),
 ])
 def test_aws_base_images_have_two_versions(aws, owner, pattern, newest):
     images = aws.client("ec2").describe_images(
@@ -126,12 +129,13 @@ def test_aws_env_drives_a_subprocess(aws_fresh, tmp_path):
 def _ssh(host: sshd.SSHHost, *remote: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
     return subprocess.run(sshd.ssh_command(host, *remote), capture_output=True, text=True,
-                          timeout=30, env=env, stdin=subprocess.DEVNULL)
+                          timeout=30, env=env, stdin=subprocess.DEVNULL, check=False)
 
 
 def test_ssh_host_openssh_login(ssh_host):
     assert (ssh_host.key_path.stat().st_mode & 0o777) == 0o600
-    assert ssh_host.known_hosts_path.read_text().startswith(f"[127.0.0.1]:{ssh_host.port} ssh-ed25519 ")
+    assert ssh_host.known_hosts_path.read_text().startswith(
+        f"[127.0.0.1]:{ssh_host.port} ssh-ed25519 ")
     result = _ssh(ssh_host, "echo", "hi", "&&", "id", "-un")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["hi", ssh_host.user]
@@ -184,7 +188,8 @@ def test_second_sshd_with_new_host_key_is_detected(ssh_host, sshd_workdir):
 def test_hg_source_is_a_mercurial_repo(hg_source):
     node = hgsource.hg("log", "-r", "tip", "-T", "{node}", cwd=hg_source)
     assert len(node) == 40
-    assert hgsource.hg("log", "-r", "tip", "-T", "{desc}", cwd=hg_source).startswith("import mercurial ")
+    description = hgsource.hg("log", "-r", "tip", "-T", "{desc}", cwd=hg_source)
+    assert description.startswith("import mercurial ")
     assert (hg_source / "tests" / "run-tests.py").is_file()
     assert len(list((hg_source / "tests").glob("test-*.t"))) > 500
     assert hgsource.hg("status", cwd=hg_source) == ""
@@ -207,7 +212,7 @@ def test_hg_source_runs_a_real_t_test(hg_source, ssh_host):
         result = subprocess.run(
             ["runuser", "-u", ssh_host.user, "--", *env, "/usr/bin/python3", "run-tests.py",
              "--with-hg=../hg", "--pure", "--timeout=120", "test-empty.t"],
-            cwd=src / "tests", capture_output=True, text=True, timeout=300)
+            cwd=src / "tests", capture_output=True, text=True, timeout=300, check=False)
         output = result.stdout + result.stderr  # run-tests.py prints its summary to stderr
         assert result.returncode == 0, output
         assert "# Ran 1 tests, 0 skipped, 0 failed." in output
@@ -221,7 +226,7 @@ def _twine_upload(pypi, wheel: Path, password: str) -> subprocess.CompletedProce
     return subprocess.run(
         [sys.executable, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar",
          "--repository-url", pypi.url, "-u", pypi.username, "-p", password, str(wheel)],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_pypi_upload_list_download(pypi, tmp_path):

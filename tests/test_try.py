@@ -104,7 +104,8 @@ def _run(aws, repo: Path, tmpdir: Path, *args: str, env_overrides: dict | None =
     env.update(env_overrides or {})
     proc = subprocess.run([sys.executable, "-m", "hgautomation", "--hg-repo", str(repo),
                            "--state-path", str(tmpdir.parent / "state"), *args],
-                          cwd=repo, env=env, capture_output=True, text=True, timeout=180)
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=180,
+                          check=False)
     # The temporary bundle (and its directory) are gone whatever happened.
     assert sorted(os.listdir(tmpdir)) == [], proc.stderr
     return proc

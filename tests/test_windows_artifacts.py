@@ -103,7 +103,8 @@ def test_missing_artifact_is_an_error_naming_it(conn, dist, tmp_path):
 def test_unexpected_name_is_an_error(conn, dist, tmp_path):
     put(dist, "Mercurial-7.2.4rc0-x64.exe", b"rc", 1_000_000)
     with pytest.raises(errors.ArtifactError,
-                       match="expected Mercurial-7.2.4-x64.exe .* found Mercurial-7.2.4rc0-x64.exe"):
+                       match=r"expected Mercurial-7\.2\.4-x64\.exe .* "
+                             r"found Mercurial-7\.2\.4rc0-x64\.exe"):
         artifacts.fetch(conn, str(dist), "Mercurial-*-x64.exe", tmp_path,
                         expected="Mercurial-7.2.4-x64.exe")
     assert list(tmp_path.iterdir()) == []

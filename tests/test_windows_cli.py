@@ -75,7 +75,7 @@ class WindowsRun:
     def run(self, command: str, *extra: str, cwd: Path) -> subprocess.CompletedProcess:
         return subprocess.run(self.args(command, *extra), env=self.env(), cwd=cwd,
                               capture_output=True, text=True, timeout=CLI_TIMEOUT,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, check=False)
 
     def run_with_first_boot(self, command: str, *extra: str,
                             cwd: Path) -> tuple[subprocess.CompletedProcess, dict]:
@@ -100,7 +100,7 @@ class WindowsRun:
             if found:
                 return found[0]
             if proc.poll() is not None:
-                out, err = proc.communicate()
+                _out, err = proc.communicate()
                 raise AssertionError(f"CLI exited {proc.returncode} before launching:\n{err}")
             time.sleep(0.2)
         raise AssertionError("no instance launched within the bound")
@@ -400,7 +400,7 @@ def test_build_windows_wheel_copies_back_and_reports(played, hg_source, standin,
     remote_node = subprocess.run(
         [str(standin / "hgdev" / "venv-bootstrap" / "Scripts" / "hg.exe"), "-R",
          str(standin / "hgdev" / "src"), "log", "-r", ".", "-T", "{node}"],
-        capture_output=True, text=True, timeout=60, env=hgsource.hg_env()).stdout
+        capture_output=True, text=True, timeout=60, env=hgsource.hg_env(), check=False).stdout
     assert remote_node == node
     ran = scripts_run(standin)
     assert [n for n, _ in ran] == ["update_source.ps1", "build_wheel.ps1"] * 2
@@ -410,7 +410,7 @@ def test_build_windows_wheel_copies_back_and_reports(played, hg_source, standin,
              "mercurial-7.2.4-cp313-cp313-win_amd64.whl"]
     assert sorted(p.name for p in (repo / "dist").iterdir()) == names
     rows = [line.split() for line in result.stdout.splitlines()]
-    for (script_name, script), name in zip(ran[1::2], names):
+    for (_script_name, script), name in zip(ran[1::2], names):
         data = (repo / "dist" / name).read_bytes()
         assert data.endswith(script.encode())  # the very file that build made
         assert [name, str(len(data)), hashlib.sha256(data).hexdigest()] in rows
@@ -438,7 +438,7 @@ def test_run_tests_windows_propagates_the_exit_status(played, hg_source, standin
     win = played
     make_image(win, current_fingerprint(hg_source), "hg-windows-dev-current")
     flags = f"--standin-exit={status} test-ancestor.py"
-    result, instance = win.run_with_first_boot(
+    result, _instance = win.run_with_first_boot(
         "run-tests-windows", "--python-version", "3.11", "--arch", "x86",
         "--test-flags", flags, "--hg-repo", str(hg_source), cwd=hg_source)
     assert result.returncode == status, result.stderr

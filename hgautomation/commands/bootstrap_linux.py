@@ -37,11 +37,11 @@ def main(ctx, args) -> int:
         args.host, known_hosts=ctx.state.known_hosts, ssh_config=ctx.ssh_config,
         accept_new_host_key=args.accept_new_host_key, default_user="root")
     for host in targets:
-        with out.step(f"provision {host.target} ({','.join(args.pythons)})"):
-            with host.connect() as conn:
-                linux.provision(conn, args.user, public_key, args.pythons,
-                                prefix=f"[{host.label}] " if len(targets) > 1 else "",
-                                pip_index_url=args.pip_index_url)
+        with out.step(f"provision {host.target} ({','.join(args.pythons)})"), \
+                host.connect() as conn:
+            linux.provision(conn, args.user, public_key, args.pythons,
+                            prefix=f"[{host.label}] " if len(targets) > 1 else "",
+                            pip_index_url=args.pip_index_url)
         if repo is not None:
             # Seed /hgdev/src as the contract user, so later pushes are incremental.
             node = hgrepo.resolve_revision(repo, ".")
@@ -58,10 +58,6 @@ def main(ctx, args) -> int:
 
 
 def _images(ctx, args) -> int:
-    try:
-        from hgautomation.aws import images  # the AWS layer builds images
-    except ImportError:
-        raise errors.NotAvailable(
-            "bootstrap-linux-dev: building EC2 images is not available in this build",
-            hint="use --host root@HOST to provision an existing machine") from None
+    from hgautomation.aws import images  # boto3: only for the EC2 path
+
     return images.bootstrap_linux(ctx, args, linux.SCRIPTS / "bootstrap-debian.sh")

@@ -218,31 +218,30 @@ def upload(repo: Repository, wheels: Sequence[Artifact]) -> None:
     # Resolve credentials now, outside the quiet zone, so a prompt (on a terminal)
     # is visible; twine caches them for the uploads.
     try:
-        repo.settings.username
-        repo.settings.password
+        _ = repo.settings.username  # properties: reading them resolves the credentials
+        _ = repo.settings.password
     except texc.NonInteractive as exc:
         raise errors.ConfigurationError(
             f"no PyPI credentials for {repo.display}: {_one_line(exc)}",
             hint="set TWINE_USERNAME/TWINE_PASSWORD, .pypirc or keyring") from None
     for wheel in wheels:
-        with out.step(f"PyPI: uploading {wheel.name} ({wheel.size:,} bytes)"):
-            with _twine_quiet():
-                try:
-                    twine_upload(repo.settings, [str(wheel.path)])
-                except requests.HTTPError as exc:
-                    raise _http_error(repo, wheel, exc) from None
-                except requests.RequestException as exc:
-                    raise errors.PublishError(
-                        f"upload of {wheel.name} to {repo.display} failed: "
-                        f"{type(exc).__name__}") from None
-                except texc.NonInteractive as exc:
-                    raise errors.ConfigurationError(
-                        f"no PyPI credentials for {repo.display}: {_one_line(exc)}",
-                        hint="set TWINE_USERNAME/TWINE_PASSWORD, .pypirc or keyring") from None
-                except texc.TwineException as exc:
-                    raise errors.PublishError(
-                        f"upload of {wheel.name} to {repo.display} failed: "
-                        f"{_one_line(exc)}") from None
+        with out.step(f"PyPI: uploading {wheel.name} ({wheel.size:,} bytes)"), _twine_quiet():
+            try:
+                twine_upload(repo.settings, [str(wheel.path)])
+            except requests.HTTPError as exc:
+                raise _http_error(repo, wheel, exc) from None
+            except requests.RequestException as exc:
+                raise errors.PublishError(
+                    f"upload of {wheel.name} to {repo.display} failed: "
+                    f"{type(exc).__name__}") from None
+            except texc.NonInteractive as exc:
+                raise errors.ConfigurationError(
+                    f"no PyPI credentials for {repo.display}: {_one_line(exc)}",
+                    hint="set TWINE_USERNAME/TWINE_PASSWORD, .pypirc or keyring") from None
+            except texc.TwineException as exc:
+                raise errors.PublishError(
+                    f"upload of {wheel.name} to {repo.display} failed: "
+                    f"{_one_line(exc)}") from None
 
 
 def _http_error(repo: Repository, wheel: Artifact, exc) -> errors.PublishError:

@@ -1,4 +1,6 @@
-"""mercurial-scm.org: installers over SFTP (temp name, verified on the server, renamed) and latest.dat.
+"""mercurial-scm.org: installers over SFTP (temp name, verified on the server, renamed).
+
+Also latest.dat, the update-check file, replaced the same way.
 
 A file only ever appears under its final name complete and verified: it streams
 to ``.<name>.<random>.hgautomation-part``, its size and sha256 are computed on
@@ -97,54 +99,14 @@ def _temp_name(directory: str, name: str) -> str:
     return f"{directory.rstrip('/')}/.{name}.{secrets.token_hex(4)}{PART_SUFFIX}"
 
 
-CHUNK = 32768  # paramiko's largest SFTP write request
-
-
-def _stream(conn: ssh.Connection, fh, remote: str, size: int, description: str) -> None:
-    """Write ``fh`` to ``remote`` over an SFTP channel of its own.
-
-    An SFTP stream cut by Ctrl-C/SIGTERM mid-write cannot be closed politely
-    (paramiko then waits forever for a reply that is out of step), so on any
-    failure the channel is closed hard; the caller removes the temp file.
-    """
-    import paramiko
-
-    sftp = paramiko.SFTPClient.from_transport(conn.client.get_transport())
-    done = False
-    try:
-        with console.get().progress(description, total=size) as bar:
-            remote_fh = sftp.open(remote, "wb")
-            remote_fh.set_pipelined(True)
-            sent = 0
-            for block in iter(lambda: fh.read(CHUNK), b""):
-                remote_fh.write(block)
-                sent += len(block)
-                bar.update(sent)
-            remote_fh.close()  # waits for every pipelined write to be acknowledged
-        done = True
-    except (paramiko.SSHException, OSError, EOFError) as exc:
-        raise errors.HostConnectionError(
-            f"{conn.target}: upload of {description} failed: {exc}") from None
-    finally:
-        if done:
-            sftp.close()
-        else:
-            sftp.get_channel().close()
-
-
-def _remove_quietly(conn: ssh.Connection, path: str) -> None:
-    with contextlib.suppress(Exception):
-        conn.sftp.remove(path)
-
-
 def put_verified(conn: ssh.Connection, directory: str, local: Path, name: str,
                  size: int, sha256: str) -> None:
     """Stream to a temp name, check size + sha256 on the server, chmod, rename into place."""
     tmp = _temp_name(directory, name)
     final = f"{directory.rstrip('/')}/{name}"
     try:
-        with open(local, "rb") as fh:
-            _stream(conn, fh, tmp, size, name)
+        # conn.put survives Ctrl-C/SIGTERM mid-write and removes its partial file.
+        conn.put(local, tmp, description=name)
         got = conn.output(f"stat -c %s -- {shlex.quote(tmp)}; sha256sum -- {shlex.quote(tmp)}",
                           timeout=HASH_TIMEOUT).split()
         if len(got) < 2 or got[0] != str(size) or got[1].lower() != sha256:
@@ -155,7 +117,7 @@ def put_verified(conn: ssh.Connection, directory: str, local: Path, name: str,
         conn.chmod(tmp, FILE_MODE)
         conn.rename(tmp, final)
     except BaseException:
-        _remove_quietly(conn, tmp)
+        conn.remove_quietly(tmp)
         raise
 
 
@@ -207,11 +169,11 @@ def update_latest(conn: ssh.Connection, directory: str, content: str,
         out.info(f"saved the previous {LATEST} as {backup}")
     tmp = _temp_name(directory, LATEST)
     try:
-        _stream(conn, io.BytesIO(data), tmp, len(data), LATEST)
+        conn.putfo(io.BytesIO(data), tmp, size=len(data), description=LATEST)
         conn.chmod(tmp, FILE_MODE)
         conn.rename(tmp, final)
     except BaseException:
-        _remove_quietly(conn, tmp)
+        conn.remove_quietly(tmp)
         raise
     if backup is None:
         out.info(f"{LATEST} created (there was none before)")

@@ -42,7 +42,7 @@ def ensure_user(name: str = DEFAULT_USER) -> Path:
     except KeyError:
         # Not check=True: a concurrent run may have created the user meanwhile.
         subprocess.run(["useradd", "--system", "--create-home", "--shell", "/bin/bash", name],
-                       timeout=30)
+                       check=False, timeout=30)
         entry = pwd.getpwnam(name)
     # useradd leaves the password "!" (locked) and sshd without PAM refuses locked
     # accounts even for key logins; "*" means "no password" but not locked.
@@ -131,18 +131,19 @@ def start_sshd(workdir: Path, user: str = DEFAULT_USER, *, user_key: Path | None
             raise RuntimeError(f"sshd exited with {process.returncode}:\n{tail(log_path)}")
         return read_banner(LOOPBACK, port).startswith(b"SSH-2.0-")
 
+    # Every step after the start stops sshd if it fails: nothing else would.
     try:
         wait_until(banner_arrived, timeout, f"sshd banner on {LOOPBACK}:{port}")
+        host_public_key = public_key(host_key)
+        known_hosts = workdir / "known_hosts"
+        known_hosts.write_text(f"[{LOOPBACK}]:{port} {host_public_key}\n")
+        host = SSHHost(host=LOOPBACK, port=port, user=user, key_path=user_key,
+                       host_public_key=host_public_key, known_hosts_path=known_hosts,
+                       workdir=workdir, pid=process.pid)
+        return SSHDaemon(host=host, process=process, log_path=log_path)
     except BaseException:
         stop_process(process)
         raise
-
-    known_hosts = workdir / "known_hosts"
-    known_hosts.write_text(f"[{LOOPBACK}]:{port} {public_key(host_key)}\n")
-    host = SSHHost(host=LOOPBACK, port=port, user=user, key_path=user_key,
-                   host_public_key=public_key(host_key), known_hosts_path=known_hosts,
-                   workdir=workdir, pid=process.pid)
-    return SSHDaemon(host=host, process=process, log_path=log_path)
 
 
 @contextmanager

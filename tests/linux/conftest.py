@@ -151,7 +151,7 @@ def _cli(*args: str, cwd: Path | None = None, timeout: float = 300,
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "hgautomation", *args], cwd=cwd,
                           env=full_env, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, check=False)
 
 
 @pytest.fixture
@@ -249,10 +249,10 @@ def debian_chroot_host(sshd_workdir) -> Iterator[ChrootHost]:
         "exec chroot " + str(merged) + " /usr/sbin/sshd "
         + " ".join(f"'{o}'" for o in sshd_options),
     ])
-    log = open(sshd_workdir / "sshd.log", "wb")
-    process = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--",
-                                "sh", "-c", command], stdin=subprocess.DEVNULL,
-                               stdout=log, stderr=subprocess.STDOUT)
+    with open(sshd_workdir / "sshd.log", "wb") as log:  # the child keeps its own copy
+        process = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--",
+                                    "sh", "-c", command], stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT)
     try:
         def up() -> bool:
             assert process.poll() is None, (
@@ -265,4 +265,3 @@ def debian_chroot_host(sshd_workdir) -> Iterator[ChrootHost]:
                          host_public_key=sshd.public_key(host_key), upper=upper)
     finally:
         stop_process(process)
-        log.close()

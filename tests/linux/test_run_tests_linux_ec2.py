@@ -132,7 +132,8 @@ def test_ec2_instance_runs_tests_and_is_terminated(aws_fresh, linux_dev_host, hg
     assert "passed 2, failed 0, skipped 0 (2 tests)" in out
     assert "pushed 0 changesets" in err or "nothing to push" in err
     assert (tmp_path / "results" / "report.json").exists()
-    assert f"Accepted publickey for {linux_dev_host.user}" in (sshd_workdir / "sshd.log").read_text()
+    sshd_log = (sshd_workdir / "sshd.log").read_text()
+    assert f"Accepted publickey for {linux_dev_host.user}" in sshd_log
     # The instance is gone and so is the per-run known_hosts.
     assert our_instances(ec2, LIVE) == []
     assert list((state / "runs").iterdir()) == []

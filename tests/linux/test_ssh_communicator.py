@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
+import signal
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness import sshd
 from harness.net import free_port
 
 from hgautomation import console, errors, ssh
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -98,7 +106,7 @@ def test_proxy_command_and_proxy_jump(ssh_host, tmp_path):
         ossh = tmp_path / f"{name}.ssh_config"
         ossh.write_text(ssh.openssh_config(target, ssh_host.known_hosts_path))
         result = subprocess.run(["ssh", "-F", str(ossh), ssh.ALIAS, "echo", "openssh ok"],
-                                capture_output=True, text=True, timeout=60,
+                                check=False, capture_output=True, text=True, timeout=60,
                                 stdin=subprocess.DEVNULL)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "openssh ok"
@@ -109,8 +117,9 @@ def test_openssh_config_refuses_unpinned_key(ssh_host, target, tmp_path):
     empty.write_text("")
     ossh = tmp_path / "ssh_config"
     ossh.write_text(ssh.openssh_config(target, empty))
-    result = subprocess.run(["ssh", "-F", str(ossh), ssh.ALIAS, "true"], capture_output=True,
-                            text=True, timeout=60, stdin=subprocess.DEVNULL)
+    result = subprocess.run(["ssh", "-F", str(ossh), ssh.ALIAS, "true"], check=False,
+                            capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
     assert result.returncode == 255
     assert "Host key verification failed" in result.stderr
     assert empty.read_text() == ""  # never learnt
@@ -153,3 +162,150 @@ def test_parse_host_spec(spec, expected):
 def test_parse_host_spec_rejects(spec):
     with pytest.raises(errors.UsageError):
         ssh.parse_host_spec(spec)
+
+
+# -- interrupted transfers -------------------------------------------------------------
+
+# A child that uploads (put) or downloads (get) one big file and turns SIGTERM into a
+# KeyboardInterrupt as the CLI does; exit 130 means the interrupt came out of the call.
+TRANSFER_CHILD = """
+import signal, sys
+from pathlib import Path
+from hgautomation import cli, ssh
+
+def on_term(signum, frame):
+    raise cli.SignalInterrupt(signum)
+
+signal.signal(signal.SIGTERM, on_term)
+direction, host, port, user, key, known, src, dest = sys.argv[1:]
+target = ssh.resolve(host, port=int(port), user=user, identity_files=[Path(key)])
+with ssh.connect(target, known_hosts=Path(known)) as conn:
+    try:
+        if direction == "put":
+            conn.put(Path(src), dest, atomic=True)
+        else:
+            conn.get(src, Path(dest))
+    except KeyboardInterrupt:
+        sys.exit(130)
+sys.exit(0)
+"""
+BIG = 2 << 30  # sparse: costs no disk, takes far longer than the test waits to interrupt
+INTERRUPT_BOUND = 20.0
+
+
+@pytest.fixture
+def user_dir(ssh_host) -> Iterator[Path]:
+    """A directory on this machine that the sshd's login user may write."""
+    import pwd
+
+    entry = pwd.getpwnam(ssh_host.user)
+    path = ssh_host.workdir / f"transfer-{os.getpid()}-{time.monotonic_ns()}"
+    path.mkdir(mode=0o755)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _interrupt_transfer(ssh_host, direction: str, src: Path, dest: Path, partial: Path,
+                        signum: int) -> tuple[int, float, str]:
+    """Run the child, signal it once ``partial`` has grown, return (status, seconds, stderr)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TRANSFER_CHILD, direction, ssh_host.host, str(ssh_host.port),
+         ssh_host.user, str(ssh_host.key_path), str(ssh_host.known_hosts_path),
+         str(src), str(dest)],
+        cwd=str(REPO_ROOT), env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            with contextlib.suppress(FileNotFoundError):
+                if partial.stat().st_size > 16 << 20:
+                    break
+            time.sleep(0.01)
+        assert proc.poll() is None, f"the child ended before the transfer was seen: " \
+                                    f"{proc.communicate()[1]}"
+        proc.send_signal(signum)
+        sent = time.monotonic()
+        try:
+            _, err = proc.communicate(timeout=INTERRUPT_BOUND)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {INTERRUPT_BOUND:.0f}s after {signum.name}: the "
+                        "interrupted transfer hangs")
+        return proc.returncode, time.monotonic() - sent, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+def test_interrupted_upload_ends_promptly_without_partial_file(ssh_host, user_dir, tmp_path,
+                                                              signum):
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as fh:
+        fh.truncate(BIG)
+    remote = user_dir / "big.bin"
+    status, seconds, err = _interrupt_transfer(ssh_host, "put", big, remote,
+                                               user_dir / "big.bin.part", signum)
+    assert status == 130, err
+    assert seconds < INTERRUPT_BOUND
+    assert list(user_dir.iterdir()) == []  # neither big.bin nor big.bin.part
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_interrupted_download_ends_promptly_without_partial_file(ssh_host, user_dir, tmp_path):
+    remote = user_dir / "big.bin"
+    with open(remote, "wb") as fh:
+        fh.truncate(BIG)
+    local = tmp_path / "big.bin"
+    status, seconds, err = _interrupt_transfer(ssh_host, "get", remote, local,
+                                               tmp_path / ".big.bin.part", signal.SIGINT)
+    assert status == 130, err
+    assert seconds < INTERRUPT_BOUND
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_remove_quietly_after_interrupted_call_is_bounded(ssh_host, target, user_dir):
+    """A reply stream cut mid-call (simulated: a request whose reply is never read) does
+    not make the cleanup wait for it."""
+    path = user_dir / "left.bin"
+    path.write_bytes(b"x")
+    with ssh.connect(target, known_hosts=ssh_host.known_hosts_path) as conn:
+        conn.sftp._async_request(type(None), 17, str(path))  # CMD_STAT, reply left unread
+        start = time.monotonic()
+        assert conn.remove_quietly(str(path), timeout=5)
+        assert time.monotonic() - start < 5
+        assert not path.exists()
+        assert conn.exists(str(user_dir))  # a fresh shared channel works
+
+
+def test_start_sshd_stops_the_daemon_when_a_later_step_fails(ssh_host, sshd_workdir,
+                                                             monkeypatch):
+    started: list[subprocess.Popen] = []
+    real_popen = sshd.subprocess.Popen
+
+    def popen(argv, *args, **kwargs):
+        proc = real_popen(argv, *args, **kwargs)
+        if argv[0] == sshd.SSHD:
+            started.append(proc)
+        return proc
+
+    host_key = sshd.generate_key(sshd_workdir / "host_key")
+    monkeypatch.setattr(sshd.subprocess, "Popen", popen)
+    # The .pub is only read after the banner: let it vanish then.
+    real_banner = sshd.read_banner
+
+    def banner_then_lose_pub(*args, **kwargs):
+        banner = real_banner(*args, **kwargs)
+        if banner.startswith(b"SSH-2.0-"):
+            Path(f"{host_key}.pub").unlink(missing_ok=True)
+        return banner
+
+    monkeypatch.setattr(sshd, "read_banner", banner_then_lose_pub)
+    with pytest.raises(FileNotFoundError):
+        sshd.start_sshd(sshd_workdir, ssh_host.user, user_key=ssh_host.key_path,
+                        host_key=host_key)
+    assert len(started) == 1
+    assert started[0].poll() is not None, "sshd left running"
