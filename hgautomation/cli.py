@@ -165,8 +165,8 @@ def _bootstrap_linux_dev(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hg", default="hg", metavar="PATH",
                    help="local hg used to seed /hgdev/src (default: %(default)s)")
     p.add_argument("--pip-index-url", metavar="URL",
-                   help="with --host: package index for Mercurial in venv-bootstrap "
-                        "(default: PyPI)")
+                   help="package index for Mercurial in venv-bootstrap, on --host "
+                        "machines or EC2 image builders (default: PyPI)")
     p.add_argument("--distros", type=_comma_list(tuple(platforms.LINUX_DISTROS)),
                    default=list(platforms.LINUX_DISTROS),
                    help="comma-separated distros (default: all: "

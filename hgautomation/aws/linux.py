@@ -97,8 +97,13 @@ def image_fingerprint(distro: str, base_image_id: str, pythons: Sequence[str],
 
 def ensure_linux_image(ctx, session, account, distro: str, pythons: Sequence[str],
                        script: Path, *, spot: bool = False,
-                       instance_type: str = BUILD_INSTANCE_TYPE) -> images_.Image:
-    """The dev image of *distro*: reused when its fingerprint matches, else built."""
+                       instance_type: str = BUILD_INSTANCE_TYPE,
+                       pip_index_url: str | None = None) -> images_.Image:
+    """The dev image of *distro*: reused when its fingerprint matches, else built.
+
+    *pip_index_url* is only where the builder fetches Mercurial from, not part of the
+    image's recipe, so it is left out of the fingerprint.
+    """
     from hgautomation import linux, ssh
 
     owner_id, pattern = platforms.LINUX_DISTROS[distro]
@@ -119,7 +124,7 @@ def ensure_linux_image(ctx, session, account, distro: str, pythons: Sequence[str
                 conn = ssh.connect(target, known_hosts=known_hosts, wait=BOOT_WAIT)
             with conn:
                 linux.provision(conn, CONTRACT_USER, account.public_key, pythons,
-                                prefix=f"[{distro}] ")
+                                prefix=f"[{distro}] ", pip_index_url=pip_index_url)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -141,14 +146,16 @@ def bootstrap_linux(ctx, args, script: Path) -> int:
         session, account = _session_state(ctx, getattr(args, "owner", None),
                                           getattr(args, "ingress_cidr", None))
         spot = getattr(args, "spot", False)
+        index_url = getattr(args, "pip_index_url", None)
         built = []
         try:
             if getattr(args, "parallel", False) and len(args.distros) > 1:
                 images = _build_parallel(ctx, session, account, args.distros, args.pythons,
-                                         script, spot)
+                                         script, spot, index_url)
             else:
                 images = [ensure_linux_image(ctx, session, account, distro, args.pythons,
-                                             script, spot=spot) for distro in args.distros]
+                                             script, spot=spot, pip_index_url=index_url)
+                          for distro in args.distros]
             built = [[d, i.id, i.name] for d, i in zip(args.distros, images)]
         finally:
             con.detail(session.counter.summary())
@@ -157,7 +164,8 @@ def bootstrap_linux(ctx, args, script: Path) -> int:
 
 
 def _build_parallel(ctx, session, account, distros: Sequence[str], pythons: Sequence[str],
-                    script: Path, spot: bool) -> list[images_.Image]:
+                    script: Path, spot: bool,
+                    pip_index_url: str | None = None) -> list[images_.Image]:
     """One image build per distro, each in its own thread.
 
     Daemon threads, because a build may sit in a long bounded wait (SSH boot) that
@@ -171,7 +179,8 @@ def _build_parallel(ctx, session, account, distros: Sequence[str], pythons: Sequ
     def build(distro: str) -> None:
         try:
             results[distro] = ensure_linux_image(ctx, session, account, distro, pythons,
-                                                 script, spot=spot)
+                                                 script, spot=spot,
+                                                 pip_index_url=pip_index_url)
         except BaseException as exc:  # noqa: BLE001 - even Ctrl-C: the main thread re-raises it
             failures.append(exc)
         finally:

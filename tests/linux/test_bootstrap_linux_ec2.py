@@ -1,0 +1,207 @@
+"""bootstrap-linux-dev on EC2 for real: moto's builder instance is a clean Debian chroot.
+
+The base image and every EC2 call are moto's; the "instance" is the `debian_chroot_host`
+fixture (sshd in an overlay of build/cache/debian-root), which every address reaches
+through the ssh config's `Host *`. The test plays cloud-init's first boot: until the
+tool has launched the builder, the chroot's sshd has no host key (connections drop, as
+on a machine still booting); then it gets the host key from the instance's user data,
+the distro's login user `admin` (passwordless sudo) and the EC2 key pair's public key.
+The tool provisions it with bootstrap-debian.sh (Mercurial from the loopback `pypi`
+fixture via --pip-index-url), stops it, creates, tags and waits for the image and
+terminates the builder. A second identical run reuses the image.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import paramiko
+import pytest
+from harness.net import LOOPBACK
+from harness.process import tail
+
+from hgautomation import linux
+from hgautomation.aws import linux as aws_linux
+from hgautomation.aws import tags as T
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+OWNER = "imagetester"
+DISTRO = "debian12"
+HG_VERSION = "7.2.4"
+HOST_KEY = "/etc/ssh/test_host_ed25519_key"  # the chroot sshd's -h (tests/linux/conftest.py)
+CLI_TIMEOUT = 600
+
+
+class RootShell:
+    """A root SSH session into the chroot, opened while its first host key is in place;
+    it outlives that key, so the test can keep acting as "the machine" while booting."""
+
+    def __init__(self, port: int, key: Path, host_public_key: str, known_hosts: Path):
+        known_hosts.write_text(f"[{LOOPBACK}]:{port} {host_public_key}\n")
+        self.client = paramiko.SSHClient()
+        self.client.load_host_keys(str(known_hosts))
+        self.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        self.client.connect(LOOPBACK, port=port, username="root", key_filename=str(key),
+                            look_for_keys=False, allow_agent=False, timeout=30)
+
+    def run(self, command: str, stdin: bytes = b"") -> str:
+        chan = self.client.get_transport().open_session(timeout=30)
+        chan.settimeout(120)
+        chan.exec_command(command)
+        chan.sendall(stdin)
+        chan.shutdown_write()
+        out = b""
+        while True:
+            data = chan.recv(65536)
+            if not data:
+                break
+            out += data
+        err = chan.makefile_stderr("rb").read()
+        status = chan.recv_exit_status()
+        assert status == 0, f"{command!r} exited {status}: {err.decode(errors='replace')}"
+        return out.decode()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def injected_host_key(ec2, instance_id: str) -> tuple[str, str]:
+    """The ed25519 host key pair (private, public) in the instance's cloud-config user data."""
+    value = ec2.describe_instance_attribute(InstanceId=instance_id,
+                                            Attribute="userData")["UserData"]["Value"]
+    lines = base64.b64decode(value).decode().splitlines()
+    start = next(n for n, line in enumerate(lines) if line.strip() == "ed25519_private: |")
+    key = []
+    for line in lines[start + 1:]:
+        if not line.startswith("    "):
+            break
+        key.append(line[4:])
+    (public,) = [line.split(":", 1)[1].strip() for line in lines
+                 if line.strip().startswith("ed25519_public:")]
+    return "\n".join(key) + "\n", public
+
+
+def all_instances(ec2) -> list[dict]:
+    return [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+
+
+def start_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "hgautomation", *args], env=env, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+
+
+def test_bootstrap_linux_dev_builds_image_then_reuses_it(aws_fresh, debian_chroot_host, pypi,
+                                                         mercurial_wheel, tmp_path):
+    ec2 = aws_fresh.client("ec2")
+    shutil.copy(mercurial_wheel, pypi.packages_dir / mercurial_wheel.name)
+    host = debian_chroot_host
+    sshd_log = host.upper.parent / "sshd.log"
+    root = RootShell(host.port, host.root_key, host.host_public_key, tmp_path / "root_known")
+    try:
+        # Not booted yet: no host key, so the tool's first connections are dropped and
+        # retried (a key it did not inject would be a hard host-key error instead).
+        root.run(f"rm -f {HOST_KEY} {HOST_KEY}.pub")
+
+        config = tmp_path / "ssh_config"
+        # Every instance address (moto's 54.x …) is the chroot; no User/IdentityFile:
+        # the tool must bring the distro's login user and the EC2 key pair's key.
+        config.write_text(f"Host *\n  HostName {LOOPBACK}\n  Port {host.port}\n")
+        state = tmp_path / "state"
+        workdir = tmp_path / "cwd"  # not a Mercurial repository
+        workdir.mkdir()
+        env = dict(os.environ, **aws_fresh.env, PYTHONPATH=str(ROOT))
+        args = ["--state-path", str(state), "--ssh-config", str(config),
+                "bootstrap-linux-dev", "--distros", DISTRO, "--pythons", "system3",
+                "--owner", OWNER, "--ingress-cidr", "127.0.0.1/32",
+                "--pip-index-url", pypi.simple_url]
+
+        start = time.monotonic()
+        proc = start_cli(args, env, workdir)
+        try:
+            deadline = time.monotonic() + 120
+            while not all_instances(ec2):
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "no instance launched"
+                time.sleep(0.2)
+            (builder,) = all_instances(ec2)
+            # cloud-init's first boot: the injected host key, the login user with
+            # passwordless sudo, the key pair's public key for it.
+            private, public = injected_host_key(ec2, builder["InstanceId"])
+            (pair,) = ec2.describe_key_pairs(KeyNames=[builder["KeyName"]],
+                                            IncludePublicKey=True)["KeyPairs"]
+            login = aws_linux.base_user(DISTRO)
+            root.run(
+                f"useradd --create-home --shell /bin/bash {login} && usermod -p '*' {login}"
+                f" && echo '{login} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-cloud-init-users"
+                f" && chmod 0440 /etc/sudoers.d/90-cloud-init-users"
+                f" && install -d -m 0700 -o {login} -g {login} /home/{login}/.ssh"
+                f" && cat > /home/{login}/.ssh/authorized_keys"
+                f" && chown {login}: /home/{login}/.ssh/authorized_keys",
+                stdin=pair["PublicKey"].strip().encode() + b"\n")
+            root.run(f"cat > {HOST_KEY}.pub", stdin=public.encode() + b"\n")
+            root.run(f"umask 077 && cat > {HOST_KEY}.tmp && mv {HOST_KEY}.tmp {HOST_KEY}",
+                     stdin=private.encode())
+            out, err = proc.communicate(timeout=CLI_TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=30)
+        build_seconds = time.monotonic() - start
+        assert proc.returncode == 0, err + "\n--- sshd log:\n" + tail(sshd_log)
+        print(f"bootstrap-linux-dev (EC2, build): {build_seconds:.0f}s")
+
+        # The image: ours, named and tagged with the fingerprint, available.
+        fp = aws_linux.image_fingerprint(DISTRO, builder["ImageId"], ["system3"],
+                                         linux.SCRIPTS / "bootstrap-debian.sh")
+        family = aws_linux.family(DISTRO)
+        images = ec2.describe_images(Owners=["self"], Filters=[
+            {"Name": f"tag:{T.MANAGED}", "Values": ["1"]}])["Images"]
+        (image,) = images
+        tags = T.tag_dict(image.get("Tags"))
+        assert image["Name"] == f"{family}-{fp[:16]}"
+        assert image["State"] == "available"
+        assert tags[T.IMAGE] == family and tags[T.FINGERPRINT] == fp
+        assert image["ImageId"] in out and image["Name"] in out
+        assert f"image {image['ImageId']} {image['Name']} available" in err
+        # The builder: launched from the base image, with its user data, then gone.
+        (builder,) = all_instances(ec2)
+        assert builder["State"]["Name"] == "terminated"
+        assert builder["InstanceType"] == aws_linux.BUILD_INSTANCE_TYPE
+        assert list((state / "runs").iterdir()) == []  # the per-build known_hosts
+
+        # The provisioning really ran in the chroot, over SSH as admin with sudo.
+        assert f"Accepted publickey for {login}" in sshd_log.read_text(errors="replace")
+        assert (host.upper / "hgdev" / "venv-bootstrap" / "bin" / "hg").exists()
+        assert re.search(r"^hg:", (host.upper / "etc" / "passwd").read_text(), re.M)
+        assert (host.upper / "etc" / "sudoers.d" / "90-hgautomation-hg").exists()
+        authorized = (host.upper / "home" / "hg" / ".ssh" / "authorized_keys").read_text()
+        assert " ".join(pair["PublicKey"].split()[:2]) in authorized
+        version = root.run("sudo -u hg /hgdev/venv-bootstrap/bin/hg version -q")
+        assert f"Mercurial Distributed SCM (version {HG_VERSION})" in version
+
+        # Same inputs again: the image is reused, nothing is launched or created.
+        start = time.monotonic()
+        proc = start_cli(["-v", *args], env, workdir)
+        out, err = proc.communicate(timeout=CLI_TIMEOUT)
+        reuse_seconds = time.monotonic() - start
+        assert proc.returncode == 0, err
+        print(f"bootstrap-linux-dev (EC2, reuse): {reuse_seconds:.1f}s")
+        assert f"image {image['ImageId']} {image['Name']} is up to date" in err
+        summary = next(line for line in err.splitlines() if "mutating AWS calls" in line)
+        assert "RunInstances" not in summary and "CreateImage" not in summary, summary
+        assert image["ImageId"] in out
+        assert len(all_instances(ec2)) == 1
+        assert [i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]] \
+            == [image["ImageId"]]
+    finally:
+        root.close()
