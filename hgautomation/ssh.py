@@ -15,6 +15,7 @@ Stable API (reused by publishing and by every Linux flow)::
         text = conn.output("cat /etc/os-release")    # quiet, returns stdout+stderr
         conn.put(Path("big.whl"), "/srv/big.whl", atomic=True)   # .part + rename
         conn.get("/hgwork/report.json", Path("report.json"))
+        conn.remove_quietly("/srv/big.whl.part")   # bounded, safe after an interrupt
         conn.rename("/srv/a", "/srv/b"); conn.chmod("/srv/b", 0o644)
 
 * :func:`resolve` applies an OpenSSH client config (``paramiko.SSHConfig``):
@@ -24,6 +25,8 @@ Stable API (reused by publishing and by every Linux flow)::
   written, and only with ``accept_new_host_key``) plus ``extra_known_hosts``
   (read-only). Unknown or mismatching keys raise :class:`errors.HostKeyError`;
   refused, timed out or failed authentication raise :class:`errors.HostConnectionError`.
+* A failed or interrupted (Ctrl-C/SIGTERM) ``put``/``putfo``/``get`` returns promptly and
+  leaves no partial file: the SFTP channel is dropped without waiting for replies.
 * :func:`openssh_config` writes the same target as an OpenSSH config block, so
   that ``ssh``-based tools (``hg push``) connect exactly like the communicator.
 

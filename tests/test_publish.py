@@ -119,8 +119,9 @@ def release(ssh_host, pypi, tmp_path):
                     *index, *args]
 
         def run(self, *args: str, env: dict | None = None, timeout: float = 300, **kw):
-            return subprocess.run(self.command(*args, **kw), env=env or self.env, cwd=str(repo),
-                                  capture_output=True, text=True, timeout=timeout)
+            return subprocess.run(self.command(*args, **kw), check=False, env=env or self.env,
+                                  cwd=str(repo), capture_output=True, text=True,
+                                  timeout=timeout)
 
         def published(self) -> list[str]:
             return sorted(p.name for p in pypi.packages_dir.iterdir()) + \
@@ -238,7 +239,8 @@ def test_missing_artifacts_listed(release):
 
 def test_bad_version(release):
     build_dist(release.dist)
-    proc = subprocess.run(release.command(version="7.2.x"), env=release.env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(release.command(version="7.2.x"), check=False, env=release.env,
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == ("usage error: malformed version '7.2.x' "
                                    "(expected MAJOR.MINOR[.PATCH][rcN], e.g. 7.2.1)")
@@ -268,7 +270,7 @@ def test_killed_mid_upload_leaves_no_partial_file_and_resumes(release):
     big = 400 * 1024 * 1024
     made = build_dist(release.dist, big_last=big)
     installers = [n for n in made if not n.endswith(".whl")]
-    big_name = [n for n in installers if made[n].stat().st_size == big][0]
+    big_name = next(n for n in installers if made[n].stat().st_size == big)
     proc = subprocess.Popen(release.command("--no-pypi"), env=release.env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -356,7 +358,7 @@ def test_twine_check_failure_stops_everything(release):
 def test_sigterm_mid_upload_cleans_up(release):
     big = 400 * 1024 * 1024
     made = build_dist(release.dist, big_last=big)
-    big_name = [n for n in made if made[n].stat().st_size == big][0]
+    big_name = next(n for n in made if made[n].stat().st_size == big)
     proc = subprocess.Popen(release.command("--no-pypi"), env=release.env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -368,7 +370,7 @@ def test_sigterm_mid_upload_cleans_up(release):
                 caught = True
                 break
             time.sleep(0.02)
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
