@@ -27,7 +27,12 @@ REGION = "us-west-2"
 
 
 def start_moto():
+    import logging
+
     from moto.server import ThreadedMotoServer
+
+    # The request log would bury the table.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
