@@ -89,25 +89,22 @@ def purge(session: AWSSession, sel: Selection, *, wait_timeout: float = 600.0) -
             actions += [Action(r, "skipped: untagged (--images --include-untagged)")
                         for r in untagged]
 
-    with con.step("security groups"):
-        chosen, skipped = _split(sel, inv.security_groups(session, sel.owner_filter),
-                                 inv.untagged_security_groups(session))
-        for r in chosen:
-            if not sel.dry_run:
-                with translate_errors(f"delete security group {r.name}"):
-                    ec2.delete_security_group(GroupId=r.id)
-            actions.append(Action(r, _verb(sel, "deleted")))
-        actions += [Action(r, UNTAGGED_SKIP) for r in skipped]
-
-    with con.step("key pairs"):
-        chosen, skipped = _split(sel, inv.key_pairs(session, sel.owner_filter),
-                                 inv.untagged_key_pairs(session))
-        for r in chosen:
-            if not sel.dry_run:
-                with translate_errors(f"delete key pair {r.name}"):
-                    ec2.delete_key_pair(KeyName=r.name)
-            actions.append(Action(r, _verb(sel, "deleted")))
-        actions += [Action(r, UNTAGGED_SKIP) for r in skipped]
+    # Personal resources deleted one by one (EC2 has no batch delete for them).
+    personal = (
+        ("security group", inv.security_groups, inv.untagged_security_groups,
+         lambda r: ec2.delete_security_group(GroupId=r.id)),
+        ("key pair", inv.key_pairs, inv.untagged_key_pairs,
+         lambda r: ec2.delete_key_pair(KeyName=r.name)),
+    )
+    for kind, ours, untagged_of, delete in personal:
+        with con.step(f"{kind}s"):
+            chosen, skipped = _split(sel, ours(session, sel.owner_filter), untagged_of(session))
+            for r in chosen:
+                if not sel.dry_run:
+                    with translate_errors(f"delete {kind} {r.name}"):
+                        delete(r)
+                actions.append(Action(r, _verb(sel, "deleted")))
+            actions += [Action(r, UNTAGGED_SKIP) for r in skipped]
 
     if sel.all_owners:
         # IAM is shared by every owner: only a whole-account purge removes it.
