@@ -132,14 +132,10 @@ class WindowsRun:
         host_key.write_text(params["HostKey"])
         host_key.chmod(0o600)
         (self.workdir / "injected_host_key.pub").write_text(params["HostKeyPub"] + "\n")
-        original = sshd.free_port
-        sshd.free_port = lambda: self.port  # the port the ssh config already names
-        try:
-            self.daemon = sshd.start_sshd(self.workdir, host_key=host_key)
-        finally:
-            sshd.free_port = original
-        with open(self.workdir / "authorized_keys", "a") as fh:
-            fh.write(params["AuthorizedKey"] + "\n")
+        # On the port the ssh config already names; our key is there before sshd
+        # answers, as userdata.ps1 installs it before starting sshd.
+        self.daemon = sshd.start_sshd(self.workdir, host_key=host_key, port=self.port,
+                                      authorized=[params["AuthorizedKey"]])
         self.params = params
 
     def stop(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pwd
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,10 +87,13 @@ class SSHDaemon:
 
 
 def start_sshd(workdir: Path, user: str = DEFAULT_USER, *, user_key: Path | None = None,
-               host_key: Path | None = None, timeout: float = 20.0) -> SSHDaemon:
-    """Start sshd for `user` on a free loopback port, with files in `workdir`.
+               host_key: Path | None = None, port: int | None = None,
+               authorized: Sequence[str] = (), timeout: float = 20.0) -> SSHDaemon:
+    """Start sshd for `user` on a loopback port (`port`, else a free one), files in `workdir`.
 
     Missing keys are generated; pass `user_key`/`host_key` to reuse (or swap) keys.
+    `authorized`: more public key lines accepted from the first connection on (as a
+    machine's first boot installs them before sshd starts).
     """
     ensure_user(user)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir
@@ -99,10 +102,11 @@ def start_sshd(workdir: Path, user: str = DEFAULT_USER, *, user_key: Path | None
     user_key = user_key or generate_key(workdir / "id_ed25519", f"{user}@hgautomation-test")
 
     authorized_keys = workdir / "authorized_keys"
-    authorized_keys.write_text(public_key(user_key) + "\n")
+    authorized_keys.write_text("".join(line.strip() + "\n"
+                                       for line in (public_key(user_key), *authorized)))
     authorized_keys.chmod(0o644)  # read by sshd as the login user
 
-    port = free_port()
+    port = port or free_port()
     config = workdir / "sshd_config"
     config.write_text("\n".join([
         f"ListenAddress {LOOPBACK}",

@@ -111,13 +111,9 @@ def test_ec2_instance_runs_tests_and_is_terminated(aws_fresh, linux_dev_host, hg
         host_key.write_text(private)
         host_key.chmod(0o600)
         (sshd_workdir / "injected_host_key.pub").write_text(public + "\n")
-        original = sshd.free_port
-        sshd.free_port = lambda: port  # the port the ssh config already names
-        try:
-            daemon = sshd.start_sshd(sshd_workdir, linux_dev_host.user, host_key=host_key,
-                                     user_key=linux_dev_host.ssh.key_path)
-        finally:
-            sshd.free_port = original
+        # On the port the ssh config already names.
+        daemon = sshd.start_sshd(sshd_workdir, linux_dev_host.user, host_key=host_key,
+                                 user_key=linux_dev_host.ssh.key_path, port=port)
         out, err = proc.communicate(timeout=CLI_TIMEOUT)
     finally:
         if proc.poll() is None:
