@@ -316,6 +316,15 @@ class Connection:
         wire = "exec 2>&1\n" + command
         out = console.get()
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+
+        def emit(raw: bytes) -> None:
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            tail.append(line)
+            if sink is not None:
+                sink.append(line)
+            if not quiet:
+                out.remote_line(prefix, line)
+
         try:
             channel = self.client.get_transport().open_session()
         except (paramiko.SSHException, OSError, AttributeError) as exc:
@@ -348,19 +357,9 @@ class Connection:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for raw in lines:
-                    line = raw.decode("utf-8", "replace").rstrip("\r")
-                    tail.append(line)
-                    if sink is not None:
-                        sink.append(line)
-                    if not quiet:
-                        out.remote_line(prefix, line)
+                    emit(raw)
             if pending:
-                line = pending.decode("utf-8", "replace").rstrip("\r")
-                tail.append(line)
-                if sink is not None:
-                    sink.append(line)
-                if not quiet:
-                    out.remote_line(prefix, line)
+                emit(pending)
             if not channel.exit_status_ready() and not \
                     channel.status_event.wait(timeout=30):
                 raise errors.HostConnectionError(

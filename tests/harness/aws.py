@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -106,3 +107,19 @@ def start_moto(workdir: Path, region: str = REGION) -> MotoServer:
         "AWS_EC2_METADATA_DISABLED": "true",
     }
     return MotoServer(endpoint_url=endpoint_url, region=region, env=env, _server=server)
+
+
+def injected_host_key(ec2, instance_id: str) -> tuple[str, str]:
+    """The ed25519 host key pair (private, public) in the instance's cloud-config user data."""
+    value = ec2.describe_instance_attribute(InstanceId=instance_id,
+                                            Attribute="userData")["UserData"]["Value"]
+    lines = base64.b64decode(value).decode().splitlines()
+    start = next(n for n, line in enumerate(lines) if line.strip() == "ed25519_private: |")
+    key = []
+    for line in lines[start + 1:]:
+        if not line.startswith("    "):
+            break
+        key.append(line[4:])
+    (public,) = [line.split(":", 1)[1].strip() for line in lines
+                 if line.strip().startswith("ed25519_public:")]
+    return "\n".join(key) + "\n", public

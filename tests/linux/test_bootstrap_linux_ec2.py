@@ -13,7 +13,6 @@ terminates the builder. A second identical run reuses the image.
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from harness.aws import injected_host_key
 from harness.net import LOOPBACK
 from harness.process import tail
 
@@ -72,22 +72,6 @@ class RootShell:
 
     def close(self) -> None:
         self.client.close()
-
-
-def injected_host_key(ec2, instance_id: str) -> tuple[str, str]:
-    """The ed25519 host key pair (private, public) in the instance's cloud-config user data."""
-    value = ec2.describe_instance_attribute(InstanceId=instance_id,
-                                            Attribute="userData")["UserData"]["Value"]
-    lines = base64.b64decode(value).decode().splitlines()
-    start = next(n for n, line in enumerate(lines) if line.strip() == "ed25519_private: |")
-    key = []
-    for line in lines[start + 1:]:
-        if not line.startswith("    "):
-            break
-        key.append(line[4:])
-    (public,) = [line.split(":", 1)[1].strip() for line in lines
-                 if line.strip().startswith("ed25519_public:")]
-    return "\n".join(key) + "\n", public
 
 
 def all_instances(ec2) -> list[dict]:

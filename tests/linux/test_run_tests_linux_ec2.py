@@ -9,7 +9,6 @@ contract (/hgdev, /hgwork) is the `linux_dev_host` fixture's.
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from harness import hgsource, sshd
+from harness.aws import injected_host_key
 from harness.net import free_port
 
 from hgautomation import linux, platforms
@@ -58,22 +58,6 @@ def our_instances(ec2, states=None) -> list[dict]:
         filters.append({"Name": "instance-state-name", "Values": states})
     return [i for r in ec2.describe_instances(Filters=filters)["Reservations"]
             for i in r["Instances"]]
-
-
-def injected_host_key(ec2, instance_id: str) -> tuple[str, str]:
-    """The ed25519 host key pair (private, public) in the instance's cloud-config user data."""
-    value = ec2.describe_instance_attribute(InstanceId=instance_id,
-                                            Attribute="userData")["UserData"]["Value"]
-    lines = base64.b64decode(value).decode().splitlines()
-    start = next(n for n, line in enumerate(lines) if line.strip() == "ed25519_private: |")
-    key = []
-    for line in lines[start + 1:]:
-        if not line.startswith("    "):
-            break
-        key.append(line[4:])
-    (public,) = [line.split(":", 1)[1].strip() for line in lines
-                 if line.strip().startswith("ed25519_public:")]
-    return "\n".join(key) + "\n", public
 
 
 def test_ec2_instance_runs_tests_and_is_terminated(aws_fresh, linux_dev_host, hg_source,
