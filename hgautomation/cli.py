@@ -2,12 +2,13 @@
 
 Each subcommand maps to ``module:function`` under ``hgautomation.commands``;
 the module is imported only when that subcommand runs, so ``--help`` and
-argument errors never pay for boto3, paramiko or twine.
+argument errors never pay for boto3, paramiko or twine. argparse itself (8 ms:
+re, enum) is imported only to parse a command: the top-level help, printed by
+``automation.py`` with no arguments, is rendered from COMMANDS and GLOBAL_OPTIONS.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import signal
@@ -19,6 +20,7 @@ from hgautomation import errors, platforms
 # --help` pays for every import here (bench/startup.py measures it).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Iterable, Sequence
     from typing import Callable
 
@@ -33,15 +35,22 @@ class SignalInterrupt(KeyboardInterrupt):
         self.signum = signum
 
 
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line and a UsageError."""
+def _parser_class() -> type[argparse.ArgumentParser]:
+    import argparse
 
-    def error(self, message: str):  # type: ignore[override]
-        raise errors.UsageError(message, hint=f"see '{self.prog} --help'")
+    class Parser(argparse.ArgumentParser):
+        """An ArgumentParser whose errors are one line and a UsageError."""
+
+        def error(self, message: str):  # type: ignore[override]
+            raise errors.UsageError(message, hint=f"see '{self.prog} --help'")
+
+    return Parser
 
 
 def _comma_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
     def parse(value: str) -> list[str]:
+        import argparse
+
         items = [v.strip() for v in value.split(",") if v.strip()]
         bad = [v for v in items if v not in choices]
         if bad or not items:
@@ -54,28 +63,64 @@ def _comma_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
 
 # -- option groups shared by several subcommands ----------------------------
 
+DESCRIPTION = "Build, test and release Mercurial on ephemeral EC2 instances or any SSH host."
+
+# flags -> add_argument keywords; also rendered by the argparse-free top-level help.
+GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
+    (("--state-path",), {"metavar": "DIR", "help": "where keys, pinned host keys and "
+                                                    "results live (default: ~/.hgautomation)"}),
+    (("--aws-region",), {"metavar": "REGION",
+                         "help": "AWS region (default: AWS config/env, else us-west-2)"}),
+    (("--hg-repo",), {"metavar": "DIR", "help": "Mercurial checkout to work on (default: the "
+                                                "repository containing the current directory)"}),
+    (("--ssh-config",), {"metavar": "FILE",
+                         "help": "OpenSSH client config for every SSH connection (HostName, "
+                                 "Port, User, IdentityFile, ProxyCommand/ProxyJump)"}),
+    (("-v", "--verbose"), {"action": "count", "default": 0, "help": "more output"}),
+    (("-q", "--quiet"), {"action": "store_true", "default": False,
+                         "help": "only results and errors"}),
+    (("--debug",), {"action": "store_true", "default": False,
+                    "help": "show tracebacks for errors"}),
+)
+
+
 def _global_options(parser: argparse.ArgumentParser, *, on_subcommand: bool) -> None:
-    # On subcommands the defaults are suppressed so that a value given before
-    # the subcommand is not overwritten by the subparser's default.
-    d = (lambda value: argparse.SUPPRESS) if on_subcommand else (lambda value: value)
+    import argparse
+
     group = parser.add_argument_group("global options")
-    group.add_argument("--state-path", default=d(None), metavar="DIR",
-                       help="where keys, pinned host keys and results live "
-                            "(default: ~/.hgautomation)")
-    group.add_argument("--aws-region", default=d(None), metavar="REGION",
-                       help="AWS region (default: AWS config/env, else us-west-2)")
-    group.add_argument("--hg-repo", default=d(None), metavar="DIR",
-                       help="Mercurial checkout to work on (default: the repository "
-                            "containing the current directory)")
-    group.add_argument("--ssh-config", default=d(None), metavar="FILE",
-                       help="OpenSSH client config for every SSH connection (HostName, "
-                            "Port, User, IdentityFile, ProxyCommand/ProxyJump)")
-    group.add_argument("-v", "--verbose", action="count", default=d(0),
-                       help="more output")
-    group.add_argument("-q", "--quiet", action="store_true", default=d(False),
-                       help="only results and errors")
-    group.add_argument("--debug", action="store_true", default=d(False),
-                       help="show tracebacks for errors")
+    for flags, spec in GLOBAL_OPTIONS:
+        # On subcommands the defaults are suppressed so that a value given before
+        # the subcommand is not overwritten by the subparser's default.
+        default = argparse.SUPPRESS if on_subcommand else spec.get("default")
+        group.add_argument(*flags, **{**spec, "default": default})
+
+
+def overview(prog: str, columns: int = 79) -> str:
+    """The top-level help: usage, every subcommand, the global options."""
+    options = [("-h, --help", "show this help and exit")] + [
+        (", ".join(flags) + (f" {spec['metavar']}" if "metavar" in spec else ""), spec["help"])
+        for flags, spec in GLOBAL_OPTIONS]
+    commands = [(name, help_text) for name, (help_text, _add, _target) in COMMANDS.items()]
+    width = max(len(left) for left, _ in commands + options) + 4
+
+    def entries(rows: list[tuple[str, str]]) -> list[str]:
+        out = []
+        for left, text in rows:  # word-wrapped by hand: textwrap would import re
+            line = f"  {left:<{width - 2}}"
+            for word in text.split():
+                if len(line) + 1 + len(word) > columns and len(line) > width:
+                    out.append(line)
+                    line = " " * width + word
+                else:
+                    line += word if len(line) == width else " " + word
+            out.append(line)
+        return out
+
+    lines = [f"usage: {prog} [global options] COMMAND [options]", "", DESCRIPTION, "",
+             "commands:", *entries(commands), "",
+             "global options (before or after COMMAND):", *entries(options), "",
+             f"'{prog} COMMAND --help' lists the options of COMMAND."]
+    return "\n".join(lines) + "\n"
 
 
 def _revision(p: argparse.ArgumentParser, default: str | None = ".") -> None:
@@ -146,6 +191,8 @@ def _linux_hosts(p: argparse.ArgumentParser, *, many: bool) -> None:
 
 
 def _positive_int(value: str) -> int:
+    import argparse
+
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
     return int(value)
@@ -372,14 +419,13 @@ def build_parser(prog: str | None = None,
 
     Filling in every subcommand's options costs as much as the rest of the
     start-up, so a run fills in only the subcommands named on its command line.
+    The top-level -h prints :func:`overview` (see :func:`main`).
     """
-    parser = _Parser(
-        prog=prog,
-        description="Build, test and release Mercurial on ephemeral EC2 instances "
-                    "or any SSH host.",
-    )
+    parser_class = _parser_class()
+    parser = parser_class(prog=prog, description=DESCRIPTION, add_help=False)
+    parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
     _global_options(parser, on_subcommand=False)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
     wanted = set(COMMANDS) if only is None else set(only)
     for name, (help_text, add, _target) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text[0].upper()
@@ -435,12 +481,15 @@ def _on_sigterm(signum, frame):
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    prog = prog or os.environ.get("HGAUTOMATION_PROG") or None
+    prog = prog or os.environ.get("HGAUTOMATION_PROG") or os.path.basename(sys.argv[0])
     debug = "--debug" in argv
     try:
+        if argv in ([], ["-h"], ["--help"]):  # the common case, without argparse
+            sys.stdout.write(overview(prog))
+            return 0
         args = parse_args(argv, prog)
-        if args.command is None:
-            args._parser.print_help()
+        if args.command is None or args.help:
+            sys.stdout.write(overview(prog))
             return 0
         from hgautomation import console
 

@@ -43,6 +43,24 @@ def test_python_m_hgautomation_prints_help(tmp_path):
         assert name in result.stdout
 
 
+def test_top_level_help_lists_global_options_and_skips_argparse(tmp_path):
+    # The top-level help is what automation.py prints most: it must not pay for
+    # argparse (re, enum), and it documents every global option.
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "hgautomation", "-h"],
+                            env={**env(), "PYTHONNOUSERSITE": "1"}, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert result.returncode == 0, result.stderr
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
+    assert "hgautomation.cli" in imported
+    assert "argparse" not in imported
+    for flags, _spec in cli.GLOBAL_OPTIONS:
+        assert flags[-1] in result.stdout
+    # Combined with another global option, argparse parses and the same help appears.
+    again = hgautomation("--state-path", str(tmp_path / "s"), "--help", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == result.stdout
+
+
 def test_no_arguments_prints_help(tmp_path):
     result = hgautomation(cwd=tmp_path)
     assert result.returncode == 0, result.stderr
