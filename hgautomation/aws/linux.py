@@ -143,13 +143,12 @@ def bootstrap_linux(ctx, args, script: Path) -> int:
     from hgautomation.aws.session import translate_errors
 
     with translate_errors():
-        session, account = _session_state(ctx, getattr(args, "owner", None),
-                                          getattr(args, "ingress_cidr", None))
-        spot = getattr(args, "spot", False)
-        index_url = getattr(args, "pip_index_url", None)
+        session, account = _session_state(ctx, args.owner, args.ingress_cidr)
+        spot = args.spot
+        index_url = args.pip_index_url
         built = []
         try:
-            if getattr(args, "parallel", False) and len(args.distros) > 1:
+            if args.parallel and len(args.distros) > 1:
                 images = _build_parallel(ctx, session, account, args.distros, args.pythons,
                                          script, spot, index_url)
             else:

@@ -15,7 +15,7 @@ def main(ctx, args) -> int:
     aws = ec2.open_aws(ctx, args)
     image = ec2.ensure_image(ctx, aws.session, aws.account, repo=repo, node=node,
                              base_image_name=args.base_image_name,
-                             ssh_config=ec2.ssh_config_of(ctx, args),
+                             ssh_config=ctx.ssh_config,
                              instance_type=args.instance_type, spot=args.spot)
     console.get().result(f"{image.id} {image.name}")
     return 0

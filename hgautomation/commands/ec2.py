@@ -17,7 +17,7 @@ def aws_session(ctx, args) -> Iterator[tuple]:
     with translate_errors():
         session = open_session(ctx)
         try:
-            owner = resolve_owner(session, getattr(args, "owner", None))
+            owner = resolve_owner(session, args.owner)
             yield session, owner
         finally:
             console.get().detail(session.counter.summary())

@@ -147,7 +147,7 @@ def pushed_host(ctx, args, repo, node: str, *,
     from hgautomation import hgrepo
 
     aws = open_aws(ctx, args)
-    ssh_config = ssh_config_of(ctx, args)
+    ssh_config = ctx.ssh_config
     image = ensure_image(ctx, aws.session, aws.account, repo=repo, node=node,
                          base_image_name=args.base_image_name, ssh_config=ssh_config,
                          spot=args.spot)
@@ -204,16 +204,10 @@ def open_aws(ctx, args) -> AWSContext:
     from hgautomation.aws.session import open_session
 
     session = open_session(ctx)
-    owner = resolve_owner(session, getattr(args, "owner", None))
-    account = ensure_account_state(ctx, session, owner, getattr(args, "ingress_cidr", None),
+    owner = resolve_owner(session, args.owner)
+    account = ensure_account_state(ctx, session, owner, args.ingress_cidr,
                                    kinds=("windows",))
     return AWSContext(session, account)
-
-
-def ssh_config_of(ctx, args) -> Path | None:
-    """--ssh-config (global option; the Context resolves it when it knows it)."""
-    value = getattr(ctx, "ssh_config", None) or getattr(args, "ssh_config", None)
-    return Path(value).expanduser().absolute() if value else None
 
 
 # -- the dev image -------------------------------------------------------------
