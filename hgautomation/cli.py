@@ -2,29 +2,26 @@
 
 Each subcommand maps to ``module:function`` under ``hgautomation.commands``;
 the module is imported only when that subcommand runs, so ``--help`` and
-argument errors never pay for boto3, paramiko or twine. argparse itself (8 ms:
-re, enum) is imported only to parse a command: the top-level help, printed by
-``automation.py`` with no arguments, is rendered from COMMANDS and GLOBAL_OPTIONS.
+argument errors never pay for boto3, paramiko or twine. Every typed value is
+validated here, by the :mod:`hgautomation.options` function given as ``type=``.
+The top-level help is rendered from the COMMANDS and GLOBAL_OPTIONS tables,
+which also build the parser.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import signal
 import sys
+import textwrap
+from collections.abc import Iterable, Sequence
+from typing import Callable
 
-from hgautomation import errors, platforms
+from hgautomation import errors, options, platforms
 
-# typing, pathlib and traceback are not imported at start-up: `automation.py
-# --help` pays for every import here (bench/startup.py measures it).
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    import argparse
-    from collections.abc import Iterable, Sequence
-    from typing import Callable
-
-Adder = "Callable[[argparse.ArgumentParser], None]"
+Adder = Callable[[argparse.ArgumentParser], None]
 
 
 class SignalInterrupt(KeyboardInterrupt):
@@ -35,30 +32,41 @@ class SignalInterrupt(KeyboardInterrupt):
         self.signum = signum
 
 
-def _parser_class() -> type[argparse.ArgumentParser]:
-    import argparse
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and a UsageError; no abbreviations
+    (``--hg`` must never silently mean ``--hg-repo``)."""
 
-    class Parser(argparse.ArgumentParser):
-        """An ArgumentParser whose errors are one line and a UsageError."""
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
-        def error(self, message: str):  # type: ignore[override]
-            raise errors.UsageError(message, hint=f"see '{self.prog} --help'")
-
-    return Parser
+    def error(self, message: str):  # type: ignore[override]
+        raise errors.UsageError(message, hint=f"see '{self.prog} --help'")
 
 
-def _comma_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
-    def parse(value: str) -> list[str]:
-        import argparse
+def _typed(validate: Callable[[str], object], name: str) -> Callable[[str], object]:
+    """An argparse ``type=`` from an options validator (UsageError -> argparse's message)."""
+    def parse(text: str) -> object:
+        try:
+            return validate(text)
+        except errors.UsageError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
 
-        items = [v.strip() for v in value.split(",") if v.strip()]
-        bad = [v for v in items if v not in choices]
-        if bad or not items:
-            raise argparse.ArgumentTypeError(
-                f"invalid choice {','.join(bad) or value!r} (choose from {', '.join(choices)})")
-        return items
-
+    parse.__name__ = name  # argparse names the type in some messages
     return parse
+
+
+CIDR = _typed(options.cidr, "cidr")
+OWNER = _typed(options.owner, "owner")
+PORT = _typed(options.port, "port")
+VERSION = _typed(options.version, "version")
+HOST = _typed(options.parse_host_spec, "host")
+NON_EMPTY = _typed(options.non_empty, "name")
+INSTANCES = _typed(options.bounded_int(1, options.MAX_INSTANCES), "count")
+
+
+def _comma_list(choices: Sequence[str]) -> Callable[[str], object]:
+    return _typed(options.comma_list(choices), "list")
 
 
 # -- option groups shared by several subcommands ----------------------------
@@ -85,8 +93,6 @@ GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
 
 
 def _global_options(parser: argparse.ArgumentParser, *, on_subcommand: bool) -> None:
-    import argparse
-
     group = parser.add_argument_group("global options")
     for flags, spec in GLOBAL_OPTIONS:
         # On subcommands the defaults are suppressed so that a value given before
@@ -97,28 +103,20 @@ def _global_options(parser: argparse.ArgumentParser, *, on_subcommand: bool) -> 
 
 def overview(prog: str, columns: int = 79) -> str:
     """The top-level help: usage, every subcommand, the global options."""
-    options = [("-h, --help", "show this help and exit")] + [
+    global_options = [("-h, --help", "show this help and exit")] + [
         (", ".join(flags) + (f" {spec['metavar']}" if "metavar" in spec else ""), spec["help"])
         for flags, spec in GLOBAL_OPTIONS]
     commands = [(name, help_text) for name, (help_text, _add, _target) in COMMANDS.items()]
-    width = max(len(left) for left, _ in commands + options) + 4
+    width = max(len(left) for left, _ in commands + global_options) + 4
 
     def entries(rows: list[tuple[str, str]]) -> list[str]:
-        out = []
-        for left, text in rows:  # word-wrapped by hand: textwrap would import re
-            line = f"  {left:<{width - 2}}"
-            for word in text.split():
-                if len(line) + 1 + len(word) > columns and len(line) > width:
-                    out.append(line)
-                    line = " " * width + word
-                else:
-                    line += word if len(line) == width else " " + word
-            out.append(line)
-        return out
+        return [textwrap.fill(text, columns, initial_indent=f"  {left:<{width - 2}}",
+                              subsequent_indent=" " * width)
+                for left, text in rows]
 
     lines = [f"usage: {prog} [global options] COMMAND [options]", "", DESCRIPTION, "",
              "commands:", *entries(commands), "",
-             "global options (before or after COMMAND):", *entries(options), "",
+             "global options (before or after COMMAND):", *entries(global_options), "",
              f"'{prog} COMMAND --help' lists the options of COMMAND."]
     return "\n".join(lines) + "\n"
 
@@ -129,7 +127,8 @@ def _revision(p: argparse.ArgumentParser, default: str | None = ".") -> None:
 
 
 def _version(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--version", help="Mercurial version string for the packages")
+    p.add_argument("--version", type=VERSION,
+                   help="Mercurial version string for the packages (e.g. 7.2.1)")
 
 
 def _base_image(p: argparse.ArgumentParser) -> None:
@@ -156,14 +155,14 @@ def _aws_options(p: argparse.ArgumentParser, *, creates_instances: bool = True,
                  ingress: bool = True) -> None:
     """AWS options of every subcommand that touches our EC2 resources."""
     group = p.add_argument_group("AWS options")
-    group.add_argument("--owner", default=None,
+    group.add_argument("--owner", default=None, type=OWNER,
                        help="whose personal EC2 resources to use (env HGAUTOMATION_OWNER; "
                             "default: derived from the caller's AWS identity)")
     if ingress:
-        group.add_argument("--ingress-cidr", default=None, metavar="CIDR",
-                           help="address range allowed to reach our instances (default: "
-                                "this machine's public address as /32, asked from "
-                                "checkip.amazonaws.com)")
+        group.add_argument("--ingress-cidr", default=None, metavar="CIDR", type=CIDR,
+                           help="address range allowed to reach our instances; a bare "
+                                "address means /32 (default: this machine's public address "
+                                "as /32, asked from checkip.amazonaws.com)")
     if creates_instances:
         group.add_argument("--spot", action="store_true",
                            help="use spot instances (on-demand when there is no capacity)")
@@ -182,20 +181,12 @@ def _ec2_selection(p: argparse.ArgumentParser) -> None:
 # -- subcommands -------------------------------------------------------------
 
 def _linux_hosts(p: argparse.ArgumentParser, *, many: bool) -> None:
-    p.add_argument("--host", action="append", metavar="[USER@]ADDRESS[:PORT]",
+    p.add_argument("--host", action="append", metavar="[USER@]ADDRESS[:PORT]", type=HOST,
                    help="use this SSH host instead of EC2" + (" (repeatable)" if many else "")
                         + "; the user defaults to the ssh config's, else 'hg'")
     p.add_argument("--accept-new-host-key", action="store_true",
                    help="pin the host key of a --host seen for the first time "
                         "(in the state dir's known_hosts)")
-
-
-def _positive_int(value: str) -> int:
-    import argparse
-
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return int(value)
 
 
 def _bootstrap_linux_dev(p: argparse.ArgumentParser) -> None:
@@ -263,10 +254,6 @@ def _build_windows_wheel(p: argparse.ArgumentParser) -> None:
     _aws_options(p)
 
 
-def _no_options(p: argparse.ArgumentParser) -> None:
-    pass
-
-
 def _setup_ec2_account(p: argparse.ArgumentParser) -> None:
     _aws_options(p, creates_instances=False)
     p.add_argument("--rdp", action="store_true",
@@ -304,9 +291,9 @@ def _run_tests_linux(p: argparse.ArgumentParser) -> None:
                    help="Python to run the tests with (default: %(default)s)")
     _revision(p)
     _linux_hosts(p, many=True)
-    p.add_argument("--instances", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--instances", type=INSTANCES, default=None, metavar="N",
                    help="shard the tests over N hosts in parallel (with --host: one "
-                        "--host per shard)")
+                        f"--host per shard; at most {options.MAX_INSTANCES})")
     p.add_argument("--hg", default="hg", metavar="PATH",
                    help="local hg used to resolve and push the revision (default: %(default)s)")
     p.add_argument("--include-working-copy", action="store_true",
@@ -330,7 +317,7 @@ def _run_tests_windows(p: argparse.ArgumentParser) -> None:
 
 
 def _publish_windows_artifacts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("mercurial_version", metavar="VERSION",
+    p.add_argument("mercurial_version", metavar="VERSION", type=VERSION,
                    help="Mercurial version being released (e.g. 7.2.1)")
     p.add_argument("--no-pypi", dest="pypi", action="store_false",
                    help="do not upload wheels to PyPI")
@@ -340,7 +327,7 @@ def _publish_windows_artifacts(p: argparse.ArgumentParser) -> None:
                    "(default: the ssh config's, else the local user)")
     p.add_argument("--ssh-host", default="mercurial-scm.org",
                    help="release host (default: %(default)s; --ssh-config applies)")
-    p.add_argument("--ssh-port", type=_positive_int, default=None,
+    p.add_argument("--ssh-port", type=PORT, default=None,
                    help="SSH port of the release host (default: the ssh config's, else 22)")
     p.add_argument("--release-dir", default="/var/www/release/windows",
                    help="directory for installers and latest.dat on the release host "
@@ -361,7 +348,7 @@ def _check_host(p: argparse.ArgumentParser) -> None:
 
 def _try(p: argparse.ArgumentParser) -> None:
     _revision(p)
-    p.add_argument("--function", default="ci-try-server-upload",
+    p.add_argument("--function", default="ci-try-server-upload", type=NON_EMPTY,
                    help="name of the Try server's Lambda function (default: %(default)s)")
 
 
@@ -421,11 +408,10 @@ def build_parser(prog: str | None = None,
     start-up, so a run fills in only the subcommands named on its command line.
     The top-level -h prints :func:`overview` (see :func:`main`).
     """
-    parser_class = _parser_class()
-    parser = parser_class(prog=prog, description=DESCRIPTION, add_help=False)
+    parser = Parser(prog=prog, description=DESCRIPTION, add_help=False)
     parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
     _global_options(parser, on_subcommand=False)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     wanted = set(COMMANDS) if only is None else set(only)
     for name, (help_text, add, _target) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text[0].upper()
@@ -447,7 +433,6 @@ def parse_args(argv: Sequence[str], prog: str | None = None) -> argparse.Namespa
             raise errors.UsageError(f"unrecognized arguments: {' '.join(extra)}",
                                     hint=f"see '{parser.prog} --help'")
         getattr(args, dest).extend(extra)
-    args._parser = parser
     return args
 
 

@@ -16,6 +16,9 @@ from collections.abc import Iterator, Sequence
 from typing import IO
 
 QUIET, NORMAL, VERBOSE = -1, 0, 1
+# Without a terminal, a wait reports itself once per this many seconds.
+WAIT_REPORT_EVERY = 30.0
+_SPINNER = "|/-\\"
 
 
 class Progress:
@@ -47,6 +50,9 @@ class Console:
         self._err = err
         self._out = out
         self._lock = threading.Lock()
+        self._wait_reported = 0.0  # elapsed time of the last non-terminal wait line
+        self._wait_ticks = 0
+        self._status_shown = False
 
     @property
     def err(self) -> IO[str]:
@@ -84,6 +90,31 @@ class Console:
         """One line of a remote command's output, streamed as it arrives."""
         if self.verbosity >= NORMAL:
             self._write(self.err, f"{prefix}{line}" if prefix else line)
+
+    # -- waits ----------------------------------------------------------------
+    def waiting(self, what: str, elapsed: float) -> None:
+        """Feedback during a bounded wait: a spinner on a terminal, else a line every 30 s."""
+        if self.verbosity < NORMAL:
+            return
+        if self._fancy():
+            self._wait_ticks += 1
+            spin = _SPINNER[self._wait_ticks % len(_SPINNER)]
+            with self._lock:
+                self.err.write(f"\r    {spin} {what} ({_duration(elapsed)})\x1b[K")
+                self.err.flush()
+                self._status_shown = True
+        elif elapsed - self._wait_reported >= WAIT_REPORT_EVERY:
+            self._wait_reported = elapsed
+            self._write(self.err, f"    still waiting: {what} ({_duration(elapsed)})")
+
+    def waiting_done(self) -> None:
+        """End of a wait: clear the spinner line."""
+        self._wait_reported = 0.0
+        if self._status_shown:
+            with self._lock:
+                self.err.write("\r\x1b[K")
+                self.err.flush()
+                self._status_shown = False
 
     # -- timed steps ------------------------------------------------------
     @contextlib.contextmanager
@@ -146,6 +177,16 @@ class Console:
         if not rows:
             lines.append("(nothing)")
         self._write(self.out, "\n".join(lines))
+
+
+def _duration(seconds: float) -> str:
+    """12s, 4m05s, 1h02m."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def _rich_console(stream: IO[str]):

@@ -57,10 +57,18 @@ class LocalRepoError(HgAutomationError):
 
 
 class AWSError(HgAutomationError):
-    """An AWS API call failed for a reason other than credentials."""
+    """An AWS API call failed for a reason other than credentials.
+
+    ``code`` is AWS's error code (e.g. ``InvalidInstanceID.NotFound``) when AWS
+    answered with one: callers branch on it, never on the message text.
+    """
 
     exit_code = 5
     label = "aws error"
+
+    def __init__(self, message: str, *, code: str = "", hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.code = code
 
 
 class AWSCredentialsError(AWSError):
@@ -89,6 +97,25 @@ class HostKeyError(HostConnectionError):
 
     exit_code = 9
     label = "host key error"
+
+    def __init__(self, message: str, *, hostname: str = "", offered: str = "",
+                 hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.hostname = hostname  # the name the key is (or would be) pinned under
+        self.offered = offered  # "type SHA256:..." of the key the server offered
+
+
+class UnknownHostKeyError(HostKeyError):
+    """Nothing is pinned for the host: its key was never accepted."""
+
+
+class HostKeyMismatchError(HostKeyError):
+    """The host offered a key other than the pinned one."""
+
+    def __init__(self, message: str, *, hostname: str = "", offered: str = "",
+                 expected: str = "", hint: str | None = None):
+        super().__init__(message, hostname=hostname, offered=offered, hint=hint)
+        self.expected = expected
 
 
 class RemoteCommandError(HgAutomationError):
@@ -161,7 +188,7 @@ def _all_error_classes() -> list[type[HgAutomationError]]:
 EXIT_CODES: dict[int, str] = {
     cls.exit_code: cls.__name__
     for cls in _all_error_classes()
-    if cls is not HgAutomationError
+    if cls is not HgAutomationError and "exit_code" in vars(cls)
 }
 
 # Exit codes that are not error classes.

@@ -5,6 +5,8 @@ The single source for CLI choices and for the build matrices.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # Distro name -> how its base image is found (owner id, AMI name pattern).
 LINUX_DISTROS: dict[str, tuple[str, str]] = {
     "debian12": ("136693071363", "debian-12-amd64-*"),
@@ -32,19 +34,18 @@ AMAZON_OWNER_ID = "801119661308"
 
 # -- the Windows release matrix: data, used by the builds and by publishing --
 
-# A namedtuple, not a dataclass: this module is imported on every start-up
-# (for CLI choices) and dataclasses pulls in inspect, ~10 ms.
-from collections import namedtuple  # noqa: E402
-
 WHEEL_PLATFORM_TAGS = {"x86": "win32", "x64": "win_amd64"}
 INSTALLER_PYTHON = DEFAULT_WINDOWS_PYTHON
 WHEEL_PYTHONS = WINDOWS_PYTHONS
 
 
-class WindowsArtifact(namedtuple("WindowsArtifact", "kind python arch")):
+@dataclass(frozen=True)
+class WindowsArtifact:
     """One file of a Windows release: kind ("wheel", "inno", "wix"), python ("3.12"), arch."""
 
-    __slots__ = ()
+    kind: str
+    python: str
+    arch: str
 
     def filename(self, version: str) -> str:
         if self.kind == "wheel":

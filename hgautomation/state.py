@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +67,15 @@ class StateDir:
     @property
     def backups(self) -> Path:
         return self.subdir("backups")
+
+    @contextlib.contextmanager
+    def run_dir(self, prefix: str) -> Iterator[Path]:
+        """A private directory under ``runs/`` for one run (known_hosts), removed after."""
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.runs))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -19,10 +19,13 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hgautomation import errors, hgrepo
 
-DEFAULT_FUNCTION = "ci-try-server-upload"
+if TYPE_CHECKING:
+    from hgautomation.aws.session import AWSSession
+
 # Lambda's limit for a synchronous (RequestResponse) invocation payload: 6 MB.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 
@@ -126,14 +129,13 @@ def parse_response(raw: bytes, function_error: str | None) -> TryResult:
     return TryResult(text.splitlines(), False)
 
 
-def invoke(ctx, function: str, payload: bytes) -> TryResult:
+def invoke(session: AWSSession, function: str, payload: bytes) -> TryResult:
     """Invoke ``function`` synchronously; AWS failures become one-line errors."""
     from botocore.config import Config
     from botocore.exceptions import ClientError
 
-    from hgautomation.aws.session import open_session, translate_errors
+    from hgautomation.aws.session import translate_errors
 
-    session = open_session(ctx)
     # The server may take a while to store the bundle: wait longer than the usual 60 s.
     client = session.boto.client("lambda", config=session.config.merge(
         Config(read_timeout=300)))

@@ -1,13 +1,24 @@
-"""Reconcile the account state a run needs: key pair, security groups, IAM profile."""
+"""The one AWS set-up path of every command: session, owner, account state, call count.
+
+:func:`open_aws` opens the session (region, credentials), settles the owner and,
+when asked, reconciles the account state a run needs (key pair, security groups,
+IAM instance profile). Commands run their local checks before calling it, since
+reconciling may change the account.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hgautomation import console
+from hgautomation import console, errors
 from hgautomation.aws import iam, keys, security_groups
-from hgautomation.aws.session import AWSSession
+from hgautomation.aws import tags as T
+from hgautomation.aws.session import AWSSession, open_session, translate_errors
+from hgautomation.options import AWSOptions, normalize_owner
 
 
 @dataclass(frozen=True)
@@ -22,8 +33,48 @@ class AccountState:
     instance_profile_arn: str = ""
 
 
-def ensure_account_state(ctx, session: AWSSession, owner: str, ingress_cidr: str | None,
-                         *, kinds: tuple[str, ...] = ("linux", "windows"),
+@dataclass(frozen=True)
+class AWS:
+    """An open AWS session for one command, its owner and (if reconciled) account state."""
+
+    session: AWSSession
+    owner: str
+    options: AWSOptions
+    account: AccountState | None = None
+
+    @property
+    def state(self) -> AccountState:
+        if self.account is None:  # pragma: no cover - a flow asked for what it did not open
+            raise errors.HgAutomationError("AWS account state was not reconciled")
+        return self.account
+
+
+@contextlib.contextmanager
+def open_aws(region: str, options: AWSOptions, keys_dir: Path, *,
+             kinds: Sequence[str] = (), rdp: bool = False,
+             with_owner: bool = True) -> Iterator[AWS]:
+    """Session + owner (+ account state for *kinds*); botocore errors become one line.
+
+    ``with_owner=False`` skips settling the owner, for calls that create nothing of
+    anyone's (``try``). ``-v`` prints the number of AWS calls made, whatever the outcome.
+    """
+    with translate_errors():
+        session = open_session(region)
+        try:
+            owner = resolve_owner(session, options.owner) if with_owner else ""
+            account = None
+            if kinds:
+                account = ensure_account_state(session, owner, keys_dir,
+                                               options.ingress_cidr, kinds=tuple(kinds),
+                                               rdp=rdp)
+            yield AWS(session, owner, options, account)
+        finally:
+            console.get().detail(session.counter.summary())
+
+
+def ensure_account_state(session: AWSSession, owner: str, keys_dir: Path,
+                         ingress_cidr: str | None, *,
+                         kinds: tuple[str, ...] = ("linux", "windows"),
                          rdp: bool = False) -> AccountState:
     """Create or repair what *owner* needs; a second call makes no mutating AWS call.
 
@@ -32,7 +83,7 @@ def ensure_account_state(ctx, session: AWSSession, owner: str, ingress_cidr: str
     con = console.get()
     with con.step(f"reconcile AWS account state for owner {owner}"):
         cidr = ingress_cidr or security_groups.caller_cidr()
-        pair = keys.ensure_key_pair(session, ctx.state.keys, owner)
+        pair = keys.ensure_key_pair(session, keys_dir, owner)
         groups = {kind: security_groups.ensure_security_group(session, kind, owner, cidr,
                                                               rdp=rdp)
                   for kind in kinds}
@@ -43,16 +94,11 @@ def ensure_account_state(ctx, session: AWSSession, owner: str, ingress_cidr: str
 
 
 def resolve_owner(session: AWSSession, explicit: str | None) -> str:
-    """--owner / HGAUTOMATION_OWNER, else derived from the caller's identity."""
-    import os
-
-    from hgautomation import errors
-    from hgautomation.aws import tags as T
-
+    """--owner, else HGAUTOMATION_OWNER, else derived from the caller's identity."""
     raw = explicit or os.environ.get("HGAUTOMATION_OWNER")
     if not raw:
         raw = T.owner_from_arn(session.caller_identity()["Arn"])
-    owner = T.normalize_owner(raw)
+    owner = normalize_owner(raw)
     if not owner:
         raise errors.UsageError(f"invalid owner {raw!r}",
                                 hint="use letters, digits and dashes (--owner)")

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from hgautomation import console, errors
+from hgautomation import console, errors, poll
 from hgautomation.aws import instances as inst
 from hgautomation.aws import tags as T
 from hgautomation.aws.session import AWSSession, translate_errors
@@ -109,9 +108,11 @@ def deregister(session: AWSSession, images: Sequence[Image]) -> None:
 
 
 def wait_available(session: AWSSession, image_id: str, timeout: float,
-                   poll: float = 10.0) -> Image:
-    deadline = time.monotonic() + timeout
-    while True:
+                   interval: float = 10.0) -> Image:
+    state = "missing"
+
+    def check() -> Image | None:
+        nonlocal state
         with translate_errors("describe images"):
             found = session.client("ec2").describe_images(ImageIds=[image_id])["Images"]
         state = found[0]["State"] if found else "missing"
@@ -119,9 +120,12 @@ def wait_available(session: AWSSession, image_id: str, timeout: float,
             return Image.from_api(found[0])
         if state in ("failed", "invalid", "error", "deregistered"):
             raise errors.AWSError(f"image {image_id} became {state}")
-        if time.monotonic() >= deadline:
-            raise errors.WaitTimeout(f"image {image_id} still {state} after {timeout:.0f}s")
-        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+        return None
+
+    return poll.until(check, timeout=timeout, interval=interval,
+                      what=f"image {image_id} available",
+                      timeout_message=lambda: f"image {image_id} still {state} "
+                                              f"after {timeout:.0f}s")
 
 
 def build_image(
@@ -198,10 +202,3 @@ def ensure_image(session: AWSSession, *, family: str, fp: str, **build_options) 
                  + " ".join(i.id for i in stale))
         deregister(session, stale)
     return image
-
-
-def bootstrap_linux(ctx, args, script: Path) -> int:
-    """``bootstrap-linux-dev`` on EC2 (see :mod:`hgautomation.aws.linux`)."""
-    from hgautomation.aws import linux
-
-    return linux.bootstrap_linux(ctx, args, script)

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hgautomation import console, errors
+from hgautomation import console, errors, poll
 from hgautomation.aws import tags as T
 from hgautomation.aws.session import AWSSession, client_error_code, translate_errors
 
@@ -155,22 +155,25 @@ def terminate(session: AWSSession, instance_ids: Sequence[str]) -> dict[str, str
 
 
 def wait_for_state(session: AWSSession, instance_ids: Sequence[str], states: set[str],
-                   timeout: float, *, poll: float = 3.0, need_address: str | None = None,
+                   timeout: float, *, interval: float = 3.0, need_address: str | None = None,
                    what: str = "instances") -> list[dict]:
     """Poll until every instance is in one of *states* (and has an address); bounded."""
-    deadline = time.monotonic() + timeout
-    while True:
+    wanted = set(instance_ids)
+    pending = sorted(wanted)
+
+    def check() -> list[dict] | None:
+        nonlocal pending
         try:
             found = describe(session, instance_ids=instance_ids)
         except errors.AWSError as exc:
             # Right after launch EC2 may not know the id yet (eventual consistency).
-            if "InvalidInstanceID.NotFound" not in str(exc):
+            if exc.code != "InvalidInstanceID.NotFound":
                 raise
             found = []
         by_id = {i["InstanceId"]: i for i in found}
         ready = [i for i in by_id.values() if i["State"]["Name"] in states
                  and (need_address is None or i.get(need_address))]
-        if len(ready) == len(set(instance_ids)):
+        if len(ready) == len(wanted):
             return ready
         dead = [i["InstanceId"] for i in by_id.values()
                 if i["State"]["Name"] in ("shutting-down", "terminated")
@@ -178,12 +181,13 @@ def wait_for_state(session: AWSSession, instance_ids: Sequence[str], states: set
         if dead:
             raise errors.AWSError(f"instance(s) {', '.join(dead)} terminated unexpectedly "
                                   "(spot reclaim, quota or a bad image?)")
-        if time.monotonic() >= deadline:
-            pending = sorted(set(instance_ids) - {i["InstanceId"] for i in ready})
-            raise errors.WaitTimeout(
-                f"{what} {', '.join(pending)} not {'/'.join(sorted(states))} "
-                f"after {timeout:.0f}s")
-        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+        pending = sorted(wanted - {i["InstanceId"] for i in ready})
+        return None
+
+    goal = "/".join(sorted(states))
+    return poll.until(
+        check, timeout=timeout, interval=interval, what=f"{what} {goal}",
+        timeout_message=lambda: f"{what} {', '.join(pending)} not {goal} after {timeout:.0f}s")
 
 
 # -- launching ----------------------------------------------------------------
@@ -383,7 +387,7 @@ def temporary_instances(
             ids = list(launches.ids)
             con.detail(f"launched {' '.join(ids)}")
             ready = wait_for_state(
-                session, ids, {"running"}, wait_timeout, poll=poll_interval,
+                session, ids, {"running"}, wait_timeout, interval=poll_interval,
                 need_address="PublicIpAddress" if require_public_ip else "PrivateIpAddress")
         order = {i: n for n, i in enumerate(ids)}
         records = sorted((Instance.from_api(i) for i in ready), key=lambda r: order[r.id])

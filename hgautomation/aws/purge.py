@@ -60,7 +60,7 @@ def terminate_instances(session: AWSSession, sel: Selection, *,
         states = inst.terminate(session, ids)
         # Security groups can only go once their instances are gone.
         if wait_timeout and any(states.get(i) != "terminated" for i in ids):
-            inst.wait_for_state(session, ids, {"terminated"}, wait_timeout, poll=5.0,
+            inst.wait_for_state(session, ids, {"terminated"}, wait_timeout, interval=5.0,
                                 what="instances")
     return [Action(r, _verb(sel, "terminated")) for r in chosen] + actions
 

@@ -14,15 +14,6 @@ RDP_PORT = 3389
 Rule = tuple[int, int, str]  # (from port, to port, cidr)
 
 
-def parse_cidr(text: str) -> str:
-    """A normalized CIDR (a bare address becomes /32 or /128); UsageError when malformed."""
-    try:
-        return str(ipaddress.ip_network(text.strip(), strict=False))
-    except ValueError:
-        raise errors.UsageError(f"invalid --ingress-cidr {text!r}",
-                                hint="e.g. 203.0.113.7/32") from None
-
-
 def caller_cidr(timeout: float = 10.0) -> str:
     """The caller's public IPv4 address as /32, asked from a public echo service."""
     import requests
@@ -105,15 +96,17 @@ def ensure_security_group(session: AWSSession, kind: str, owner: str, ingress_ci
                                   "tagged as ours", hint="delete it or choose another --owner")
         current = _current_rules(group)
     stale, missing = current - wanted, wanted - current
-    if stale:
-        con.info(f"security group {name}: removing {len(stale)} outdated rule(s)")
-        with translate_errors(f"revoke ingress on {name}"):
-            ec2.revoke_security_group_ingress(GroupId=group_id,
-                                              IpPermissions=_permissions(stale, group))
+    # The new rule first: a failure between the two calls never leaves the group
+    # without ingress.
     if missing:
         con.info(f"security group {name}: allowing {', '.join(str(p) for p in ports)}/tcp "
                  f"from {ingress_cidr}")
         with translate_errors(f"authorize ingress on {name}"):
             ec2.authorize_security_group_ingress(GroupId=group_id,
                                                  IpPermissions=_permissions(missing))
+    if stale:
+        con.info(f"security group {name}: removing {len(stale)} outdated rule(s)")
+        with translate_errors(f"revoke ingress on {name}"):
+            ec2.revoke_security_group_ingress(GroupId=group_id,
+                                              IpPermissions=_permissions(stale, group))
     return group_id

@@ -27,11 +27,6 @@ _AUTH_CODES = {
     "IncompleteSignature",
 }
 
-THROTTLING_CODES = {
-    "Throttling", "ThrottlingException", "RequestLimitExceeded",
-    "RequestThrottled", "TooManyRequestsException",
-}
-
 DEFAULT_MAX_ATTEMPTS = 6
 
 
@@ -83,7 +78,6 @@ class AWSSession:
         )
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._account_id: str | None = None
 
     def _count(self, model=None, **kwargs) -> None:
         if model is not None:
@@ -96,17 +90,9 @@ class AWSSession:
                 self._clients[service] = self.boto.client(service, config=self.config)
             return self._clients[service]
 
-    @property
-    def account_id(self) -> str:
-        if self._account_id is None:
-            self._account_id = self.caller_identity()["Account"]
-        return self._account_id
-
     def caller_identity(self) -> dict:
         with translate_errors("sts:GetCallerIdentity"):
-            ident = self.client("sts").get_caller_identity()
-        self._account_id = ident["Account"]
-        return ident
+            return self.client("sts").get_caller_identity()
 
 
 def _env_int(name: str, default: int) -> int:
@@ -127,9 +113,8 @@ def known_regions() -> set[str]:
     return regions
 
 
-def open_session(ctx, *, region: str | None = None) -> AWSSession:
-    """The session for a command: region from the context, credentials from the standard chain."""
-    region = region or ctx.aws_region
+def open_session(region: str) -> AWSSession:
+    """The session for a command in *region*, credentials from the standard chain."""
     if region not in known_regions():
         raise errors.AWSEndpointError(f"unknown AWS region {region!r}",
                                       hint="check --aws-region / AWS_DEFAULT_REGION")
@@ -174,6 +159,6 @@ def translate_errors(action: str = "") -> Iterator[None]:
         if code in _AUTH_CODES:
             raise errors.AWSCredentialsError(
                 f"AWS rejected the credentials{where}: {code}: {message}") from None
-        raise errors.AWSError(f"{code or 'error'}{where}: {message}") from None
+        raise errors.AWSError(f"{code or 'error'}{where}: {message}", code=code) from None
     except bx.BotoCoreError as exc:
         raise errors.AWSError(f"{type(exc).__name__}{where}: {exc}") from None

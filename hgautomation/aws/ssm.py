@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hgautomation import errors
+from hgautomation import errors, poll
 from hgautomation.aws.session import AWSSession, client_error_code, translate_errors
 
 FINAL_STATUSES = {"Success", "Failed", "Cancelled", "TimedOut", "Undeliverable",
@@ -26,26 +25,27 @@ class CommandResult:
 
 
 def wait_managed(session: AWSSession, instance_id: str, timeout: float = 600.0,
-                 poll: float = 5.0) -> dict:
+                 interval: float = 5.0) -> dict:
     """Wait until SSM lists *instance_id* as Online; returns its information record."""
     ssm = session.client("ssm")
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def check() -> dict | None:
         with translate_errors("describe instance information"):
             info = ssm.describe_instance_information(
                 Filters=[{"Key": "InstanceIds", "Values": [instance_id]}]
             )["InstanceInformationList"]
-        if info and info[0].get("PingStatus") == "Online":
-            return info[0]
-        if time.monotonic() >= deadline:
-            raise errors.WaitTimeout(f"instance {instance_id} not managed by SSM after "
-                                     f"{timeout:.0f}s (agent running? instance profile?)")
-        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+        return info[0] if info and info[0].get("PingStatus") == "Online" else None
+
+    return poll.until(check, timeout=timeout, interval=interval,
+                      what=f"{instance_id} managed by SSM",
+                      timeout_message=lambda: f"instance {instance_id} not managed by SSM "
+                                              f"after {timeout:.0f}s (agent running? "
+                                              "instance profile?)")
 
 
 def run_command(session: AWSSession, instance_id: str, commands: Sequence[str], *,
                 document: str = LINUX_DOCUMENT, timeout: float = 1800.0,
-                poll: float = 2.0, comment: str = "hgautomation") -> CommandResult:
+                interval: float = 2.0, comment: str = "hgautomation") -> CommandResult:
     """Run *commands* through *document* and poll it to a final status (bounded).
 
     Any final status but Success raises RemoteCommandError with the output tail.
@@ -58,8 +58,10 @@ def run_command(session: AWSSession, instance_id: str, commands: Sequence[str], 
             InstanceIds=[instance_id], DocumentName=document, Comment=comment[:100],
             Parameters={"commands": list(commands)},
             TimeoutSeconds=max(30, int(timeout)))["Command"]["CommandId"]
-    deadline = time.monotonic() + timeout
-    while True:
+    status = "Pending"
+
+    def check() -> dict | None:
+        nonlocal status
         with translate_errors("get command invocation"):
             try:
                 inv = ssm.get_command_invocation(CommandId=command_id,
@@ -68,21 +70,22 @@ def run_command(session: AWSSession, instance_id: str, commands: Sequence[str], 
                 # Just after SendCommand the invocation may not exist yet.
                 if client_error_code(exc) != "InvocationDoesNotExist":
                     raise
-                inv = {"Status": "Pending"}
-        status = inv.get("Status", "")
-        if status in FINAL_STATUSES:
-            result = CommandResult(command_id, instance_id, status,
-                                   inv.get("StandardOutputContent", ""),
-                                   inv.get("StandardErrorContent", ""))
-            if status != "Success":
-                tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
-                raise errors.RemoteCommandError(
-                    f"SSM command {command_id} on {instance_id} ended {status}: "
-                    + (tail.splitlines()[-1] if tail else "no output"),
-                    command=" && ".join(commands), status=inv.get("ResponseCode"),
-                    output_tail=tail)
-            return result
-        if time.monotonic() >= deadline:
-            raise errors.WaitTimeout(f"SSM command {command_id} on {instance_id} still "
-                                     f"{status or 'pending'} after {timeout:.0f}s")
-        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+                return None
+        status = inv.get("Status", "") or "Pending"
+        return inv if status in FINAL_STATUSES else None
+
+    inv = poll.until(check, timeout=timeout, interval=interval,
+                     what=f"SSM command {command_id} on {instance_id}",
+                     timeout_message=lambda: f"SSM command {command_id} on {instance_id} "
+                                             f"still {status} after {timeout:.0f}s")
+    result = CommandResult(command_id, instance_id, status,
+                           inv.get("StandardOutputContent", ""),
+                           inv.get("StandardErrorContent", ""))
+    if status != "Success":
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+        raise errors.RemoteCommandError(
+            f"SSM command {command_id} on {instance_id} ended {status}: "
+            + (tail.splitlines()[-1] if tail else "no output"),
+            command=" && ".join(commands), status=inv.get("ResponseCode"),
+            output_tail=tail)
+    return result

@@ -8,7 +8,8 @@ name (key pairs, security groups, instances); shared ones (images, IAM) do not.
 from __future__ import annotations
 
 import datetime as _dt
-import re
+
+from hgautomation.options import normalize_owner
 
 PREFIX = "hg-"
 MANAGED = "hgautomation:managed"
@@ -19,15 +20,6 @@ RUN = "hgautomation:run"
 PURPOSE = "hgautomation:purpose"
 FINGERPRINT = "hgautomation:fingerprint"
 IMAGE = "hgautomation:image"  # the image family, e.g. hg-linux-dev-debian12
-
-_OWNER_RE = re.compile(r"[^a-z0-9-]+")
-MAX_OWNER = 32
-
-
-def normalize_owner(raw: str) -> str:
-    """Owner as it appears in names: lowercase [a-z0-9-], at most 32 characters."""
-    owner = _OWNER_RE.sub("-", raw.strip().lower()).strip("-")
-    return owner[:MAX_OWNER].strip("-")
 
 
 def owner_from_arn(arn: str) -> str:

@@ -7,13 +7,16 @@ repository is then pushed into ``/hgdev/src`` so runs only send new changesets.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import replace
 from pathlib import Path
 
 from hgautomation import console, errors, hgrepo, hosts, linux
+from hgautomation.commands import open_aws, static_hosts
+from hgautomation.context import Context
 
 
-def main(ctx, args) -> int:
+def main(ctx: Context, args: argparse.Namespace) -> int:
     if not args.host:
         return _images(ctx, args)
     out = console.get()
@@ -33,9 +36,10 @@ def main(ctx, args) -> int:
         repo = hgrepo.LocalRepo(ctx.hg_repo, hg=args.hg)
     except errors.LocalRepoError:
         out.warn("no local Mercurial repository: /hgdev/src stays empty until the first run")
+    wanted = static_hosts(args)
     targets = hosts.static_hosts(
-        args.host, known_hosts=ctx.state.known_hosts, ssh_config=ctx.ssh_config,
-        accept_new_host_key=args.accept_new_host_key, default_user="root")
+        wanted.specs, known_hosts=ctx.state.known_hosts, ssh_config=ctx.ssh_config,
+        accept_new_host_key=wanted.accept_new_host_key, default_user="root")
     for host in targets:
         with out.step(f"provision {host.target} ({','.join(args.pythons)})"), \
                 host.connect() as conn:
@@ -57,7 +61,13 @@ def main(ctx, args) -> int:
     return 0
 
 
-def _images(ctx, args) -> int:
-    from hgautomation.aws import images  # boto3: only for the EC2 path
+def _images(ctx: Context, args: argparse.Namespace) -> int:
+    from hgautomation.linux import ec2  # boto3: only for the EC2 path
 
-    return images.bootstrap_linux(ctx, args, linux.SCRIPTS / "bootstrap-debian.sh")
+    with open_aws(ctx, args, kinds=("linux",)) as aws:
+        images = ec2.ensure_images(ctx, aws, args.distros, args.pythons,
+                                   parallel=args.parallel, pip_index_url=args.pip_index_url)
+        console.get().table(["distro", "image", "name"],
+                            [[d, i.id, i.name] for d, i in zip(args.distros, images)],
+                            title="Linux dev images:")
+    return 0

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
+
 from hgautomation import console, errors, hosts, linux
+from hgautomation.commands import static_hosts
+from hgautomation.context import Context
 
 
-def main(ctx, args) -> int:
+def main(ctx: Context, args: argparse.Namespace) -> int:
     if not args.host:
         raise errors.UsageError("check-host needs --host [USER@]ADDRESS[:PORT]")
     out = console.get()
+    wanted = static_hosts(args)
     targets = hosts.static_hosts(
-        args.host, known_hosts=ctx.state.known_hosts, ssh_config=ctx.ssh_config,
-        accept_new_host_key=args.accept_new_host_key,
+        wanted.specs, known_hosts=ctx.state.known_hosts, ssh_config=ctx.ssh_config,
+        accept_new_host_key=wanted.accept_new_host_key,
         fallback_identity=hosts.tool_key(ctx.state.root / "keys"))
     failing = []
     for host in targets:
@@ -27,5 +32,5 @@ def main(ctx, args) -> int:
         raise errors.HostContractError(
             "contract not met: " + "; ".join(failing),
             hint="run bootstrap-linux-dev --host root@HOST")
-    out.result(f"{len(targets)} host{'s' if len(targets) != 1 else ''} meet the contract")
+    out.result(f"{len(targets)} host{' meets' if len(targets) == 1 else 's meet'} the contract")
     return 0

@@ -2,25 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 from hgautomation import console
-
-
-@contextlib.contextmanager
-def aws_session(ctx, args) -> Iterator[tuple]:
-    """(session, owner) for a command; -v prints how many AWS calls it made."""
-    from hgautomation.aws.account import resolve_owner
-    from hgautomation.aws.session import open_session, translate_errors
-
-    with translate_errors():
-        session = open_session(ctx)
-        try:
-            owner = resolve_owner(session, args.owner)
-            yield session, owner
-        finally:
-            console.get().detail(session.counter.summary())
+from hgautomation.commands import open_aws
 
 
 def _selection(args, owner: str):
@@ -45,12 +28,8 @@ def _print_actions(actions, what: str, dry_run: bool) -> None:
 
 def setup_account(ctx, args) -> int:
     """Create or repair the owner's key pair, security groups and the IAM profile."""
-    from hgautomation.aws.account import ensure_account_state
-    from hgautomation.aws.security_groups import parse_cidr
-
-    cidr = parse_cidr(args.ingress_cidr) if args.ingress_cidr else None
-    with aws_session(ctx, args) as (session, owner):
-        state = ensure_account_state(ctx, session, owner, cidr, rdp=args.rdp)
+    with open_aws(ctx, args, kinds=("linux", "windows"), rdp=args.rdp) as aws:
+        session, owner, state = aws.session, aws.owner, aws.state
         con = console.get()
         rows = [["key pair", state.key_name, str(state.key_path)]]
         rows += [["security group", f"hg-{kind}-dev-1-{owner}", sg]
@@ -66,7 +45,8 @@ def list_resources(ctx, args) -> int:
     from hgautomation.aws import inventory as inv
 
     con = console.get()
-    with aws_session(ctx, args) as (session, owner):
+    with open_aws(ctx, args) as aws:
+        session, owner = aws.session, aws.owner
         who = None if args.all_owners else owner
         rows: list[inv.Resource] = []
         rows += inv.instances(session, who)
@@ -98,7 +78,8 @@ def terminate(ctx, args) -> int:
     """Terminate our instances (the owner's, or every owner's with --all-owners)."""
     from hgautomation.aws import purge as purge_
 
-    with aws_session(ctx, args) as (session, owner):
+    with open_aws(ctx, args) as aws:
+        session, owner = aws.session, aws.owner
         sel = _selection(args, owner)
         actions = purge_.terminate_instances(session, sel)
         _print_actions(actions, "instances", sel.dry_run)
@@ -109,7 +90,8 @@ def purge(ctx, args) -> int:
     """Remove our instances, images, security groups, key pairs and IAM entries."""
     from hgautomation.aws import purge as purge_
 
-    with aws_session(ctx, args) as (session, owner):
+    with open_aws(ctx, args) as aws:
+        session, owner = aws.session, aws.owner
         sel = _selection(args, owner)
         actions = purge_.purge(session, sel)
         _print_actions(actions, "purge", sel.dry_run)

@@ -7,15 +7,21 @@ files) before anything is sent; then PyPI, then the release host.
 
 from __future__ import annotations
 
+import argparse
+
 from hgautomation import console, errors
+from hgautomation.context import Context
 from hgautomation.publish import artifacts
 
 
-def main(ctx, args) -> int:
+def main(ctx: Context, args: argparse.Namespace) -> int:
     out = console.get()
-    version = artifacts.validate_version(args.mercurial_version)
+    version = args.mercurial_version  # validated by options.version
     if not args.pypi and not args.mercurial_scm_org:
         raise errors.UsageError("--no-pypi and --no-mercurial-scm-org leave nothing to do")
+    if args.pypi and "+" in version:
+        raise errors.UsageError(f"PyPI does not accept local versions like {version!r}",
+                                hint="publish with --no-pypi, or a public version")
     dist = ctx.hg_repo / "dist"
     with out.step(f"checking the artifacts for {version} in {dist}"):
         found = artifacts.collect(dist, version)
@@ -54,18 +60,18 @@ def main(ctx, args) -> int:
             conn = ssh.connect(target, known_hosts=ctx.state.known_hosts,
                                extra_known_hosts=[ssh.USER_KNOWN_HOSTS],
                                accept_new_host_key=False, wait=0)
-        except errors.HostKeyError as exc:
-            if not exc.message.startswith("unknown host key"):
-                raise
+        except errors.UnknownHostKeyError as exc:
             # Publishing never pins a key on first sight: say how to add it instead.
-            raise errors.HostKeyError(
-                exc.message, hint=f"verify the fingerprint, then add the key to "
-                                  f"{ssh.USER_KNOWN_HOSTS} or {ctx.state.known_hosts}") from None
+            raise errors.UnknownHostKeyError(
+                exc.message, hostname=exc.hostname, offered=exc.offered,
+                hint=f"verify the fingerprint, then add the key to "
+                     f"{ssh.USER_KNOWN_HOSTS} or {ctx.state.known_hosts}") from None
     with conn:
         return _publish(ctx, args, version, repo, wheels, installers, conn=conn)
 
 
-def _publish(ctx, args, version, repo, wheels, installers, conn) -> int:
+def _publish(ctx: Context, args: argparse.Namespace, version, repo, wheels, installers,
+             conn) -> int:
     from hgautomation.publish import pypi, release_host
 
     out = console.get()

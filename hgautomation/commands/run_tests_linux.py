@@ -7,15 +7,34 @@ copy the JSON report back -> merge, summarize, exit 1 if any test failed.
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import datetime
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hgautomation import console, errors, hgrepo, hosts, linux
+from hgautomation.commands import open_aws, static_hosts
+from hgautomation.context import Context
 
 STATIC_FILESYSTEMS = ("default", "tmpfs")
+
+
+@dataclass(frozen=True)
+class TestRun:
+    """What every shard of one run does: the same revision, Python and flags."""
+
+    __test__ = False  # not a pytest test class
+
+    repo: hgrepo.LocalRepo
+    node: str
+    diff: bytes | None  # --include-working-copy
+    python: str  # interpreter path on the host
+    test_flags: Sequence[str]
+    filesystem: str
+    results_dir: Path
 
 
 @dataclass
@@ -25,11 +44,10 @@ class ShardResult:
     report: Path | None = None
     setup_seconds: float = 0.0
     test_seconds: float = 0.0
-    error: BaseException | None = None
     connections: list = field(default_factory=list)
 
 
-def main(ctx, args) -> int:
+def main(ctx: Context, args: argparse.Namespace) -> int:
     out = console.get()
     start = time.monotonic()
     repo = hgrepo.LocalRepo(ctx.hg_repo, hg=args.hg)
@@ -40,10 +58,13 @@ def main(ctx, args) -> int:
         if args.include_working_copy:
             out.info(f"working copy: {len(diff)} bytes of uncommitted changes"
                      if diff else "working copy: no uncommitted changes")
-    python = linux.python_path(args.python_version)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     results_dir = Path(args.results_dir).expanduser().absolute() if args.results_dir \
         else ctx.state.results / f"run-tests-linux-{stamp}-{node[:12]}"
+    run = TestRun(repo=repo, node=node, diff=diff,
+                  python=linux.python_path(args.python_version),
+                  test_flags=tuple(args.test_flags), filesystem=args.filesystem,
+                  results_dir=results_dir)
 
     if args.host:
         if args.filesystem not in STATIC_FILESYSTEMS:
@@ -54,36 +75,35 @@ def main(ctx, args) -> int:
             raise errors.UsageError(
                 f"--instances {args.instances} with --host needs {args.instances} --host "
                 f"values (got {len(args.host)})")
+        wanted = static_hosts(args)
         targets = hosts.static_hosts(
-            args.host, known_hosts=ctx.state.known_hosts, ssh_config=ctx.ssh_config,
-            accept_new_host_key=args.accept_new_host_key,
+            wanted.specs, known_hosts=ctx.state.known_hosts, ssh_config=ctx.ssh_config,
+            accept_new_host_key=wanted.accept_new_host_key,
             fallback_identity=hosts.tool_key(ctx.state.root / "keys"))
-        shards = _run_all(targets, repo, node, diff, python, args, results_dir)
+        shards = _run_all(targets, run)
     else:
         if args.accept_new_host_key:
             raise errors.UsageError("--accept-new-host-key applies to --host only "
                                     "(EC2 host keys are generated and pinned by the tool)")
-        with hosts.ec2_hosts(ctx, count=args.instances or 1, distro=args.distro,
-                             instance_type=args.instance_type,
-                             needs_disk=args.filesystem not in STATIC_FILESYSTEMS,
-                             owner=args.owner, ingress_cidr=args.ingress_cidr,
-                             spot=args.spot) as targets:
-            shards = _run_all(targets, repo, node, diff, python, args, results_dir)
+        from hgautomation.linux import ec2
+
+        with open_aws(ctx, args, kinds=("linux",)) as aws, ec2.temporary_hosts(
+                ctx, aws, count=args.instances or 1, distro=args.distro,
+                instance_type=args.instance_type,
+                needs_disk=args.filesystem not in STATIC_FILESYSTEMS) as targets:
+            shards = _run_all(targets, run)
     return _summarize(shards, results_dir, time.monotonic() - start)
 
 
-def _run_all(targets: list, repo, node: str, diff, python: str, args,
-             results_dir: Path) -> list[ShardResult]:
+def _run_all(targets: list[hosts.Host], run: TestRun) -> list[ShardResult]:
     total = len(targets)
     shards = [ShardResult(label=t.label) for t in targets]
     prefixes = [f"[{t.label}] " if total > 1 else "" for t in targets]
     if total == 1:
-        _run_one(targets[0], 1, 1, shards[0], prefixes[0], repo, node, diff, python, args,
-                 results_dir)
+        _run_one(targets[0], 1, 1, shards[0], prefixes[0], run)
         return shards
     with concurrent.futures.ThreadPoolExecutor(max_workers=total) as pool:
-        futures = [pool.submit(_run_one, t, i + 1, total, shards[i], prefixes[i], repo, node,
-                               diff, python, args, results_dir)
+        futures = [pool.submit(_run_one, t, i + 1, total, shards[i], prefixes[i], run)
                    for i, t in enumerate(targets)]
         try:
             for future in futures:
@@ -98,7 +118,7 @@ def _run_all(targets: list, repo, node: str, diff, python: str, args,
 
 
 def _run_one(host: hosts.Host, index: int, total: int, shard: ShardResult, prefix: str,
-             repo, node: str, diff, python: str, args, results_dir: Path) -> None:
+             run: TestRun) -> None:
     out = console.get()
     start = time.monotonic()
     shard_arg = (index, total) if total > 1 else None
@@ -106,25 +126,26 @@ def _run_one(host: hosts.Host, index: int, total: int, shard: ShardResult, prefi
         conn = host.connect()
     shard.connections.append(conn)
     try:
-        with out.step(f"{prefix}prepare /hgwork ({args.filesystem})"):
-            linux.prepare(conn, args.filesystem, host.block_device, prefix=prefix)
+        node = run.node
+        with out.step(f"{prefix}prepare /hgwork ({run.filesystem})"):
+            linux.prepare(conn, run.filesystem, host.block_device, prefix=prefix)
         with out.step(f"{prefix}push {node[:12]}"):
-            result = hgrepo.push(repo, node, conn.target, host.known_hosts,
+            result = hgrepo.push(run.repo, node, conn.target, host.known_hosts,
                                  extra_known_hosts=host.extra_known_hosts, label=prefix)
             out.info(f"{prefix}pushed {result.changesets} changeset"
                      f"{'' if result.changesets == 1 else 's'}" if result.pushed
                      else f"{prefix}host already has {node[:12]}: nothing to push")
         with out.step(f"{prefix}check out {node[:12]}"):
-            linux.checkout(conn, node, diff, prefix=prefix)
+            linux.checkout(conn, node, run.diff, prefix=prefix)
         shard.setup_seconds = time.monotonic() - start
         tests_start = time.monotonic()
         with out.step(f"{prefix}run tests" + (f" (shard {index}/{total})" if shard_arg else "")):
-            shard.status = linux.run_tests(conn, python, args.test_flags, shard_arg,
+            shard.status = linux.run_tests(conn, run.python, run.test_flags, shard_arg,
                                            prefix=prefix)
         shard.test_seconds = time.monotonic() - tests_start
         name = "report.json" if total == 1 else f"report-{index}-{_safe(host.label)}.json"
-        if linux.fetch_report(conn, results_dir / name):
-            shard.report = results_dir / name
+        if linux.fetch_report(conn, run.results_dir / name):
+            shard.report = run.results_dir / name
     finally:
         conn.close()
 

@@ -5,11 +5,14 @@ The exit status of run-tests.py is the exit status of the command, as on Linux.
 
 from __future__ import annotations
 
-from hgautomation import console
+import argparse
+
+from hgautomation import console, hgrepo
+from hgautomation.commands import open_aws, windows_machine
+from hgautomation.context import Context
 
 
-def main(ctx, args) -> int:
-    from hgautomation import hgrepo
+def main(ctx: Context, args: argparse.Namespace) -> int:
     from hgautomation.windows import ec2, recipes
 
     out = console.get()
@@ -17,7 +20,10 @@ def main(ctx, args) -> int:
     script = recipes.run_tests_script(args.python_version, args.arch, args.test_flags)
     repo = hgrepo.LocalRepo(ctx.hg_repo)
     node = hgrepo.resolve_revision(repo, args.revision)
-    with ec2.pushed_host(ctx, args, repo, node, purpose="windows-tests") as (_host, conn):
+    ec2.read_deps_files(repo, node)
+    with open_aws(ctx, args, kinds=("windows",)) as aws, \
+            ec2.pushed_host(ctx, aws, windows_machine(args), repo, node,
+                            purpose="windows-tests") as (_host, conn):
         ec2.run(conn, recipes.update_source_script(node), prefix="  ")
         with out.step(f"run-tests.py with Python {args.python_version} {args.arch}"):
             status = ec2.run(conn, script, check=False)

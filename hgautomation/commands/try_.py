@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+
 from hgautomation import console, hgrepo, tryserver
+from hgautomation.commands import open_aws
+from hgautomation.context import Context
 from hgautomation.errors import TryServerError
 
 
-def main(ctx, args) -> int:
+def main(ctx: Context, args: argparse.Namespace) -> int:
     out = console.get()
     repo = hgrepo.LocalRepo(ctx.hg_repo)
     cs = tryserver.describe(repo, args.revision)
@@ -17,9 +21,10 @@ def main(ctx, args) -> int:
     with tryserver.draft_bundle(repo, cs) as path:
         bundle = path.read_bytes()
     payload = tryserver.build_payload(bundle, cs)
-    with out.step(f"sending {len(bundle):,}-byte bundle to {args.function} "
-                  f"({ctx.aws_region})"):
-        result = tryserver.invoke(ctx, args.function, payload)
+    with open_aws(ctx, args, with_owner=False) as aws, \
+            out.step(f"sending {len(bundle):,}-byte bundle to {args.function} "
+                     f"({aws.session.region})"):
+        result = tryserver.invoke(aws.session, args.function, payload)
     for line in result.messages:
         out.remote_line("remote: ", line)
     if result.failed:

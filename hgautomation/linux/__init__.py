@@ -1,11 +1,12 @@
 """Linux recipes (provisioners): which shipped script runs when, on a connected host.
 
 Scripts live in ``hgautomation/linux/scripts/`` and are fed to ``bash -s`` over SSH,
-so nothing is left behind on the host. Paths follow ARCHITECTURE.md §1.
+so nothing is left behind on the host. Paths follow the contract in docs/contract.rst.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shlex
 import time
@@ -155,19 +156,13 @@ def provision(conn: ssh.Connection, user: str, public_key: str, pythons: Sequenc
     """Run the Debian/Ubuntu bootstrap script as root on the connected host."""
     remote_key = f"/tmp/hgautomation-key-{int(time.time())}.pub"
     with_sudo = conn.output("id -u").strip() != "0"
-    conn.putfo(_BytesIO(public_key.strip().encode() + b"\n"), remote_key,
-               size=len(public_key) + 1)
+    data = public_key.strip().encode() + b"\n"
+    conn.putfo(io.BytesIO(data), remote_key, size=len(data))
     try:
         run_script(conn, "bootstrap-debian.sh", user, remote_key, ",".join(pythons),
                    mercurial_requirement, pip_index_url or "", prefix=prefix, sudo=with_sudo)
     finally:
         conn.run(f"rm -f {remote_key}", check=False, quiet=True)
-
-
-def _BytesIO(data: bytes):
-    import io
-
-    return io.BytesIO(data)
 
 
 @dataclass(frozen=True)

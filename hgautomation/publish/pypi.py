@@ -21,7 +21,7 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 from hgautomation import console, errors
-from hgautomation.publish.artifacts import Artifact
+from hgautomation.artifacts import Artifact, UploadPlan
 
 PROJECT = "mercurial"
 HTTP_TIMEOUT = 60
@@ -183,13 +183,7 @@ def index_files(repo: Repository, project: str = PROJECT) -> dict[str, str]:
     return parser.files
 
 
-@dataclass
-class PyPIPlan:
-    to_upload: list[Artifact]
-    already_there: list[Artifact]
-
-
-def plan(repo: Repository, wheels: Sequence[Artifact]) -> PyPIPlan:
+def plan(repo: Repository, wheels: Sequence[Artifact]) -> UploadPlan:
     """Split wheels into new and identical-on-the-index; a same-named different file is an error."""
     listed = index_files(repo)
     conflicts = [w.name for w in wheels if w.name in listed and listed[w.name]
@@ -202,7 +196,7 @@ def plan(repo: Repository, wheels: Sequence[Artifact]) -> PyPIPlan:
     if unverifiable:
         raise errors.PublishError(f"{repo.display} lists {', '.join(unverifiable)} "
                                   "without a sha256: cannot tell whether it is identical")
-    return PyPIPlan(to_upload=[w for w in wheels if w.name not in listed],
+    return UploadPlan(to_upload=[w for w in wheels if w.name not in listed],
                     already_there=[w for w in wheels if w.name in listed])
 
 

@@ -17,11 +17,10 @@ import secrets
 import shlex
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from hgautomation import console, errors, ssh
-from hgautomation.publish.artifacts import Artifact
+from hgautomation.artifacts import Artifact, UploadPlan
 
 FILE_MODE = 0o664
 PART_SUFFIX = ".hgautomation-part"
@@ -32,12 +31,6 @@ BASE_URL = "https://mercurial-scm.org/release/windows"
 USER_AGENTS = {"x64": ".*Windows.*(WOW|x)64.*", "x86": ".*Windows.*"}
 PRIORITY = "10"
 HASH_TIMEOUT = 600
-
-
-@dataclass
-class HostPlan:
-    to_upload: list[Artifact]
-    already_there: list[Artifact]
 
 
 def _quote_names(directory: str, names: Sequence[str]) -> str:
@@ -72,7 +65,7 @@ def check_directory(conn: ssh.Connection, directory: str) -> None:
             "writable", hint="check --release-dir and --ssh-username")
 
 
-def plan(conn: ssh.Connection, directory: str, installers: Sequence[Artifact]) -> HostPlan:
+def plan(conn: ssh.Connection, directory: str, installers: Sequence[Artifact]) -> UploadPlan:
     """Identical files are skipped; a same-named different file is an error."""
     present = remote_digests(conn, directory, [a.name for a in installers])
     conflicts = [a.name for a in installers
@@ -81,7 +74,7 @@ def plan(conn: ssh.Connection, directory: str, installers: Sequence[Artifact]) -
         raise errors.PublishError(
             f"{conn.target}:{directory} already has different file(s) with the same "
             "name: " + ", ".join(conflicts), hint="a published file is never replaced")
-    return HostPlan(to_upload=[a for a in installers if a.name not in present],
+    return UploadPlan(to_upload=[a for a in installers if a.name not in present],
                     already_there=[a for a in installers if a.name in present])
 
 

@@ -1,5 +1,5 @@
 """Windows hosts over OpenSSH + PowerShell: scripts, build recipes, artifact copy-back.
 
-The Windows side of the remote-machine contract (ARCHITECTURE.md §1) is spelled
+The Windows side of the remote-machine contract (docs/contract.rst) is spelled
 out once, in :mod:`hgautomation.windows.recipes`.
 """

@@ -10,22 +10,11 @@ from __future__ import annotations
 import fnmatch
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from hgautomation import console
+from hgautomation.artifacts import Artifact
 from hgautomation.errors import ArtifactError, HostConnectionError
-from hgautomation.files import sha256_file
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """A file copied back: its name, local path, size and sha256."""
-
-    name: str
-    path: Path
-    size: int
-    sha256: str
 
 
 def sftp_path(path: str) -> str:
@@ -73,7 +62,7 @@ def fetch(conn, remote_dir: str, pattern: str, local_dir: Path,
     local = local_dir / name
     remote = sftp_path(remote_dir).rstrip("/") + "/" + name
     conn.get(remote, local, description=name)  # .part + rename: no half file on failure
-    return Artifact(name=name, path=local, size=local.stat().st_size, sha256=sha256_file(local))
+    return Artifact.of(local)
 
 
 def report(artifacts: Sequence[Artifact], title: str | None = "artifacts") -> None:

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
-from hgautomation import console, errors, platforms, ssh
+from hgautomation import console, errors, hgrepo, hosts, platforms, ssh
+from hgautomation.aws.account import AWS
+from hgautomation.context import Context
 from hgautomation.hostkeys import HostKey, generate_host_key
-from hgautomation.hosts import Host
 from hgautomation.windows import recipes
 from hgautomation.windows.artifacts import sftp_path
 from hgautomation.windows.powershell import SCRIPTS_DIR
@@ -41,10 +39,14 @@ DEPS_SCRIPT = "contrib/install-windows-dependencies.ps1"
 # Read by install-windows-dependencies.ps1 from its own directory ($PSScriptRoot).
 DEPS_COMPANIONS = ("contrib/vs2022-settings.json",)
 
-# Instance types: data in platforms.WINDOWS_INSTANCE_TYPES (why these, there).
-BOOTSTRAP_INSTANCE_TYPE = platforms.WINDOWS_INSTANCE_TYPES["bootstrap"]
-BUILD_INSTANCE_TYPE = platforms.WINDOWS_INSTANCE_TYPES["build"]
-TEST_INSTANCE_TYPE = platforms.WINDOWS_INSTANCE_TYPES["tests"]
+
+
+@dataclass(frozen=True)
+class MachineOptions:
+    """Which Windows machine a flow runs on: base image and instance type."""
+
+    base_image_name: str = platforms.DEFAULT_WINDOWS_BASE_IMAGE
+    instance_type: str = platforms.WINDOWS_INSTANCE_TYPES["build"]
 
 
 def root_volume() -> list[dict]:
@@ -102,58 +104,41 @@ def image_fingerprint(base_image_id: str, deps: DepsFiles) -> str:
 
 # -- temporary Windows hosts ---------------------------------------------------
 
-@contextlib.contextmanager
-def _run_dir(ctx, prefix: str) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=ctx.state.runs))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def host_for(instance, host_key: HostKey, account, known_hosts: Path,
-             ssh_config: Path | None) -> Host:
+def host_for(instance, host_key: HostKey, account, known_hosts, ssh_config) -> hosts.Host:
     """The Host record of a Windows instance, its generated host key pinned under its id."""
-    ssh.pin_host_key(known_hosts, instance.id, host_key.public)
-    target = ssh.resolve(instance.address, ssh_config=ssh_config,
-                         identity_files=[account.key_path], default_user=WINDOWS_USER,
-                         host_key_alias=instance.id)
-    return Host(label=instance.id, target=target, known_hosts=known_hosts, wait=BOOT_WAIT,
-                instance_id=instance.id)
+    return hosts.instance_host(
+        instance_id=instance.id, address=instance.address, host_public_key=host_key.public,
+        known_hosts=known_hosts, ssh_config=ssh_config, user=WINDOWS_USER,
+        key_path=account.key_path, wait=BOOT_WAIT)
 
 
 @contextlib.contextmanager
-def windows_host(ctx, session, account, *, image_id: str, instance_type: str,
-                 ssh_config: Path | None, purpose: str, spot: bool = False) -> Iterator[Host]:
+def windows_host(ctx: Context, aws: AWS, *, image_id: str, instance_type: str,
+                 purpose: str) -> Iterator[hosts.Host]:
     """One temporary Windows instance of `image_id`, reachable over SSH; terminated on exit."""
     from hgautomation.aws.instances import temporary_instances
 
+    account = aws.state
     host_key = generate_host_key()
     user_data = recipes.user_data(account.public_key, host_key.private_openssh, host_key.public)
-    with _run_dir(ctx, f"windows-{purpose}-") as run_dir, temporary_instances(
-            session, owner=account.owner, image_id=image_id, instance_type=instance_type,
+    with ctx.state.run_dir(f"windows-{purpose}-") as run_dir, temporary_instances(
+            aws.session, owner=aws.owner, image_id=image_id, instance_type=instance_type,
             security_group_ids=[account.security_group_ids["windows"]],
             key_name=account.key_name, user_data=user_data, platform="windows",
             instance_profile_arn=account.instance_profile_arn or None,
-            purpose=purpose, spot=spot) as [instance]:
-        yield host_for(instance, host_key, account, run_dir / "known_hosts", ssh_config)
+            purpose=purpose, spot=aws.options.spot) as [instance]:
+        yield host_for(instance, host_key, account, run_dir / "known_hosts", ctx.ssh_config)
 
 
 @contextlib.contextmanager
-def pushed_host(ctx, args, repo, node: str, *,
-                purpose: str) -> Iterator[tuple[Host, ssh.Connection]]:
+def pushed_host(ctx: Context, aws: AWS, machine: MachineOptions, repo: hgrepo.LocalRepo,
+                node: str, *, purpose: str) -> Iterator[tuple[hosts.Host, ssh.Connection]]:
     """The shared start of every build/test flow: dev image (reused by fingerprint) →
     one temporary instance → connection → NODE pushed to C:\\hgdev\\src."""
-    from hgautomation import hgrepo
-
-    aws = open_aws(ctx, args)
-    ssh_config = ctx.ssh_config
-    image = ensure_image(ctx, aws.session, aws.account, repo=repo, node=node,
-                         base_image_name=args.base_image_name, ssh_config=ssh_config,
-                         spot=args.spot)
-    with windows_host(ctx, aws.session, aws.account, image_id=image.id,
-                      instance_type=args.instance_type, ssh_config=ssh_config,
-                      purpose=purpose, spot=args.spot) as host, connect(host) as conn:
+    image = ensure_image(ctx, aws, repo=repo, node=node,
+                         base_image_name=machine.base_image_name)
+    with windows_host(ctx, aws, image_id=image.id, instance_type=machine.instance_type,
+                      purpose=purpose) as host, connect(host) as conn:
         with console.get().step(f"push {node[:12]} to {recipes.SOURCE}"):
             hgrepo.push(repo, node, conn.target, host.known_hosts,
                         remote_path=recipes.REMOTE_SOURCE_URL_PATH,
@@ -161,7 +146,7 @@ def pushed_host(ctx, args, repo, node: str, *,
         yield host, conn
 
 
-def connect(host: Host) -> ssh.Connection:
+def connect(host: hosts.Host) -> ssh.Connection:
     """Connect, waiting (bounded) for the first boot to bring sshd up."""
     with console.get().step(f"connect to {host.target} (waiting up to {host.wait:.0f}s "
                             "for first boot)"):
@@ -188,39 +173,19 @@ def mkdirs(conn: ssh.Connection, windows_path: str) -> None:
                     from None
 
 
-# -- AWS session and account state ---------------------------------------------
-
-@dataclass
-class AWSContext:
-    """An AWS session and the reconciled account state of the current owner."""
-
-    session: object
-    account: object
-
-
-def open_aws(ctx, args) -> AWSContext:
-    """Session, owner and account state (key pair, hg-windows-dev-1 group, IAM profile)."""
-    from hgautomation.aws.account import ensure_account_state, resolve_owner
-    from hgautomation.aws.session import open_session
-
-    session = open_session(ctx)
-    owner = resolve_owner(session, args.owner)
-    account = ensure_account_state(ctx, session, owner, args.ingress_cidr,
-                                   kinds=("windows",))
-    return AWSContext(session, account)
-
-
 # -- the dev image -------------------------------------------------------------
 
-def provisioner(session, account, deps: DepsFiles, ssh_config: Path | None, ctx,
-                host_key: HostKey) -> Callable:
+def provisioner(ctx: Context, aws: AWS, deps: DepsFiles, host_key: HostKey) -> Callable:
     """The provisioning callback for :func:`hgautomation.aws.images.build_image`."""
     from hgautomation.aws import ssm
 
+    session, account = aws.session, aws.state
+
     def provision(instance) -> None:
         out = console.get()
-        with _run_dir(ctx, "windows-image-") as run_dir:
-            host = host_for(instance, host_key, account, run_dir / "known_hosts", ssh_config)
+        with ctx.state.run_dir("windows-image-") as run_dir:
+            host = host_for(instance, host_key, account, run_dir / "known_hosts",
+                            ctx.ssh_config)
             with connect(host) as conn:
                 # sshd answering means first boot is done; the SSM agent starts
                 # earlier in boot, so it is online by now.
@@ -246,24 +211,25 @@ def provisioner(session, account, deps: DepsFiles, ssh_config: Path | None, ctx,
     return provision
 
 
-def ensure_image(ctx, session, account, *, repo, node: str, base_image_name: str,
-                 ssh_config: Path | None, instance_type: str = BOOTSTRAP_INSTANCE_TYPE,
-                 spot: bool = False):
+def ensure_image(ctx: Context, aws: AWS, *, repo: hgrepo.LocalRepo, node: str,
+                 base_image_name: str = platforms.DEFAULT_WINDOWS_BASE_IMAGE,
+                 instance_type: str = platforms.WINDOWS_INSTANCE_TYPES["bootstrap"]):
     """The dev image for the dependency script at `node`: reused by fingerprint, else built."""
     from hgautomation.aws import images
 
     out = console.get()
+    account = aws.state
     deps = read_deps_files(repo, node)
-    base = images.find_base_image(session, platforms.AMAZON_OWNER_ID, base_image_name)
+    base = images.find_base_image(aws.session, platforms.AMAZON_OWNER_ID, base_image_name)
     out.info(f"base image {base.id} {base.name}")
     fp = image_fingerprint(base.id, deps)
     out.detail(f"{IMAGE_FAMILY} fingerprint {fp}")
     host_key = generate_host_key()
     user_data = recipes.user_data(account.public_key, host_key.private_openssh, host_key.public)
     return images.ensure_image(
-        session, family=IMAGE_FAMILY, fp=fp, owner=account.owner, base_image_id=base.id,
-        instance_type=instance_type,
-        provision=provisioner(session, account, deps, ssh_config, ctx, host_key),
+        aws.session, family=IMAGE_FAMILY, fp=fp, owner=aws.owner, base_image_id=base.id,
+        instance_type=instance_type, provision=provisioner(ctx, aws, deps, host_key),
         security_group_ids=[account.security_group_ids["windows"]],
         key_name=account.key_name, instance_profile_arn=account.instance_profile_arn or None,
-        user_data=user_data, platform="windows", block_device_mappings=root_volume(), spot=spot)
+        user_data=user_data, platform="windows", block_device_mappings=root_volume(),
+        spot=aws.options.spot)

@@ -16,7 +16,7 @@ from hgautomation.errors import UsageError
 from hgautomation.platforms import WindowsArtifact
 from hgautomation.windows.powershell import Script
 
-# The Windows host contract (ARCHITECTURE.md §1).
+# The Windows host contract (docs/contract.rst).
 HGDEV = "C:\\hgdev"
 SOURCE = HGDEV + "\\src"
 DIST = SOURCE + "\\dist"
@@ -35,8 +35,6 @@ PYOXIDIZER_TARGETS = {"x86": "i686-pc-windows-msvc", "x64": "x86_64-pc-windows-m
 KINDS = ("wheel", "inno", "wix")
 NEEDS_VERSION = ("inno", "wix")
 
-# A version goes into file names and packaging.py's --version: keep it plain.
-_VERSION = re.compile(r"^[0-9]+(\.[0-9]+)*([a-z]+[0-9]*)?(\+[0-9A-Za-z.]+)?$")
 
 
 def python_path(python: str, arch: str) -> str:
@@ -53,11 +51,10 @@ def msys_path(windows_path: str) -> str:
 
 
 def check_version(version: str | None, needed_for: str) -> str:
-    """The version string, or a UsageError naming the command that needs it."""
+    """The version (validated by :func:`hgautomation.options.version`), or a UsageError
+    naming what needs it."""
     if not version:
         raise UsageError(f"{needed_for} needs --version (the version in the package names)")
-    if not _VERSION.match(version):
-        raise UsageError(f"--version {version!r} is not a version like 7.2.1 or 7.2rc0")
     return version
 
 

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Provision a Debian/Ubuntu machine into the remote-machine contract (ARCHITECTURE.md §1).
+# Provision a Debian/Ubuntu machine into the remote-machine contract (docs/contract.rst).
 # Run as root (or via sudo). Idempotent: a second run only adds what is missing.
 # Usage: bootstrap-debian.sh USER PUBLIC_KEY_FILE PYTHONS [MERCURIAL_REQUIREMENT [PIP_INDEX_URL]]
 #   PYTHONS: comma-separated, e.g. "system3,3.12,pypy3.10" ("system3" = /usr/bin/python3)

@@ -1,0 +1,161 @@
+"""Typed options: the validators argparse calls (``type=``) and the records commands hand down.
+
+Every value a user types is checked once, here, when the command line is parsed
+(the CLI wraps each validator as an argparse ``type=``): a bad value is a
+:class:`~hgautomation.errors.UsageError` (exit 2) before anything starts. Below the command
+layer nothing sees an argparse Namespace; flows take the frozen dataclasses of
+this module instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from hgautomation import errors
+
+MAX_INSTANCES = 64  # --instances: more shards than this is a typo, not a plan
+
+_OWNER_JUNK = re.compile(r"[^a-z0-9-]+")
+MAX_OWNER = 32
+
+
+# -- validators: str -> value, or UsageError -------------------------------------
+
+def normalize_owner(raw: str) -> str:
+    """Owner as it appears in resource names: lowercase ``[a-z0-9-]``, at most 32 characters."""
+    owner = _OWNER_JUNK.sub("-", raw.strip().lower()).strip("-")
+    return owner[:MAX_OWNER].strip("-")
+
+
+def owner(text: str) -> str:
+    """``--owner``: normalized; empty after normalization is an error."""
+    value = normalize_owner(text)
+    if not value:
+        raise errors.UsageError(f"invalid owner {text!r} (use letters, digits and dashes)")
+    return value
+
+
+def cidr(text: str) -> str:
+    """``--ingress-cidr``: a normalized network; a bare address means /32 (or /128)."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_network(text.strip(), strict=False))
+    except ValueError:
+        raise errors.UsageError(f"invalid address range {text!r} (e.g. 203.0.113.7/32)") from None
+
+
+def port(text: str) -> int:
+    """A TCP port, 1-65535 (ASCII digits only)."""
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
+        raise errors.UsageError(f"invalid port {text!r} (expected 1-65535)")
+    return int(text)
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """A whole number from *low* to *high*."""
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+            raise errors.UsageError(f"expected a whole number from {low} to {high}, got {text!r}")
+        return int(text)
+
+    return parse
+
+
+def version(text: str) -> str:
+    """A Mercurial version for package names: PEP 440 and already in its normal form.
+
+    ``7.2.1``, ``7.2rc0`` and ``7.2.1+local`` are accepted; ``7.2.1\\n``, ``v7.2`` or
+    ``7.2-rc0`` are not (they would name files no release process looks for).
+    """
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        parsed = Version(text)
+    except InvalidVersion:
+        parsed = None
+    if parsed is None or str(parsed) != text:
+        raise errors.UsageError(f"invalid version {text!r} (e.g. 7.2.1 or 7.2rc0)")
+    return text
+
+
+def comma_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    """Comma-separated values, each one of *choices*."""
+    def parse(text: str) -> list[str]:
+        items = [v.strip() for v in text.split(",") if v.strip()]
+        bad = [v for v in items if v not in choices]
+        if bad or not items:
+            raise errors.UsageError(f"invalid choice {','.join(bad) or text!r} "
+                           f"(choose from {', '.join(choices)})")
+        return items
+
+    return parse
+
+
+def non_empty(text: str) -> str:
+    if not text.strip():
+        raise errors.UsageError("must not be empty")
+    return text
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """``[user@]address[:port]`` as typed (IPv6 as ``[addr]:port``)."""
+
+    user: str | None
+    address: str
+    port: int | None
+
+    def __str__(self) -> str:
+        address = f"[{self.address}]" if ":" in self.address else self.address
+        return ((f"{self.user}@" if self.user else "") + address
+                + (f":{self.port}" if self.port else ""))
+
+
+def parse_host_spec(spec: str) -> HostSpec:
+    """Split ``[user@]address[:port]``; a UsageError names what is wrong."""
+    user = None
+    text = spec
+    if "@" in text:
+        user, _, text = text.rpartition("@")
+        if not user:
+            raise errors.UsageError(f"empty user name in host {spec!r}")
+    port_text = None
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise errors.UsageError(f"bad host address {spec!r}")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host = text
+    parsed_port = None
+    if port_text is not None:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
+            raise errors.UsageError(f"bad port in host {spec!r}")
+        parsed_port = int(port_text)
+    if not host:
+        raise errors.UsageError(f"empty address in host {spec!r}")
+    return HostSpec(user, host, parsed_port)
+
+
+# -- records handed below the command layer -------------------------------------
+
+@dataclass(frozen=True)
+class AWSOptions:
+    """What every AWS command shares: whose resources, reachable from where."""
+
+    owner: str | None = None  # None: HGAUTOMATION_OWNER, else the caller's identity
+    ingress_cidr: str | None = None  # None: this machine's public address as /32
+    spot: bool = False
+
+
+@dataclass(frozen=True)
+class StaticHosts:
+    """``--host`` values and whether a first-seen host key may be pinned."""
+
+    specs: tuple[HostSpec, ...] = ()
+    accept_new_host_key: bool = False
