@@ -1,0 +1,360 @@
+"""The argparse parser: every subcommand's options, each value validated by its ``type=``.
+
+Validators come from :mod:`hgautomation.options`; a bad value is one line and
+exit 2 before anything starts. Only the subcommands named on a command line get
+their options filled in (building all of them costs as much as the rest of the
+start-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Sequence
+from typing import Callable
+
+from hgautomation import errors, options, platforms
+from hgautomation.catalog import COMMANDS, DESCRIPTION, GLOBAL_OPTIONS
+
+Adder = Callable[[argparse.ArgumentParser], None]
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and a UsageError; no abbreviations
+    (``--hg`` must never silently mean ``--hg-repo``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):  # type: ignore[override]
+        raise errors.UsageError(message, hint=f"see '{self.prog} --help'")
+
+
+def _typed(validate: Callable[[str], object], name: str) -> Callable[[str], object]:
+    """An argparse ``type=`` from an options validator (UsageError -> argparse's message)."""
+    def parse(text: str) -> object:
+        try:
+            return validate(text)
+        except errors.UsageError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    parse.__name__ = name  # argparse names the type in some messages
+    return parse
+
+
+CIDR = _typed(options.cidr, "cidr")
+OWNER = _typed(options.owner, "owner")
+PORT = _typed(options.port, "port")
+VERSION = _typed(options.version, "version")
+HOST = _typed(options.parse_host_spec, "host")
+NON_EMPTY = _typed(options.non_empty, "name")
+INSTANCES = _typed(options.bounded_int(1, options.MAX_INSTANCES), "count")
+
+
+def _comma_list(choices: Sequence[str]) -> Callable[[str], object]:
+    return _typed(options.comma_list(choices), "list")
+
+
+def _global_options(parser: argparse.ArgumentParser, *, on_subcommand: bool) -> None:
+    group = parser.add_argument_group("global options")
+    for flags, spec in GLOBAL_OPTIONS:
+        # On subcommands the defaults are suppressed so that a value given before
+        # the subcommand is not overwritten by the subparser's default.
+        default = argparse.SUPPRESS if on_subcommand else spec.get("default")
+        group.add_argument(*flags, **{**spec, "default": default})
+
+
+def _revision(p: argparse.ArgumentParser, default: str | None = ".") -> None:
+    p.add_argument("-r", "--revision", default=default,
+                   help=f"Mercurial revision to use (default: {default or 'none'})")
+
+
+def _version(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--version", type=VERSION,
+                   help="Mercurial version string for the packages (e.g. 7.2.1)")
+
+
+def _base_image(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base-image-name", default=platforms.DEFAULT_WINDOWS_BASE_IMAGE,
+                   help="Windows base AMI name pattern (default: %(default)s)")
+
+
+def _windows_pythons(p: argparse.ArgumentParser, *, many: bool) -> None:
+    p.add_argument("--python-version", choices=platforms.WINDOWS_PYTHONS,
+                   nargs="+" if many else None,
+                   default=[platforms.DEFAULT_WINDOWS_PYTHON] if many
+                   else platforms.DEFAULT_WINDOWS_PYTHON,
+                   help="Python version(s) (default: %(default)s)")
+
+
+def _windows_arches(p: argparse.ArgumentParser, *, many: bool) -> None:
+    p.add_argument("--arch", choices=platforms.WINDOWS_ARCHES,
+                   nargs="+" if many else None,
+                   default=list(platforms.WINDOWS_ARCHES) if many else "x64",
+                   help="architecture(s) (default: %(default)s)")
+
+
+def _aws_options(p: argparse.ArgumentParser, *, creates_instances: bool = True,
+                 ingress: bool = True) -> None:
+    """AWS options of every subcommand that touches our EC2 resources."""
+    group = p.add_argument_group("AWS options")
+    group.add_argument("--owner", default=None, type=OWNER,
+                       help="whose personal EC2 resources to use (env HGAUTOMATION_OWNER; "
+                            "default: derived from the caller's AWS identity)")
+    if ingress:
+        group.add_argument("--ingress-cidr", default=None, metavar="CIDR", type=CIDR,
+                           help="address range allowed to reach our instances; a bare "
+                                "address means /32 (default: this machine's public address "
+                                "as /32, asked from checkip.amazonaws.com)")
+    if creates_instances:
+        group.add_argument("--spot", action="store_true",
+                           help="use spot instances (on-demand when there is no capacity)")
+
+
+def _ec2_selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--all-owners", action="store_true",
+                   help="every owner's resources, not only yours (purge: also the shared "
+                        "IAM role and profile)")
+    p.add_argument("--include-untagged", action="store_true",
+                   help="also remove hg-... resources without our tags (made by older tools)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="only show what would be done")
+
+
+# -- subcommands -------------------------------------------------------------
+
+def _linux_hosts(p: argparse.ArgumentParser, *, many: bool) -> None:
+    p.add_argument("--host", action="append", metavar="[USER@]ADDRESS[:PORT]", type=HOST,
+                   help="use this SSH host instead of EC2" + (" (repeatable)" if many else "")
+                        + "; the user defaults to the ssh config's, else 'hg'")
+    p.add_argument("--accept-new-host-key", action="store_true",
+                   help="pin the host key of a --host seen for the first time "
+                        "(in the state dir's known_hosts)")
+
+
+def _bootstrap_linux_dev(p: argparse.ArgumentParser) -> None:
+    _linux_hosts(p, many=True)
+    p.add_argument("--pythons", type=_comma_list(platforms.LINUX_PYTHONS),
+                   default=list(platforms.LINUX_PYTHONS),
+                   help="comma-separated Pythons to install (default: all: "
+                        f"{','.join(platforms.LINUX_PYTHONS)})")
+    p.add_argument("--user", default="hg",
+                   help="with --host: the contract user to create (default: %(default)s)")
+    p.add_argument("--authorized-key", metavar="FILE",
+                   help="with --host: public key to authorize for that user "
+                        "(default: the tool's own key in the state dir)")
+    p.add_argument("--hg", default="hg", metavar="PATH",
+                   help="local hg used to seed /hgdev/src (default: %(default)s)")
+    p.add_argument("--pip-index-url", metavar="URL",
+                   help="package index for Mercurial in venv-bootstrap, on --host "
+                        "machines or EC2 image builders (default: PyPI)")
+    p.add_argument("--distros", type=_comma_list(tuple(platforms.LINUX_DISTROS)),
+                   default=list(platforms.LINUX_DISTROS),
+                   help="comma-separated distros (default: all: "
+                        f"{','.join(platforms.LINUX_DISTROS)})")
+    p.add_argument("--parallel", action="store_true",
+                   help="build the distro images at the same time")
+    _aws_options(p)
+
+
+def _windows_instance_type(p: argparse.ArgumentParser, flow: str) -> None:
+    p.add_argument("--instance-type", default=platforms.WINDOWS_INSTANCE_TYPES[flow],
+                   help="EC2 instance type (default: %(default)s; Windows is billed per hour)")
+
+
+def _bootstrap_windows_dev(p: argparse.ArgumentParser) -> None:
+    _base_image(p)
+    # The image is provisioned by this revision's contrib/install-windows-dependencies.ps1.
+    _revision(p)
+    _windows_instance_type(p, "bootstrap")
+    _aws_options(p)
+
+
+def _build_all_windows_packages(p: argparse.ArgumentParser) -> None:
+    _revision(p)
+    _version(p)
+    _base_image(p)
+    _windows_instance_type(p, "build")
+    _aws_options(p)
+
+
+def _build_installer(p: argparse.ArgumentParser) -> None:
+    _windows_pythons(p, many=False)
+    _windows_arches(p, many=True)
+    _revision(p)
+    _version(p)
+    _base_image(p)
+    _windows_instance_type(p, "build")
+    _aws_options(p)
+
+
+def _build_windows_wheel(p: argparse.ArgumentParser) -> None:
+    _windows_pythons(p, many=True)
+    _windows_arches(p, many=True)
+    _revision(p)
+    _base_image(p)
+    _windows_instance_type(p, "build")
+    _aws_options(p)
+
+
+def _setup_ec2_account(p: argparse.ArgumentParser) -> None:
+    _aws_options(p, creates_instances=False)
+    p.add_argument("--rdp", action="store_true",
+                   help="also allow RDP (3389/tcp) to Windows instances from --ingress-cidr")
+
+
+def _list_ec2_resources(p: argparse.ArgumentParser) -> None:
+    _aws_options(p, creates_instances=False, ingress=False)
+    p.add_argument("--all-owners", action="store_true",
+                   help="every owner's resources, not only yours")
+
+
+def _terminate_ec2_instances(p: argparse.ArgumentParser) -> None:
+    _aws_options(p, creates_instances=False, ingress=False)
+    _ec2_selection(p)
+
+
+def _purge_ec2_resources(p: argparse.ArgumentParser) -> None:
+    _aws_options(p, creates_instances=False, ingress=False)
+    _ec2_selection(p)
+    p.add_argument("--images", action="store_true",
+                   help="also deregister our (shared) dev images and their snapshots")
+
+
+def _run_tests_linux(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--distro", choices=tuple(platforms.LINUX_DISTROS),
+                   default=platforms.DEFAULT_LINUX_DISTRO,
+                   help="Linux distribution (default: %(default)s)")
+    p.add_argument("--filesystem", choices=platforms.FILESYSTEMS, default="default",
+                   help="filesystem for /hgwork (default: %(default)s)")
+    p.add_argument("--instance-type", default="c5.9xlarge",
+                   help="EC2 instance type (default: %(default)s)")
+    p.add_argument("--python-version", choices=platforms.LINUX_PYTHONS,
+                   default=platforms.DEFAULT_LINUX_PYTHON,
+                   help="Python to run the tests with (default: %(default)s)")
+    _revision(p)
+    _linux_hosts(p, many=True)
+    p.add_argument("--instances", type=INSTANCES, default=None, metavar="N",
+                   help="shard the tests over N hosts in parallel (with --host: one "
+                        f"--host per shard; at most {options.MAX_INSTANCES})")
+    p.add_argument("--hg", default="hg", metavar="PATH",
+                   help="local hg used to resolve and push the revision (default: %(default)s)")
+    p.add_argument("--include-working-copy", action="store_true",
+                   help="carry uncommitted changes of tracked files to the host")
+    p.add_argument("--results-dir", metavar="DIR",
+                   help="where the JSON report lands (default: STATE/results/<run>)")
+    _aws_options(p)
+    p.add_argument("test_flags", nargs="*", metavar="TEST_FLAGS",
+                   help="arguments for run-tests.py (tests and flags; put flags after --)")
+
+
+def _run_tests_windows(p: argparse.ArgumentParser) -> None:
+    _windows_instance_type(p, "tests")
+    _windows_pythons(p, many=False)
+    _windows_arches(p, many=False)
+    p.add_argument("--test-flags", default="",
+                   help="extra arguments for run-tests.py (one string)")
+    _revision(p)
+    _base_image(p)
+    _aws_options(p)
+
+
+def _publish_windows_artifacts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("mercurial_version", metavar="VERSION", type=VERSION,
+                   help="Mercurial version being released (e.g. 7.2.1)")
+    p.add_argument("--no-pypi", dest="pypi", action="store_false",
+                   help="do not upload wheels to PyPI")
+    p.add_argument("--no-mercurial-scm-org", dest="mercurial_scm_org", action="store_false",
+                   help="do not upload installers to mercurial-scm.org")
+    p.add_argument("--ssh-username", help="user name on mercurial-scm.org "
+                   "(default: the ssh config's, else the local user)")
+    p.add_argument("--ssh-host", default="mercurial-scm.org",
+                   help="release host (default: %(default)s; --ssh-config applies)")
+    p.add_argument("--ssh-port", type=PORT, default=None,
+                   help="SSH port of the release host (default: the ssh config's, else 22)")
+    p.add_argument("--release-dir", default="/var/www/release/windows",
+                   help="directory for installers and latest.dat on the release host "
+                        "(default: %(default)s)")
+    p.add_argument("--repository", default=None,
+                   help="twine repository name from .pypirc (default: TWINE_REPOSITORY, "
+                        "else pypi)")
+    p.add_argument("--repository-url", default=None,
+                   help="upload URL of the package index (default: TWINE_REPOSITORY_URL, "
+                        "else the repository's)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the artifacts and print the plan; send nothing")
+
+
+def _check_host(p: argparse.ArgumentParser) -> None:
+    _linux_hosts(p, many=True)
+
+
+def _try(p: argparse.ArgumentParser) -> None:
+    _revision(p)
+    p.add_argument("--function", default="ci-try-server-upload", type=NON_EMPTY,
+                   help="name of the Try server's Lambda function (default: %(default)s)")
+
+
+def _no_options(p: argparse.ArgumentParser) -> None:
+    """A command without options of its own."""
+
+
+# name -> the function adding its options (catalog.COMMANDS has its help and flow).
+ADDERS: dict[str, Adder] = {
+    "bootstrap-linux-dev": _bootstrap_linux_dev,
+    "bootstrap-windows-dev": _bootstrap_windows_dev,
+    "build-all-windows-packages": _build_all_windows_packages,
+    "build-inno": _build_installer,
+    "build-wix": _build_installer,
+    "build-windows-wheel": _build_windows_wheel,
+    "terminate-ec2-instances": _terminate_ec2_instances,
+    "purge-ec2-resources": _purge_ec2_resources,
+    "list-ec2-resources": _list_ec2_resources,
+    "setup-ec2-account": _setup_ec2_account,
+    "run-tests-linux": _run_tests_linux,
+    "run-tests-windows": _run_tests_windows,
+    "publish-windows-artifacts": _publish_windows_artifacts,
+    "check-host": _check_host,
+    "try": _try,
+}
+
+# Subcommands whose unknown arguments are handed to the remote test runner.
+PASSTHROUGH = {"run-tests-linux": "test_flags"}
+
+
+def build_parser(prog: str | None = None,
+                 only: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``only``, just those subcommands get their options.
+
+    Filling in every subcommand's options costs as much as the rest of the
+    start-up, so a run fills in only the subcommands named on its command line.
+    The top-level -h prints :func:`hgautomation.cli.overview`.
+    """
+    parser = Parser(prog=prog, description=DESCRIPTION, add_help=False)
+    parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    _global_options(parser, on_subcommand=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    wanted = set(COMMANDS) if only is None else set(only)
+    for name, (help_text, _target) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text[0].upper()
+                           + help_text[1:] + ".")
+        if name in wanted:
+            ADDERS.get(name, _no_options)(p)
+            _global_options(p, on_subcommand=True)
+    return parser
+
+
+def parse_args(argv: Sequence[str], prog: str | None = None) -> argparse.Namespace:
+    # A value that happens to equal a command name (e.g. --hg-repo try) only
+    # makes us fill in one subparser too many, never one too few.
+    parser = build_parser(prog, only=[a for a in argv if a in COMMANDS])
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        dest = PASSTHROUGH.get(args.command or "")
+        if dest is None:
+            raise errors.UsageError(f"unrecognized arguments: {' '.join(extra)}",
+                                    hint=f"see '{parser.prog} --help'")
+        getattr(args, dest).extend(extra)
+    return args
+
+

@@ -1,0 +1,78 @@
+"""The command-line surface as data: every subcommand with its help and flow, the global options.
+
+Read by :mod:`hgautomation.cli` (the top-level help, dispatch) and by
+:mod:`hgautomation.arguments` (the parser), so both always agree.
+"""
+
+from __future__ import annotations
+
+DESCRIPTION = "Build, test and release Mercurial on ephemeral EC2 instances or any SSH host."
+
+# flags -> add_argument keywords; also rendered by the top-level help.
+GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
+    (("--state-path",), {"metavar": "DIR", "help": "where keys, pinned host keys and "
+                                                    "results live (default: ~/.hgautomation)"}),
+    (("--aws-region",), {"metavar": "REGION",
+                         "help": "AWS region (default: AWS config/env, else us-west-2)"}),
+    (("--hg-repo",), {"metavar": "DIR", "help": "Mercurial checkout to work on (default: the "
+                                                "repository containing the current directory)"}),
+    (("--ssh-config",), {"metavar": "FILE",
+                         "help": "OpenSSH client config for every SSH connection (HostName, "
+                                 "Port, User, IdentityFile, ProxyCommand/ProxyJump)"}),
+    (("-v", "--verbose"), {"action": "count", "default": 0, "help": "more output"}),
+    (("-q", "--quiet"), {"action": "store_true", "default": False,
+                         "help": "only results and errors"}),
+    (("--debug",), {"action": "store_true", "default": False,
+                    "help": "show tracebacks for errors"}),
+)
+
+
+# name -> (help, "module:function" under hgautomation.commands); the options of
+# each are added by hgautomation.arguments.ADDERS[name].
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bootstrap-linux-dev": (
+        "build (or reuse) the Linux development images",
+        "bootstrap_linux:main"),
+    "bootstrap-windows-dev": (
+        "build (or reuse) the Windows development image",
+        "bootstrap_windows:main"),
+    "build-all-windows-packages": (
+        "build every Windows wheel and installer of a revision",
+        "build_windows:build_all"),
+    "build-inno": (
+        "build Inno Setup installers",
+        "build_windows:build_inno"),
+    "build-wix": (
+        "build WiX (MSI) installers",
+        "build_windows:build_wix"),
+    "build-windows-wheel": (
+        "build Windows wheels",
+        "build_windows:build_wheel"),
+    "terminate-ec2-instances": (
+        "terminate our EC2 instances",
+        "ec2:terminate"),
+    "purge-ec2-resources": (
+        "remove our EC2 instances, images, security groups, keys and IAM entries",
+        "ec2:purge"),
+    "list-ec2-resources": (
+        "list our EC2 resources with their age and estimated cost",
+        "ec2:list_resources"),
+    "setup-ec2-account": (
+        "create or repair your key pair, security groups and the IAM instance profile",
+        "ec2:setup_account"),
+    "run-tests-linux": (
+        "run Mercurial's tests on a Linux machine",
+        "run_tests_linux:main"),
+    "run-tests-windows": (
+        "run Mercurial's tests on a Windows machine",
+        "run_tests_windows:main"),
+    "publish-windows-artifacts": (
+        "publish Windows wheels and installers to PyPI and mercurial-scm.org",
+        "publish:main"),
+    "check-host": (
+        "report which parts of the remote-machine contract a Linux host meets",
+        "check_host:main"),
+    "try": (
+        "send draft changesets to the Try server",
+        "try_:main"),
+}

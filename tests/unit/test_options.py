@@ -1,0 +1,158 @@
+"""Validators of typed options and the parser that applies them, in process."""
+
+from __future__ import annotations
+
+import pytest
+
+from hgautomation import arguments, catalog, errors, options
+from hgautomation.commands import aws_options, static_hosts
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("192.0.2.7", "192.0.2.7/32"),
+    (" 192.0.2.7/32 ", "192.0.2.7/32"),
+    ("10.1.2.3/8", "10.0.0.0/8"),
+    ("2001:db8::1", "2001:db8::1/128"),
+])
+def test_cidr_normalizes(text, expected):
+    assert options.cidr(text) == expected
+
+
+@pytest.mark.parametrize("text", ["abc", "", "192.0.2.300", "192.0.2.7/33", "1.2.3.4\n5"])
+def test_cidr_refuses(text):
+    with pytest.raises(errors.UsageError, match="invalid address range"):
+        options.cidr(text)
+
+
+@pytest.mark.parametrize("text, expected", [("1", 1), ("22", 22), ("65535", 65535)])
+def test_port(text, expected):
+    assert options.port(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "65536", "70000", "-1", "²", "22 ", "", "0x16"])
+def test_port_refuses(text):
+    with pytest.raises(errors.UsageError, match="invalid port"):
+        options.port(text)
+
+
+@pytest.mark.parametrize("text", ["7.2", "7.2.1", "7.2rc0", "7.2.1rc1", "7.2.1+local",
+                                  "7.2.1b1"])
+def test_version_accepts_normal_forms(text):
+    assert options.version(text) == text
+
+
+@pytest.mark.parametrize("text", ["7.2.1\n", " 7.2.1", "v7.2", "7.2-rc0", "7.2.RC1", "",
+                                  "latest", "7.2.1/../x"])
+def test_version_refuses_anything_else(text):
+    with pytest.raises(errors.UsageError, match="invalid version"):
+        options.version(text)
+
+
+@pytest.mark.parametrize("text, expected", [("Alice Smith", "alice-smith"),
+                                            ("bob@example.org", "bob-example-org"),
+                                            ("x" * 40, "x" * 32)])
+def test_owner_normalizes(text, expected):
+    assert options.owner(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "   ", "!!!", "---"])
+def test_owner_refuses_empty(text):
+    with pytest.raises(errors.UsageError, match="invalid owner"):
+        options.owner(text)
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("box", (None, "box", None)),
+    ("hg@box:2222", ("hg", "box", 2222)),
+    ("root@[2001:db8::1]:22", ("root", "2001:db8::1", 22)),
+    ("[::1]", (None, "::1", None)),
+    ("a@b@box", ("a@b", "box", None)),
+])
+def test_host_spec(spec, expected):
+    parsed = options.parse_host_spec(spec)
+    assert (parsed.user, parsed.address, parsed.port) == expected
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("@box", "empty user"), ("box:", "bad port"), ("box:99999", "bad port"),
+    ("box:²", "bad port"), ("[::1", "bad host address"), ("hg@", "empty address"),
+])
+def test_host_spec_refuses(spec, message):
+    with pytest.raises(errors.UsageError, match=message):
+        options.parse_host_spec(spec)
+
+
+def test_bounded_int():
+    parse = options.bounded_int(1, 64)
+    assert parse("64") == 64
+    for bad in ("0", "65", "-1", "1.5", "³"):
+        with pytest.raises(errors.UsageError):
+            parse(bad)
+
+
+def test_comma_list():
+    parse = options.comma_list(("a", "b", "c"))
+    assert parse("a, b") == ["a", "b"]
+    for bad in ("", ",", "a,d"):
+        with pytest.raises(errors.UsageError, match="invalid choice"):
+            parse(bad)
+
+
+# -- the parser applies them: one behaviour for every command --------------------
+
+INGRESS_COMMANDS = sorted(
+    name for name in catalog.COMMANDS
+    if "--ingress-cidr" in arguments.build_parser(only=[name])._subparsers._group_actions[0]
+    .choices[name].format_help())
+
+
+def test_ingress_commands_include_windows_and_linux():
+    assert {"bootstrap-windows-dev", "build-all-windows-packages", "run-tests-windows",
+            "run-tests-linux", "bootstrap-linux-dev", "setup-ec2-account"} <= set(
+        INGRESS_COMMANDS)
+
+
+def _required(name: str) -> list[str]:
+    return ["1.0"] if name == "publish-windows-artifacts" else []
+
+
+@pytest.mark.parametrize("name", INGRESS_COMMANDS)
+def test_a_bare_address_means_32_on_every_command(name):
+    args = arguments.parse_args([name, "--ingress-cidr", "192.0.2.7", *_required(name)])
+    assert aws_options(args).ingress_cidr == "192.0.2.7/32"
+
+
+@pytest.mark.parametrize("name", INGRESS_COMMANDS)
+def test_a_malformed_cidr_is_a_usage_error_on_every_command(name):
+    with pytest.raises(errors.UsageError, match="--ingress-cidr: invalid address range 'abc'"):
+        arguments.parse_args([name, "--ingress-cidr", "abc", *_required(name)])
+
+
+def test_abbreviations_are_refused():
+    # --hg must never silently mean --hg-repo.
+    with pytest.raises(errors.UsageError, match="unrecognized arguments: --hg"):
+        arguments.parse_args(["try", "--hg", "/x"])
+    with pytest.raises(errors.UsageError, match="unrecognized arguments: --repo x"):
+        arguments.parse_args(["publish-windows-artifacts", "1.0", "--repo", "x"])
+
+
+def test_typed_values_reach_the_namespace():
+    args = arguments.parse_args(["run-tests-linux", "--host", "hg@box:2222", "--host", "b",
+                                 "--instances", "2", "--owner", "Alice", "--", "-j8"])
+    hosts = static_hosts(args)
+    assert [(h.user, h.address, h.port) for h in hosts.specs] == [("hg", "box", 2222),
+                                                                  (None, "b", None)]
+    assert args.instances == 2 and aws_options(args).owner == "alice"
+    assert args.test_flags == ["-j8"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run-tests-linux", "--instances", "0"], "--instances"),
+    (["run-tests-linux", "--instances", "65"], "--instances"),
+    (["publish-windows-artifacts", "1.0", "--ssh-port", "70000"], "--ssh-port"),
+    (["try", "--function", ""], "--function"),
+    (["build-inno", "--version", "7.2.1\n"], "--version"),
+])
+def test_bad_values_are_usage_errors(argv, message):
+    with pytest.raises(errors.UsageError, match=message):
+        arguments.parse_args(argv)
