@@ -22,7 +22,7 @@ DEBIAN = "ami-0f3271e513def6192"
 def main() -> int:
     signal.signal(signal.SIGTERM, cli._on_sigterm)
     ctx = Context(state=StateDir.at(sys.argv[1]))
-    session = open_session(ctx)
+    session = open_session(ctx.aws_region)
     try:
         with temporary_instances(session, owner="driver", image_id=DEBIAN,
                                  instance_type="c5.large", count=int(sys.argv[2]),

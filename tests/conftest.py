@@ -1,7 +1,8 @@
 """Session-wide isolation and the real loopback servers as pytest fixtures.
 
-Fixtures: `aws` / `aws_fresh` (moto), `ssh_host` (sshd), `sshd_workdir` (for more sshds),
-`hg_source` (Mercurial's source as a repo), `pypi` (pypiserver). See tests/harness/.
+Fixtures: `cli` (the real CLI in a subprocess), `aws` / `aws_fresh` (moto), `ssh_host`
+(sshd), `sshd_workdir` (for more sshds), `hg_source` (Mercurial's source as a repo),
+`pypi` (pypiserver). See tests/harness/.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from harness import aws as aws_harness
 from harness import hgsource, sshd
 from harness import pypi as pypi_harness
+from harness.cli import CLI
 from harness.net import endpoint_guard_error
 
 # moto reads MOTO_AMIS_PATH when moto.ec2 is first imported, which a test module
@@ -72,6 +74,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def _require_root() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root (creates a user and runs sshd): use tests/run")
+
+
+@pytest.fixture(scope="session")
+def cli() -> CLI:
+    """Runs `python -m hgautomation`: .run(*args, cwd=, env=, aws=, state=, input=, timeout=)
+    -> CompletedProcess, and .popen(...) as a context manager for signal tests.
+    See tests/harness/cli.py."""
+    return CLI()
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import stat
 
 import pytest
-from aws_cli import cli_env, live_instances, mutating_calls, run_cli, total_calls
+from harness.aws import live_instances
+from harness.cli import mutating_calls, total_calls
 
 DEBIAN = "ami-0f3271e513def6192"  # tests/harness/amis.json
 CIDR_A = "198.51.100.7/32"
 CIDR_B = "198.51.100.8/32"
+
+
+@pytest.fixture
+def run_cli(cli, aws, tmp_path):
+    """The CLI against moto, with tmp_path its state directory and working directory."""
+    return functools.partial(cli.run, aws=aws, state=tmp_path, cwd=tmp_path, timeout=120)
 
 
 def _ok(result):
@@ -17,9 +25,9 @@ def _ok(result):
     return result
 
 
-def _setup(aws, state, owner, cidr=CIDR_A, *extra):
-    return _ok(run_cli(aws, state, "-v", "setup-ec2-account", "--owner", owner,
-                       "--ingress-cidr", cidr, *extra))
+def _setup(run_cli, owner, cidr=CIDR_A, *extra):
+    return _ok(run_cli("-v", "setup-ec2-account", "--owner", owner, "--ingress-cidr", cidr,
+                       *extra))
 
 
 def _ingress(ec2, name):
@@ -38,8 +46,8 @@ def _our_instance(ec2, owner, name, count=1, managed="1"):
     return [i["InstanceId"] for i in reply["Instances"]]
 
 
-def test_reconcile_creates_then_second_run_mutates_nothing(aws_fresh, tmp_path):
-    first = _setup(aws_fresh, tmp_path, "alice")
+def test_reconcile_creates_then_second_run_mutates_nothing(aws_fresh, tmp_path, run_cli):
+    first = _setup(run_cli, "alice")
     assert mutating_calls(first.stderr) >= 8
     key = tmp_path / "keys" / "hg-automation-alice"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
@@ -63,23 +71,23 @@ def test_reconcile_creates_then_second_run_mutates_nothing(aws_fresh, tmp_path):
     assert [r["RoleName"] for r in profile["InstanceProfile"]["Roles"]] == \
         ["hg-ephemeral-ec2-role-1"]
 
-    second = _setup(aws_fresh, tmp_path, "alice")
+    second = _setup(run_cli, "alice")
     assert mutating_calls(second.stderr) == 0, second.stderr
 
 
-def test_address_change_updates_security_groups(aws_fresh, tmp_path):
-    _setup(aws_fresh, tmp_path, "alice", CIDR_A, "--rdp")
+def test_address_change_updates_security_groups(aws_fresh, run_cli):
+    _setup(run_cli, "alice", CIDR_A, "--rdp")
     ec2 = aws_fresh.client("ec2")
     assert _ingress(ec2, "hg-windows-dev-1-alice") == [(22, CIDR_A), (3389, CIDR_A)]
-    moved = _setup(aws_fresh, tmp_path, "alice", CIDR_B)
+    moved = _setup(run_cli, "alice", CIDR_B)
     assert _ingress(ec2, "hg-linux-dev-1-alice") == [(22, CIDR_B)]
     assert _ingress(ec2, "hg-windows-dev-1-alice") == [(22, CIDR_B)]
     assert mutating_calls(moved.stderr) == 4  # one revoke + one authorize per group
-    assert mutating_calls(_setup(aws_fresh, tmp_path, "alice", CIDR_B).stderr) == 0
+    assert mutating_calls(_setup(run_cli, "alice", CIDR_B).stderr) == 0
 
 
-def test_key_pair_half_present_or_mismatched_is_repaired(aws_fresh, tmp_path):
-    _setup(aws_fresh, tmp_path, "alice")
+def test_key_pair_half_present_or_mismatched_is_repaired(aws_fresh, tmp_path, run_cli):
+    _setup(run_cli, "alice")
     ec2 = aws_fresh.client("ec2")
     pub = tmp_path / "keys" / "hg-automation-alice.pub"
 
@@ -88,40 +96,38 @@ def test_key_pair_half_present_or_mismatched_is_repaired(aws_fresh, tmp_path):
                                       IncludePublicKey=True)["KeyPairs"][0]["PublicKey"]
 
     ec2.delete_key_pair(KeyName="hg-automation-alice")  # only the local half left
-    result = _setup(aws_fresh, tmp_path, "alice")
+    result = _setup(run_cli, "alice")
     assert "importing" in result.stderr
     assert remote_key().split()[:2] == pub.read_text().split()[:2]
 
     old = pub.read_text()
     (tmp_path / "keys" / "hg-automation-alice").unlink()  # only the remote half left
-    result = _setup(aws_fresh, tmp_path, "alice")
+    result = _setup(run_cli, "alice")
     assert "replacing" in result.stderr
     assert pub.read_text() != old
     assert remote_key().split()[:2] == pub.read_text().split()[:2]
-    assert mutating_calls(_setup(aws_fresh, tmp_path, "alice").stderr) == 0
+    assert mutating_calls(_setup(run_cli, "alice").stderr) == 0
 
 
-def test_foreign_key_pair_with_our_name_is_refused(aws_fresh, tmp_path):
+def test_foreign_key_pair_with_our_name_is_refused(aws_fresh, run_cli):
     aws_fresh.client("ec2").create_key_pair(KeyName="hg-automation-carol")
-    result = run_cli(aws_fresh, tmp_path, "-q", "setup-ec2-account", "--owner", "carol",
-                     "--ingress-cidr", CIDR_A)
+    result = run_cli("-q", "setup-ec2-account", "--owner", "carol", "--ingress-cidr", CIDR_A)
     assert result.returncode == 5
     assert result.stderr.count("\n") == 1 and "not tagged as ours" in result.stderr
 
 
-def test_owner_defaults_to_caller_identity_and_env(aws_fresh, tmp_path):
-    result = _ok(run_cli(aws_fresh, tmp_path, "setup-ec2-account", "--ingress-cidr", CIDR_A))
+def test_owner_defaults_to_caller_identity_and_env(aws_fresh, run_cli):
+    result = _ok(run_cli("setup-ec2-account", "--ingress-cidr", CIDR_A))
     assert "owner moto" in result.stdout  # moto's caller ARN is .../user/moto
-    env = cli_env(aws_fresh, HGAUTOMATION_OWNER="Dave.Smith")
-    result = _ok(run_cli(aws_fresh, tmp_path, "setup-ec2-account", "--ingress-cidr", CIDR_A,
-                         env=env))
+    result = _ok(run_cli("setup-ec2-account", "--ingress-cidr", CIDR_A,
+                         env={"HGAUTOMATION_OWNER": "Dave.Smith"}))
     assert "hg-linux-dev-1-dave-smith" in result.stdout
 
 
-def test_two_owners_and_look_alikes(aws_fresh, tmp_path):
+def test_two_owners_and_look_alikes(aws_fresh, run_cli):
     ec2, iam = aws_fresh.client("ec2"), aws_fresh.client("iam")
-    _setup(aws_fresh, tmp_path, "alice")
-    _setup(aws_fresh, tmp_path, "bob")
+    _setup(run_cli, "alice")
+    _setup(run_cli, "bob")
     alice = _our_instance(ec2, "alice", "hg-temp-alice-1", count=2)
     bob = _our_instance(ec2, "bob", "hg-temp-bob-1")
     # Look-alikes: another prefix, our prefix without our tag, other tags.
@@ -138,19 +144,18 @@ def test_two_owners_and_look_alikes(aws_fresh, tmp_path):
     )["Instances"][0]["InstanceId"]
     other = _our_instance(ec2, "alice", "hg-temp-alice-9", managed="0")[0]
 
-    listing = _ok(run_cli(aws_fresh, tmp_path, "list-ec2-resources", "--owner", "alice"))
+    listing = _ok(run_cli("list-ec2-resources", "--owner", "alice"))
     for iid in alice + [untagged]:
         assert iid in listing.stdout
     for iid in bob + [hgx, other]:
         assert iid not in listing.stdout
     assert "running instance(s), estimated $" in listing.stdout
 
-    dry = _ok(run_cli(aws_fresh, tmp_path, "-v", "purge-ec2-resources", "--owner", "alice",
-                      "--dry-run"))
+    dry = _ok(run_cli("-v", "purge-ec2-resources", "--owner", "alice", "--dry-run"))
     assert mutating_calls(dry.stderr) == 0
     assert len(live_instances(ec2, **{"hgautomation:owner": "alice"})) == 4
 
-    purge = _ok(run_cli(aws_fresh, tmp_path, "purge-ec2-resources", "--owner", "alice"))
+    purge = _ok(run_cli("purge-ec2-resources", "--owner", "alice"))
     assert "skipped: untagged" in purge.stdout and "hg-old" in purge.stdout
     live = {i["InstanceId"] for i in live_instances(ec2)}
     assert not set(alice) & live
@@ -164,8 +169,7 @@ def test_two_owners_and_look_alikes(aws_fresh, tmp_path):
     assert iam.get_role(RoleName="hg-ephemeral-ec2-role-1")  # shared: kept
 
     # The explicit flag removes our-prefix untagged resources, and still nothing else.
-    _ok(run_cli(aws_fresh, tmp_path, "purge-ec2-resources", "--owner", "alice",
-                "--include-untagged"))
+    _ok(run_cli("purge-ec2-resources", "--owner", "alice", "--include-untagged"))
     live = {i["InstanceId"] for i in live_instances(ec2)}
     assert untagged not in live and set(bob) | {hgx, other} <= live
     keys = {k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]}
@@ -174,28 +178,26 @@ def test_two_owners_and_look_alikes(aws_fresh, tmp_path):
     assert "hg-linux-dev-1" not in groups and "hgx-linux-dev-1-alice" in groups
 
 
-def test_terminate_dry_run_and_all_owners(aws_fresh, tmp_path):
+def test_terminate_dry_run_and_all_owners(aws_fresh, run_cli):
     ec2 = aws_fresh.client("ec2")
     alice = _our_instance(ec2, "alice", "hg-temp-alice-1", count=2)
     bob = _our_instance(ec2, "bob", "hg-temp-bob-1")
-    dry = _ok(run_cli(aws_fresh, tmp_path, "terminate-ec2-instances", "--owner", "alice",
-                      "--dry-run"))
+    dry = _ok(run_cli("terminate-ec2-instances", "--owner", "alice", "--dry-run"))
     assert dry.stdout.count("would terminate") == 2
     assert len(live_instances(ec2)) == 3
-    _ok(run_cli(aws_fresh, tmp_path, "terminate-ec2-instances", "--owner", "alice"))
+    _ok(run_cli("terminate-ec2-instances", "--owner", "alice"))
     assert {i["InstanceId"] for i in live_instances(ec2)} == set(bob)
-    result = _ok(run_cli(aws_fresh, tmp_path, "terminate-ec2-instances", "--owner", "alice",
-                         "--all-owners"))
+    result = _ok(run_cli("terminate-ec2-instances", "--owner", "alice", "--all-owners"))
     assert "terminated" in result.stdout and bob[0] in result.stdout
     assert live_instances(ec2) == [] and alice
 
 
-def test_purge_call_budget(aws_fresh, tmp_path):
-    _setup(aws_fresh, tmp_path, "alice")
+def test_purge_call_budget(aws_fresh, run_cli):
+    _setup(run_cli, "alice")
     ec2 = aws_fresh.client("ec2")
     _our_instance(ec2, "alice", "hg-temp-alice-1", count=10)
     _our_instance(ec2, "bob", "hg-temp-bob-1", count=5)
-    result = _ok(run_cli(aws_fresh, tmp_path, "-v", "purge-ec2-resources", "--owner", "alice"))
+    result = _ok(run_cli("-v", "purge-ec2-resources", "--owner", "alice"))
     assert total_calls(result.stderr) <= 15, result.stderr
     assert "TerminateInstances=1" in result.stderr
     assert live_instances(ec2, **{"hgautomation:owner": "alice"}) == []
@@ -204,12 +206,12 @@ def test_purge_call_budget(aws_fresh, tmp_path):
 
 @pytest.mark.parametrize("case, code", [
     ("no-credentials", 6), ("bad-region", 7), ("unreachable", 7)])
-def test_bad_input_one_line_and_exit_code(aws, tmp_path, case, code):
-    env = cli_env(aws, AWS_MAX_ATTEMPTS="2")
+def test_bad_input_one_line_and_exit_code(aws, tmp_path, case, code, run_cli):
+    env = {"AWS_MAX_ATTEMPTS": "2"}
     args = ["list-ec2-resources", "--owner", "alice"]
     if case == "no-credentials":
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            env.pop(name, None)
+            env[name] = None  # unset
         empty = tmp_path / "empty-credentials"
         empty.write_text("")
         env["AWS_SHARED_CREDENTIALS_FILE"] = str(empty)
@@ -219,13 +221,13 @@ def test_bad_input_one_line_and_exit_code(aws, tmp_path, case, code):
         from harness.net import free_port
 
         env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{free_port()}"
-    result = run_cli(aws, tmp_path, *args, env=env)
+    result = run_cli(*args, env=env)
     assert result.returncode == code, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert result.stdout == ""
 
 
-def test_iam_legacy_adopted_and_extra_roles_reconciled_away(aws_fresh, tmp_path):
+def test_iam_legacy_adopted_and_extra_roles_reconciled_away(aws_fresh, run_cli):
     import json
 
     iam = aws_fresh.client("iam")
@@ -241,7 +243,7 @@ def test_iam_legacy_adopted_and_extra_roles_reconciled_away(aws_fresh, tmp_path)
     iam.create_role(RoleName="hg-ephemeral-ec2-role-0", Path="/hgautomation/",
                     AssumeRolePolicyDocument=trust)
     iam.create_role(RoleName="hg-someone-elses-role", AssumeRolePolicyDocument=trust)
-    _setup(aws_fresh, tmp_path, "alice")
+    _setup(run_cli, "alice")
     role = iam.get_role(RoleName="hg-ephemeral-ec2-role-1")["Role"]
     assert {"Key": "hgautomation:managed", "Value": "1"} in role["Tags"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"] == \
@@ -249,7 +251,7 @@ def test_iam_legacy_adopted_and_extra_roles_reconciled_away(aws_fresh, tmp_path)
     assert iam.list_role_policies(RoleName="hg-ephemeral-ec2-role-1")["PolicyNames"] == []
     names = {r["RoleName"] for r in iam.list_roles()["Roles"]}
     assert "hg-ephemeral-ec2-role-0" not in names and "hg-someone-elses-role" in names
-    assert mutating_calls(_setup(aws_fresh, tmp_path, "alice").stderr) == 0
+    assert mutating_calls(_setup(run_cli, "alice").stderr) == 0
 
 
 def test_rejected_credentials_map_to_their_exit_code():
@@ -265,7 +267,7 @@ def test_rejected_credentials_map_to_their_exit_code():
     assert caught.value.exit_code == 6 and "AuthFailure" in caught.value.one_line()
 
 
-def test_shared_images_go_only_with_images_flag(aws_fresh, tmp_path):
+def test_shared_images_go_only_with_images_flag(aws_fresh, run_cli):
     ec2 = aws_fresh.client("ec2")
     builder = _our_instance(ec2, "bob", "hg-image-build-bob-1")[0]
     image_tags = [{"Key": "hgautomation:managed", "Value": "1"},
@@ -276,11 +278,10 @@ def test_shared_images_go_only_with_images_flag(aws_fresh, tmp_path):
     foreign = ec2.create_image(InstanceId=builder, Name="hgx-image")["ImageId"]
     snaps = [m["Ebs"]["SnapshotId"] for m in ec2.describe_images(ImageIds=[ours])["Images"][0][
         "BlockDeviceMappings"]]
-    _ok(run_cli(aws_fresh, tmp_path, "purge-ec2-resources", "--owner", "alice"))
+    _ok(run_cli("purge-ec2-resources", "--owner", "alice"))
     assert {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]} == \
         {ours, foreign}
-    result = _ok(run_cli(aws_fresh, tmp_path, "purge-ec2-resources", "--owner", "alice",
-                         "--images"))
+    result = _ok(run_cli("purge-ec2-resources", "--owner", "alice", "--images"))
     assert ours in result.stdout and "deleted" in result.stdout
     assert {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]} == {foreign}
     left = {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}

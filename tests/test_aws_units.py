@@ -69,7 +69,7 @@ def test_throttling_is_retried_and_the_work_succeeds(session, ctx, aws_fresh):
 
     session.client("ec2").meta.events.register("before-send.ec2", throttle)
     session.client("iam").meta.events.register("before-send.iam", throttle)
-    state = account.ensure_account_state(ctx, session, "alice", "192.0.2.1/32")
+    state = account.ensure_account_state(session, "alice", ctx.state.keys, "192.0.2.1/32")
     assert injected["ec2"] == 2 and injected["iam"] == 2
     assert state.security_group_ids["linux"].startswith("sg-")
     actions = purge.purge(session, purge.Selection(owner="alice"))
@@ -157,32 +157,16 @@ def test_ssm_run_command_against_moto(session, aws_fresh):
     ec2 = aws_fresh.client("ec2")
     iid = ec2.run_instances(ImageId=DEBIAN, MinCount=1, MaxCount=1)["Instances"][0][
         "InstanceId"]
-    result = ssm.run_command(session, iid, ["echo hello"], timeout=30, poll=0.1)
+    result = ssm.run_command(session, iid, ["echo hello"], timeout=30, interval=0.1)
     assert result.status == "Success" and result.instance_id == iid
 
 
-def test_ssm_wait_managed_and_failure_with_stubber():
+def test_ssm_failure_with_stubber():
     from botocore.stub import Stubber
 
     session = AWSSession("us-west-2")
     client = session.client("ssm")
-    params = {"Filters": [{"Key": "InstanceIds", "Values": ["i-0123"]}]}
     with Stubber(client) as stub:
-        stub.add_response("describe_instance_information",
-                          {"InstanceInformationList": []}, params)
-        stub.add_response("describe_instance_information", {"InstanceInformationList": [
-            {"InstanceId": "i-0123", "PingStatus": "ConnectionLost"}]}, params)
-        stub.add_response("describe_instance_information", {"InstanceInformationList": [
-            {"InstanceId": "i-0123", "PingStatus": "Online"}]}, params)
-        info = ssm.wait_managed(session, "i-0123", timeout=10, poll=0)
-        assert info["PingStatus"] == "Online"
-        stub.assert_no_pending_responses()
-
-        stub.add_response("describe_instance_information",
-                          {"InstanceInformationList": []}, params)
-        with pytest.raises(errors.WaitTimeout, match="i-0123"):
-            ssm.wait_managed(session, "i-0123", timeout=0, poll=0)
-
         command_id = "0b0e1f52-7b37-4e5e-9d1c-3f0c1b2a4d5e"
         stub.add_response("send_command", {"Command": {"CommandId": command_id}})
         stub.add_client_error("get_command_invocation", "InvocationDoesNotExist")
@@ -190,7 +174,7 @@ def test_ssm_wait_managed_and_failure_with_stubber():
             "Status": "Failed", "ResponseCode": 3, "StandardOutputContent": "step 1\nstep 2\n",
             "StandardErrorContent": "E: broken package\n"})
         with pytest.raises(errors.RemoteCommandError) as failure:
-            ssm.run_command(session, "i-0123", ["apt-get install x"], timeout=10, poll=0)
+            ssm.run_command(session, "i-0123", ["apt-get install x"], timeout=10, interval=0)
         assert "i-0123" in str(failure.value) and "broken package" in str(failure.value)
         assert "step 2" in failure.value.output_tail and failure.value.status == 3
 

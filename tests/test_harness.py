@@ -249,3 +249,58 @@ def test_pypi_refuses_wrong_password(pypi, tmp_path):
     assert result.returncode != 0
     assert "403" in result.stdout + result.stderr
     assert not (pypi.packages_dir / wheel.name).exists()
+
+
+# --- cli (the runner of the real CLI) ------------------------------------------------------
+
+def test_cli_env_is_built_in_one_place(aws, monkeypatch):
+    from harness.cli import PROJECT, cli_env
+
+    monkeypatch.setenv("HGAUTOMATION_OWNER", "ambient")
+    monkeypatch.setenv("TWINE_PASSWORD", "ambient")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "9")
+    env = cli_env()
+    assert not [k for k in env if k.startswith(("HGAUTOMATION_", "TWINE_"))]
+    assert env["PYTHONPATH"] == str(PROJECT)
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    assert env["AWS_MAX_ATTEMPTS"] == "9"  # without `aws`: the session's AWS_* as they are
+    assert env["AWS_ACCESS_KEY_ID"] == os.environ["AWS_ACCESS_KEY_ID"]
+    moto = cli_env(aws=aws)
+    assert {k: v for k, v in moto.items() if k.startswith("AWS_")} == aws.env
+    assert not [k for k in cli_env(aws=False) if k.startswith("AWS_")]
+    extra = cli_env({"HGAUTOMATION_OWNER": "bob", "AWS_ACCESS_KEY_ID": None}, aws=aws)
+    assert extra["HGAUTOMATION_OWNER"] == "bob" and "AWS_ACCESS_KEY_ID" not in extra
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie is dead too
+    except FileNotFoundError:
+        return True
+
+
+# A child that starts a grandchild in its process group, prints its pid and waits.
+_PARENT = ("import subprocess, sys, time\n"
+           "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+           "print(p.pid, flush=True)\n"
+           "time.sleep(120)\n")
+
+
+def test_cli_run_timeout_kills_the_process_group_and_raises(cli):
+    from harness.net import wait_until
+
+    with pytest.raises(subprocess.TimeoutExpired) as caught:
+        cli.run(program=("-c", _PARENT), timeout=3)
+    grandchild = int(caught.value.output.split()[0])  # the output read after the kill
+    wait_until(lambda: _gone(grandchild), 10, f"grandchild {grandchild} to be killed")
+
+
+def test_cli_popen_block_failing_kills_the_child_and_reraises(cli):
+    from harness.net import wait_until
+
+    with pytest.raises(KeyboardInterrupt), cli.popen(program=("-c", _PARENT)) as proc:
+        grandchild = int(proc.stdout.readline())
+        raise KeyboardInterrupt  # as Ctrl-C in the middle of a test
+    assert proc.returncode == -9
+    wait_until(lambda: _gone(grandchild), 10, f"grandchild {grandchild} to be killed")

@@ -19,7 +19,6 @@ import pytest
 from hgautomation import platforms
 
 VERSION = "7.2.1"
-PROJECT = Path(__file__).resolve().parents[1]
 BIN = str(Path(sys.executable).parent)
 
 
@@ -76,7 +75,7 @@ def build_dist(dist: Path, version: str = VERSION, big_last: int = 0) -> dict[st
 
 
 @pytest.fixture
-def release(ssh_host, pypi, tmp_path):
+def release(cli, ssh_host, pypi, tmp_path):
     """A fresh release dir on the ssh host, an empty index, and the CLI's environment."""
     for f in pypi.packages_dir.iterdir():
         f.unlink()
@@ -95,10 +94,9 @@ def release(ssh_host, pypi, tmp_path):
     repo = tmp_path / "hg"
     subprocess.run(["hg", "init", str(repo)], check=True, timeout=60,
                    env=dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"]))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TWINE_")}
-    env.update(HOME=str(home), PYTHONPATH=str(PROJECT),
-               TWINE_USERNAME=pypi.username, TWINE_PASSWORD=pypi.password,
-               TWINE_NON_INTERACTIVE="1")
+    # Over the `cli` fixture's environment, which has no TWINE_* of its own.
+    env = {"HOME": str(home), "TWINE_USERNAME": pypi.username,
+           "TWINE_PASSWORD": pypi.password, "TWINE_NON_INTERACTIVE": "1"}
 
     class Release:
         dir = rdir
@@ -111,17 +109,20 @@ def release(ssh_host, pypi, tmp_path):
             self.ssh_config = ssh_config
             self.home = home
 
-        def command(self, *args: str, version: str = VERSION,
-                    index: tuple = ("--repository-url", pypi.url)) -> list[str]:
-            return [sys.executable, "-m", "hgautomation", "--hg-repo", str(repo),
-                    "--state-path", str(self.state), "--ssh-config", str(ssh_config),
+        def args(self, *args: str, version: str = VERSION,
+                 index: tuple = ("--repository-url", pypi.url)) -> list[str]:
+            return ["--hg-repo", str(repo), "--ssh-config", str(ssh_config),
                     "publish-windows-artifacts", version, "--release-dir", str(rdir),
                     *index, *args]
 
-        def run(self, *args: str, env: dict | None = None, timeout: float = 300, **kw):
-            return subprocess.run(self.command(*args, **kw), check=False, env=env or self.env,
-                                  cwd=str(repo), capture_output=True, text=True,
-                                  timeout=timeout)
+        def run(self, *args: str, env: dict | None = None, timeout: float = 300,
+                cwd: Path | None = repo, **kw):
+            return cli.run(*self.args(*args, **kw), state=self.state, env=env or self.env,
+                           cwd=cwd, timeout=timeout)
+
+        def popen(self, *args: str, **popen_kw):
+            """The CLI started for the test to interrupt (a context manager)."""
+            return cli.popen(*self.args(*args), state=self.state, env=self.env, **popen_kw)
 
         def published(self) -> list[str]:
             return sorted(p.name for p in pypi.packages_dir.iterdir()) + \
@@ -239,11 +240,11 @@ def test_missing_artifacts_listed(release):
 
 def test_bad_version(release):
     build_dist(release.dist)
-    proc = subprocess.run(release.command(version="7.2.x"), check=False, env=release.env,
-                          capture_output=True, text=True, timeout=120)
+    proc = release.run(version="7.2.x", timeout=120, cwd=None)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == ("usage error: malformed version '7.2.x' "
-                                   "(expected MAJOR.MINOR[.PATCH][rcN], e.g. 7.2.1)")
+    assert proc.stderr.strip() == (
+        "usage error: argument VERSION: invalid version '7.2.x' (e.g. 7.2.1 or 7.2rc0) "
+        "(see 'hgautomation publish-windows-artifacts --help')")
     assert release.published() == []
 
 
@@ -271,9 +272,7 @@ def test_killed_mid_upload_leaves_no_partial_file_and_resumes(release):
     made = build_dist(release.dist, big_last=big)
     installers = [n for n in made if not n.endswith(".whl")]
     big_name = next(n for n in installers if made[n].stat().st_size == big)
-    proc = subprocess.Popen(release.command("--no-pypi"), env=release.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
+    with release.popen("--no-pypi", stderr=subprocess.STDOUT, text=False) as proc:
         deadline = time.monotonic() + 120
         caught = False
         while time.monotonic() < deadline and proc.poll() is None:
@@ -284,11 +283,6 @@ def test_killed_mid_upload_leaves_no_partial_file_and_resumes(release):
                 caught = True
                 break
             time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-        proc.stdout.close()
     assert caught, "the upload of the big file was never seen in flight"
     names = {p.name for p in release.dir.iterdir()}
     assert big_name not in names  # no partial file under the final name
@@ -359,9 +353,7 @@ def test_sigterm_mid_upload_cleans_up(release):
     big = 400 * 1024 * 1024
     made = build_dist(release.dist, big_last=big)
     big_name = next(n for n in made if made[n].stat().st_size == big)
-    proc = subprocess.Popen(release.command("--no-pypi"), env=release.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with release.popen("--no-pypi") as proc:
         deadline = time.monotonic() + 120
         caught = False
         while time.monotonic() < deadline and proc.poll() is None:
@@ -371,10 +363,6 @@ def test_sigterm_mid_upload_cleans_up(release):
                 break
             time.sleep(0.02)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
     assert caught, "the upload of the big file was never seen in flight"
     assert proc.returncode == 143, err
     assert err.strip().splitlines()[-1] == "interrupted (SIGTERM); cleanup done"

@@ -29,7 +29,6 @@ from hgautomation import tryserver
 
 FUNCTION = "ci-try-server-upload"
 BIN = str(Path(sys.executable).parent)
-PROJECT = Path(__file__).resolve().parents[1]
 
 
 def _moto_api(aws, path: str, body: dict | None = None) -> dict:
@@ -92,30 +91,22 @@ def repo(tmp_path) -> Path:
     return root
 
 
-def _run(aws, repo: Path, tmpdir: Path, *args: str, env_overrides: dict | None = None,
+def _run(cli, aws, repo: Path, tmpdir: Path, *args: str, env_overrides: dict | None = None,
          drop_aws: bool = False):
     tmpdir.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    if not drop_aws:
-        env.update(aws.env)
-    env.update(PYTHONPATH=str(PROJECT),
-               PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
-               TMPDIR=str(tmpdir), HOME=str(tmpdir.parent))
-    env.update(env_overrides or {})
-    proc = subprocess.run([sys.executable, "-m", "hgautomation", "--hg-repo", str(repo),
-                           "--state-path", str(tmpdir.parent / "state"), *args],
-                          cwd=repo, env=env, capture_output=True, text=True, timeout=180,
-                          check=False)
+    env = {"TMPDIR": str(tmpdir), "HOME": str(tmpdir.parent), **(env_overrides or {})}
+    proc = cli.run("--hg-repo", str(repo), *args, state=tmpdir.parent / "state", cwd=repo,
+                   aws=False if drop_aws else aws, env=env, timeout=180)
     # The temporary bundle (and its directory) are gone whatever happened.
     assert sorted(os.listdir(tmpdir)) == [], proc.stderr
     return proc
 
 
-def test_submit_prints_resolved_info_and_server_messages(lambda_simple, repo, tmp_path):
+def test_submit_prints_resolved_info_and_server_messages(cli, lambda_simple, repo, tmp_path):
     _queue(lambda_simple, json.dumps({"messages": ["queued try job 17",
                                                    "results: https://try.example/17"]}))
     node = _hg(repo, "log", "-r", "tip", "-T", "{node}")
-    proc = _run(lambda_simple, repo, tmp_path / "tmp", "try", "-r", "tip")
+    proc = _run(cli, lambda_simple, repo, tmp_path / "tmp", "try", "-r", "tip")
     assert proc.returncode == 0, proc.stderr
     assert f"node:    {node}" in proc.stderr
     assert "branch:  default" in proc.stderr
@@ -128,10 +119,10 @@ def test_submit_prints_resolved_info_and_server_messages(lambda_simple, repo, tm
     assert f"submitted {node[:12]}" in proc.stdout
 
 
-def test_payload_received_by_server_is_the_draft_bundle(lambda_simple, repo, tmp_path):
+def test_payload_received_by_server_is_the_draft_bundle(cli, lambda_simple, repo, tmp_path):
     # Nothing queued: moto echoes the request, which the CLI shows as it is.
     node = _hg(repo, "log", "-r", "tip", "-T", "{node}")
-    proc = _run(lambda_simple, repo, tmp_path / "tmp", "try", "-r", "tip")
+    proc = _run(cli, lambda_simple, repo, tmp_path / "tmp", "try", "-r", "tip")
     assert proc.returncode == 0, proc.stderr
     echoed = [line[len("remote: "):] for line in proc.stderr.splitlines()
               if line.startswith("remote: {")]
@@ -155,26 +146,26 @@ def test_payload_received_by_server_is_the_draft_bundle(lambda_simple, repo, tmp
     assert len(_hg(public, "log", "-T", "{rev}\n").split()) == 4
 
 
-def test_public_revision_is_refused(lambda_simple, repo, tmp_path):
-    proc = _run(lambda_simple, repo, tmp_path / "tmp", "try", "-r", "1")
+def test_public_revision_is_refused(cli, lambda_simple, repo, tmp_path):
+    proc = _run(cli, lambda_simple, repo, tmp_path / "tmp", "try", "-r", "1")
     assert proc.returncode == 4, proc.stderr
     assert "is public" in proc.stderr
     assert len(proc.stderr.strip().splitlines()[-1:]) == 1
     assert "Traceback" not in proc.stderr
 
 
-def test_unknown_revision(lambda_simple, repo, tmp_path):
-    proc = _run(lambda_simple, repo, tmp_path / "tmp", "try", "-r", "no-such-rev")
+def test_unknown_revision(cli, lambda_simple, repo, tmp_path):
+    proc = _run(cli, lambda_simple, repo, tmp_path / "tmp", "try", "-r", "no-such-rev")
     assert proc.returncode == 4
     assert "cannot resolve revision 'no-such-rev'" in proc.stderr.strip().splitlines()[-1]
 
 
-def test_too_large_bundle_refused_before_sending(lambda_simple, repo, tmp_path):
+def test_too_large_bundle_refused_before_sending(cli, lambda_simple, repo, tmp_path):
     # 5 MiB of incompressible data: > 6 MiB once base64-encoded.
     (repo / "big.bin").write_bytes(os.urandom(5 * 1024 * 1024))
     _hg(repo, "commit", "-A", "-m", "big draft", "-u", "Dev <dev@example.org>")
     _queue(lambda_simple, "sentinel-not-consumed")
-    proc = _run(lambda_simple, repo, tmp_path / "tmp", "try", "-r", "tip")
+    proc = _run(cli, lambda_simple, repo, tmp_path / "tmp", "try", "-r", "tip")
     assert proc.returncode == 14, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("try server: bundle too large: ")
@@ -186,10 +177,10 @@ def test_too_large_bundle_refused_before_sending(lambda_simple, repo, tmp_path):
     assert resp["Payload"].read() == b"sentinel-not-consumed"
 
 
-def test_function_error_prints_message_and_fails(lambda_simple, repo, tmp_path):
+def test_function_error_prints_message_and_fails(cli, lambda_simple, repo, tmp_path):
     # moto turns a response above 6,000,000 bytes into a real Lambda function error.
     _queue(lambda_simple, "x" * 6_000_001)
-    proc = _run(lambda_simple, repo, tmp_path / "tmp", "try", "-r", "tip")
+    proc = _run(cli, lambda_simple, repo, tmp_path / "tmp", "try", "-r", "tip")
     assert proc.returncode == 14, proc.stderr
     assert ("remote: Response payload size exceeded maximum allowed payload size"
             in proc.stderr)
@@ -198,12 +189,12 @@ def test_function_error_prints_message_and_fails(lambda_simple, repo, tmp_path):
                            "(Function.ResponseSizeTooLarge)")
 
 
-def test_no_such_function(aws_fresh, repo, tmp_path):
+def test_no_such_function(cli, aws_fresh, repo, tmp_path):
     before = _moto_api(aws_fresh, "/moto-api/config")
     # moto's default (Docker) Lambda looks the function up before invoking it.
     _moto_api(aws_fresh, "/moto-api/config", {"lambda": {"use_docker": True}})
     try:
-        proc = _run(aws_fresh, repo, tmp_path / "tmp", "try", "-r", "tip",
+        proc = _run(cli, aws_fresh, repo, tmp_path / "tmp", "try", "-r", "tip",
                     "--function", "no-such-function")
     finally:
         _moto_api(aws_fresh, "/moto-api/config",
@@ -214,10 +205,10 @@ def test_no_such_function(aws_fresh, repo, tmp_path):
         f"{aws_fresh.region} (check --function and --aws-region)")
 
 
-def test_no_credentials(aws_fresh, repo, tmp_path):
+def test_no_credentials(cli, aws_fresh, repo, tmp_path):
     empty = tmp_path / "empty"
     empty.write_text("")
-    proc = _run(aws_fresh, repo, tmp_path / "tmp", "try", "-r", "tip", drop_aws=True,
+    proc = _run(cli, aws_fresh, repo, tmp_path / "tmp", "try", "-r", "tip", drop_aws=True,
                 env_overrides={"AWS_ENDPOINT_URL": aws_fresh.endpoint_url,
                                "AWS_DEFAULT_REGION": aws_fresh.region,
                                "AWS_CONFIG_FILE": str(empty),

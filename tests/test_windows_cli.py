@@ -22,32 +22,32 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from harness import hgsource, sshd
+from harness.aws import LIVE
 from harness.net import free_port
-from test_windows_scripts import params_of
+from harness.powershell import params_of
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOWS_2022_NEWEST = "ami-0481743ed9f9d2efe"  # Windows_Server-2022-English-Full-Base-2025.10.15
 WINDOWS_2025_NEWEST = "ami-0651400ce715c354e"
 OWNER = "wintester"
-LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"]
 CLI_TIMEOUT = 240
 
 
 @pytest.fixture
-def win(aws_fresh, tmp_path, sshd_workdir):
-    return WindowsRun(aws_fresh, tmp_path, sshd_workdir)
+def win(cli, aws_fresh, tmp_path, sshd_workdir):
+    return WindowsRun(cli, aws_fresh, tmp_path, sshd_workdir)
 
 
 class WindowsRun:
     """State dir, ssh config and the played first boot for one CLI run."""
 
-    def __init__(self, aws, tmp_path: Path, workdir: Path):
+    def __init__(self, cli, aws, tmp_path: Path, workdir: Path):
+        self.cli = cli
         self.aws = aws
         self.ec2 = aws.client("ec2")
         self.state = tmp_path / "state"
@@ -59,38 +59,22 @@ class WindowsRun:
             f"Host *\n  HostName 127.0.0.1\n  Port {self.port}\n  User {sshd.DEFAULT_USER}\n")
         self.daemon = None
 
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HGAUTOMATION_")}
-        env.update(self.aws.env)
-        env["PYTHONPATH"] = str(ROOT)
-        # The local side of `hg push` is the test venv's hg.
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        return env
-
     def args(self, command: str, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "hgautomation", "--state-path", str(self.state),
-                "--ssh-config", str(self.ssh_config), "-v", command,
+        return ["--ssh-config", str(self.ssh_config), "-v", command,
                 "--owner", OWNER, "--ingress-cidr", "127.0.0.1/32", *extra]
 
     def run(self, command: str, *extra: str, cwd: Path) -> subprocess.CompletedProcess:
-        return subprocess.run(self.args(command, *extra), env=self.env(), cwd=cwd,
-                              capture_output=True, text=True, timeout=CLI_TIMEOUT,
-                              stdin=subprocess.DEVNULL, check=False)
+        return self.cli.run(*self.args(command, *extra), aws=self.aws, state=self.state,
+                            cwd=cwd, timeout=CLI_TIMEOUT)
 
     def run_with_first_boot(self, command: str, *extra: str,
                             cwd: Path) -> tuple[subprocess.CompletedProcess, dict]:
         """Run the CLI, playing its instance's first boot; returns (result, instance)."""
-        proc = subprocess.Popen(self.args(command, *extra), env=self.env(), cwd=cwd,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                stdin=subprocess.DEVNULL)
-        try:
+        with self.cli.popen(*self.args(command, *extra), aws=self.aws, state=self.state,
+                            cwd=cwd) as proc:
             instance = self.wait_for_instance(proc)
             self.first_boot(instance["InstanceId"])
             out, err = proc.communicate(timeout=CLI_TIMEOUT)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate(timeout=30)
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), instance
 
     def wait_for_instance(self, proc: subprocess.Popen, timeout: float = 120) -> dict:

@@ -9,55 +9,17 @@ from __future__ import annotations
 
 import base64
 import fnmatch
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from harness.powershell import params_of, parse_single_quoted
 
 from hgautomation import errors, platforms
 from hgautomation.windows import powershell as ps
 from hgautomation.windows import recipes
 
-ROOT = Path(__file__).resolve().parents[1]
 ALL_STEPS = recipes.plan(recipes.KINDS, "7.2.4")
 SCRIPT_FILES = sorted(p.name for p in ps.SCRIPTS_DIR.glob("*.ps1"))
-
-
-def parse_single_quoted(text: str) -> tuple[str, str]:
-    """A PowerShell single-quoted literal at the start of `text`: (value, rest).
-
-    Written from the language rules (any of ' ‘ ’ ‚ ‛ opens/closes; a doubled quote
-    character is one literal quote), independently of powershell.quote.
-    """
-    quotes = "'\u2018\u2019\u201a\u201b"
-    assert text[0] in quotes, text[:20]
-    value, i = [], 1
-    while i < len(text):
-        c = text[i]
-        if c in quotes:
-            if i + 1 < len(text) and text[i + 1] in quotes:
-                value.append(text[i + 1])
-                i += 2
-                continue
-            return "".join(value), text[i + 1:]
-        value.append(c)
-        i += 1
-    raise AssertionError("unterminated string literal")
-
-
-def params_of(script: str) -> dict[str, str]:
-    """The generated `$Name = '<value>'` lines of a rendered script."""
-    found = {}
-    rest = script.split("# -- parameters (generated) --\n", 1)[1]
-    while not rest.startswith("\n"):
-        name, rest = re.match(r"^\$([A-Za-z0-9]+) = (.*)$", rest, re.S).groups()
-        found[name], rest = parse_single_quoted(rest)
-        assert rest.startswith("\n"), rest[:40]
-        rest = rest[1:]
-    return found
 
 
 # -- encoding and quoting --------------------------------------------------------
@@ -174,8 +136,11 @@ def test_installers_need_a_version(version):
 
 @pytest.mark.parametrize("version", ["7.2'; rm", "7.2 x", "../7"])
 def test_odd_versions_are_refused(version):
-    with pytest.raises(errors.UsageError, match="not a version"):
-        recipes.plan(["wix"], version)
+    # Refused where the command line is parsed, before any plan is made.
+    from hgautomation import arguments
+
+    with pytest.raises(errors.UsageError, match="invalid version"):
+        arguments.parse_args(["build-wix", "--version", version])
 
 
 # -- $LASTEXITCODE after every native call -----------------------------------------
@@ -321,23 +286,21 @@ def test_sftp_paths():
 
 # -- through the CLI: bad input fails before any machine or AWS call -----------------
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT),
-               AWS_ENDPOINT_URL="http://127.0.0.1:9")  # nothing listens: must not be reached
-    return subprocess.run([sys.executable, "-m", "hgautomation", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+NO_AWS = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # nothing listens: must not be reached
 
 
 @pytest.mark.parametrize("command", ["build-inno", "build-wix", "build-all-windows-packages"])
-def test_cli_installers_without_version(command, tmp_path):
-    result = run_cli(command, "--ingress-cidr", "127.0.0.1/32", cwd=tmp_path)
+def test_cli_installers_without_version(cli, command, tmp_path):
+    result = cli.run(command, "--ingress-cidr", "127.0.0.1/32", cwd=tmp_path, env=NO_AWS,
+                     timeout=60)
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [
         f"usage error: {command} needs --version (the version in the package names)"]
 
 
-def test_cli_run_tests_windows_rejects_double_quotes(tmp_path):
-    result = run_cli("run-tests-windows", "--test-flags", '-k "a b"', cwd=tmp_path)
+def test_cli_run_tests_windows_rejects_double_quotes(cli, tmp_path):
+    result = cli.run("run-tests-windows", "--test-flags", '-k "a b"', cwd=tmp_path, env=NO_AWS,
+                     timeout=60)
     assert result.returncode == 2
     assert "cannot contain double quotes" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

@@ -1,5 +1,8 @@
-"""Real stand-in servers on loopback for the hgautomation test suite.
+"""Real stand-in servers on loopback for the hgautomation test suite, and the shared helpers.
 
-Each module starts one kind of server (moto, sshd, pypiserver) or builds one fixture
-(a Mercurial source repository); tests/conftest.py turns them into pytest fixtures.
+Each server module starts one kind of server (aws: moto, sshd, pypi: pypiserver) or builds
+one fixture (hgsource: a Mercurial source repository); tests/conftest.py turns them into
+pytest fixtures. cli runs the real CLI (the `cli` fixture); process stops and kills what
+the tests start; net has loopback and waiting helpers; powershell reads generated scripts.
+Test modules import helpers from here, never from each other.
 """

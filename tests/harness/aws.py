@@ -1,23 +1,33 @@
-"""moto's server on loopback as the AWS stand-in, with our own base images (amis.json)."""
+"""moto's server on loopback as the AWS stand-in, with our own base images (amis.json).
+
+Also: `live_instances` (what moto still runs) and `HoldingProxy` (a forwarder to moto
+that delays or drops chosen replies).
+"""
 
 from __future__ import annotations
 
 import base64
+import http.client
+import http.server
 import json
 import logging
 import os
+import re
 import sys
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .net import LOOPBACK
 
 AMIS_PATH = Path(__file__).with_name("amis.json")
 REGION = "us-west-2"
 ACCESS_KEY = SECRET_KEY = "testing"
+LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"]
 
 
 def configure_moto_environment() -> None:
@@ -123,3 +133,79 @@ def injected_host_key(ec2, instance_id: str) -> tuple[str, str]:
     (public,) = [line.split(":", 1)[1].strip() for line in lines
                  if line.strip().startswith("ed25519_public:")]
     return "\n".join(key) + "\n", public
+
+
+def live_instances(ec2, **tag_filters: str) -> list[dict]:
+    """The instances not yet terminated, optionally only those with the given tag values."""
+    filters = [{"Name": "instance-state-name", "Values": LIVE}]
+    filters += [{"Name": f"tag:{k}", "Values": [v]} for k, v in tag_filters.items()]
+    found = ec2.describe_instances(Filters=filters)["Reservations"]
+    return [i for r in found for i in r["Instances"]]
+
+
+@dataclass
+class HoldingProxy:
+    """An HTTP forwarder to moto that holds the reply of chosen actions for a while.
+
+    The request reaches moto at once (the instance exists), only the answer is late:
+    the client sees RunInstances "in flight" after the server already acted.
+    """
+
+    target: str
+    hold_actions: tuple[str, ...] = ("RunInstances",)
+    hold_seconds: float = 4.0
+    drop: bool = False  # instead of a late reply, none at all (connection closed)
+
+    def __post_init__(self):
+        self.held = threading.Event()  # set when a held reply is waiting
+        self.requests: list[str] = []
+        parts = urlsplit(self.target)
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                action = re.search(rb"Action=([A-Za-z]+)", body)
+                action_name = action.group(1).decode() if action else ""
+                proxy.requests.append(action_name)
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "connection")}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                reply = conn.getresponse()
+                data = reply.read()
+                if action_name in proxy.hold_actions:
+                    proxy.held.set()
+                    time.sleep(proxy.hold_seconds)
+                    if proxy.drop:
+                        conn.close()
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                self.send_response(reply.status)
+                for k, v in reply.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+            do_POST = do_GET = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)

@@ -6,9 +6,11 @@ import ipaddress
 import socket
 import time
 from collections.abc import Callable, Mapping
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 LOOPBACK = "127.0.0.1"
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -21,10 +23,18 @@ def free_port() -> int:
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
                interval: float = 0.05) -> None:
     """Poll `predicate` until it is true; raise TimeoutError naming `what` after `timeout` s."""
+    wait_for(predicate, timeout, what, interval)
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str,
+             interval: float = 0.1) -> T:
+    """Poll `predicate` until it returns something true and return that; TimeoutError after
+    `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:
-        if predicate():
-            return
+        value = predicate()
+        if value:
+            return value
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)

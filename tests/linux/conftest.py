@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,24 +139,6 @@ def linux_dev_host(ssh_host, hg_source, tmp_path_factory) -> Iterator[LinuxDevHo
     finally:
         for path in created:
             _remove(path)
-
-
-def _cli(*args: str, cwd: Path | None = None, timeout: float = 300,
-         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = str(REPO_ROOT)
-    # The test venv's hg must be first on PATH for `hg push`'s local side.
-    full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "hgautomation", *args], cwd=cwd,
-                          env=full_env, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, check=False)
-
-
-@pytest.fixture
-def cli():
-    """Run the real CLI in a subprocess: ``cli(*args, cwd=..., env=...)`` -> CompletedProcess."""
-    return _cli
 
 
 @pytest.fixture

@@ -36,9 +36,9 @@ def test_bootstrap_then_check_host_then_run_tests(cli, debian_chroot_host, pypi,
     common = ["--state-path", str(state), "--ssh-config", str(config)]
 
     start = time.monotonic()
-    proc = cli(*common, "bootstrap-linux-dev", "--host", "debroot", "--accept-new-host-key",
-               "--pythons", "system3", "--pip-index-url", pypi.simple_url,
-               "--hg", hgsource.hg_executable(), cwd=repo, timeout=600)
+    proc = cli.run(*common, "bootstrap-linux-dev", "--host", "debroot", "--accept-new-host-key",
+                   "--pythons", "system3", "--pip-index-url", pypi.simple_url,
+                   "--hg", hgsource.hg_executable(), cwd=repo, timeout=600)
     bootstrap_seconds = time.monotonic() - start
     assert proc.returncode == 0, proc.stderr
     assert "1 host provisioned" in proc.stdout
@@ -49,16 +49,16 @@ def test_bootstrap_then_check_host_then_run_tests(cli, debian_chroot_host, pypi,
     authorized = (host.upper / "home" / "hg" / ".ssh" / "authorized_keys").read_text()
     assert " ".join(tool_pub) in authorized
 
-    proc = cli(*common, "check-host", "--host", "debroot-hg")
+    proc = cli.run(*common, "check-host", "--host", "debroot-hg")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     for item in ("sftp", "user", "passwordless sudo", "/hgdev", "venv-bootstrap hg",
                  "/hgdev/src", "/hgwork"):
         assert re.search(rf"^{re.escape(item)}\s+ok\s", proc.stdout, re.M), (item, proc.stdout)
     assert f"Mercurial Distributed SCM (version {HG_VERSION})" in proc.stdout
 
-    proc = cli(*common, "run-tests-linux", "--host", "debroot-hg", "--filesystem", "tmpfs",
-               "--hg", hgsource.hg_executable(), "--with-hg=/hgdev/venv-bootstrap/bin/hg",
-               "test-empty-dir.t", "test-issue1089.t", cwd=repo, timeout=300)
+    proc = cli.run(*common, "run-tests-linux", "--host", "debroot-hg", "--filesystem", "tmpfs",
+                   "--hg", hgsource.hg_executable(), "--with-hg=/hgdev/venv-bootstrap/bin/hg",
+                   "test-empty-dir.t", "test-issue1089.t", cwd=repo, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "passed 2, failed 0, skipped 0 (2 tests)" in proc.stdout
     assert "host already has" in proc.stderr  # the seed made the run's push a no-op

@@ -13,11 +13,8 @@ terminates the builder. A second identical run reuses the image.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,12 +25,11 @@ from harness.net import LOOPBACK
 from harness.process import tail
 
 from hgautomation import linux
-from hgautomation.aws import linux as aws_linux
 from hgautomation.aws import tags as T
+from hgautomation.linux import ec2 as linux_ec2
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 OWNER = "imagetester"
 DISTRO = "debian12"
 HG_VERSION = "7.2.4"
@@ -78,14 +74,8 @@ def all_instances(ec2) -> list[dict]:
     return [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
 
 
-def start_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "hgautomation", *args], env=env, cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
-
-
-def test_bootstrap_linux_dev_builds_image_then_reuses_it(aws_fresh, debian_chroot_host, pypi,
-                                                         mercurial_wheel, tmp_path):
+def test_bootstrap_linux_dev_builds_image_then_reuses_it(cli, aws_fresh, debian_chroot_host,
+                                                         pypi, mercurial_wheel, tmp_path):
     ec2 = aws_fresh.client("ec2")
     shutil.copy(mercurial_wheel, pypi.packages_dir / mercurial_wheel.name)
     host = debian_chroot_host
@@ -103,15 +93,13 @@ def test_bootstrap_linux_dev_builds_image_then_reuses_it(aws_fresh, debian_chroo
         state = tmp_path / "state"
         workdir = tmp_path / "cwd"  # not a Mercurial repository
         workdir.mkdir()
-        env = dict(os.environ, **aws_fresh.env, PYTHONPATH=str(ROOT))
         args = ["--state-path", str(state), "--ssh-config", str(config),
                 "bootstrap-linux-dev", "--distros", DISTRO, "--pythons", "system3",
                 "--owner", OWNER, "--ingress-cidr", "127.0.0.1/32",
                 "--pip-index-url", pypi.simple_url]
 
         start = time.monotonic()
-        proc = start_cli(args, env, workdir)
-        try:
+        with cli.popen(*args, cwd=workdir, aws=aws_fresh) as proc:
             deadline = time.monotonic() + 120
             while not all_instances(ec2):
                 assert proc.poll() is None, proc.communicate()[1]
@@ -123,7 +111,7 @@ def test_bootstrap_linux_dev_builds_image_then_reuses_it(aws_fresh, debian_chroo
             private, public = injected_host_key(ec2, builder["InstanceId"])
             (pair,) = ec2.describe_key_pairs(KeyNames=[builder["KeyName"]],
                                             IncludePublicKey=True)["KeyPairs"]
-            login = aws_linux.base_user(DISTRO)
+            login = linux_ec2.base_user(DISTRO)
             root.run(
                 f"useradd --create-home --shell /bin/bash {login} && usermod -p '*' {login}"
                 f" && echo '{login} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-cloud-init-users"
@@ -136,18 +124,14 @@ def test_bootstrap_linux_dev_builds_image_then_reuses_it(aws_fresh, debian_chroo
             root.run(f"umask 077 && cat > {HOST_KEY}.tmp && mv {HOST_KEY}.tmp {HOST_KEY}",
                      stdin=private.encode())
             out, err = proc.communicate(timeout=CLI_TIMEOUT)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate(timeout=30)
         build_seconds = time.monotonic() - start
         assert proc.returncode == 0, err + "\n--- sshd log:\n" + tail(sshd_log)
         print(f"bootstrap-linux-dev (EC2, build): {build_seconds:.0f}s")
 
         # The image: ours, named and tagged with the fingerprint, available.
-        fp = aws_linux.image_fingerprint(DISTRO, builder["ImageId"], ["system3"],
+        fp = linux_ec2.image_fingerprint(DISTRO, builder["ImageId"], ["system3"],
                                          linux.SCRIPTS / "bootstrap-debian.sh")
-        family = aws_linux.family(DISTRO)
+        family = linux_ec2.family(DISTRO)
         images = ec2.describe_images(Owners=["self"], Filters=[
             {"Name": f"tag:{T.MANAGED}", "Values": ["1"]}])["Images"]
         (image,) = images
@@ -160,7 +144,7 @@ def test_bootstrap_linux_dev_builds_image_then_reuses_it(aws_fresh, debian_chroo
         # The builder: launched from the base image, with its user data, then gone.
         (builder,) = all_instances(ec2)
         assert builder["State"]["Name"] == "terminated"
-        assert builder["InstanceType"] == aws_linux.BUILD_INSTANCE_TYPE
+        assert builder["InstanceType"] == linux_ec2.BUILD_INSTANCE_TYPE
         assert list((state / "runs").iterdir()) == []  # the per-build known_hosts
 
         # The provisioning really ran in the chroot, over SSH as admin with sudo.
@@ -175,8 +159,8 @@ def test_bootstrap_linux_dev_builds_image_then_reuses_it(aws_fresh, debian_chroo
 
         # Same inputs again: the image is reused, nothing is launched or created.
         start = time.monotonic()
-        proc = start_cli(["-v", *args], env, workdir)
-        out, err = proc.communicate(timeout=CLI_TIMEOUT)
+        with cli.popen("-v", *args, cwd=workdir, aws=aws_fresh) as proc:
+            out, err = proc.communicate(timeout=CLI_TIMEOUT)
         reuse_seconds = time.monotonic() - start
         assert proc.returncode == 0, err
         print(f"bootstrap-linux-dev (EC2, reuse): {reuse_seconds:.1f}s")

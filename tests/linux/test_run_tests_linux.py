@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +16,6 @@ from harness.net import free_port
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 QUICK_TESTS = ["test-empty-dir.t", "test-revert-flags.t", "test-issue1089.t"]
 # The venv hg runs the tests: run-tests.py's default temporary install needs PyPI,
 # which the loopback-only namespace does not have.
@@ -58,7 +55,7 @@ def run_tests(cli, linux_dev_host, state: Path, repo: Path, *extra: str,
             "--hg", hgsource.hg_executable()]
     if results is not None:
         args += ["--results-dir", str(results)]
-    return cli(*args, *extra, WITH_HG, *tests, cwd=repo, timeout=300)
+    return cli.run(*args, *extra, WITH_HG, *tests, cwd=repo, timeout=300)
 
 
 def test_passing_revision_exits_0_with_parsed_report(cli, linux_dev_host, state, repo, tmp_path):
@@ -136,8 +133,8 @@ def one_line(proc) -> str:
 
 
 def test_unknown_revision(cli, linux_dev_host, state, repo):
-    proc = cli(*linux_dev_host.cli_args(state), "-q", "run-tests-linux", "--host", "devhost",
-               "--hg", hgsource.hg_executable(), "-r", "nosuchrevision", cwd=repo)
+    proc = cli.run(*linux_dev_host.cli_args(state), "-q", "run-tests-linux", "--host", "devhost",
+                   "--hg", hgsource.hg_executable(), "-r", "nosuchrevision", cwd=repo)
     assert proc.returncode == 4
     assert one_line(proc) == ("repository error: cannot resolve revision 'nosuchrevision' "
                               f"in {repo}: unknown revision 'nosuchrevision'")
@@ -146,28 +143,28 @@ def test_unknown_revision(cli, linux_dev_host, state, repo):
 def test_not_a_repository(cli, linux_dev_host, state, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = cli(*linux_dev_host.cli_args(state), "-q", "run-tests-linux", "--host", "devhost",
-               cwd=empty)
+    proc = cli.run(*linux_dev_host.cli_args(state), "-q", "run-tests-linux", "--host", "devhost",
+                   cwd=empty)
     assert proc.returncode == 4
     assert one_line(proc).startswith("repository error: no Mercurial repository at or above")
 
 
 def test_unsupported_filesystem(cli, linux_dev_host, state, repo):
-    proc = cli(*linux_dev_host.cli_args(state), "-q", "run-tests-linux", "--host", "devhost",
-               "--hg", hgsource.hg_executable(), "--filesystem", "xfs", cwd=repo)
+    proc = cli.run(*linux_dev_host.cli_args(state), "-q", "run-tests-linux", "--host", "devhost",
+                   "--hg", hgsource.hg_executable(), "--filesystem", "xfs", cwd=repo)
     assert proc.returncode == 3
     assert one_line(proc).startswith("configuration error: --filesystem xfs needs a spare "
                                       "block device")
-    proc = cli("run-tests-linux", "--filesystem", "ntfs", cwd=repo)
+    proc = cli.run("run-tests-linux", "--filesystem", "ntfs", cwd=repo)
     assert proc.returncode == 2
     assert one_line(proc).startswith("usage error: argument --filesystem: invalid choice")
 
 
 def test_unreachable_host(cli, linux_dev_host, state, repo):
     port = free_port()  # nothing listens there
-    proc = cli(*linux_dev_host.cli_args(state), "-q", "run-tests-linux",
-               "--host", f"hgtest@127.0.0.1:{port}", "--hg", hgsource.hg_executable(),
-               cwd=repo)
+    proc = cli.run(*linux_dev_host.cli_args(state), "-q", "run-tests-linux",
+                   "--host", f"hgtest@127.0.0.1:{port}", "--hg", hgsource.hg_executable(),
+                   cwd=repo)
     assert proc.returncode == 8
     assert one_line(proc).startswith(
         f"connection error: cannot connect to hgtest@127.0.0.1:{port}: connection refused")
@@ -178,9 +175,9 @@ def test_authentication_failure(cli, linux_dev_host, state, repo, tmp_path):
     config = tmp_path / "ssh_config"
     config.write_text(linux_dev_host.ssh_config.read_text().replace(
         str(linux_dev_host.ssh.key_path), str(other_key)))
-    proc = cli("--state-path", str(state), "--ssh-config", str(config), "-q",
-               "run-tests-linux", "--host", "devhost", "--hg", hgsource.hg_executable(),
-               cwd=repo)
+    proc = cli.run("--state-path", str(state), "--ssh-config", str(config), "-q",
+                   "run-tests-linux", "--host", "devhost", "--hg", hgsource.hg_executable(),
+                   cwd=repo)
     assert proc.returncode == 8
     assert one_line(proc).startswith(
         f"connection error: authentication failed for hgtest@127.0.0.1:{linux_dev_host.ssh.port}")
@@ -189,7 +186,7 @@ def test_authentication_failure(cli, linux_dev_host, state, repo, tmp_path):
 def test_check_host_pins_new_key_only_when_asked(cli, linux_dev_host, tmp_path):
     state = tmp_path / "fresh-state"
     args = ["--state-path", str(state), "--ssh-config", str(linux_dev_host.ssh_config)]
-    proc = cli(*args, "check-host", "--host", "devhost")
+    proc = cli.run(*args, "check-host", "--host", "devhost")
     assert proc.returncode == 9
     assert proc.stderr.strip().splitlines()[-1].startswith(
         f"host key error: unknown host key for [127.0.0.1]:{linux_dev_host.ssh.port}: "
@@ -197,14 +194,14 @@ def test_check_host_pins_new_key_only_when_asked(cli, linux_dev_host, tmp_path):
     assert "--accept-new-host-key" in proc.stderr
     assert not (state / "known_hosts").exists()
 
-    proc = cli(*args, "check-host", "--host", "devhost", "--accept-new-host-key")
+    proc = cli.run(*args, "check-host", "--host", "devhost", "--accept-new-host-key")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     pinned = (state / "known_hosts").read_text().split()
     assert pinned == [f"[127.0.0.1]:{linux_dev_host.ssh.port}",
                       *linux_dev_host.ssh.host_public_key.split()]
     for item in ("sftp", "/hgdev", "venv-bootstrap hg", "/hgdev/src", "/hgwork"):
         assert re.search(rf"^{re.escape(item)}\s+ok\s+required", proc.stdout, re.M), proc.stdout
-    assert "1 host meet the contract" in proc.stdout
+    assert "1 host meets the contract" in proc.stdout
 
 
 def test_host_key_mismatch_is_refused(cli, linux_dev_host, state, sshd_workdir, repo):
@@ -216,8 +213,8 @@ def test_host_key_mismatch_is_refused(cli, linux_dev_host, state, sshd_workdir, 
         (state / "known_hosts").write_text(
             f"[127.0.0.1]:{port} {linux_dev_host.ssh.host_public_key}\n")
         for command in (["check-host"], ["run-tests-linux", "--hg", hgsource.hg_executable()]):
-            proc = cli(*linux_dev_host.cli_args(state), "-q", *command,
-                       "--host", f"127.0.0.1:{port}", "--accept-new-host-key", cwd=repo)
+            proc = cli.run(*linux_dev_host.cli_args(state), "-q", *command,
+                           "--host", f"127.0.0.1:{port}", "--accept-new-host-key", cwd=repo)
             assert proc.returncode == 9, proc.stderr
             assert one_line(proc).startswith(
                 f"host key error: host key for [127.0.0.1]:{port} has changed")
@@ -236,8 +233,8 @@ def test_check_host_reports_missing_contract(cli, linux_dev_host, state, sshd_wo
             f"[127.0.0.1]:{daemon.host.port} {daemon.host.host_public_key}\n")
         config = tmp_path / "cfg"
         config.write_text(f"Host *\n  IdentityFile {daemon.host.key_path}\n")
-        proc = cli("--state-path", str(state), "--ssh-config", str(config), "check-host",
-                   "--host", f"hgtest2@127.0.0.1:{daemon.host.port}")
+        proc = cli.run("--state-path", str(state), "--ssh-config", str(config), "check-host",
+                       "--host", f"hgtest2@127.0.0.1:{daemon.host.port}")
         assert proc.returncode == 20, proc.stderr
         assert re.search(r"^/hgdev\s+missing\s+required\s+owned by hgtest, not hgtest2",
                          proc.stdout, re.M), proc.stdout
@@ -253,10 +250,10 @@ def test_instances_shard_over_hosts_and_merge(cli, linux_dev_host, second_dev_ho
         linux_dev_host.ssh.known_hosts_path.read_text()
         + second_dev_host.ssh.known_hosts_path.read_text())
     results = tmp_path / "results"
-    proc = cli("--state-path", str(state), "--ssh-config", str(second_dev_host.ssh_config),
-               "run-tests-linux", "--host", "devhost", "--host", "devhost2", "--instances", "2",
-               "--hg", hgsource.hg_executable(), "--results-dir", str(results), WITH_HG,
-               *QUICK_TESTS, cwd=repo, timeout=300)
+    proc = cli.run("--state-path", str(state), "--ssh-config", str(second_dev_host.ssh_config),
+                   "run-tests-linux", "--host", "devhost", "--host", "devhost2", "--instances", "2",
+                   "--hg", hgsource.hg_executable(), "--results-dir", str(results), WITH_HG,
+                   *QUICK_TESTS, cwd=repo, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "passed 3, failed 0, skipped 0 (3 tests on 2 hosts)" in proc.stdout
     # Round-robin shards: 2 tests on the first host, 1 on the second, each streamed
@@ -270,8 +267,8 @@ def test_instances_shard_over_hosts_and_merge(cli, linux_dev_host, second_dev_ho
     merged = json.loads((results / "report.json").read_text())
     assert sorted(merged) == sorted(QUICK_TESTS)
 
-    proc = cli("--state-path", str(state), "-q", "run-tests-linux", "--host", "devhost",
-               "--instances", "2", cwd=repo)
+    proc = cli.run("--state-path", str(state), "-q", "run-tests-linux", "--host", "devhost",
+                   "--instances", "2", cwd=repo)
     assert proc.returncode == 2
     assert one_line(proc) == ("usage error: --instances 2 with --host needs 2 --host values "
                               "(got 1)")
@@ -283,18 +280,13 @@ def remote_test_processes(user: str) -> list[str]:
     return found.stdout.split()
 
 
-def test_sigterm_stops_the_remote_tests_too(linux_dev_host, state, repo):
+def test_sigterm_stops_the_remote_tests_too(cli, linux_dev_host, state, repo):
     (repo / "tests" / "test-hgauto-sleep.t").write_text("  $ sleep 120\n")
     hgsource.hg("add", "tests/test-hgauto-sleep.t", cwd=repo)
     commit(repo, "a slow test")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hgautomation", *linux_dev_host.cli_args(state),
-         "run-tests-linux", "--host", "devhost", "--hg", hgsource.hg_executable(), WITH_HG,
-         "test-hgauto-sleep.t"], cwd=repo, env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with cli.popen(*linux_dev_host.cli_args(state), "run-tests-linux", "--host", "devhost",
+                   "--hg", hgsource.hg_executable(), WITH_HG, "test-hgauto-sleep.t",
+                   cwd=repo) as proc:
         deadline = time.monotonic() + 120
         while not remote_test_processes(linux_dev_host.user):
             assert proc.poll() is None, proc.communicate()[1]
@@ -302,10 +294,6 @@ def test_sigterm_stops_the_remote_tests_too(linux_dev_host, state, repo):
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=30)
     assert proc.returncode == 143, err
     assert err.strip().splitlines()[-1] == "interrupted (SIGTERM); cleanup done"
     deadline = time.monotonic() + 20

@@ -9,11 +9,7 @@ contract (/hgdev, /hgwork) is the `linux_dev_host` fixture's.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from harness import hgsource, sshd
@@ -21,12 +17,11 @@ from harness.aws import injected_host_key
 from harness.net import free_port
 
 from hgautomation import linux, platforms
-from hgautomation.aws import linux as aws_linux
 from hgautomation.aws import tags as T
+from hgautomation.linux import ec2 as linux_ec2
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 OWNER = "linuxtester"
 DISTRO = "debian12"
 LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"]
@@ -39,15 +34,15 @@ def register_dev_image(ec2) -> str:
     bases = ec2.describe_images(Owners=[owner_id],
                                 Filters=[{"Name": "name", "Values": [pattern]}])["Images"]
     base = max(bases, key=lambda i: i.get("CreationDate", ""))
-    fp = aws_linux.image_fingerprint(DISTRO, base["ImageId"], platforms.LINUX_PYTHONS,
+    fp = linux_ec2.image_fingerprint(DISTRO, base["ImageId"], platforms.LINUX_PYTHONS,
                                      linux.SCRIPTS / "bootstrap-debian.sh")
     (builder,) = ec2.run_instances(ImageId=base["ImageId"], MinCount=1, MaxCount=1,
                                    InstanceType="t3.micro")["Instances"]
     image_id = ec2.create_image(InstanceId=builder["InstanceId"],
-                                Name=f"{aws_linux.family(DISTRO)}-prebuilt")["ImageId"]
+                                Name=f"{linux_ec2.family(DISTRO)}-prebuilt")["ImageId"]
     ec2.terminate_instances(InstanceIds=[builder["InstanceId"]])
     ec2.create_tags(Resources=[image_id], Tags=[
-        {"Key": T.MANAGED, "Value": "1"}, {"Key": T.IMAGE, "Value": aws_linux.family(DISTRO)},
+        {"Key": T.MANAGED, "Value": "1"}, {"Key": T.IMAGE, "Value": linux_ec2.family(DISTRO)},
         {"Key": T.FINGERPRINT, "Value": fp}])
     return image_id
 
@@ -60,7 +55,7 @@ def our_instances(ec2, states=None) -> list[dict]:
             for i in r["Instances"]]
 
 
-def test_ec2_instance_runs_tests_and_is_terminated(aws_fresh, linux_dev_host, hg_source,
+def test_ec2_instance_runs_tests_and_is_terminated(cli, aws_fresh, linux_dev_host, hg_source,
                                                    sshd_workdir, tmp_path):
     ec2 = aws_fresh.client("ec2")
     image_id = register_dev_image(ec2)
@@ -72,37 +67,30 @@ def test_ec2_instance_runs_tests_and_is_terminated(aws_fresh, linux_dev_host, hg
                       f"  IdentityFile {linux_dev_host.ssh.key_path}\n")
     state = tmp_path / "state"
     repo = hgsource.clone(hg_source, tmp_path / "repo")
-    env = dict(os.environ, **aws_fresh.env, PYTHONPATH=str(ROOT))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    args = [sys.executable, "-m", "hgautomation", "--state-path", str(state),
-            "--ssh-config", str(config), "run-tests-linux", "--distro", DISTRO,
+    args = ["--ssh-config", str(config), "run-tests-linux", "--distro", DISTRO,
             "--instance-type", "c5.large", "--owner", OWNER, "--ingress-cidr", "127.0.0.1/32",
             "--hg", hgsource.hg_executable(), "--results-dir", str(tmp_path / "results"),
             "--with-hg=/hgdev/venv-bootstrap/bin/hg", "test-empty-dir.t", "test-issue1089.t"]
-    proc = subprocess.Popen(args, env=env, cwd=repo, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     daemon = None
     try:
-        deadline = time.monotonic() + 120
-        while not our_instances(ec2):
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "no instance launched"
-            time.sleep(0.2)
-        (instance,) = our_instances(ec2)
-        # First boot: sshd comes up with the host key the tool injected.
-        host_key = sshd_workdir / "injected_host_key"
-        private, public = injected_host_key(ec2, instance["InstanceId"])
-        host_key.write_text(private)
-        host_key.chmod(0o600)
-        (sshd_workdir / "injected_host_key.pub").write_text(public + "\n")
-        # On the port the ssh config already names.
-        daemon = sshd.start_sshd(sshd_workdir, linux_dev_host.user, host_key=host_key,
-                                 user_key=linux_dev_host.ssh.key_path, port=port)
-        out, err = proc.communicate(timeout=CLI_TIMEOUT)
+        with cli.popen(*args, cwd=repo, aws=aws_fresh, state=state) as proc:
+            deadline = time.monotonic() + 120
+            while not our_instances(ec2):
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "no instance launched"
+                time.sleep(0.2)
+            (instance,) = our_instances(ec2)
+            # First boot: sshd comes up with the host key the tool injected.
+            host_key = sshd_workdir / "injected_host_key"
+            private, public = injected_host_key(ec2, instance["InstanceId"])
+            host_key.write_text(private)
+            host_key.chmod(0o600)
+            (sshd_workdir / "injected_host_key.pub").write_text(public + "\n")
+            # On the port the ssh config already names.
+            daemon = sshd.start_sshd(sshd_workdir, linux_dev_host.user, host_key=host_key,
+                                     user_key=linux_dev_host.ssh.key_path, port=port)
+            out, err = proc.communicate(timeout=CLI_TIMEOUT)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=30)
         if daemon is not None:
             daemon.stop()
 
