@@ -24,8 +24,7 @@ _SPINNER = "|/-\\"
 class Progress:
     """Handle for one progress bar; ``advance`` is safe from any thread."""
 
-    def __init__(self, console: Console, description: str, total: float | None):
-        self._console = console
+    def __init__(self, description: str, total: float | None):
         self.description = description
         self.total = total
         self.completed = 0.0
@@ -78,9 +77,6 @@ class Console:
 
     def warn(self, message: str) -> None:
         self._write(self.err, f"warning: {message}")
-
-    def error(self, message: str) -> None:
-        self._write(self.err, message)
 
     def result(self, message: str) -> None:
         """A line of the command's result: always shown, on stdout."""
@@ -137,7 +133,7 @@ class Console:
     def progress(self, description: str, total: float | None = None,
                  unit: str = "bytes") -> Iterator[Progress]:
         """A progress bar on a terminal; nothing but a final line elsewhere."""
-        handle = Progress(self, description, total)
+        handle = Progress(description, total)
         start = time.monotonic()
         if not self._fancy():
             yield handle

@@ -43,7 +43,10 @@ class StateDir:
     def subdir(self, name: str) -> Path:
         path = self.root / name
         self.ensure()
-        path.mkdir(mode=0o700, exist_ok=True)
+        try:
+            path.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot create {path}: {exc.strerror}") from None
         return path
 
     @property

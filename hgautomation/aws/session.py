@@ -115,7 +115,9 @@ def known_regions() -> set[str]:
 
 def open_session(region: str) -> AWSSession:
     """The session for a command in *region*, credentials from the standard chain."""
-    if region not in known_regions():
+    with translate_errors("credentials"):  # reading the profile may already fail
+        regions = known_regions()
+    if region not in regions:
         raise errors.AWSEndpointError(f"unknown AWS region {region!r}",
                                       hint="check --aws-region / AWS_DEFAULT_REGION")
     from botocore.exceptions import BotoCoreError

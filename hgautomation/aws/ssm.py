@@ -1,4 +1,4 @@
-"""SSM helpers: wait until an instance is managed, run a document, poll it to a final status."""
+"""SSM: run a document on an instance and poll it to a final status."""
 
 from __future__ import annotations
 
@@ -22,25 +22,6 @@ class CommandResult:
     status: str
     stdout: str
     stderr: str
-
-
-def wait_managed(session: AWSSession, instance_id: str, timeout: float = 600.0,
-                 interval: float = 5.0) -> dict:
-    """Wait until SSM lists *instance_id* as Online; returns its information record."""
-    ssm = session.client("ssm")
-
-    def check() -> dict | None:
-        with translate_errors("describe instance information"):
-            info = ssm.describe_instance_information(
-                Filters=[{"Key": "InstanceIds", "Values": [instance_id]}]
-            )["InstanceInformationList"]
-        return info[0] if info and info[0].get("PingStatus") == "Online" else None
-
-    return poll.until(check, timeout=timeout, interval=interval,
-                      what=f"{instance_id} managed by SSM",
-                      timeout_message=lambda: f"instance {instance_id} not managed by SSM "
-                                              f"after {timeout:.0f}s (agent running? "
-                                              "instance profile?)")
 
 
 def run_command(session: AWSSession, instance_id: str, commands: Sequence[str], *,
@@ -82,7 +63,8 @@ def run_command(session: AWSSession, instance_id: str, commands: Sequence[str], 
                            inv.get("StandardOutputContent", ""),
                            inv.get("StandardErrorContent", ""))
     if status != "Success":
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+        lines = result.stdout.splitlines() + result.stderr.splitlines()
+        tail = "\n".join(lines[-20:])
         raise errors.RemoteCommandError(
             f"SSM command {command_id} on {instance_id} ended {status}: "
             + (tail.splitlines()[-1] if tail else "no output"),

@@ -116,13 +116,14 @@ class Report:
     @classmethod
     def load(cls, path: Path) -> Report:
         """Parse run-tests.py's ``report.json`` ("testreport =" followed by JSON)."""
-        text = path.read_text(encoding="utf-8", errors="replace")
-        text = text.split("=", 1)[1] if text.lstrip().startswith("testreport") else text
+        text = path.read_text(encoding="utf-8", errors="replace").lstrip()
+        if text.startswith("testreport"):
+            text = text.partition("=")[2]
         try:
             data = json.loads(text)
         except ValueError as exc:
             raise errors.ArtifactError(f"cannot parse test report {path}: {exc}") from None
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
             raise errors.ArtifactError(f"unexpected test report format in {path}")
         return cls(results=data)
 
