@@ -19,13 +19,22 @@ EXIT_INTERNAL = 70  # = errors.INTERNAL_ERROR_EXIT
 EXIT_VENV_FAILED = 73  # EX_CANTCREAT
 EXIT_PIP_FAILED = 75  # EX_TEMPFAIL: nothing recorded, the next run retries
 EXIT_INTERRUPTED = 130  # = errors.Interrupted
+EXIT_TERMINATED = 143  # 128 + SIGTERM, = errors.SIGTERM_EXIT
 
 # Set (to the venv path) when automation.py re-executes itself in the venv, so
 # the second process runs the CLI instead of bootstrapping again.
 MARKER = "HGAUTOMATION_BOOTSTRAPPED"
 STAMP_NAME = "hgautomation-stamp.txt"
+# Written into every venv this tool creates: only such a venv is ever deleted.
+OURS_NAME = "hgautomation-created.txt"
+# After Ctrl-C or SIGTERM, how long a child (venv, ensurepip, pip) may clean up.
+CHILD_GRACE = 10.0
 WINDOWS = os.name == "nt"
 DEBIAN_HINT = "on Debian/Ubuntu: apt install python3-venv"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so children are stopped as for Ctrl-C."""
 
 
 class BootstrapError(Exception):
@@ -202,6 +211,45 @@ def _venv_problem(venv: str) -> str | None:
     return None
 
 
+def _run_child(command: list[str], **kwargs) -> int:
+    """Run a child in its own process group; on Ctrl-C or SIGTERM stop the whole group.
+
+    The group gets SIGINT first, so pip and ensurepip remove their temporary files,
+    then SIGKILL if it is still there after CHILD_GRACE seconds.
+    """
+    import subprocess
+
+    child = subprocess.Popen(command, start_new_session=not WINDOWS, **kwargs)
+    try:
+        return child.wait()
+    except BaseException:
+        _stop_child(child)
+        raise
+
+
+def _stop_child(child) -> None:
+    import signal
+    import subprocess
+
+    def send(sig: int) -> None:
+        try:
+            if WINDOWS:
+                child.terminate()
+            else:
+                os.killpg(child.pid, sig)
+        except OSError:
+            pass  # already gone
+
+    send(signal.SIGINT)
+    try:
+        child.wait(timeout=CHILD_GRACE)
+    except subprocess.TimeoutExpired:
+        send(getattr(signal, "SIGKILL", signal.SIGTERM))
+        child.wait()
+    if not WINDOWS:
+        send(signal.SIGKILL)  # grandchildren left in the group (none expected)
+
+
 def _create_venv(venv: str) -> None:
     import subprocess
 
@@ -210,33 +258,44 @@ def _create_venv(venv: str) -> None:
         raise BootstrapError(
             f"this Python ({sys.executable}) lacks the module(s) {', '.join(missing)} "
             f"needed to create a virtualenv ({DEBIAN_HINT})", EXIT_CONFIGURATION)
+    import tempfile
+
     _note(f"creating virtualenv {venv}")
-    result = subprocess.run([sys.executable, "-m", "venv", venv],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
-    if result.returncode != 0:
-        output = result.stdout.decode("utf-8", "replace").strip()
+    with tempfile.TemporaryFile() as log:
+        code = _run_child([sys.executable, "-m", "venv", venv], stdout=log,
+                          stderr=subprocess.STDOUT)
+        log.seek(0)
+        output = log.read().decode("utf-8", "replace").strip()
+    if code != 0:
         if output:
             sys.stderr.write(output + "\n")
         hint = f" ({DEBIAN_HINT})" if "ensurepip" in output else ""
         raise BootstrapError(f"creating the virtualenv {venv} failed with exit code "
-                             f"{result.returncode}{hint}", EXIT_VENV_FAILED)
+                             f"{code}{hint}", EXIT_VENV_FAILED)
+    _write_atomically(os.path.join(venv, OURS_NAME),
+                      "created by hgautomation's automation.py; it may delete this venv\n")
+
+
+def _is_ours(venv: str) -> bool:
+    """Whether this tool created ``venv`` (its marker, or a stamp of older versions)."""
+    return any(os.path.isfile(os.path.join(venv, name)) for name in (OURS_NAME, STAMP_NAME))
 
 
 def _remove_venv(venv: str) -> None:
+    """Delete a venv this tool created; anything else is left alone."""
     import shutil
 
-    shutil.rmtree(venv, ignore_errors=True)
+    if _is_ours(venv):
+        shutil.rmtree(venv, ignore_errors=True)
 
 
 def _pip_install(venv: str, requirements: str) -> None:
-    import subprocess
-
     _note(f"installing {os.path.basename(requirements)} into {venv}")
     # pip's output goes to stderr so that stdout stays the CLI's; the user's
     # pip configuration (pip.conf, PIP_* variables) applies as usual.
     command = [venv_python(venv), "-m", "pip", "install", "--disable-pip-version-check",
                "--require-hashes", "-r", requirements]
-    code = subprocess.call(command, stdout=sys.stderr.fileno())
+    code = _run_child(command, stdout=sys.stderr.fileno())
     if code != 0:
         raise BootstrapError(
             f"pip install --require-hashes -r {requirements} failed with exit code {code} "
@@ -260,6 +319,10 @@ def prepare(venv: str, requirements: str, inside: bool) -> None:
 
     ``inside``: this interpreter is the venv's own, which is then never rebuilt.
     """
+    import signal
+
+    # From here on SIGTERM stops the children and cleans up as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _on_sigterm)
     os.makedirs(os.path.dirname(venv), exist_ok=True)
     with _Lock(venv + ".lock"):
         if stamp_matches(venv, requirements):
@@ -294,12 +357,19 @@ def _make_venv_usable(venv: str) -> None:
         if problem is None:
             _trace(f"reusing {venv}")
             return
+        if not _is_ours(venv):
+            raise BootstrapError(f"{venv} is a virtualenv this tool did not create, and "
+                                 f"{problem}; remove it or point HGAUTOMATION_VENV elsewhere",
+                                 EXIT_CONFIGURATION)
         _note(f"rebuilding virtualenv {venv}: {problem}")
         _remove_venv(venv)
     try:
         _create_venv(venv)
     except BaseException:
-        _remove_venv(venv)
+        # It did not exist before this call: whatever is there now is ours.
+        import shutil
+
+        shutil.rmtree(venv, ignore_errors=True)
         raise
 
 
@@ -362,6 +432,10 @@ def main(script: str, argv: list[str]) -> int:
     return reexec(venv, script, argv)
 
 
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def entry(script: str, argv: list[str]) -> None:
     """Run :func:`main`, turning failures into one line and an exit code; exits."""
     try:
@@ -369,6 +443,9 @@ def entry(script: str, argv: list[str]) -> None:
     except BootstrapError as exc:
         _note("error: " + exc.message)
         code = exc.exit_code
+    except Terminated:
+        _note("terminated")
+        code = EXIT_TERMINATED
     except KeyboardInterrupt:
         _note("interrupted")
         code = EXIT_INTERRUPTED

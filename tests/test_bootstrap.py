@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness.process import kill_group, reaped
 
 ROOT = Path(__file__).resolve().parents[1]
 WHEELS = ROOT / "build" / "cache" / "wheels"
@@ -185,17 +186,12 @@ def stalling_server():
 def interrupt_when(proc: subprocess.Popen, event: threading.Event, timeout: float
                    ) -> tuple[str, str]:
     """Wait for ``event``, then Ctrl-C ``proc``'s process group as a terminal would."""
-    try:
+    with reaped(proc):  # its group is killed if still running at the end
         if not event.wait(timeout):
-            proc.kill()
-            _out, err = proc.communicate(timeout=30)
+            _out, err = kill_group(proc)
             pytest.fail(f"the process never reached the point to interrupt; stderr:\n{err}")
         os.killpg(proc.pid, signal.SIGINT)
         return proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 def _load_automation():
@@ -384,7 +380,7 @@ def test_help_lists_every_subcommand(full):
 
     result = automation(ROOT, "--help", env=full.env)
     assert result.returncode == 0, result.stderr
-    for name, (_help_text, _add, _target) in cli.COMMANDS.items():
+    for name, (_help_text, _target) in cli.COMMANDS.items():
         assert re.search(rf"^\s+{re.escape(name)}\s", result.stdout, re.M), name
 
 
@@ -436,6 +432,83 @@ def test_sigint_during_pip_exits_130_without_stamp(tmp_path, stalling_server):
     assert "Traceback" not in err
     assert errors_only(err)[-1] == "automation.py: interrupted"
     assert not (repo / "build" / "venv-automation" / STAMP).exists()
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes that mention ``text`` (e.g. a test's repo path)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def _stalled_pip(tmp_path: Path, stalling_server) -> tuple[Path, subprocess.Popen]:
+    """automation.py of a mini repo whose pip hangs on a package index that never answers."""
+    repo = make_mini_repo(tmp_path / "repo")
+    env = pip_env(tmp_path, wheels=tmp_path / "empty")
+    del env["PIP_NO_INDEX"]
+    env["PIP_INDEX_URL"] = f"http://127.0.0.1:{stalling_server.port}/simple"
+    proc = subprocess.Popen([sys.executable, str(repo / "automation.py"), "--help"], env=env,
+                            cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    return repo, proc
+
+
+@pytest.mark.parametrize("signum, code, last_line", [
+    (signal.SIGTERM, 143, "automation.py: terminated"),
+    (signal.SIGINT, 130, "automation.py: interrupted"),
+])
+def test_a_signal_to_the_launcher_alone_stops_pip(tmp_path, stalling_server, signum, code,
+                                                  last_line):
+    # Only the launcher gets the signal (a service manager's SIGTERM, or kill PID):
+    # pip, which runs in its own process group, must not be left behind.
+    repo, proc = _stalled_pip(tmp_path, stalling_server)
+    with reaped(proc):
+        assert stalling_server.connected.wait(QUICK), "pip never asked the index"
+        assert any("pip" in line for line in processes_mentioning(str(repo)))
+        os.kill(proc.pid, signum)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert errors_only(err)[-1] == last_line
+    assert processes_mentioning(str(repo)) == []
+    assert not (repo / "build" / "venv-automation" / STAMP).exists()
+
+
+def test_a_venv_the_tool_did_not_create_is_never_deleted(tmp_path):
+    repo = make_mini_repo(tmp_path / "repo")
+    theirs = tmp_path / "their-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(theirs)], check=True)
+    (theirs / "notes.txt").write_text("keep me")
+    # Unusable for us (no pip): a venv of ours would be rebuilt, theirs must not be.
+    env = pip_env(tmp_path)
+    env["HGAUTOMATION_VENV"] = str(theirs)
+    result = automation(repo, "--help", env=env)
+    assert result.returncode == 3, result.stderr
+    no_traceback(result)
+    (line,) = errors_only(result.stderr)
+    assert line.startswith(f"automation.py: error: {theirs} is a virtualenv this tool did "
+                           "not create, and its interpreter")
+    assert (theirs / "notes.txt").read_text() == "keep me"
+    assert (theirs / "pyvenv.cfg").is_file()
+
+
+def test_a_venv_of_ours_is_marked_and_rebuilt_when_broken(own_mini):
+    venv = own_mini.venv
+    assert (venv / "hgautomation-created.txt").is_file()
+    (venv / "pyvenv.cfg").write_text((venv / "pyvenv.cfg").read_text().replace(
+        "version", "version = 2.7\nold-version"))
+    (venv / STAMP).unlink()
+    result = automation(own_mini.root, "--help", env=own_mini.env)
+    assert result.returncode == 0, result.stderr
+    assert f"rebuilding virtualenv {venv}" in result.stderr
 
 
 # -- failures before any venv work -------------------------------------------
