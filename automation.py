@@ -20,13 +20,16 @@ Environment:
   pip.conf, PIP_* variables       honoured by the pip that installs requirements
 
 Exit codes of the bootstrap itself; the CLI's own codes (hgautomation/errors.py)
-pass straight through, and 3, 70 and 130 mean the same there:
+pass straight through, and 3, 70, 130 and 143 mean the same there:
   3    configuration: Python too old, the venv/ensurepip modules are missing
        (Debian/Ubuntu: install python3-venv), HGAUTOMATION_VENV is not a venv
   70   internal error in the bootstrap (a bug)
   73   the virtualenv could not be created
   75   pip could not install requirements.txt (no stamp: the next run retries)
   130  interrupted (Ctrl-C)
+  143  terminated (SIGTERM)
+  pip and venv creation run in their own process group, stopped as a whole on
+  Ctrl-C or SIGTERM; only a virtualenv this script created is ever deleted.
 """
 
 # This file must parse on old Pythons (even 2.7: no f-strings or annotations)

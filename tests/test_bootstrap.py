@@ -569,6 +569,7 @@ def test_bootstrap_exit_codes_agree_with_errors_py():
     assert errors.ConfigurationError.exit_code == vb.EXIT_CONFIGURATION
     assert errors.Interrupted.exit_code == vb.EXIT_INTERRUPTED
     assert vb.EXIT_INTERNAL == errors.INTERNAL_ERROR_EXIT
+    assert vb.EXIT_TERMINATED == errors.SIGTERM_EXIT
     codes = {code for code in errors.EXIT_CODES} | {errors.SIGTERM_EXIT}
     # The bootstrap's own failures must not be mistaken for a CLI error.
     assert vb.EXIT_VENV_FAILED not in codes

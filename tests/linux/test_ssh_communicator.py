@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from harness import sshd
 from harness.net import free_port
+from harness.process import reaped
 
 from hgautomation import console, errors, ssh
 
@@ -241,39 +242,37 @@ def _interrupt_transfer(ssh_host, direction: str, src: Path, dest: Path, partial
         cwd=str(REPO_ROOT), env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     stopped: list[int] = []
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            with contextlib.suppress(FileNotFoundError):
-                if partial.stat().st_size > 16 << 20:
-                    break
-            time.sleep(0.01)
-        assert proc.poll() is None, f"the child ended before the transfer was seen: " \
-                                    f"{proc.communicate()[1]}"
-        for pid in _sftp_servers(ssh_host.pid):
-            os.kill(pid, signal.SIGSTOP)
-            stopped.append(pid)
-        assert stopped, "no internal-sftp process found"
-        time.sleep(0.3)  # the client fills the window or waits for replies
-        proc.send_signal(signum)
-        sent = time.monotonic()
-        time.sleep(0.3)
-        for pid in stopped:
-            os.kill(pid, signal.SIGCONT)
-        stopped.clear()
+    with reaped(proc):  # killed if still running at the end
         try:
-            _, err = proc.communicate(timeout=INTERRUPT_BOUND)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"still running {INTERRUPT_BOUND:.0f}s after {signum.name}: the "
-                        "interrupted transfer hangs")
-        return proc.returncode, time.monotonic() - sent, err
-    finally:
-        for pid in stopped:
-            with contextlib.suppress(OSError):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                with contextlib.suppress(FileNotFoundError):
+                    if partial.stat().st_size > 16 << 20:
+                        break
+                time.sleep(0.01)
+            assert proc.poll() is None, f"the child ended before the transfer was seen: " \
+                                        f"{proc.communicate()[1]}"
+            for pid in _sftp_servers(ssh_host.pid):
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+            assert stopped, "no internal-sftp process found"
+            time.sleep(0.3)  # the client fills the window or waits for replies
+            proc.send_signal(signum)
+            sent = time.monotonic()
+            time.sleep(0.3)
+            for pid in stopped:
                 os.kill(pid, signal.SIGCONT)
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=30)
+            stopped.clear()
+            try:
+                _, err = proc.communicate(timeout=INTERRUPT_BOUND)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"still running {INTERRUPT_BOUND:.0f}s after {signum.name}: the "
+                            "interrupted transfer hangs")
+            return proc.returncode, time.monotonic() - sent, err
+        finally:
+            for pid in stopped:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGCONT)
 
 
 # Several rounds: whether the signal lands mid-packet is a matter of timing.
