@@ -1,0 +1,62 @@
+"""The SSH communicator: connect (bounded wait, verified host keys), run, put/get.
+
+Stable API (reused by publishing and by every Linux flow)::
+
+    from hgautomation import ssh
+
+    target = ssh.resolve("box.example.org", user="hg", port=None,
+                         ssh_config=Path("~/.ssh/config"), identity_files=())
+    with ssh.connect(target, known_hosts=ctx.state.known_hosts,
+                     extra_known_hosts=[ssh.USER_KNOWN_HOSTS],   # read-only
+                     accept_new_host_key=False, wait=60) as conn:
+        status = conn.run(["uname", "-a"])           # streams lines, raises on != 0
+        status = conn.run("false", check=False)       # a str is a shell command line
+        conn.run(["bash", "-s", "--", arg], stdin=script_bytes)  # a script on stdin
+        text = conn.output(["cat", "/etc/os-release"])  # quiet, returns stdout+stderr
+        conn.put(Path("big.whl"), "/srv/big.whl", atomic=True)   # .part + rename
+        conn.get("/hgwork/report.json", Path("report.json"))
+        conn.remove_quietly("/srv/big.whl.part")   # bounded, safe after an interrupt
+        conn.rename("/srv/a", "/srv/b"); conn.chmod("/srv/b", 0o644)
+
+* :func:`resolve` applies an OpenSSH client config (``paramiko.SSHConfig``):
+  HostName, Port, User, IdentityFile, ProxyCommand, ProxyJump, HostKeyAlias,
+  ConnectTimeout, ConnectionAttempts. Values given explicitly win, as with ``ssh``.
+* ``run``/``output`` take a shell command line (``str``) or an argv (a sequence of
+  ``str``); an argv is quoted by :func:`command_line`, the one place that quotes.
+* Host keys are checked against ``known_hosts`` (the tool's file, the only one ever
+  written, and only with ``accept_new_host_key``) plus ``extra_known_hosts``
+  (read-only). An unknown key raises :class:`errors.UnknownHostKeyError`, a changed
+  one :class:`errors.HostKeyMismatchError` (both :class:`errors.HostKeyError`, with
+  ``hostname``/``offered``/``expected`` data); refused, timed out or failed
+  authentication raise :class:`errors.HostConnectionError`.
+* A failed or interrupted (Ctrl-C/SIGTERM) ``put``/``putfo``/``get`` returns promptly and
+  leaves no partial file: the SFTP channel is dropped without waiting for replies.
+* :func:`openssh_config` writes the same target as an OpenSSH config block, so
+  that ``ssh``-based tools (``hg push``) connect exactly like the communicator.
+
+Modules: :mod:`.target` (where to connect), :mod:`.hostkeys` (verification),
+:mod:`.connection` (connect, Connection), :mod:`.runner` (remote commands),
+:mod:`.transfer` (SFTP), :mod:`.text` (quoting and message wording).
+paramiko is imported inside the functions: importing this package is cheap.
+"""
+
+from __future__ import annotations
+
+from hgautomation.ssh.connection import Connection, connect
+from hgautomation.ssh.hostkeys import USER_KNOWN_HOSTS, fingerprint, pin_host_key
+from hgautomation.ssh.target import ALIAS, Target, openssh_config, parse_host_spec, resolve
+from hgautomation.ssh.text import command_line
+
+__all__ = [
+    "ALIAS",
+    "USER_KNOWN_HOSTS",
+    "Connection",
+    "Target",
+    "command_line",
+    "connect",
+    "fingerprint",
+    "openssh_config",
+    "parse_host_spec",
+    "pin_host_key",
+    "resolve",
+]

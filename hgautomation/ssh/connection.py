@@ -1,0 +1,222 @@
+"""Connecting: verified host keys, ProxyCommand/ProxyJump, bounded retries; the Connection.
+
+:class:`Connection` is a thin front: commands go to :mod:`.runner`, files to
+:mod:`.transfer`, host keys are checked by :mod:`.hostkeys`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import IO
+
+from hgautomation import errors
+from hgautomation.ssh import hostkeys, runner, transfer
+from hgautomation.ssh.target import Target, jump_hosts
+from hgautomation.ssh.text import describe
+
+# AES-GCM needs no separate HMAC pass, so it costs less CPU than paramiko's default
+# aes128-ctr + hmac-sha2-256. The other ciphers stay as fallbacks.
+_FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+
+class Connection:
+    """An open SSH connection: run commands, move files (see the package docstring)."""
+
+    def __init__(self, client, target: Target, jumps: Sequence[Connection] = ()):
+        self.client = client
+        self.target = target
+        self._jumps = list(jumps)
+        self._files = transfer.Files(client, target)
+
+    # -- lifecycle
+    def close(self) -> None:
+        self._files.close()
+        with contextlib.suppress(Exception):
+            self.client.close()
+        for jump in reversed(self._jumps):
+            jump.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def sftp(self):
+        """The (lazily opened) paramiko SFTPClient."""
+        return self._files.sftp
+
+    # -- commands
+    def run(self, command: str | Sequence[str], *, check: bool = True, prefix: str = "",
+            env: dict[str, str] | None = None, timeout: float | None = None,
+            quiet: bool = False, sink: list[str] | None = None,
+            stdin: bytes | None = None) -> int:
+        """Run ``command``, streaming combined output line by line.
+
+        ``command`` is a shell command line (``str``) or an argv, which is quoted with
+        :func:`command_line`. Returns the exit status; with ``check`` a non-zero status
+        raises :class:`errors.RemoteCommandError` carrying the command and the last lines.
+        ``sink`` collects every line; ``quiet`` keeps them off the console;
+        ``stdin`` is sent to the command, then end-of-file.
+        """
+        return runner.run(self.client, self.target, command, check=check, prefix=prefix,
+                          env=env, timeout=timeout, quiet=quiet, sink=sink, stdin=stdin)
+
+    def output(self, command: str | Sequence[str], *, check: bool = True,
+               timeout: float | None = 120, stdin: bytes | None = None) -> str:
+        """Run ``command`` (as for :meth:`run`) quietly and return its combined output."""
+        lines: list[str] = []
+        self.run(command, check=check, quiet=True, sink=lines, timeout=timeout, stdin=stdin)
+        return "\n".join(lines)
+
+    # -- files
+    def put(self, local: Path, remote: str, *, atomic: bool = False,
+            mode: int | None = None, description: str | None = None) -> None:
+        """Upload ``local`` to ``remote`` (pipelined; with ``atomic`` via ``remote.part``)."""
+        self._files.put(local, remote, atomic=atomic, mode=mode, description=description)
+
+    def putfo(self, fh: IO[bytes], remote: str, *, size: int = 0,
+              description: str = "upload") -> None:
+        """Upload a file object; a failed or interrupted upload leaves no partial file."""
+        self._files.putfo(fh, remote, size=size, description=description)
+
+    def get(self, remote: str, local: Path, *, description: str | None = None) -> None:
+        """Download ``remote`` to ``local`` (pipelined; no partial file on failure)."""
+        self._files.get(remote, local, description=description)
+
+    def remove_quietly(self, path: str, *, timeout: float = transfer.CLEANUP_TIMEOUT) -> bool:
+        """Best-effort removal of ``path`` within ``timeout`` seconds; True if it is gone.
+
+        Safe right after an interrupted SFTP call: it works over a fresh SFTP channel.
+        """
+        return self._files.remove_quietly(path, timeout=timeout)
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename on the host, replacing ``new`` (POSIX rename where supported)."""
+        transfer.rename(self.sftp, old, new)
+
+    def chmod(self, path: str, mode: int) -> None:
+        self.sftp.chmod(path, mode)
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.sftp.stat(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+
+def connect(target: Target, *, known_hosts: Path,
+            extra_known_hosts: Iterable[Path] = (), accept_new_host_key: bool = False,
+            wait: float = 0.0, password: str | None = None) -> Connection:
+    """Open a verified connection to ``target``.
+
+    Refused connections, timeouts and banner errors are retried for up to ``wait``
+    seconds (at least ``target.connection_attempts`` attempts); authentication and
+    host key failures are not retried.
+    """
+    extra_known_hosts = tuple(extra_known_hosts)  # read again on every attempt and hop
+    # ProxyJump: connect to each hop in turn and tunnel through it with a
+    # direct-tcpip channel, as ssh -J does.
+    jumps: list[Connection] = []
+    try:
+        for hop in jump_hosts(target):
+            jumps.append(_connect_one(hop, known_hosts, extra_known_hosts,
+                                      accept_new_host_key, wait, None,
+                                      jumps[-1] if jumps else None))
+        return _connect_one(target, known_hosts, extra_known_hosts, accept_new_host_key,
+                            wait, password, jumps[-1] if jumps else None, jumps)
+    except BaseException:
+        for jump in reversed(jumps):
+            jump.close()
+        raise
+
+
+def _connect_one(target: Target, known_hosts: Path, extra_known_hosts: Iterable[Path],
+                 accept_new: bool, wait: float, password: str | None,
+                 via: Connection | None = None, jumps: Sequence[Connection] = ()) -> Connection:
+    import paramiko
+
+    known_hosts = Path(known_hosts)
+    deadline = time.monotonic() + max(wait, 0.0)
+    attempt = 0
+    last_error = "no attempt made"
+    while True:
+        attempt += 1
+        client = paramiko.SSHClient()
+        ok = False
+        try:
+            hostkeys.load_known_hosts(client, known_hosts, extra_known_hosts, accept_new)
+            if via is not None:
+                sock = via.client.get_transport().open_channel(
+                    "direct-tcpip", (target.hostname, target.port), ("127.0.0.1", 0),
+                    timeout=target.connect_timeout)
+            else:
+                sock = _open_socket(target)
+            # With our own socket, hostname/port below only name the host key entry.
+            key_host, key_port = target.hostname, target.port
+            if target.host_key_alias:
+                key_host, key_port = target.host_key_alias, 22
+            client.connect(
+                key_host, port=key_port, username=target.user, sock=sock,
+                transport_factory=_transport,
+                key_filename=[str(p) for p in target.identity_files] or None,
+                look_for_keys=not target.identities_only,
+                allow_agent=not target.identities_only,
+                password=password, timeout=target.connect_timeout,
+                banner_timeout=target.connect_timeout, auth_timeout=target.connect_timeout)
+            ok = True
+            return Connection(client, target, jumps)
+        except errors.HgAutomationError:
+            raise
+        except paramiko.BadHostKeyException as exc:
+            raise hostkeys.key_changed(target.known_hosts_name, exc.key, exc.expected_key,
+                                       known_hosts) from None
+        except paramiko.AuthenticationException as exc:
+            raise errors.HostConnectionError(
+                f"authentication failed for {target.user}@{target.hostname}:{target.port} "
+                f"({exc})", hint="check the user and IdentityFile (--ssh-config)") from None
+        except FileNotFoundError as exc:
+            raise errors.ConfigurationError(
+                f"{target}: identity file missing: {exc.filename}") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            last_error = describe(exc)
+        finally:
+            if not ok:
+                client.close()
+        if attempt >= target.connection_attempts and time.monotonic() >= deadline:
+            break
+        time.sleep(min(2.0, max(0.2, deadline - time.monotonic())) if wait else 1.0)
+    raise errors.HostConnectionError(
+        f"cannot connect to {target.user}@{target.hostname}:{target.port}: {last_error}"
+        + (f" (gave up after {attempt} attempts)" if attempt > 1 else ""))
+
+
+def _open_socket(target: Target):
+    """A connected socket-like object for ``target``: direct or through ProxyCommand."""
+    import paramiko
+
+    if target.proxy_command:
+        return paramiko.ProxyCommand(target.proxy_command)
+    sock = socket.create_connection((target.hostname, target.port),
+                                    timeout=target.connect_timeout)
+    # paramiko sends each SSH packet with its own send(): with Nagle the small ones (SFTP
+    # read requests, window adjusts) wait for the peer's delayed ACK and transfers stall.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _transport(sock, **kwargs):
+    """paramiko's Transport, preferring the AES-GCM ciphers."""
+    import paramiko
+
+    transport = paramiko.Transport(sock, **kwargs)
+    options = transport.get_security_options()
+    options.ciphers = tuple(c for c in _FAST_CIPHERS if c in options.ciphers) + \
+        tuple(c for c in options.ciphers if c not in _FAST_CIPHERS)
+    return transport
