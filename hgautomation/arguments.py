@@ -106,6 +106,9 @@ def _aws_options(p: argparse.ArgumentParser, *, creates_instances: bool = True,
                            help="address range allowed to reach our instances; a bare "
                                 "address means /32 (default: this machine's public address "
                                 "as /32, asked from checkip.amazonaws.com)")
+        group.add_argument("--allow-any-address", action="store_true",
+                           help="accept an --ingress-cidr of 0.0.0.0/0 or ::/0 (every "
+                                "address on the internet)")
     if creates_instances:
         group.add_argument("--spot", action="store_true",
                            help="use spot instances (on-demand when there is no capacity)")
@@ -244,7 +247,8 @@ def _run_tests_linux(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results-dir", metavar="DIR",
                    help="where the JSON report lands (default: STATE/results/<run>)")
     _aws_options(p)
-    p.add_argument("test_flags", nargs="*", metavar="TEST_FLAGS",
+    p.add_argument("test_flags", nargs="*", action="extend", default=[],
+                   metavar="TEST_FLAGS",
                    help="arguments for run-tests.py (tests and flags; put flags after --)")
 
 
@@ -349,12 +353,49 @@ def parse_args(argv: Sequence[str], prog: str | None = None) -> argparse.Namespa
     # makes us fill in one subparser too many, never one too few.
     parser = build_parser(prog, only=[a for a in argv if a in COMMANDS])
     args, extra = parser.parse_known_args(argv)
-    if extra:
-        dest = PASSTHROUGH.get(args.command or "")
-        if dest is None:
+    dest = PASSTHROUGH.get(args.command or "")
+    if dest is None:
+        if extra:
             raise errors.UsageError(f"unrecognized arguments: {' '.join(extra)}",
                                     hint=f"see '{parser.prog} --help'")
-        getattr(args, dest).extend(extra)
+        return args
+    setattr(args, dest, _passthrough(list(argv), args.command, getattr(args, dest), extra))
     return args
 
 
+OUR_SHORTHANDS = ("-v", "--verbose", "-q", "--quiet", "--debug")
+
+
+def _passthrough(argv: list[str], command: str, positional: list[str],
+                 extra: list[str]) -> list[str]:
+    """What goes to the remote runner, in the order typed.
+
+    argparse hands back unknown options and positionals separately (and after an
+    unknown option, the rest unparsed); this puts them back in the order typed.
+    Before ``--`` an unknown option followed by a bare word is ambiguous (``-j 8``:
+    its value, or a test named 8?), so it must be written after ``--`` instead.
+    """
+    from hgautomation import console
+
+    rest = argv[argv.index(command) + 1:]
+    split = rest.index("--") if "--" in rest else len(rest)
+    unknown = [t for t in extra if t != "--"]
+    wanted = unknown + list(positional)
+    ordered = []
+    for i, token in enumerate(rest):
+        if i == split:
+            continue  # the first "--" only separates
+        if i < split and token in OUR_SHORTHANDS:
+            console.get().warn(f"{token} is hgautomation's own option; to pass it to "
+                               f"run-tests.py, write it after --")
+        if token not in wanted:
+            continue
+        wanted.remove(token)
+        ordered.append(token)
+        bare = (token.startswith("--") and "=" not in token) or len(token) == 2
+        nxt = rest[i + 1] if i + 1 < split else None
+        if i < split and token in unknown and bare and nxt and not nxt.startswith("-"):
+            raise errors.UsageError(
+                f"{token} {nxt}: options of run-tests.py go after --",
+                hint=f"e.g. {command} [options] -- {token} {nxt} [tests]")
+    return ordered

@@ -77,18 +77,23 @@ def _on_sigterm(signum, frame):
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Run the CLI; returns the process exit code."""
+    from hgautomation.streams import discard_stdout, ensure_standard_fds
+
+    ensure_standard_fds()
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = prog or os.environ.get("HGAUTOMATION_PROG") or os.path.basename(sys.argv[0])
     debug = "--debug" in argv
     try:
         if argv in ([], ["-h"], ["--help"]):  # the common case, without argparse
             sys.stdout.write(overview(prog))
+            sys.stdout.flush()
             return 0
         from hgautomation import arguments
 
         args = arguments.parse_args(argv, prog)
         if args.command is None or args.help:
             sys.stdout.write(overview(prog))
+            sys.stdout.flush()
             return 0
         from hgautomation import console
 
@@ -104,9 +109,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     except KeyboardInterrupt:
         return _report("interrupted; cleanup done", errors.Interrupted.exit_code, debug)
     except BrokenPipeError:
-        # stdout closed early (e.g. piped into head): not an error worth a traceback.
-        sys.stderr.close()
-        return 1
+        # The reader of our output went away (e.g. `--help | head -1`): its choice,
+        # not an error. Later writes, and the flush at exit, go to /dev/null.
+        discard_stdout()
+        return 0
     except Exception as exc:  # noqa: BLE001 - last resort for bugs: one line unless --debug
         name = type(exc).__name__
         return _report(f"internal error: {name}: {exc} (run with --debug for a traceback)",
@@ -118,8 +124,11 @@ def _report(line: str, code: int, debug: bool) -> int:
         import traceback
 
         traceback.print_exc()
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except OSError:
+        pass  # nobody reads stderr either: the exit code still tells
     return code
 
 

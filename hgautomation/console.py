@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import IO
 
+from hgautomation.streams import discard_stdout
+
 QUIET, NORMAL, VERBOSE = -1, 0, 1
 # Without a terminal, a wait reports itself once per this many seconds.
 WAIT_REPORT_EVERY = 30.0
@@ -63,8 +65,13 @@ class Console:
 
     def _write(self, stream: IO[str], text: str) -> None:
         with self._lock:
-            stream.write(text + "\n")
-            stream.flush()
+            try:
+                stream.write(text + "\n")
+                stream.flush()
+            except BrokenPipeError:
+                # The reader went away (`| head`): the command still finishes its work.
+                if stream is sys.stdout:
+                    discard_stdout()
 
     # -- messages ---------------------------------------------------------
     def info(self, message: str) -> None:

@@ -39,13 +39,26 @@ class Context:
         """--hg-repo, else the Mercurial repository containing the current directory."""
         if self.explicit_hg_repo is not None:
             root = self.explicit_hg_repo.expanduser().absolute()
-            if not (root / ".hg").is_dir():
-                raise LocalRepoError(f"{root} is not a Mercurial repository (no .hg)")
+            if not _has_store(root):
+                raise LocalRepoError(f"{_short(root)} is not a Mercurial repository (no .hg)")
             return root
         for candidate in (self.cwd, *self.cwd.parents):
-            if (candidate / ".hg").is_dir():
+            if _has_store(candidate):
                 return candidate
         raise LocalRepoError(
             f"no Mercurial repository at or above {self.cwd}",
             hint="run inside a Mercurial checkout or pass --hg-repo",
         )
+
+
+def _has_store(root: Path) -> bool:
+    try:
+        return (root / ".hg").is_dir()
+    except OSError as exc:  # e.g. a name too long for the filesystem
+        raise LocalRepoError(f"cannot use {_short(root)} as a repository: {exc.strerror}") \
+            from None
+
+
+def _short(path: Path, limit: int = 120) -> str:
+    text = str(path)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

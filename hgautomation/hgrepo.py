@@ -20,6 +20,7 @@ from hgautomation import console, errors, ssh
 REMOTE_HG = "/hgdev/venv-bootstrap/bin/hg"
 REMOTE_CLONE = "/hgdev/src"
 PUSH_TIMEOUT = 3600
+NULL_NODE = "0" * 40
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,13 @@ class LocalRepo:
                                     env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
         except FileNotFoundError:
             raise errors.ConfigurationError(
-                f"cannot run Mercurial: {self.hg!r} not found", hint="use --hg PATH") from None
+                f"cannot run Mercurial: {self.hg!r} not found",
+                hint="is Mercurial installed and on PATH?") from None
         except subprocess.TimeoutExpired:
             raise errors.WaitTimeout(
                 f"'hg {' '.join(args[:2])}' did not finish within {timeout:.0f}s") from None
         if check and result.returncode != 0:
-            raise errors.LocalRepoError(_last_line(result.stderr) or
+            raise errors.LocalRepoError(_error_line(result.stderr) or
                                         f"hg {args[0]} exited {result.returncode}")
         return result
 
@@ -55,18 +57,33 @@ def _last_line(data: bytes) -> str:
     return lines[-1].strip() if lines else ""
 
 
+def _error_line(data: bytes) -> str:
+    """hg's reason for failing: its ``abort:`` or ``hg: parse error`` line, else the last line.
+
+    (A parse error is followed by lines that only point at the position.)
+    """
+    for line in data.decode("utf-8", "replace").splitlines():
+        if line.startswith(("abort: ", "hg: ")):
+            return line.removeprefix("abort: ").removeprefix("hg: ").strip()
+    return _last_line(data)
+
+
 def resolve_revision(repo: LocalRepo, revision: str) -> str:
     """The full node of ``revision`` (exactly one changeset) or a LocalRepoError."""
     result = repo.run("log", "-r", revision, "-T", "{node}\\n", check=False)
     if result.returncode != 0:
         raise errors.LocalRepoError(
             f"cannot resolve revision {revision!r} in {repo.root}: "
-            f"{_last_line(result.stderr).removeprefix('abort: ')}")
+            f"{_error_line(result.stderr)}")
     nodes = result.stdout.decode().split()
     if len(nodes) != 1:
         raise errors.LocalRepoError(
             f"revision {revision!r} names {len(nodes)} changesets in {repo.root}; "
             "name exactly one")
+    if nodes[0] == NULL_NODE:
+        raise errors.LocalRepoError(
+            f"revision {revision!r} is the null revision: {repo.root} has no changeset "
+            "checked out", hint="commit first, or name a revision with -r")
     return nodes[0]
 
 

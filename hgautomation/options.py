@@ -38,13 +38,31 @@ def owner(text: str) -> str:
 
 
 def cidr(text: str) -> str:
-    """``--ingress-cidr``: a normalized network; a bare address means /32 (or /128)."""
+    """``--ingress-cidr``: a normalized network; a bare address means /32 (or /128).
+
+    Host bits set (``10.1.2.3/8``) widen the range to its network: allowed, with a
+    warning, since the result admits more than the address typed.
+    """
     import ipaddress
 
     try:
-        return str(ipaddress.ip_network(text.strip(), strict=False))
+        network = ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
         raise errors.UsageError(f"invalid address range {text!r} (e.g. 203.0.113.7/32)") from None
+    if "/" in text and network.network_address != ipaddress.ip_address(
+            text.strip().split("/", 1)[0]):
+        from hgautomation import console
+
+        console.get().warn(f"--ingress-cidr {text.strip()} admits all of {network}")
+    return str(network)
+
+
+def check_ingress(network: str | None, allow_any_address: bool) -> None:
+    """Refuse an ingress open to every address unless the user said so explicitly."""
+    if network in ("0.0.0.0/0", "::/0") and not allow_any_address:
+        raise errors.UsageError(
+            f"--ingress-cidr {network} lets every address on the internet reach the "
+            "instances", hint="add --allow-any-address if that is really what you want")
 
 
 def port(text: str) -> int:

@@ -20,6 +20,24 @@ from hgautomation.errors import ConfigurationError
 DEFAULT_STATE_PATH = Path("~/.hgautomation")
 
 
+_CHECKED: set[Path] = set()  # state directories proven writable by this process
+
+
+def check_writable(directory: Path, what: str) -> None:
+    """Write and remove a small file in *directory*: unreadable, read-only or full is exit 3."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".hgautomation-probe-")
+        try:
+            os.write(fd, b"x" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise ConfigurationError(f"{what} {directory} is not writable: {exc.strerror}") \
+            from None
+
+
 @dataclass(frozen=True)
 class StateDir:
     """Paths inside the state directory; :meth:`ensure` creates it 0700."""
@@ -31,6 +49,9 @@ class StateDir:
         return cls(Path(path or DEFAULT_STATE_PATH).expanduser().absolute())
 
     def ensure(self) -> StateDir:
+        """Create the directory (0700) and prove it writable, once per process."""
+        if self.root in _CHECKED:
+            return self
         try:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
@@ -38,6 +59,8 @@ class StateDir:
                 f"cannot create state directory {self.root}: {exc.strerror}") from None
         if not self.root.is_dir():
             raise ConfigurationError(f"state path {self.root} is not a directory")
+        check_writable(self.root, "state directory")
+        _CHECKED.add(self.root)
         return self
 
     def subdir(self, name: str) -> Path:
@@ -83,15 +106,20 @@ class StateDir:
 
 def write_private(path: Path, data: bytes) -> None:
     """Write a secret atomically, readable only by the owner from the start."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from None
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from None
         raise
 

@@ -409,6 +409,9 @@ def reexec(venv: str, script: str, argv: list[str]) -> int:
 
 def main(script: str, argv: list[str]) -> int:
     """Bootstrap for ``script`` (automation.py) and run the CLI with ``argv``."""
+    from hgautomation.streams import ensure_standard_fds
+
+    ensure_standard_fds()
     here = os.path.dirname(script)
     venv = venv_dir(here)
     inside = _same_path(sys.prefix, venv)

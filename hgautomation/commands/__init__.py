@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from hgautomation.context import Context
-from hgautomation.options import AWSOptions, StaticHosts
+from hgautomation.options import AWSOptions, StaticHosts, check_ingress
 
 if TYPE_CHECKING:
     from hgautomation.aws.account import AWS
@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 
 def aws_options(args: argparse.Namespace) -> AWSOptions:
-    return AWSOptions(owner=getattr(args, "owner", None),
-                      ingress_cidr=getattr(args, "ingress_cidr", None),
+    ingress = getattr(args, "ingress_cidr", None)
+    check_ingress(ingress, getattr(args, "allow_any_address", False))
+    return AWSOptions(owner=getattr(args, "owner", None), ingress_cidr=ingress,
                       spot=getattr(args, "spot", False))
 
 

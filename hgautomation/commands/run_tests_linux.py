@@ -18,6 +18,7 @@ from pathlib import Path
 from hgautomation import console, errors, hgrepo, hosts, linux
 from hgautomation.commands import open_aws, static_hosts
 from hgautomation.context import Context
+from hgautomation.state import check_writable
 
 STATIC_FILESYSTEMS = ("default", "tmpfs")
 
@@ -61,6 +62,13 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     results_dir = Path(args.results_dir).expanduser().absolute() if args.results_dir \
         else ctx.state.results / f"run-tests-linux-{stamp}-{node[:12]}"
+    # Where the report lands is checked now, not after the run (and the host) are gone.
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise errors.ConfigurationError(
+            f"cannot create the results directory {results_dir}: {exc.strerror}") from None
+    check_writable(results_dir, "results directory")
     run = TestRun(repo=repo, node=node, diff=diff,
                   python=linux.python_path(args.python_version),
                   test_flags=tuple(args.test_flags), filesystem=args.filesystem,

@@ -111,6 +111,8 @@ def _twine_quiet() -> Iterator[list[str]]:
 
 def check_wheels(wheels: Sequence[Artifact]) -> None:
     """``twine check`` every wheel; an ArtifactError names each one that fails."""
+    import zipfile
+
     from twine import exceptions as texc
     from twine.commands.check import check
 
@@ -119,7 +121,8 @@ def check_wheels(wheels: Sequence[Artifact]) -> None:
         with _twine_quiet() as messages:
             try:
                 bad = check([str(wheel.path)])
-            except (texc.TwineException, ValueError, OSError) as exc:
+            except (texc.TwineException, ValueError, OSError, zipfile.BadZipFile) as exc:
+                # An empty or truncated file is not a zip archive at all.
                 bad, messages = True, messages + [_one_line(exc)]
         if bad:
             why = "; ".join(" ".join(m.split()) for m in messages) or "failed"

@@ -54,7 +54,7 @@ def test_failing_hg_is_a_local_repo_error_with_its_last_line(fake_run):
     with pytest.raises(errors.LocalRepoError) as raised:
         hgrepo.LocalRepo(Path("/r")).run("status")
     assert raised.value.exit_code == 4
-    assert raised.value.message == "abort: no repository found in '/r'!"
+    assert raised.value.message == "no repository found in '/r'!"
 
 
 def test_failing_hg_without_stderr(fake_run):
@@ -72,7 +72,7 @@ def test_missing_hg_is_a_configuration_error(fake_run):
     fake_run(raises=FileNotFoundError(2, "No such file", "hgx"))
     with pytest.raises(errors.ConfigurationError, match="'hgx' not found") as raised:
         hgrepo.LocalRepo(Path("/r"), hg="hgx").run("id")
-    assert raised.value.exit_code == 3 and "--hg" in raised.value.hint
+    assert raised.value.exit_code == 3 and "PATH" in raised.value.hint
 
 
 def test_hanging_hg_is_a_wait_timeout(fake_run):
@@ -146,3 +146,18 @@ def test_push_failure_is_a_remote_command_error(fake_run, tmp_path, captured):
     assert exc.message == ("hg push to hg@box:2222 failed (exit 255): "
                            "abort: no suitable response from remote hg")
     assert "Permission denied" in exc.output_tail
+
+
+def test_a_revset_parse_error_keeps_its_reason(fake_run):
+    # hg prints the reason first, then lines that only point at the position.
+    fake_run((255, b"", b"hg: parse error at 4: not a prefix: end\n(foo(\n     ^ here)\n"))
+    with pytest.raises(errors.LocalRepoError) as raised:
+        hgrepo.resolve_revision(hgrepo.LocalRepo(Path("/r")), "foo(")
+    assert raised.value.message == ("cannot resolve revision 'foo(' in /r: "
+                                    "parse error at 4: not a prefix: end")
+
+
+def test_the_null_revision_of_an_empty_repository_is_refused(fake_run):
+    fake_run((0, b"0000000000000000000000000000000000000000\n", b""))
+    with pytest.raises(errors.LocalRepoError, match="null revision: /r has no changeset"):
+        hgrepo.resolve_revision(hgrepo.LocalRepo(Path("/r")), ".")

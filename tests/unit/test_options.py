@@ -156,3 +156,50 @@ def test_typed_values_reach_the_namespace():
 def test_bad_values_are_usage_errors(argv, message):
     with pytest.raises(errors.UsageError, match=message):
         arguments.parse_args(argv)
+
+
+# -- what run-tests-linux hands to run-tests.py ------------------------------------
+
+@pytest.mark.parametrize("argv, expected", [
+    (["test-a.t", "--with-hg=/x", "test-b.t"], ["test-a.t", "--with-hg=/x", "test-b.t"]),
+    (["--host", "b", "test-a.t", "--", "-j", "8", "test-b.t"], ["test-a.t", "-j", "8",
+                                                                "test-b.t"]),
+    (["test-a.t", "-l", "--", "test-c.t"], ["test-a.t", "-l", "test-c.t"]),
+    (["-j8", "test-a.t"], ["-j8", "test-a.t"]),
+    (["--", "--with-hg=x", "t.t", "--"], ["--with-hg=x", "t.t", "--"]),
+    ([], []),
+])
+def test_run_tests_flags_keep_the_order_typed(argv, expected):
+    assert arguments.parse_args(["run-tests-linux", *argv]).test_flags == expected
+
+
+@pytest.mark.parametrize("argv", [["-j", "8", "test-a.t"], ["test-a.t", "--shard", "2"]])
+def test_an_option_with_a_separate_value_must_follow_the_double_dash(argv):
+    with pytest.raises(errors.UsageError, match="options of run-tests.py go after --"):
+        arguments.parse_args(["run-tests-linux", *argv])
+
+
+def test_our_verbose_among_test_flags_is_pointed_out(captured):
+    args = arguments.parse_args(["run-tests-linux", "test-a.t", "-v"])
+    assert args.verbose == 1 and args.test_flags == ["test-a.t"]
+    assert "-v is hgautomation's own option" in captured.err_text
+
+
+@pytest.mark.parametrize("value", ["0.0.0.0/0", "::/0", "0.0.0.0"])
+def test_an_ingress_open_to_everyone_needs_its_own_flag(value):
+    if value == "0.0.0.0":
+        assert options.cidr(value) == "0.0.0.0/32"  # one (odd) address, not everyone
+        return
+    with pytest.raises(errors.UsageError, match="every address") as refused:
+        aws_options(arguments.parse_args(["setup-ec2-account", "--ingress-cidr", value]))
+    assert "--allow-any-address" in refused.value.hint
+    args = arguments.parse_args(["setup-ec2-account", "--ingress-cidr", value,
+                                 "--allow-any-address"])
+    assert aws_options(args).ingress_cidr == value
+
+
+def test_a_widened_cidr_is_warned_about(captured):
+    assert options.cidr("10.1.2.3/8") == "10.0.0.0/8"
+    assert "admits all of 10.0.0.0/8" in captured.err_text
+    assert options.cidr("10.0.0.0/8") == "10.0.0.0/8"
+    assert captured.err_text.count("admits") == 1
