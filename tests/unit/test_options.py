@@ -175,7 +175,7 @@ def test_run_tests_flags_keep_the_order_typed(argv, expected):
 
 @pytest.mark.parametrize("argv", [["-j", "8", "test-a.t"], ["test-a.t", "--shard", "2"]])
 def test_an_option_with_a_separate_value_must_follow_the_double_dash(argv):
-    with pytest.raises(errors.UsageError, match="options of run-tests.py go after --"):
+    with pytest.raises(errors.UsageError, match=r"options of run-tests\.py go after --"):
         arguments.parse_args(["run-tests-linux", *argv])
 
 

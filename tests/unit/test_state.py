@@ -48,7 +48,7 @@ def test_write_private_replaces_a_readable_file(tmp_path, permissive_umask):
 def test_write_private_leaves_nothing_behind_on_failure(tmp_path):
     target = tmp_path / "secret"
     target.mkdir()  # os.replace cannot put a file over a directory
-    with pytest.raises(errors.ConfigurationError, match="cannot write .*secret: Is a directory"):
+    with pytest.raises(errors.ConfigurationError, match=r"cannot write .*secret: Is a directory"):
         state.write_private(target, b"x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["secret"]
     assert target.is_dir()
