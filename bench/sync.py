@@ -79,7 +79,7 @@ def main() -> int:
         with ssh.connect(target, known_hosts=host.known_hosts_path) as conn:
             for n in range(opts.rounds):
                 path = str(remote_root / f"full-{n}")
-                conn.run(f"{remote_hg} init {path}", quiet=True)
+                conn.run([remote_hg, "init", str(path)], quiet=True)
                 seconds, count = push(path)
                 full.append(seconds)
             for n in range(opts.rounds):
@@ -90,7 +90,7 @@ def main() -> int:
                 seconds, count = push(str(remote_root / "full-0"))
                 assert count == 1, count
                 incremental.append(seconds)
-            size = conn.output(f"du -sm {remote_root / 'full-0' / '.hg'}").split()[0]
+            size = conn.output(["du", "-sm", str(remote_root / "full-0" / ".hg")]).split()[0]
 
         files = len(hgsource.hg("files", cwd=local).splitlines())
         med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731

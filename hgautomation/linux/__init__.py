@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import shlex
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,10 +31,10 @@ def run_script(conn: ssh.Connection, name: str, *args: str, prefix: str = "",
                sudo: bool = False, check: bool = True, quiet: bool = False,
                sink: list[str] | None = None) -> int:
     """Run a shipped script on the host with ``bash -s`` (as root with ``sudo``)."""
-    command = "bash -s -- " + " ".join(shlex.quote(a) for a in args)
+    argv = ["bash", "-s", "--", *args]
     if sudo:
-        command = "sudo -n " + command
-    return conn.run(command, stdin=script(name), prefix=prefix, check=check, quiet=quiet,
+        argv = ["sudo", "-n", *argv]
+    return conn.run(argv, stdin=script(name), prefix=prefix, check=check, quiet=quiet,
                     sink=sink)
 
 
@@ -70,24 +69,23 @@ def checkout(conn: ssh.Connection, node: str, diff: bytes | None, prefix: str = 
     """Bring ``/hgwork/src`` to ``node`` (clean), then apply ``diff`` if any."""
     run_script(conn, "checkout.sh", node, prefix=prefix)
     if diff:
-        conn.run(f"cd {WORK}/src && HGPLAIN=1 {REMOTE_HG} import --no-commit -",
-                 stdin=diff, prefix=prefix)
+        conn.run(["env", "HGPLAIN=1", REMOTE_HG, "--cwd", f"{WORK}/src", "import",
+                  "--no-commit", "-"], stdin=diff, prefix=prefix)
 
 
-def test_command(python: str, flags: Sequence[str], shard: tuple[int, int] | None) -> str:
-    """The shell command that runs the test harness in ``/hgwork/src/tests``."""
+def test_command(python: str, flags: Sequence[str],
+                 shard: tuple[int, int] | None) -> list[str]:
+    """The argv that runs the test harness in ``/hgwork/src/tests``.
+
+    It gets no stdin, so the communicator stops its whole process group when the
+    connection goes away (Ctrl-C, SIGTERM, a killed tool).
+    """
     args = [python, "run-tests.py", "--json"]
     if shard is not None and shard[1] > 1:
         args += ["--shard-index", str(shard[0]), "--shard-total", str(shard[1])]
     args += list(flags)
-    inner = (f"cd {TESTS_DIR} && rm -f report.json && TMPDIR={WORK}/tmp "
-             + " ".join(shlex.quote(a) for a in args) + " </dev/null")
-    # No pty, so a dropped connection (Ctrl-C, SIGTERM) would leave the tests running
-    # on a static host: a watcher waits for the channel's stdin to close and then
-    # stops the tests' whole process group. Normal exits pass the status through.
-    script = (f"set -m; ({inner}) & job=$!; "
-              "(cat >/dev/null; kill -TERM -- -$job) >/dev/null 2>&1 & wait $job")
-    return "bash -c " + shlex.quote(script)
+    return ["sh", "-c", 'cd "$1" && rm -f report.json && shift && exec "$@"', "sh",
+            TESTS_DIR, "env", f"TMPDIR={WORK}/tmp", *args]
 
 
 def run_tests(conn: ssh.Connection, python: str, flags: Sequence[str],
@@ -156,14 +154,14 @@ def provision(conn: ssh.Connection, user: str, public_key: str, pythons: Sequenc
               pip_index_url: str | None = None) -> None:
     """Run the Debian/Ubuntu bootstrap script as root on the connected host."""
     remote_key = f"/tmp/hgautomation-key-{int(time.time())}.pub"
-    with_sudo = conn.output("id -u").strip() != "0"
+    with_sudo = conn.output(["id", "-u"]).strip() != "0"
     data = public_key.strip().encode() + b"\n"
     conn.putfo(io.BytesIO(data), remote_key, size=len(data))
     try:
         run_script(conn, "bootstrap-debian.sh", user, remote_key, ",".join(pythons),
                    mercurial_requirement, pip_index_url or "", prefix=prefix, sudo=with_sudo)
     finally:
-        conn.run(f"rm -f {remote_key}", check=False, quiet=True)
+        conn.run(["rm", "-f", remote_key], check=False, quiet=True)
 
 
 @dataclass(frozen=True)

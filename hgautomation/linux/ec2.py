@@ -18,7 +18,7 @@ from hgautomation.aws import images as images_
 from hgautomation.aws.account import AWS
 from hgautomation.aws.instances import Instance, temporary_instances, terminate_active
 from hgautomation.context import Context
-from hgautomation.hostkeys import HostKey, generate_host_key
+from hgautomation.ssh.hostkeys import HostKey, generate_host_key
 
 BUILD_INSTANCE_TYPE = "c5.large"
 CONTRACT_USER = "hg"

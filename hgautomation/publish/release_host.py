@@ -14,7 +14,6 @@ import contextlib
 import io
 import os
 import secrets
-import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,20 +32,16 @@ PRIORITY = "10"
 HASH_TIMEOUT = 600
 
 
-def _quote_names(directory: str, names: Sequence[str]) -> str:
-    return " ".join(shlex.quote(f"{directory.rstrip('/')}/{n}") for n in names)
-
-
 def remote_digests(conn: ssh.Connection, directory: str,
                    names: Sequence[str]) -> dict[str, tuple[int, str]]:
     """name → (size, sha256) for those of ``names`` that exist in ``directory``."""
     if not names:
         return {}
-    paths = _quote_names(directory, names)
+    paths = [f"{directory.rstrip('/')}/{n}" for n in names]
     # One round trip: size and hash of each existing file; missing ones are skipped.
-    command = (f"for f in {paths}; do if [ -f \"$f\" ]; then "
-               f"printf '%s ' \"$(stat -c %s -- \"$f\")\"; sha256sum -- \"$f\"; fi; done")
-    text = conn.output(command, timeout=HASH_TIMEOUT)
+    script = ('for f in "$@"; do if [ -f "$f" ]; then '
+              'printf "%s " "$(stat -c %s -- "$f")"; sha256sum -- "$f"; fi; done')
+    text = conn.output(["sh", "-c", script, "sh", *paths], timeout=HASH_TIMEOUT)
     found: dict[str, tuple[int, str]] = {}
     for line in text.splitlines():
         fields = line.split(None, 2)
@@ -57,7 +52,7 @@ def remote_digests(conn: ssh.Connection, directory: str,
 
 def check_directory(conn: ssh.Connection, directory: str) -> None:
     """The release directory exists and we may write into it."""
-    status = conn.run(f"test -d {shlex.quote(directory)} -a -w {shlex.quote(directory)}",
+    status = conn.run(["test", "-d", directory, "-a", "-w", directory],
                       check=False, quiet=True, timeout=60)
     if status != 0:
         raise errors.PublishError(
@@ -100,7 +95,7 @@ def put_verified(conn: ssh.Connection, directory: str, local: Path, name: str,
     try:
         # conn.put survives Ctrl-C/SIGTERM mid-write and removes its partial file.
         conn.put(local, tmp, description=name)
-        got = conn.output(f"stat -c %s -- {shlex.quote(tmp)}; sha256sum -- {shlex.quote(tmp)}",
+        got = conn.output(["sh", "-c", 'stat -c %s -- "$1" && sha256sum -- "$1"', "sh", tmp],
                           timeout=HASH_TIMEOUT).split()
         if len(got) < 2 or got[0] != str(size) or got[1].lower() != sha256:
             raise errors.PublishError(

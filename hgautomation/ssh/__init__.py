@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from hgautomation.ssh.connection import Connection, connect
 from hgautomation.ssh.hostkeys import USER_KNOWN_HOSTS, fingerprint, pin_host_key
-from hgautomation.ssh.target import ALIAS, Target, openssh_config, parse_host_spec, resolve
+from hgautomation.ssh.target import ALIAS, Target, openssh_config, resolve
 from hgautomation.ssh.text import command_line
 
 __all__ = [
@@ -56,7 +56,6 @@ __all__ = [
     "connect",
     "fingerprint",
     "openssh_config",
-    "parse_host_spec",
     "pin_host_key",
     "resolve",
 ]

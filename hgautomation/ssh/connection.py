@@ -31,9 +31,13 @@ class Connection:
         self.target = target
         self._jumps = list(jumps)
         self._files = transfer.Files(client, target)
+        self._running: set[runner.Remote] = set()
 
     # -- lifecycle
     def close(self) -> None:
+        """Stop what still runs on the host (e.g. closed from another thread), then close."""
+        for remote in list(self._running):
+            remote.stop()
         self._files.close()
         with contextlib.suppress(Exception):
             self.client.close()
@@ -52,26 +56,28 @@ class Connection:
         return self._files.sftp
 
     # -- commands
-    def run(self, command: str | Sequence[str], *, check: bool = True, prefix: str = "",
+    def run(self, argv: Sequence[str], *, check: bool = True, prefix: str = "",
             env: dict[str, str] | None = None, timeout: float | None = None,
             quiet: bool = False, sink: list[str] | None = None,
-            stdin: bytes | None = None) -> int:
-        """Run ``command``, streaming combined output line by line.
+            stdin: bytes | None = None, posix: bool = True) -> int:
+        """Run ``argv`` (quoted by :func:`command_line`), streaming combined output by line.
 
-        ``command`` is a shell command line (``str``) or an argv, which is quoted with
-        :func:`command_line`. Returns the exit status; with ``check`` a non-zero status
-        raises :class:`errors.RemoteCommandError` carrying the command and the last lines.
-        ``sink`` collects every line; ``quiet`` keeps them off the console;
-        ``stdin`` is sent to the command, then end-of-file.
+        Returns the exit status; with ``check`` a non-zero status raises
+        :class:`errors.RemoteCommandError` carrying the command and the last lines.
+        ``sink`` collects every line; ``quiet`` keeps them off the console; ``stdin`` is
+        sent to the command, then end-of-file. Shell features come from an explicit
+        shell (``["sh", "-c", script, ...]``). ``posix=False`` for a host whose shell
+        is PowerShell. An interrupt stops the whole remote command (see :mod:`.runner`).
         """
-        return runner.run(self.client, self.target, command, check=check, prefix=prefix,
-                          env=env, timeout=timeout, quiet=quiet, sink=sink, stdin=stdin)
+        return runner.run(self.client, self.target, argv, check=check, prefix=prefix,
+                          env=env, timeout=timeout, quiet=quiet, sink=sink, stdin=stdin,
+                          posix=posix, active=self._running)
 
-    def output(self, command: str | Sequence[str], *, check: bool = True,
+    def output(self, argv: Sequence[str], *, check: bool = True,
                timeout: float | None = 120, stdin: bytes | None = None) -> str:
-        """Run ``command`` (as for :meth:`run`) quietly and return its combined output."""
+        """Run ``argv`` (as for :meth:`run`) quietly and return its combined output."""
         lines: list[str] = []
-        self.run(command, check=check, quiet=True, sink=lines, timeout=timeout, stdin=stdin)
+        self.run(argv, check=check, quiet=True, sink=lines, timeout=timeout, stdin=stdin)
         return "\n".join(lines)
 
     # -- files

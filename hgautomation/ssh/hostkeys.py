@@ -1,19 +1,44 @@
-"""Host key verification: pinned keys in, unknown or changed keys refused.
+"""Host keys: generated for our instances, pinned, verified; unknown or changed keys refused.
 
-Keys are checked against ``known_hosts`` (the tool's file, the only one ever written,
-and only with ``accept_new``) plus any ``extra_known_hosts`` (read-only). Failures are
-raised with their data (host name, offered and pinned key) for callers to branch on.
+The tool generates each instance's host key (:func:`generate_host_key`): the private
+half travels in the instance's user data, the public half is pinned before the first
+connection, so nothing is ever accepted on trust. Keys are checked against
+``known_hosts`` (the tool's file, the only one ever written, and only with
+``accept_new``) plus any ``extra_known_hosts`` (read-only). Failures are raised with
+their data (host name, offered and pinned key) for callers to branch on.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from hgautomation import console, errors
 
 USER_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+
+
+@dataclass(frozen=True)
+class HostKey:
+    """A generated host key: OpenSSH private key text and its public line."""
+
+    private_openssh: str
+    public: str  # "ssh-ed25519 AAAA..."
+
+
+def generate_host_key() -> HostKey:
+    """A fresh ed25519 host key (cryptography, no ssh-keygen subprocess)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode("ascii")
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode("ascii")
+    return HostKey(private, public)
 
 
 def fingerprint(key) -> str:

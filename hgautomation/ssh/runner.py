@@ -1,19 +1,28 @@
 """Running one remote command: output streamed line by line, bounded in time, status back.
 
 :class:`Remote` does the steps on one session channel (``start``, ``read``,
-``returncode``, ``close``); :func:`run` puts them together for ``Connection.run``:
-console and sink, the tail kept for errors, the exit status check.
+``returncode``, ``stop``, ``close``); :func:`run` puts them together for
+``Connection.run``: console and sink, the tail kept for errors, the exit status check.
+
+On a POSIX host the command runs under a small shell wrapper (:func:`wire_command`)
+that first reports its process group. Nothing the command starts outlives an
+interrupt: on Ctrl-C, SIGTERM, a timeout or a lost connection :meth:`Remote.stop`
+kills that group over a second channel, and a command that reads no stdin is also
+watched on the host, so its group dies when the connection does (even if this
+process is killed outright).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 
 from hgautomation import console, errors
-from hgautomation.ssh.text import command_line, shell_line, short
+from hgautomation.ssh.text import command_line, short
 
 # Lines of output kept for a RemoteCommandError.
 TAIL_LINES = 20
@@ -22,6 +31,33 @@ POLL_INTERVAL = 1.0
 RECV_SIZE = 65536
 # Seconds to wait for the exit status once the output has ended.
 STATUS_WAIT = 30.0
+# The first line the wrapper prints: the remote process group to stop on interrupt.
+GROUP_MARK = "hgautomation-pgid "
+# Seconds the remote group gets between SIGTERM and SIGKILL, and the whole stop's bound.
+STOP_GRACE = 2
+STOP_WAIT = 8.0
+
+
+def wire_command(argv: Sequence[str], *, watch: bool) -> str:
+    """The POSIX shell text sent for ``argv``: stderr merged, process group reported.
+
+    SSH carries stdout and stderr as two streams; merging them on the host keeps a
+    line of one from being spliced into a partial line of the other. With ``watch``
+    (the command gets no stdin), a watcher holds the channel's stdin and stops the
+    whole group when it closes: the connection is gone.
+    """
+    lines = ["exec 2>&1", f"printf '{GROUP_MARK}%s\\n' \"$$\""]
+    if watch:
+        lines += [
+            # fd 3: the channel's stdin, which a background job would otherwise lose.
+            "exec 3<&0",
+            "(cat <&3 >/dev/null 2>&1; kill -TERM -$$) >/dev/null 2>&1 &",
+            "exec 3<&-",
+            command_line(argv) + " </dev/null",
+        ]
+    else:
+        lines.append(command_line(argv))
+    return "\n".join(lines)
 
 
 class Remote:
@@ -39,14 +75,23 @@ class Remote:
         self.timeout = timeout
         self.command = ""
         self.channel = None
+        self.group: int | None = None  # the remote process group, once reported
         self._transport = None
         self._deadline: float | None = None
+        self._awaiting_mark = False
 
-    def start(self, command: str, stdin: bytes | None = None) -> None:
-        """Open a session and run ``command``; ``stdin`` is sent, then end-of-file."""
+    def start(self, argv: Sequence[str], stdin: bytes | None = None, *,
+              posix: bool = True) -> None:
+        """Open a session and run ``argv``; ``stdin`` is sent, then end-of-file.
+
+        ``posix=False`` (a Windows host, whose shell is PowerShell) sends the command
+        line as it is: no wrapper, so no process group to stop.
+        """
         import paramiko
 
-        self.command = command
+        self.command = command_line(argv)
+        wire = wire_command(argv, watch=stdin is None) if posix else self.command
+        self._awaiting_mark = posix
         try:
             self._transport = self.client.get_transport()
             self.channel = self._transport.open_session()
@@ -58,9 +103,7 @@ class Remote:
         channel = self.channel
         channel.set_combine_stderr(True)
         channel.settimeout(POLL_INTERVAL)
-        # Merge stderr into stdout on the host: SSH carries them as two streams, and
-        # joining them here could splice a line of one into a partial line of the other.
-        channel.exec_command("exec 2>&1\n" + command)
+        channel.exec_command(wire)
         if stdin is not None:
             channel.settimeout(self.timeout)
             channel.sendall(stdin)
@@ -87,9 +130,17 @@ class Remote:
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for raw in lines:
-                self.on_line(_decode(raw))
+                self._line(_decode(raw))
         if pending:
-            self.on_line(_decode(pending))
+            self._line(_decode(pending))
+
+    def _line(self, line: str) -> None:
+        if self._awaiting_mark and line.startswith(GROUP_MARK):
+            self._awaiting_mark = False
+            with contextlib.suppress(ValueError):
+                self.group = int(line[len(GROUP_MARK):])
+            return
+        self.on_line(line)
 
     def returncode(self) -> int:
         """The command's exit status, after :meth:`read` (waits a bounded time for it)."""
@@ -103,6 +154,30 @@ class Remote:
                 f"{self.target}: no exit status for {short(self.command)} (connection lost?)")
         return status
 
+    def stop(self) -> None:
+        """Kill the remote process group (TERM, then KILL), bounded, over a new channel.
+
+        Runs in a helper thread: a channel lock left held by an interrupted call must
+        not hang the caller.
+        """
+        group = self.group
+        transport = self._transport
+        if not group or group <= 1 or transport is None or not transport.is_active():
+            return
+        script = (f"kill -TERM -{group} 2>/dev/null; sleep {STOP_GRACE}; "
+                  f"kill -KILL -{group} 2>/dev/null; exit 0")
+
+        def kill() -> None:
+            with contextlib.suppress(Exception):
+                channel = transport.open_session(timeout=STOP_WAIT)
+                channel.exec_command(script)
+                channel.status_event.wait(STOP_WAIT)
+                channel.close()
+
+        worker = threading.Thread(target=kill, name="hgautomation-remote-stop", daemon=True)
+        worker.start()
+        worker.join(STOP_WAIT)
+
     def close(self) -> None:
         if self.channel is not None:
             self.channel.close()
@@ -112,16 +187,23 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "replace").rstrip("\r")
 
 
-def run(client, target, command: str | Sequence[str], *, check: bool = True,
+def run(client, target, argv: Sequence[str], *, check: bool = True,
         prefix: str = "", env: dict[str, str] | None = None, timeout: float | None = None,
         quiet: bool = False, sink: list[str] | None = None,
-        stdin: bytes | None = None) -> int:
-    """Run ``command`` on ``client``'s host; see ``Connection.run``."""
+        stdin: bytes | None = None, posix: bool = True,
+        active: set[Remote] | None = None) -> int:
+    """Run ``argv`` on ``client``'s host; see ``Connection.run``.
+
+    ``active`` (the connection's) holds the command while it runs, so closing the
+    connection from another thread stops it too.
+    """
     import paramiko
 
-    command = shell_line(command)
+    if isinstance(argv, str):
+        raise TypeError("a remote command is an argv (a sequence of words), not a string")
     if env:
-        command = command_line(["env", *(f"{k}={v}" for k, v in env.items())]) + " " + command
+        argv = ["env", *(f"{k}={v}" for k, v in env.items()), *argv]
+    command = command_line(argv)
     out = console.get()
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
 
@@ -133,14 +215,23 @@ def run(client, target, command: str | Sequence[str], *, check: bool = True,
             out.remote_line(prefix, line)
 
     remote = Remote(client, target, on_line=emit, timeout=timeout)
+    if active is not None:
+        active.add(remote)
     try:
-        remote.start(command, stdin)
+        remote.start(argv, stdin, posix=posix)
         remote.read()
         status = remote.returncode()
     except (paramiko.SSHException, OSError) as exc:
+        remote.stop()
         raise errors.HostConnectionError(
             f"{target}: connection lost while running {short(command)}: {exc}") from None
+    except BaseException:
+        # Ctrl-C, SIGTERM, our own timeout: nothing keeps running on the host.
+        remote.stop()
+        raise
     finally:
+        if active is not None:
+            active.discard(remote)
         remote.close()
     if check and status != 0:
         raise errors.RemoteCommandError(

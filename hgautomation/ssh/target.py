@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hgautomation import errors
+from hgautomation.options import parse_host_spec
 
 DEFAULT_CONNECT_TIMEOUT = 15.0
 # The host name an OpenSSH config from openssh_config() answers to.
@@ -46,32 +47,6 @@ class Target:
 
     def __str__(self) -> str:
         return f"{self.user}@{self.name}" + ("" if self.port == 22 else f":{self.port}")
-
-
-def parse_host_spec(spec: str) -> tuple[str | None, str, int | None]:
-    """Split ``[user@]address[:port]`` (IPv6 as ``[addr]:port``) into its parts."""
-    user = None
-    if "@" in spec:
-        user, _, spec = spec.rpartition("@")
-        if not user:
-            raise errors.UsageError(f"empty user name in host {spec!r}")
-    port = None
-    if spec.startswith("["):
-        host, sep, rest = spec[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise errors.UsageError(f"bad host address {spec!r}")
-        port_text = rest[1:] if rest else None
-    elif spec.count(":") == 1:
-        host, _, port_text = spec.partition(":")
-    else:
-        host, port_text = spec, None
-    if port_text is not None:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise errors.UsageError(f"bad port in host {spec!r}")
-        port = int(port_text)
-    if not host:
-        raise errors.UsageError(f"empty address in host {spec!r}")
-    return user, host, port
 
 
 def _load_config(path: Path | None):
@@ -145,8 +120,9 @@ def jump_hosts(target: Target) -> list[Target]:
     hops = []
     for spec in (h.strip() for h in target.proxy_jump.split(",")):
         if spec:
-            user, host, port = parse_host_spec(spec)
-            hop = resolve(host, user=user, port=port, ssh_config=target.ssh_config)
+            parsed = parse_host_spec(spec)
+            hop = resolve(parsed.address, user=parsed.user, port=parsed.port,
+                          ssh_config=target.ssh_config)
             hops.append(replace(hop, proxy_jump=None))
     return hops
 

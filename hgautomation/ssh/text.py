@@ -18,11 +18,6 @@ def command_line(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
-def shell_line(command: str | Sequence[str]) -> str:
-    """A shell command line as given, or an argv quoted by :func:`command_line`."""
-    return command if isinstance(command, str) else command_line(command)
-
-
 def short(command: str, limit: int = 120) -> str:
     """``command`` on one line, cut to ``limit`` characters for a message."""
     one = " ".join(command.split())

@@ -18,7 +18,7 @@ from typing import Callable
 from hgautomation import console, errors, hgrepo, hosts, platforms, ssh
 from hgautomation.aws.account import AWS
 from hgautomation.context import Context
-from hgautomation.hostkeys import HostKey, generate_host_key
+from hgautomation.ssh.hostkeys import HostKey, generate_host_key
 from hgautomation.windows import recipes
 from hgautomation.windows.artifacts import sftp_path
 from hgautomation.windows.powershell import SCRIPTS_DIR
@@ -156,7 +156,8 @@ def connect(host: hosts.Host) -> ssh.Connection:
 def run(conn: ssh.Connection, script, *, prefix: str = "", check: bool = True,
         timeout: float | None = None) -> int:
     """Run a rendered :class:`~hgautomation.windows.powershell.Script` over SSH."""
-    return conn.run(script.command_line, prefix=prefix, check=check, timeout=timeout)
+    # Windows's login shell is PowerShell: the words go as they are (no POSIX wrapper).
+    return conn.run(script.argv, prefix=prefix, check=check, timeout=timeout, posix=False)
 
 
 def mkdirs(conn: ssh.Connection, windows_path: str) -> None:

@@ -66,14 +66,20 @@ def decode(encoded: str) -> str:
     return base64.b64decode(encoded.encode("ascii"), validate=True).decode("utf-16-le")
 
 
-def command_line(script: str) -> str:
-    """The command line that runs `script` on a Windows host, no quoting involved."""
-    line = " ".join((POWERSHELL, *POWERSHELL_FLAGS, "-EncodedCommand", encode(script)))
-    if len(line) > MAX_COMMAND_LINE:
+def argv(script: str) -> list[str]:
+    """The words that run `script` on a Windows host; none of them needs quoting."""
+    words = [POWERSHELL, *POWERSHELL_FLAGS, "-EncodedCommand", encode(script)]
+    length = len(" ".join(words))
+    if length > MAX_COMMAND_LINE:
         raise ScriptTooLong(
-            f"encoded PowerShell command is {len(line)} characters "
+            f"encoded PowerShell command is {length} characters "
             f"(limit {MAX_COMMAND_LINE}); ship the script as a file instead")
-    return line
+    return words
+
+
+def command_line(script: str) -> str:
+    """The command line that runs `script` on a Windows host (:func:`argv`, joined)."""
+    return " ".join(argv(script))
 
 
 def script_from_command_line(line: str) -> str:
@@ -96,6 +102,10 @@ class Script:
     @classmethod
     def load(cls, name: str, params: Mapping[str, str] | None = None) -> Script:
         return cls(name, render(name, params))
+
+    @property
+    def argv(self) -> list[str]:
+        return argv(self.text)
 
     @property
     def command_line(self) -> str:

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,17 +41,19 @@ def lines(monkeypatch) -> list[str]:
 
 def test_run_streams_lines_and_returns_status(ssh_host, target, lines):
     with ssh.connect(target, known_hosts=ssh_host.known_hosts_path) as conn:
-        assert conn.run("echo out; echo err >&2; printf 'no newline'", prefix="> ") == 0
+        assert conn.run(["sh", "-c", "echo out; echo err >&2; printf 'no newline'"],
+                        prefix="> ") == 0
         assert lines == ["> out", "> err", "> no newline"]
-        assert conn.run("exit 7", check=False) == 7
-        assert conn.output("cat", stdin=b"fed on stdin\n") == "fed on stdin"
+        assert conn.run(["sh", "-c", "exit 7"], check=False) == 7
+        assert conn.output(["cat"], stdin=b"fed on stdin\n") == "fed on stdin"
         with pytest.raises(errors.RemoteCommandError) as info:
-            conn.run("for i in $(seq 1 30); do echo line $i; done; exit 3", quiet=True)
+            conn.run(["sh", "-c", "for i in $(seq 1 30); do echo line $i; done; exit 3"],
+                     quiet=True)
     exc = info.value
     assert exc.status == 3 and exc.exit_code == 10
     assert exc.output_tail.splitlines() == [f"line {i}" for i in range(11, 31)]
-    assert exc.one_line().endswith("exit status 3 from for i in $(seq 1 30); do echo line $i; "
-                                   "done; exit 3; last output: line 30")
+    assert exc.one_line().endswith("exit status 3 from sh -c 'for i in $(seq 1 30); do echo "
+                                   "line $i; done; exit 3'; last output: line 30")
 
 
 def test_put_get_roundtrip_atomic_and_chmod(ssh_host, target, tmp_path):
@@ -61,7 +64,7 @@ def test_put_get_roundtrip_atomic_and_chmod(ssh_host, target, tmp_path):
         try:
             conn.put(payload, remote, atomic=True, mode=0o640)
             assert not conn.exists(remote + ".part")
-            assert conn.output(f"stat -c %a {remote}") == "640"
+            assert conn.output(["stat", "-c", "%a", remote]) == "640"
             conn.rename(remote, remote + ".moved")
             back = tmp_path / "back.bin"
             conn.get(remote + ".moved", back)
@@ -72,7 +75,7 @@ def test_put_get_roundtrip_atomic_and_chmod(ssh_host, target, tmp_path):
             assert not (tmp_path / "never").exists()
             assert not list(tmp_path.glob(".*.part"))
         finally:
-            conn.run(f"rm -f {remote} {remote}.moved", check=False, quiet=True)
+            conn.run(["rm", "-f", remote, f"{remote}.moved"], check=False, quiet=True)
 
 
 def test_ssh_config_hostname_port_user_identity(ssh_host, tmp_path):
@@ -83,7 +86,7 @@ def test_ssh_config_hostname_port_user_identity(ssh_host, tmp_path):
     assert (target.hostname, target.port, target.user) == \
         (ssh_host.host, ssh_host.port, ssh_host.user)
     with ssh.connect(target, known_hosts=ssh_host.known_hosts_path) as conn:
-        assert conn.output("id -un") == ssh_host.user
+        assert conn.output(["id", "-un"]) == ssh_host.user
     # Explicit user/port win over the config, as with ssh.
     assert ssh.resolve("box", user="other", port=2222, ssh_config=config).user == "other"
 
@@ -102,7 +105,8 @@ def test_proxy_command_and_proxy_jump(ssh_host, tmp_path):
     for name in ("viacmd", "viajump"):
         target = ssh.resolve(name, ssh_config=config)
         with ssh.connect(target, known_hosts=ssh_host.known_hosts_path) as conn:
-            assert conn.output("echo through $SSH_CONNECTION").startswith("through 127.0.0.1")
+            seen = conn.output(["sh", "-c", "echo through $SSH_CONNECTION"])
+            assert seen.startswith("through 127.0.0.1")
         # The OpenSSH config for hg push reaches the same host through the same proxy.
         ossh = tmp_path / f"{name}.ssh_config"
         ossh.write_text(ssh.openssh_config(target, ssh_host.known_hosts_path))
@@ -148,21 +152,99 @@ def test_refused_is_retried_within_the_bound(tmp_path):
     assert 1.5 < time.monotonic() - start < 10
 
 
-@pytest.mark.parametrize("spec,expected", [
-    ("box", (None, "box", None)),
-    ("hg@box:2222", ("hg", "box", 2222)),
-    ("[::1]:22", (None, "::1", 22)),
-    ("u@[fe80::1]", ("u", "fe80::1", None)),
-    ("::1", (None, "::1", None)),
-])
-def test_parse_host_spec(spec, expected):
-    assert ssh.parse_host_spec(spec) == expected
+# -- interrupted remote commands ---------------------------------------------------------
+
+# A child that runs one long remote command (its words after "--") and turns SIGTERM
+# into a KeyboardInterrupt as the CLI does; "stdin" feeds the command a script.
+COMMAND_CHILD = """
+import signal, sys
+from pathlib import Path
+from hgautomation import cli, ssh
+
+def on_term(signum, frame):
+    raise cli.SignalInterrupt(signum)
+
+signal.signal(signal.SIGTERM, on_term)
+host, port, user, key, known, feed = sys.argv[1:7]
+argv = sys.argv[8:]
+target = ssh.resolve(host, port=int(port), user=user, identity_files=[Path(key)])
+conn = ssh.connect(target, known_hosts=Path(known))
+try:
+    conn.run(argv, stdin=feed.encode() if feed else None)
+except KeyboardInterrupt:
+    sys.exit(130)
+finally:
+    conn.close()
+"""
 
 
-@pytest.mark.parametrize("spec", ["box:0", "box:http", "@box", "[::1", "u@"])
-def test_parse_host_spec_rejects(spec):
-    with pytest.raises(errors.UsageError):
-        ssh.parse_host_spec(spec)
+def _remote_processes(marker: str) -> list[str]:
+    """Live processes (the loopback host is this machine) whose command line has marker."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                if marker in cmdline and "COMMAND_CHILD" not in cmdline \
+                        and "import signal" not in cmdline:
+                    found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+@pytest.mark.parametrize("feed", ["", "sleep 3600 & sleep 3599; wait\n"],
+                         ids=["no-stdin", "script-on-stdin"])
+def test_an_interrupt_stops_the_whole_remote_command(ssh_host, signum, feed):
+    # The remote command starts children of its own (a background sleep): all of them
+    # must go when the tool is interrupted, whether or not the command reads stdin.
+    marker = f"{3000 + os.getpid() % 500}"
+    argv = (["bash", "-s"] if feed else
+            ["sh", "-c", f"sleep 3{marker} & sleep 4{marker}; wait"])
+    if feed:
+        feed = feed.replace("3600", f"3{marker}").replace("3599", f"4{marker}")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", COMMAND_CHILD, ssh_host.host, str(ssh_host.port),
+         ssh_host.user, str(ssh_host.key_path), str(ssh_host.known_hosts_path), feed, "--",
+         *argv], cwd=str(REPO_ROOT), env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with reaped(proc):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(_remote_processes(f"sleep 3{marker}")) < 1:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        assert _remote_processes(f"sleep 4{marker}"), "the remote command never started"
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _remote_processes(f"{marker}"):
+        time.sleep(0.1)
+    assert _remote_processes(f"sleep 3{marker}") + _remote_processes(f"sleep 4{marker}") == []
+
+
+def test_a_dropped_connection_stops_a_command_without_stdin(ssh_host, target):
+    # The tool killed outright (no cleanup of ours runs): the host-side watcher notices
+    # the channel close and stops the group.
+    marker = f"{5000 + os.getpid() % 500}"
+    conn = ssh.connect(target, known_hosts=ssh_host.known_hosts_path)
+
+    def run() -> None:
+        with contextlib.suppress(errors.HostConnectionError):  # the connection drops
+            conn.run(["sh", "-c", f"sleep 5{marker} & sleep 6{marker}; wait"], check=False)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not _remote_processes(f"sleep 6{marker}"):
+        time.sleep(0.05)
+    assert _remote_processes(f"sleep 6{marker}")
+    conn._running.clear()  # as if this process died: no stop of ours, only the drop
+    conn.client.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _remote_processes(marker):
+        time.sleep(0.1)
+    assert _remote_processes(f"sleep 5{marker}") + _remote_processes(f"sleep 6{marker}") == []
+    worker.join(10)
 
 
 # -- interrupted transfers -------------------------------------------------------------

@@ -93,8 +93,11 @@ def test_remote_digests_parses_stat_and_sha256sum_output():
                                                            "it's here.msi"])
     assert found == {"Mercurial-7.2.4-x64.exe": (1234, "a" * 64),
                      "mercurial-7.2.4-x64.msi": (99, "b" * 64)}
-    (command,) = conn.commands
-    assert "'/srv/rel/it'\"'\"'s here.msi'" in command  # quoted for the remote shell
+    (argv,) = conn.commands
+    # Names travel as words of the argv (quoted in one place, by the communicator).
+    assert argv[:2] == ["sh", "-c"] and argv[3:] == [
+        "sh", "/srv/rel/Mercurial-7.2.4-x64.exe", "/srv/rel/mercurial-7.2.4-x64.msi",
+        "/srv/rel/it's here.msi"]
 
 
 def test_remote_digests_of_nothing_asks_nothing():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 
 import pytest
 
@@ -113,18 +112,12 @@ def test_fresh_reports_do_not_share_results():
 
 # -- test_command ----------------------------------------------------------------------------
 
-def _inner_argv(command: str) -> list[str]:
-    """The run-tests.py argv inside the command test_command() builds."""
-    bash, dash_c, script = shlex.split(command)
-    assert (bash, dash_c) == ("bash", "-c")
-    assert script.startswith("set -m; (") and script.endswith(" & wait $job")
-    inner = script[len("set -m; ("):script.index(") & job=$!")]
-    words = shlex.split(inner)
-    assert words[:6] == ["cd", "/hgwork/src/tests", "&&", "rm", "-f", "report.json"]
-    assert words[6:8] == ["&&", "TMPDIR=/hgwork/tmp"]
-    assert words[-2:] == ["<", "/dev/null"] or words[-1] == "</dev/null"
-    end = -2 if words[-2:] == ["<", "/dev/null"] else -1
-    return words[8:end]
+def _inner_argv(argv: list[str]) -> list[str]:
+    """The run-tests.py argv inside the argv test_command() builds."""
+    assert argv[:5] == ["sh", "-c", 'cd "$1" && rm -f report.json && shift && exec "$@"', "sh",
+                        "/hgwork/src/tests"]
+    assert argv[5:7] == ["env", "TMPDIR=/hgwork/tmp"]
+    return argv[7:]
 
 
 def test_test_command_without_shards():
@@ -149,10 +142,13 @@ def test_flags_are_quoted_not_interpreted():
     assert argv[3:] == flags
 
 
-def test_the_watcher_stops_the_process_group_when_stdin_closes():
-    command = linux.test_command("python3", [], None)
-    script = shlex.split(command)[2]
-    assert "(cat >/dev/null; kill -TERM -- -$job) >/dev/null 2>&1 &" in script
+def test_the_command_runs_under_the_watching_wrapper():
+    # No stdin: the communicator's wrapper watches the channel and stops the group.
+    from hgautomation.ssh.runner import wire_command
+
+    wire = wire_command(linux.test_command("python3", [], None), watch=True)
+    assert "(cat <&3 >/dev/null 2>&1; kill -TERM -$$) >/dev/null 2>&1 &" in wire
+    assert wire.endswith(" </dev/null")
 
 
 @pytest.mark.parametrize("version,path", [
