@@ -157,7 +157,36 @@ def parse_host_spec(spec: str) -> HostSpec:
         parsed_port = int(port_text)
     if not host:
         raise errors.UsageError(f"empty address in host {spec!r}")
+    problem = _host_name_problem(host)
+    if problem:
+        shown = host if len(host) <= 60 else host[:57] + "..."
+        raise errors.UsageError(f"bad host name {shown!r}: {problem}")
     return HostSpec(user, host, parsed_port)
+
+
+def _host_name_problem(host: str) -> str | None:
+    """Why ``host`` can be neither an address nor a name to resolve (DNS rules), or None."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    if len(host) > 253:
+        return "longer than 253 characters"
+    if any(c.isspace() or not c.isprintable() for c in host):
+        return "contains spaces or control characters"
+    labels = host.rstrip(".").split(".")
+    if any(not label for label in labels):
+        return "empty label"
+    if any(len(label) > 63 for label in labels):
+        return "a label longer than 63 characters"
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return "not a valid international domain name"
+    return None
 
 
 # -- records handed below the command layer -------------------------------------

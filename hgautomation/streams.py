@@ -10,7 +10,8 @@ import sys
 
 
 def ensure_standard_fds() -> None:
-    """Give a closed stdin, stdout or stderr (cron, ``>&-``) /dev/null instead.
+    """Give a closed stdin, stdout or stderr (cron, ``>&-``) /dev/null instead, and let
+    stdout and stderr escape what they cannot encode.
 
     Otherwise the next file opened would take its number: a lock file would become
     the CLI's stdout, and ``sys.stdout`` would be None.
@@ -26,6 +27,11 @@ def ensure_standard_fds() -> None:
     for name, fd, mode in (("stdin", 0, "r"), ("stdout", 1, "w"), ("stderr", 2, "w")):
         if getattr(sys, name) is None:
             setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - lives on
+    for stream in (sys.stdout, sys.stderr):
+        # A file name that is not valid UTF-8 is shown escaped, never a crash.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
 
 
 def discard_stdout() -> None:

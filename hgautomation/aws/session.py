@@ -27,7 +27,10 @@ _AUTH_CODES = {
     "IncompleteSignature",
 }
 
-DEFAULT_MAX_ATTEMPTS = 6
+DEFAULT_MAX_ATTEMPTS = 5
+# An endpoint that accepts and never answers costs at most attempts x (connect + read).
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 30
 
 
 @dataclass
@@ -69,12 +72,15 @@ class AWSSession:
         self.counter = CallCounter()
         # Registered before any client exists, so every client inherits it.
         self.boto.events.register("before-call.*.*", self._count)
-        max_attempts = _env_int("AWS_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)
+        self.boto.events.register("needs-retry.*.*", self._announce_retry)
+        self.boto.events.register("before-parse.*.*", _refuse_html)
+        self.max_attempts = _env_int("AWS_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)
+        timeout = _env_int("HGAUTOMATION_AWS_TIMEOUT", 0)  # seconds, for slow links
         self.config = Config(
             region_name=region,
-            retries={"mode": "adaptive", "total_max_attempts": max_attempts},
-            connect_timeout=10,
-            read_timeout=60,
+            retries={"mode": "adaptive", "total_max_attempts": self.max_attempts},
+            connect_timeout=timeout or CONNECT_TIMEOUT,
+            read_timeout=timeout or READ_TIMEOUT,
         )
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -82,6 +88,26 @@ class AWSSession:
     def _count(self, model=None, **kwargs) -> None:
         if model is not None:
             self.counter.record(model.name)
+
+    def _announce_retry(self, attempts: int = 0, response=None, caught_exception=None,
+                        operation=None, **kwargs) -> None:
+        """Say that a failed attempt is retried: a stuck endpoint is never silent.
+
+        Only reports; botocore's retry handler decides (this returns None).
+        """
+        status = (response[1].get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                  if response and len(response) > 1 and isinstance(response[1], dict) else 0)
+        if caught_exception is None and status < 500 and status != 429:
+            return
+        if attempts >= self.max_attempts:
+            return
+        why = (type(caught_exception).__name__ if caught_exception is not None
+               else f"HTTP {status}")
+        name = getattr(operation, "name", "AWS call")
+        from hgautomation import console
+
+        console.get().info(f"    AWS {name}: {why}; retrying ({attempts + 1}/"
+                           f"{self.max_attempts})")
 
     def client(self, service: str):
         """A client for *service*; one per session and service (clients are thread-safe)."""
@@ -93,6 +119,17 @@ class AWSSession:
     def caller_identity(self) -> dict:
         with translate_errors("sts:GetCallerIdentity"):
             return self.client("sts").get_caller_identity()
+
+
+def _refuse_html(response_dict=None, **kwargs) -> None:
+    """An HTML page (a captive portal, a web server at AWS_ENDPOINT_URL) is no AWS
+    answer: say so, instead of letting botocore's parser trip over it."""
+    from botocore.parsers import ResponseParserError
+
+    headers = (response_dict or {}).get("headers") or {}
+    content_type = str(headers.get("content-type", headers.get("Content-Type", "")))
+    if content_type.lower().startswith("text/html"):
+        raise ResponseParserError("an HTML page instead of an AWS response")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -113,8 +150,28 @@ def known_regions() -> set[str]:
     return regions
 
 
+def check_endpoint_urls(environ: dict[str, str] | None = None) -> None:
+    """``AWS_ENDPOINT_URL`` (and per-service ones) must be http(s) URLs with a host."""
+    from urllib.parse import urlsplit
+
+    environ = os.environ if environ is None else environ
+    for name, value in sorted(environ.items()):
+        if not name.startswith("AWS_ENDPOINT_URL"):
+            continue
+        try:
+            parts = urlsplit(value)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            ok = False
+        if not ok:
+            raise errors.AWSEndpointError(f"{name}={value!r} is not an http(s) URL",
+                                          hint="e.g. https://ec2.us-west-2.amazonaws.com")
+
+
 def open_session(region: str) -> AWSSession:
     """The session for a command in *region*, credentials from the standard chain."""
+    check_endpoint_urls()
     with translate_errors("credentials"):  # reading the profile may already fail
         regions = known_regions()
     if region not in regions:
@@ -143,6 +200,7 @@ def client_error_code(exc: BaseException) -> str:
 def translate_errors(action: str = "") -> Iterator[None]:
     """Map botocore exceptions to errors.AWS* (one line, own exit code)."""
     from botocore import exceptions as bx
+    from botocore.parsers import ResponseParserError
 
     where = f" ({action})" if action else ""
     try:
@@ -155,6 +213,10 @@ def translate_errors(action: str = "") -> Iterator[None]:
     except (bx.EndpointConnectionError, bx.ConnectTimeoutError,
             bx.ConnectionClosedError, bx.ReadTimeoutError) as exc:
         raise errors.AWSEndpointError(f"cannot reach AWS{where}: {exc}") from None
+    except ResponseParserError:
+        raise errors.AWSEndpointError(
+            f"the endpoint's answer is not an AWS response{where}",
+            hint="is AWS_ENDPOINT_URL (or a proxy) pointing at AWS?") from None
     except bx.ClientError as exc:
         code = client_error_code(exc)
         message = exc.response.get("Error", {}).get("Message", "") or str(exc)

@@ -127,6 +127,7 @@ def connect(target: Target, *, known_hosts: Path,
     host key failures are not retried.
     """
     extra_known_hosts = tuple(extra_known_hosts)  # read again on every attempt and hop
+    hostkeys.check_known_hosts(known_hosts, writable=accept_new_host_key)
     # ProxyJump: connect to each hop in turn and tunnel through it with a
     # direct-tcpip channel, as ssh -J does.
     jumps: list[Connection] = []
@@ -149,6 +150,7 @@ def _connect_one(target: Target, known_hosts: Path, extra_known_hosts: Iterable[
     import paramiko
 
     known_hosts = Path(known_hosts)
+    _check_identities(target)
     deadline = time.monotonic() + max(wait, 0.0)
     attempt = 0
     last_error = "no attempt made"
@@ -186,7 +188,13 @@ def _connect_one(target: Target, known_hosts: Path, extra_known_hosts: Iterable[
         except paramiko.AuthenticationException as exc:
             raise errors.HostConnectionError(
                 f"authentication failed for {target.user}@{target.hostname}:{target.port} "
-                f"({exc})", hint="check the user and IdentityFile (--ssh-config)") from None
+                f"({exc}; offered: {_offered(target)})",
+                hint="check the user and IdentityFile (--ssh-config)") from None
+        except (socket.gaierror, UnicodeError) as exc:
+            # A name that does not resolve will not resolve in ten seconds either.
+            raise errors.HostConnectionError(
+                f"cannot connect to {target.user}@{target.hostname}:{target.port}: "
+                f"{describe(exc)}", hint="check the host name (and --ssh-config)") from None
         except FileNotFoundError as exc:
             raise errors.ConfigurationError(
                 f"{target}: identity file missing: {exc.filename}") from None
@@ -203,12 +211,39 @@ def _connect_one(target: Target, known_hosts: Path, extra_known_hosts: Iterable[
         + (f" (gave up after {attempt} attempts)" if attempt > 1 else ""))
 
 
+def _check_identities(target: Target) -> None:
+    """With only the named keys to offer, a missing key is known before connecting."""
+    if not target.identities_only:
+        return  # the agent and ~/.ssh keys may serve
+    if not target.identity_files:
+        raise errors.HostConnectionError(
+            f"no key to offer to {target.user}@{target.hostname}:{target.port}",
+            hint="name one with IdentityFile in --ssh-config")
+    missing = [str(p) for p in target.identity_files if not Path(p).exists()]
+    if len(missing) == len(target.identity_files):
+        raise errors.ConfigurationError(
+            f"{target}: identity file missing: {', '.join(missing)}")
+
+
+def _offered(target: Target) -> str:
+    keys = [str(p) for p in target.identity_files if Path(p).exists()]
+    if not target.identities_only:
+        keys.append("the ssh agent and ~/.ssh default keys")
+    return ", ".join(keys) or "no key"
+
+
 def _open_socket(target: Target):
     """A connected socket-like object for ``target``: direct or through ProxyCommand."""
     import paramiko
 
     if target.proxy_command:
-        return paramiko.ProxyCommand(target.proxy_command)
+        try:
+            return paramiko.ProxyCommand(target.proxy_command)
+        except OSError as exc:
+            raise errors.ConfigurationError(
+                f"{target}: ProxyCommand cannot run ({exc.strerror}): "
+                f"{target.proxy_command}", hint="check the ssh config (--ssh-config)") \
+                from None
     sock = socket.create_connection((target.hostname, target.port),
                                     timeout=target.connect_timeout)
     # paramiko sends each SSH packet with its own send(): with Nagle the small ones (SFTP

@@ -10,6 +10,7 @@ their data (host name, offered and pinned key) for callers to branch on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -56,31 +57,95 @@ def _key_text(key) -> str:
 
 
 def pin_host_key(known_hosts: Path, name: str, key_line: str) -> None:
-    """Pin ``key_line`` ("type base64") for ``name`` in ``known_hosts``, replacing old pins."""
+    """Pin ``key_line`` ("type base64") for ``name`` in ``known_hosts``, replacing old pins.
+
+    Other names on a line pinned for several (``box,192.0.2.1 ...``) keep their pin.
+    The file is replaced atomically through a temporary file of its own, so
+    concurrent pins (parallel shards) never write the same temporary file.
+    """
+    import tempfile
+
     known_hosts = Path(known_hosts)
     kept = []
-    if known_hosts.exists():
-        for line in known_hosts.read_text().splitlines():
-            fields = line.split()
-            if fields and name in fields[0].split(","):
-                continue
-            kept.append(line)
-    kept.append(f"{name} {' '.join(key_line.split()[:2])}")
-    known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = known_hosts.with_name(f".{known_hosts.name}.tmp")
-    tmp.write_text("\n".join(kept) + "\n")
-    os.replace(tmp, known_hosts)
+    try:
+        if known_hosts.exists():
+            for line in known_hosts.read_text(errors="replace").splitlines():
+                fields = line.split()
+                names = fields[0].split(",") if fields else []
+                if name in names:
+                    others = [n for n in names if n != name]
+                    if not others:
+                        continue
+                    line = " ".join([",".join(others), *fields[1:]])
+                kept.append(line)
+        kept.append(f"{name} {' '.join(key_line.split()[:2])}")
+        known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=known_hosts.parent, prefix=f".{known_hosts.name}.")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write("\n".join(kept) + "\n")
+            os.replace(tmp, known_hosts)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise errors.ConfigurationError(
+            f"cannot pin the host key of {name} in {known_hosts}: {exc.strerror}") from None
+
+
+def check_known_hosts(known_hosts: Path, *, writable: bool) -> None:
+    """Before connecting: the tool's known_hosts is a readable file (writable if it is
+    to take a new pin), so a local fault is exit 3, not a connection failure."""
+    known_hosts = Path(known_hosts)
+    if known_hosts.exists() and not known_hosts.is_file():
+        raise errors.ConfigurationError(f"{known_hosts} is not a file (known_hosts)")
+    if known_hosts.exists() and not os.access(known_hosts, os.R_OK):
+        raise errors.ConfigurationError(f"cannot read {known_hosts} (known_hosts)")
+    if writable:
+        where = known_hosts if known_hosts.exists() else known_hosts.parent
+        if where.exists() and not os.access(where, os.W_OK):
+            raise errors.ConfigurationError(
+                f"cannot write {where}: a new host key could not be pinned",
+                hint="fix its permissions or use --state-path")
+
+
+def _add_known_hosts(client, path: Path, *, ours: bool) -> None:
+    """Add a known_hosts file's keys to ``client``; a malformed line is skipped with a
+    warning naming file and line, as OpenSSH does."""
+    import paramiko
+
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        console.get().warn(f"cannot read {path}: {exc.strerror}; ignoring it")
+        return
+    keys = client.get_host_keys() if ours else client._system_host_keys
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(text, number)
+        except Exception as exc:  # noqa: BLE001 - any unreadable line is skipped
+            entry, reason = None, f"{type(exc).__name__}: {exc}"
+        else:
+            reason = "not a host key line"
+        if entry is None or entry.key is None:
+            console.get().warn(f"{path}, line {number}: skipped ({reason})")
+            continue
+        for hostname in entry.hostnames:
+            keys.add(hostname, entry.key.get_name(), entry.key)
 
 
 def load_known_hosts(client, known_hosts: Path, extra_known_hosts: Iterable[Path],
                      accept_new: bool) -> None:
     """Give the paramiko ``client`` the pinned keys and the policy for unknown hosts."""
     for extra in extra_known_hosts:
-        extra = Path(extra).expanduser()
-        if extra.exists():
-            client.load_system_host_keys(str(extra))  # read-only
-    if known_hosts.exists():
-        client.load_host_keys(str(known_hosts))
+        _add_known_hosts(client, Path(extra).expanduser(), ours=False)  # read-only
+    _add_known_hosts(client, Path(known_hosts), ours=True)
     client.set_missing_host_key_policy(missing_key_policy(known_hosts, accept_new))
 
 

@@ -32,6 +32,8 @@ def describe(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, socket.gaierror):
         return f"unknown host ({exc.strerror})"
+    if isinstance(exc, UnicodeError):
+        return "invalid host name"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     text = str(exc) or type(exc).__name__

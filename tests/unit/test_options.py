@@ -203,3 +203,21 @@ def test_a_widened_cidr_is_warned_about(captured):
     assert "admits all of 10.0.0.0/8" in captured.err_text
     assert options.cidr("10.0.0.0/8") == "10.0.0.0/8"
     assert captured.err_text.count("admits") == 1
+
+
+@pytest.mark.parametrize("spec, problem", [
+    ("box..example.org", "empty label"),
+    ("a" * 64 + ".example.org", "label longer than 63"),
+    ("x" * 300, "longer than 253"),
+    ("bad host", "spaces or control"),
+    ("box\n", "spaces or control"),
+])
+def test_host_names_that_cannot_resolve_are_usage_errors(spec, problem):
+    with pytest.raises(errors.UsageError, match=problem):
+        options.parse_host_spec(spec)
+
+
+@pytest.mark.parametrize("spec", ["münchen.example", "my_alias", "box.", "10.0.0.1",
+                                  "[2001:db8::1]:22"])
+def test_unusual_but_valid_host_names_pass(spec):
+    assert options.parse_host_spec(spec).address
