@@ -164,8 +164,8 @@ def test_caller_identity_errors_are_translated(stub, aws_session):
         aws_session.caller_identity()
 
 
-@pytest.mark.parametrize("value,attempts", [(None, 6), ("3", 3), ("0", 1), ("-4", 1),
-                                            ("lots", 6), ("", 6)])
+@pytest.mark.parametrize("value,attempts", [(None, 5), ("3", 3), ("0", 1), ("-4", 1),
+                                            ("lots", 5), ("", 5)])
 def test_max_attempts_from_the_environment(monkeypatch, value, attempts):
     if value is None:
         monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
@@ -218,3 +218,41 @@ def test_open_session_with_a_missing_profile_is_exit_6(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
     with pytest.raises(errors.AWSCredentialsError, match="no-such-profile"):
         session_mod.open_session("us-west-2")
+
+
+@pytest.mark.parametrize("value, seconds", [(None, (10, 30)), ("2", (2, 2)), ("x", (10, 30))])
+def test_timeouts_are_bounded_and_adjustable(monkeypatch, value, seconds):
+    if value is None:
+        monkeypatch.delenv("HGAUTOMATION_AWS_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("HGAUTOMATION_AWS_TIMEOUT", value)
+    config = make_session().config
+    assert (config.connect_timeout, config.read_timeout) == seconds
+
+
+@pytest.mark.parametrize("name, value", [("AWS_ENDPOINT_URL", "nope"),
+                                         ("AWS_ENDPOINT_URL_EC2", "ftp://x"),
+                                         ("AWS_ENDPOINT_URL", "http://")])
+def test_endpoint_urls_must_be_http_urls(name, value):
+    with pytest.raises(errors.AWSEndpointError, match=f"{name}="):
+        session_mod.check_endpoint_urls({name: value})
+
+
+def test_good_endpoint_urls_pass():
+    session_mod.check_endpoint_urls({"AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
+                                        "AWS_ENDPOINT_URL_STS": "https://sts.example"})
+
+
+def test_retries_are_announced(monkeypatch, captured):
+    session = make_session()
+    op = type("Op", (), {"name": "DescribeInstances"})()
+    session._announce_retry(attempts=1, caught_exception=TimeoutError(), operation=op)
+    session._announce_retry(attempts=2, response=(None, {"ResponseMetadata": {
+        "HTTPStatusCode": 503}}), operation=op)
+    session._announce_retry(attempts=1, response=(None, {"ResponseMetadata": {
+        "HTTPStatusCode": 200}}), operation=op)  # a success: nothing to say
+    session._announce_retry(attempts=session.max_attempts, caught_exception=TimeoutError(),
+                            operation=op)  # the last attempt: no retry follows
+    assert captured.err_text.splitlines() == [
+        "    AWS DescribeInstances: TimeoutError; retrying (2/5)",
+        "    AWS DescribeInstances: HTTP 503; retrying (3/5)"]
