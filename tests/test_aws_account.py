@@ -223,8 +223,14 @@ def test_bad_input_one_line_and_exit_code(aws, tmp_path, case, code, run_cli):
         env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{free_port()}"
     result = run_cli(*args, env=env)
     assert result.returncode == code, result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    # One line of error; before it, at most the announcement of each retry.
+    lines = result.stderr.splitlines()
+    assert len(lines) == (2 if case == "unreachable" else 1), result.stderr
+    assert all("retrying (" in line for line in lines[:-1])
+    assert "Traceback" not in result.stderr
     assert result.stdout == ""
+    quiet = run_cli("-q", *args, env=env)
+    assert quiet.returncode == code and quiet.stderr.count("\n") == 1, quiet.stderr
 
 
 def test_iam_legacy_adopted_and_extra_roles_reconciled_away(aws_fresh, run_cli):

@@ -304,3 +304,27 @@ def test_cli_popen_block_failing_kills_the_child_and_reraises(cli):
         raise KeyboardInterrupt  # as Ctrl-C in the middle of a test
     assert proc.returncode == -9
     wait_until(lambda: _gone(grandchild), 10, f"grandchild {grandchild} to be killed")
+
+
+def test_the_unit_tier_runs_as_a_plain_user_in_seconds(ssh_host):
+    # ssh_host's login user is an ordinary account (no root, no sudo).
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    user = ssh_host.user
+    probe = subprocess.run(
+        ["su", user, "-s", "/bin/sh", "-c",
+         f"test -r '{root}/tests/unit/test_layers.py' && '{sys.executable}' -c pass"],
+        capture_output=True, timeout=60, check=False)
+    if probe.returncode != 0:
+        pytest.skip("this checkout or the test venv's interpreter is not readable by "
+                    "other users on this machine")
+    start = time.monotonic()
+    result = subprocess.run(
+        ["su", user, "-s", "/bin/sh", "-c",
+         f"cd '{root}' && '{sys.executable}' -m pytest tests/unit -q -p no:cacheprovider"],
+        capture_output=True, text=True, timeout=300, check=False)
+    seconds = time.monotonic() - start
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert " passed" in result.stdout.splitlines()[-1]
+    assert seconds < 30, f"the unit tier took {seconds:.0f}s"

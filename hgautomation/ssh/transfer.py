@@ -1,20 +1,23 @@
 """Moving files over SFTP: pipelined put/get that leave nothing partial behind.
 
-An SFTP call cut by Ctrl-C/SIGTERM (a KeyboardInterrupt in the main thread) can leave
-paramiko's SFTP stream out of step: half a reply read, writes or prefetched reads still
-in flight. Closing the file politely then waits forever for replies that never come.
-So a failed transfer drops the shared SFTP channel hard (:meth:`Files.drop`) and
-removes its partial file over a fresh channel, within a bound.
+The transfer loops run in a helper thread (:meth:`Files.shielded`) while the caller
+waits: Python delivers Ctrl-C and SIGTERM to the main thread only, so an interrupt
+never lands inside one of paramiko's locks (which would stay held) or halfway through
+a packet. An interrupted or failed transfer still leaves paramiko's SFTP stream out of
+step (writes or prefetched reads in flight), and closing politely would wait for
+replies that never come: so the shared SFTP channel is dropped hard
+(:meth:`Files.drop`) and the partial file removed over a fresh channel, within a bound.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from hgautomation import console, errors
 from hgautomation.ssh.text import describe
@@ -37,6 +40,7 @@ WRITE_CHUNK = 32768  # and write request
 SFTP_MAX_PACKET = 256 << 10
 # Seconds a failed or interrupted transfer spends removing its partial remote file.
 CLEANUP_TIMEOUT = 10.0
+T = TypeVar("T")
 
 
 class Files:
@@ -82,6 +86,39 @@ class Files:
                 remote_fh.set_pipelined(False)  # skip waiting for the pipelined acks
                 remote_fh.close()  # the CLOSE request fails fast on the closed channel
 
+    def shielded(self, work: Callable[[], T]) -> T:
+        """Run ``work`` (an SFTP loop) in a helper thread; the caller waits interruptibly.
+
+        On Ctrl-C or SIGTERM the channel is dropped (from another helper, as a held
+        lock must not hang the caller either), so the loop's blocking call returns; it
+        gets a bounded moment to end, and the interrupt goes on up.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return work()  # signals never reach other threads: nothing to shield
+        outcome: dict = {}
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                outcome["value"] = work()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="hgautomation-sftp", daemon=True).start()
+        try:
+            while not done.wait(0.2):
+                pass
+        except BaseException:
+            threading.Thread(target=self.drop, args=(None,), name="hgautomation-sftp-drop",
+                             daemon=True).start()
+            done.wait(CLEANUP_TIMEOUT)
+            raise
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
     def close(self) -> None:
         sftp, self._sftp = self._sftp, None
         if sftp is not None:
@@ -113,25 +150,31 @@ class Files:
         """
         import paramiko
 
-        remote_fh = None
+        opened: list = []  # the remote file while it is open, for drop()
+
+        def upload(callback) -> int:
+            remote_fh = self.sftp.open(remote, "wb")
+            opened.append(remote_fh)
+            remote_fh.set_pipelined(True)
+            sent = 0
+            for block in iter(lambda: fh.read(WRITE_CHUNK), b""):
+                remote_fh.write(block)
+                sent += len(block)
+                if callback is not None:
+                    callback(sent, size)
+            remote_fh.close()  # waits until every pipelined write is acknowledged
+            opened.clear()
+            return sent
+
         try:
             with _progress(description, size) as callback:
-                remote_fh = self.sftp.open(remote, "wb")
-                remote_fh.set_pipelined(True)
-                sent = 0
-                for block in iter(lambda: fh.read(WRITE_CHUNK), b""):
-                    remote_fh.write(block)
-                    sent += len(block)
-                    if callback is not None:
-                        callback(sent, size)
-                remote_fh.close()  # waits until every pipelined write is acknowledged
-                remote_fh = None
+                sent = self.shielded(lambda: upload(callback))
             got = self.sftp.stat(remote).st_size
             if got != sent:
                 raise errors.HostConnectionError(
                     f"{self.target}: upload to {remote} incomplete: {got} of {sent} bytes")
         except BaseException as exc:
-            self.drop(remote_fh)
+            self.drop(opened[0] if opened else None)
             self.remove_quietly(remote)
             if isinstance(exc, (paramiko.SSHException, OSError, EOFError)) and \
                     not isinstance(exc, errors.HgAutomationError):
@@ -145,34 +188,39 @@ class Files:
 
         local = Path(local)
         tmp = local.with_name(f".{local.name}.part")
-        remote_fh = None
+        opened: list = []  # the remote file while it is open, for drop()
+
+        def download(fh, size: int, callback) -> None:
+            remote_fh = self.sftp.open(remote, "rb")
+            opened.append(remote_fh)
+            request = READ_CHUNK
+            if "OpenSSH" in (self.client.get_transport().remote_version or ""):
+                request = remote_fh.MAX_REQUEST_SIZE = OPENSSH_READ_CHUNK
+            done = 0
+            while done < size:
+                end = min(done + DOWNLOAD_SEGMENT, size)
+                chunks = [(o, min(request, end - o)) for o in range(done, end, request)]
+                for block in _read_segment(remote_fh, chunks):
+                    if not block:
+                        raise errors.RemoteCommandError(
+                            f"{self.target}: {remote} shrank during the download")
+                    fh.write(block)
+                    done += len(block)
+                    if callback is not None:
+                        callback(done, size)
+            remote_fh.close()
+            opened.clear()
+
         try:
             size = self.sftp.stat(remote).st_size or 0
             with _progress(description or Path(remote).name, size) as callback, \
                     open(tmp, "wb") as fh:
-                remote_fh = self.sftp.open(remote, "rb")
-                request = READ_CHUNK
-                if "OpenSSH" in (self.client.get_transport().remote_version or ""):
-                    request = remote_fh.MAX_REQUEST_SIZE = OPENSSH_READ_CHUNK
-                done = 0
-                while done < size:
-                    end = min(done + DOWNLOAD_SEGMENT, size)
-                    chunks = [(o, min(request, end - o)) for o in range(done, end, request)]
-                    for block in _read_segment(remote_fh, chunks):
-                        if not block:
-                            raise errors.RemoteCommandError(
-                                f"{self.target}: {remote} shrank during the download")
-                        fh.write(block)
-                        done += len(block)
-                        if callback is not None:
-                            callback(done, size)
-                remote_fh.close()
-                remote_fh = None
+                self.shielded(lambda: download(fh, size, callback))
             os.replace(tmp, local)
         except BaseException as exc:
             # Interrupted, the reply stream may be cut, and requests may still be in
             # flight: never wait on that channel again.
-            self.drop(remote_fh)
+            self.drop(opened[0] if opened else None)
             with contextlib.suppress(OSError):
                 tmp.unlink()
             if isinstance(exc, FileNotFoundError) and not isinstance(exc, errors.HgAutomationError):
@@ -189,8 +237,6 @@ class Files:
 
         Safe right after an interrupted SFTP call: it works over a fresh SFTP channel.
         """
-        import threading
-
         import paramiko
 
         self.drop(None)  # it may be waiting for a reply that will never come
