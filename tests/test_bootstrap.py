@@ -419,7 +419,8 @@ def test_sigint_to_a_running_cli_exits_130_quietly(full, stalling_server, tmp_pa
     assert errors_only(err)[-1] == "interrupted; cleanup done"
 
 
-def test_sigint_during_pip_exits_130_without_stamp(tmp_path, stalling_server):
+def _stalled_pip(tmp_path: Path, stalling_server) -> tuple[Path, subprocess.Popen]:
+    """automation.py of a mini repo whose pip hangs on a package index that never answers."""
     repo = make_mini_repo(tmp_path / "repo")
     env = pip_env(tmp_path, wheels=tmp_path / "empty")
     del env["PIP_NO_INDEX"]
@@ -427,6 +428,11 @@ def test_sigint_during_pip_exits_130_without_stamp(tmp_path, stalling_server):
     proc = subprocess.Popen([sys.executable, str(repo / "automation.py"), "--help"], env=env,
                             cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
+    return repo, proc
+
+
+def test_sigint_during_pip_exits_130_without_stamp(tmp_path, stalling_server):
+    repo, proc = _stalled_pip(tmp_path, stalling_server)
     _out, err = interrupt_when(proc, stalling_server.connected, QUICK)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
@@ -447,18 +453,6 @@ def processes_mentioning(text: str) -> list[str]:
         if text in cmdline:
             found.append(f"{entry.name}: {cmdline}")
     return found
-
-
-def _stalled_pip(tmp_path: Path, stalling_server) -> tuple[Path, subprocess.Popen]:
-    """automation.py of a mini repo whose pip hangs on a package index that never answers."""
-    repo = make_mini_repo(tmp_path / "repo")
-    env = pip_env(tmp_path, wheels=tmp_path / "empty")
-    del env["PIP_NO_INDEX"]
-    env["PIP_INDEX_URL"] = f"http://127.0.0.1:{stalling_server.port}/simple"
-    proc = subprocess.Popen([sys.executable, str(repo / "automation.py"), "--help"], env=env,
-                            cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    return repo, proc
 
 
 @pytest.mark.parametrize("signum, code, last_line", [
