@@ -55,6 +55,20 @@ def find_sdist(sdist_dir: Path = SDIST_DIR) -> Path | None:
     return tarballs[-1] if tarballs else None
 
 
+def _extract(tar: tarfile.TarFile, dest: Path) -> None:
+    """Extract an sdist, refusing members that would land outside ``dest``."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    # Python before 3.11.4 (e.g. Debian 12's 3.11.2) has no extraction filters.
+    root = dest.resolve()
+    for member in tar.getmembers():
+        target = (dest / member.name).resolve()
+        if not (member.isfile() or member.isdir()) or not target.is_relative_to(root):
+            raise ValueError(f"unexpected member in {tar.name}: {member.name}")
+    tar.extractall(dest)
+
+
 def build_cached_repo(sdist: Path, cache_dir: Path = CACHE_DIR) -> Path:
     """Import `sdist` into a one-commit repo under `cache_dir` (once per tarball name)."""
     name = sdist.name.removesuffix(".tar.gz")
@@ -67,7 +81,7 @@ def build_cached_repo(sdist: Path, cache_dir: Path = CACHE_DIR) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir))
     try:
         with tarfile.open(sdist) as tar:
-            tar.extractall(staging, filter="data")
+            _extract(tar, staging)
         (top,) = staging.iterdir()  # the sdist's single "mercurial-X.Y.Z/" directory
         hg("init", str(top))
         hg("addremove", "-q", cwd=top)
