@@ -246,6 +246,13 @@ def _run_tests_linux(p: argparse.ArgumentParser) -> None:
                    help="carry uncommitted changes of tracked files to the host")
     p.add_argument("--results-dir", metavar="DIR",
                    help="where the JSON report lands (default: STATE/results/<run>)")
+    p.add_argument("--full-install", action="store_true",
+                   help="let run-tests.py pip-install the revision as it does by default "
+                        "(release testing); otherwise the host keeps a build of the work "
+                        "tree, reused while C/Rust/setup files and the Python are unchanged, "
+                        "and runs the tests with --local")
+    p.add_argument("--rebuild", action="store_true",
+                   help="build the work tree afresh even if a build of the same inputs exists")
     _aws_options(p)
     p.add_argument("test_flags", nargs="*", action="extend", default=[],
                    metavar="TEST_FLAGS",

@@ -54,6 +54,7 @@ class Console:
         self._wait_reported = 0.0  # elapsed time of the last non-terminal wait line
         self._wait_ticks = 0
         self._status_shown = False
+        self._open_line: str | None = None  # prefix of a remote line shown in part
 
     @property
     def err(self) -> IO[str]:
@@ -63,10 +64,13 @@ class Console:
     def out(self) -> IO[str]:
         return self._out if self._out is not None else sys.stdout
 
-    def _write(self, stream: IO[str], text: str) -> None:
+    def _write(self, stream: IO[str], text: str, end: str = "\n") -> None:
         with self._lock:
             try:
-                stream.write(text + "\n")
+                if self._open_line is not None:
+                    self.err.write("\n")  # end the partly shown remote line first
+                    self._open_line = None
+                stream.write(text + end)
                 stream.flush()
             except BrokenPipeError:
                 # The reader went away (`| head`): the command still finishes its work.
@@ -89,10 +93,40 @@ class Console:
         """A line of the command's result: always shown, on stdout."""
         self._write(self.out, message)
 
-    def remote_line(self, prefix: str, line: str) -> None:
-        """One line of a remote command's output, streamed as it arrives."""
-        if self.verbosity >= NORMAL:
-            self._write(self.err, f"{prefix}{line}" if prefix else line)
+    def remote_line(self, prefix: str, line: str, shown: int = 0) -> None:
+        """One line of a remote command's output, streamed as it arrives.
+
+        ``shown``: how much of it :meth:`remote_partial` already wrote. If that part
+        is still the last thing on the screen, only the rest is added; otherwise the
+        rest gets a line (and the prefix) of its own.
+        """
+        if self.verbosity < NORMAL:
+            return
+        with self._lock:
+            if shown and self._open_line == prefix:
+                self._open_line = None
+                self._raw(line[shown:] + "\n")
+                return
+        self._write(self.err, f"{prefix}{line[shown:]}")
+
+    def remote_partial(self, prefix: str, text: str) -> None:
+        """The start of a remote line that has not ended yet (progress dots)."""
+        if self.verbosity < NORMAL:
+            return
+        with self._lock:
+            if self._open_line == prefix:
+                self._raw(text)
+                return
+        self._write(self.err, f"{prefix}{text}", end="")
+        with self._lock:
+            self._open_line = prefix
+
+    def _raw(self, text: str) -> None:
+        try:
+            self.err.write(text)
+            self.err.flush()
+        except BrokenPipeError:
+            pass
 
     # -- waits ----------------------------------------------------------------
     def waiting(self, what: str, elapsed: float) -> None:

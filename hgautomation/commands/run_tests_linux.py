@@ -1,8 +1,9 @@
 """`run-tests-linux`: push a revision to Linux hosts, run Mercurial's tests, report.
 
 Flow: resolve the revision locally -> get hosts (``--host`` or temporary EC2
-instances) -> per host/shard: prepare /hgwork, push, check out, run run-tests.py,
-copy the JSON report back -> merge, summarize, exit 1 if any test failed.
+instances) -> per host/shard: prepare /hgwork, push, check out, build (or reuse the
+build of unchanged inputs), run run-tests.py, copy the JSON report back -> merge,
+summarize (time to connect and sync, to build, to test), exit 1 if a test failed.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class TestRun:
     test_flags: Sequence[str]
     filesystem: str
     results_dir: Path
+    plan: linux.BuildPlan
+    rebuild: bool = False
 
 
 @dataclass
@@ -43,7 +46,9 @@ class ShardResult:
     label: str
     status: int | None = None  # run-tests.py exit status
     report: Path | None = None
-    setup_seconds: float = 0.0
+    sync_seconds: float = 0.0  # connect, prepare /hgwork, push, check out
+    build_seconds: float = 0.0
+    build: linux.BuildOutcome | None = None
     test_seconds: float = 0.0
     connections: list = field(default_factory=list)
 
@@ -69,10 +74,13 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
         raise errors.ConfigurationError(
             f"cannot create the results directory {results_dir}: {exc.strerror}") from None
     check_writable(results_dir, "results directory")
+    plan = linux.build_plan(args.test_flags, full_install=args.full_install)
+    if args.rebuild and not plan.local:
+        raise errors.UsageError(f"--rebuild has nothing to rebuild: {plan.why}")
     run = TestRun(repo=repo, node=node, diff=diff,
                   python=linux.python_path(args.python_version),
                   test_flags=tuple(args.test_flags), filesystem=args.filesystem,
-                  results_dir=results_dir)
+                  results_dir=results_dir, plan=plan, rebuild=args.rebuild)
 
     if args.host:
         if args.filesystem not in STATIC_FILESYSTEMS:
@@ -145,11 +153,18 @@ def _run_one(host: hosts.Host, index: int, total: int, shard: ShardResult, prefi
                      else f"{prefix}host already has {node[:12]}: nothing to push")
         with out.step(f"{prefix}check out {node[:12]}"):
             linux.checkout(conn, node, run.diff, prefix=prefix)
-        shard.setup_seconds = time.monotonic() - start
+        shard.sync_seconds = time.monotonic() - start
+        if run.plan.local:
+            build_start = time.monotonic()
+            with out.step(f"{prefix}build ({run.plan.mode}"
+                          + "".join(f"+{e}" for e in run.plan.extras) + ")"):
+                shard.build = linux.build(conn, run.python, run.plan, rebuild=run.rebuild,
+                                          prefix=prefix)
+            shard.build_seconds = time.monotonic() - build_start
         tests_start = time.monotonic()
         with out.step(f"{prefix}run tests" + (f" (shard {index}/{total})" if shard_arg else "")):
             shard.status = linux.run_tests(conn, run.python, run.test_flags, shard_arg,
-                                           prefix=prefix)
+                                           prefix=prefix, local=run.plan.local)
         shard.test_seconds = time.monotonic() - tests_start
         name = "report.json" if total == 1 else f"report-{index}-{_safe(host.label)}.json"
         if linux.fetch_report(conn, run.results_dir / name):
@@ -162,6 +177,23 @@ def _safe(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-._" else "_" for c in label)
 
 
+def timing_line(shards: Sequence[ShardResult], total_seconds: float) -> str:
+    """Where the time went: each phase as its slowest shard spent it, and the whole run.
+
+    "build" says whether the build was reused, restored from the host's cache or made;
+    "other" is the rest of the wall time (resolving, EC2, reports).
+    """
+    sync = max((s.sync_seconds for s in shards), default=0.0)
+    build = max((s.build_seconds for s in shards), default=0.0)
+    tests = max((s.test_seconds for s in shards), default=0.0)
+    hows = sorted({s.build.how for s in shards if s.build is not None})
+    build_text = (f"build {build:.1f}s ({', '.join(hows)})" if hows
+                  else "build - (run-tests.py installs)")
+    other = max(total_seconds - sync - build - tests, 0.0)
+    return (f"timing: connect/sync {sync:.1f}s, {build_text}, tests {tests:.1f}s, "
+            f"other {other:.1f}s, total {total_seconds:.1f}s")
+
+
 def _summarize(shards: list[ShardResult], results_dir: Path, total_seconds: float) -> int:
     out = console.get()
     reports = [s for s in shards if s.report is not None]
@@ -170,9 +202,6 @@ def _summarize(shards: list[ShardResult], results_dir: Path, total_seconds: floa
         merged.merge(linux.Report.load(shard.report))
     if len(shards) > 1 and reports:
         merged.write(results_dir / "report.json")
-    tests_seconds = max((s.test_seconds for s in shards), default=0.0)
-    setup_seconds = max(total_seconds - tests_seconds, 0.0)
-    overhead = 100.0 * setup_seconds / total_seconds if total_seconds else 0.0
     passed, failed, skipped = merged.passed, merged.failed, merged.skipped
     if reports:
         out.result(f"passed {len(passed)}, failed {len(failed)}, skipped {len(skipped)} "
@@ -180,8 +209,7 @@ def _summarize(shards: list[ShardResult], results_dir: Path, total_seconds: floa
                    + (f" on {len(shards)} hosts)" if len(shards) > 1 else ")"))
         for name in failed:
             out.result(f"failed: {name}")
-    out.result(f"timing: setup {setup_seconds:.1f}s, tests {tests_seconds:.1f}s, "
-               f"total {total_seconds:.1f}s (setup overhead {overhead:.0f}%)")
+    out.result(timing_line(shards, total_seconds))
     if reports:
         out.result(f"report: {results_dir / 'report.json'}")
     if failed:

@@ -6,8 +6,10 @@ so nothing is left behind on the host. Paths follow the contract in docs/contrac
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +22,8 @@ WORK = "/hgwork"
 TESTS_DIR = f"{WORK}/src/tests"
 REPORT = f"{TESTS_DIR}/report.json"
 REMOTE_HG = hgrepo.REMOTE_HG
+BUILD_CACHE = "/hgdev/builds"
+WHEELHOUSE = "/hgdev/wheelhouse"
 
 
 def script(name: str) -> bytes:
@@ -73,25 +77,103 @@ def checkout(conn: ssh.Connection, node: str, diff: bytes | None, prefix: str = 
                   "--no-commit", "-"], stdin=diff, prefix=prefix)
 
 
-def test_command(python: str, flags: Sequence[str],
-                 shard: tuple[int, int] | None) -> list[str]:
+# -- the build the tests use ---------------------------------------------------------
+
+# run-tests.py flags that choose the hg under test themselves: no build of ours.
+_OWN_HG_FLAGS = ("--with-hg", "--hg-wheel", "--pyoxidized", "--with-chg", "--with-rhg")
+_MODE_FLAGS = {"--pure": "pure", "--rust": "rust"}
+_EXTRA_FLAGS = {"--chg": "chg", "--rhg": "rhg"}
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """How the hg under test comes about.
+
+    ``mode`` None: run-tests.py's own way (its temporary pip install, or the hg the
+    flags name); otherwise ``build.py`` gives the work tree a build of that flavour
+    (reused while its inputs are unchanged) and the tests run with ``--local``.
+    """
+
+    mode: str | None
+    extras: tuple[str, ...] = ()
+    why: str = ""
+
+    @property
+    def local(self) -> bool:
+        return self.mode is not None
+
+
+def build_plan(flags: Sequence[str], full_install: bool = False) -> BuildPlan:
+    """The plan for run-tests.py ``flags`` (exact spellings; abbreviations are not read)."""
+    names = [f.split("=", 1)[0] for f in flags if f.startswith("-")]
+    own = [n for n in names if n in _OWN_HG_FLAGS]
+    if own:
+        return BuildPlan(None, why=f"{own[0]} names the hg to test")
+    if full_install:
+        return BuildPlan(None, why="--full-install: run-tests.py installs the revision")
+    modes = {_MODE_FLAGS[n] for n in names if n in _MODE_FLAGS}
+    mode = "pure" if "pure" in modes else "rust" if "rust" in modes else "default"
+    extras = tuple(sorted({_EXTRA_FLAGS[n] for n in names if n in _EXTRA_FLAGS}))
+    return BuildPlan(mode, extras)
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    how: str  # "reused" (already in the work tree), "restored" (from the cache), "built"
+    key: str
+    seconds: float
+
+
+_BUILD_LINE = re.compile(r"^build: (reused|restored|built) ([0-9a-f]+) ([0-9.]+)$")
+
+
+def build(conn: ssh.Connection, python: str, plan: BuildPlan, *, rebuild: bool = False,
+          prefix: str = "") -> BuildOutcome:
+    """Give ``/hgwork/src`` the build ``plan`` asks for (``build.py``, run by ``python``)."""
+    recipe = hashlib.sha256(script("build.py")).hexdigest()
+    argv = ["env", f"HGAUTOMATION_BUILD_RECIPE={recipe}", python, "-", f"{WORK}/src",
+            BUILD_CACHE, plan.mode or "default",
+            *(f"--{e}" for e in plan.extras), *(["--rebuild"] if rebuild else [])]
+    lines: list[str] = []
+    status = conn.run(argv, stdin=script("build.py"), prefix=prefix, check=False, sink=lines)
+    found = _BUILD_LINE.match(lines[-1]) if lines else None
+    if status != 0 or found is None:
+        raise errors.RemoteCommandError(
+            f"{conn.target}: building the revision failed (exit {status})"
+            + (f": {lines[-1]}" if lines else ""),
+            hint="its output is above; --full-install lets run-tests.py build instead",
+            command="build.py", status=status, output_tail="\n".join(lines[-20:]))
+    return BuildOutcome(found.group(1), found.group(2), float(found.group(3)))
+
+
+# -- running the harness --------------------------------------------------------------
+
+def test_command(python: str, flags: Sequence[str], shard: tuple[int, int] | None,
+                 local: bool = False) -> list[str]:
     """The argv that runs the test harness in ``/hgwork/src/tests``.
 
     It gets no stdin, so the communicator stops its whole process group when the
-    connection goes away (Ctrl-C, SIGTERM, a killed tool).
+    connection goes away (Ctrl-C, SIGTERM, a killed tool). ``local``: test the
+    work tree's build (``--local``). Otherwise run-tests.py pip-installs the
+    revision, from the host's wheelhouse of build requirements when it has one.
     """
     args = [python, "run-tests.py", "--json"]
+    if local and "--local" not in flags and "-l" not in flags:
+        args.append("--local")
     if shard is not None and shard[1] > 1:
         args += ["--shard-index", str(shard[0]), "--shard-total", str(shard[1])]
     args += list(flags)
-    return ["sh", "-c", 'cd "$1" && rm -f report.json && shift && exec "$@"', "sh",
-            TESTS_DIR, "env", f"TMPDIR={WORK}/tmp", *args]
+    wrapper = ('cd "$1" && rm -f report.json && shift && '
+               f'if [ -d {WHEELHOUSE} ]; then export PIP_FIND_LINKS={WHEELHOUSE}; fi && '
+               'exec "$@"')
+    return ["sh", "-c", wrapper, "sh", TESTS_DIR, "env", f"TMPDIR={WORK}/tmp", *args]
 
 
 def run_tests(conn: ssh.Connection, python: str, flags: Sequence[str],
-              shard: tuple[int, int] | None = None, prefix: str = "") -> int:
+              shard: tuple[int, int] | None = None, prefix: str = "",
+              local: bool = False) -> int:
     """Run the harness and return its exit status (streamed to the console)."""
-    return conn.run(test_command(python, flags, shard), check=False, prefix=prefix)
+    return conn.run(test_command(python, flags, shard, local), check=False, prefix=prefix)
 
 
 def fetch_report(conn: ssh.Connection, local: Path) -> bool:

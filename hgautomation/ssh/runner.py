@@ -14,6 +14,7 @@ process is killed outright).
 
 from __future__ import annotations
 
+import codecs
 import collections
 import contextlib
 import socket
@@ -28,6 +29,8 @@ from hgautomation.ssh.text import command_line, short
 TAIL_LINES = 20
 # Seconds between looks at the deadline and the connection while the command is silent.
 POLL_INTERVAL = 1.0
+# Seconds an unfinished line waits before it is shown anyway (progress dots, prompts).
+PARTIAL_FLUSH = 0.3
 RECV_SIZE = 65536
 # Seconds to wait for the exit status once the output has ended.
 STATUS_WAIT = 30.0
@@ -64,14 +67,18 @@ class Remote:
     """One command on its own session channel of ``client``.
 
     Output (stderr merged into stdout on the host) goes to ``on_line`` one decoded
-    line at a time; ``timeout`` bounds the whole command, stdin included.
+    line at a time; a line still unfinished after ``PARTIAL_FLUSH`` seconds goes to
+    ``on_partial`` as far as it came. ``timeout`` bounds the whole command, stdin
+    included.
     """
 
-    def __init__(self, client, target, *, on_line: Callable[[str], None],
+    def __init__(self, client, target, *, on_line: Callable[[str, int], None],
+                 on_partial: Callable[[str], None] | None = None,
                  timeout: float | None = None):
         self.client = client
         self.target = target
-        self.on_line = on_line
+        self.on_line = on_line  # (whole line, how many of its characters were shown)
+        self.on_partial = on_partial  # the start of a line that has not ended yet
         self.timeout = timeout
         self.command = ""
         self.channel = None
@@ -111,9 +118,13 @@ class Remote:
             channel.settimeout(POLL_INTERVAL)
 
     def read(self) -> None:
-        """Pass the output to ``on_line`` until it ends; past the deadline, WaitTimeout."""
+        """Pass the output on until it ends; past the deadline, WaitTimeout."""
         channel = self.channel
+        channel.settimeout(PARTIAL_FLUSH if self.on_partial else POLL_INTERVAL)
         pending = b""
+        shown = ""  # the part of the current line already passed to on_partial
+        waiting_since = 0.0  # when `pending` became non-empty
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
         while True:
             try:
                 chunk = channel.recv(RECV_SIZE)
@@ -124,23 +135,38 @@ class Remote:
                         f"{short(self.command)}") from None
                 if channel.closed or not self._transport.is_active():
                     break
-                continue
-            if not chunk:
+                chunk = None
+            if chunk == b"":
                 break
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for raw in lines:
-                self._line(_decode(raw))
-        if pending:
-            self._line(_decode(pending))
+            if chunk:
+                if not pending:
+                    waiting_since = time.monotonic()
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    self._line(shown + decoder.decode(raw + b"\n").rstrip("\n").rstrip("\r"),
+                               len(shown))
+                    shown = ""
+                if lines:
+                    waiting_since = time.monotonic()
+            if (pending and self.on_partial is not None and not self._awaiting_mark
+                    and time.monotonic() - waiting_since >= PARTIAL_FLUSH):
+                text = decoder.decode(pending)  # an incomplete character waits
+                pending = b""
+                if text:
+                    shown += text
+                    self.on_partial(text)
+        rest = decoder.decode(pending, final=True)
+        if rest or shown:
+            self._line(shown + rest.rstrip("\r"), len(shown))
 
-    def _line(self, line: str) -> None:
+    def _line(self, line: str, shown: int = 0) -> None:
         if self._awaiting_mark and line.startswith(GROUP_MARK):
             self._awaiting_mark = False
             with contextlib.suppress(ValueError):
                 self.group = int(line[len(GROUP_MARK):])
             return
-        self.on_line(line)
+        self.on_line(line, shown)
 
     def returncode(self) -> int:
         """The command's exit status, after :meth:`read` (waits a bounded time for it)."""
@@ -183,10 +209,6 @@ class Remote:
             self.channel.close()
 
 
-def _decode(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace").rstrip("\r")
-
-
 def run(client, target, argv: Sequence[str], *, check: bool = True,
         prefix: str = "", env: dict[str, str] | None = None, timeout: float | None = None,
         quiet: bool = False, sink: list[str] | None = None,
@@ -207,14 +229,18 @@ def run(client, target, argv: Sequence[str], *, check: bool = True,
     out = console.get()
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
 
-    def emit(line: str) -> None:
+    def emit(line: str, shown: int = 0) -> None:
         tail.append(line)
         if sink is not None:
             sink.append(line)
         if not quiet:
-            out.remote_line(prefix, line)
+            out.remote_line(prefix, line, shown)
 
-    remote = Remote(client, target, on_line=emit, timeout=timeout)
+    def partial(text: str) -> None:
+        out.remote_partial(prefix, text)
+
+    remote = Remote(client, target, on_line=emit, on_partial=None if quiet else partial,
+                    timeout=timeout)
     if active is not None:
         active.add(remote)
     try:

@@ -21,6 +21,7 @@ from harness import hgsource
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # tests/run would fetch this before going offline; see the report for the line.
 WHEEL_DIRS = [REPO_ROOT / "build" / "cache" / "wheels-hg", REPO_ROOT / "build" / "cache" / "wheels"]
+BUILD_WHEELS = REPO_ROOT / "build" / "cache" / "wheels-build"
 HG_VERSION = "7.2.4"
 HGDEV = Path("/hgdev")
 HGWORK = Path("/hgwork")
@@ -84,9 +85,10 @@ def _find_wheel() -> Path | None:
 def lay_out_contract(user: str, source_repo: Path) -> None:
     """/hgdev: venv-bootstrap with Mercurial, a non-publishing clone, a python shim."""
     wheel = _find_wheel()
-    if wheel is None:
-        pytest.skip(f"no mercurial {HG_VERSION} wheel in {WHEEL_DIRS[0]} (tests/run downloads "
-                    "it before going offline)")
+    if wheel is None or not any(BUILD_WHEELS.glob("setuptools_scm-*.whl")):
+        pytest.skip(f"no mercurial {HG_VERSION} wheel in {WHEEL_DIRS[0]} or no build "
+                    f"requirements in {BUILD_WHEELS} (tests/run downloads them before "
+                    "going offline)")
     venv = HGDEV / "venv-bootstrap"
     # From the system Python: a venv whose interpreter lives under /root is not
     # executable by another user.
@@ -97,12 +99,25 @@ def lay_out_contract(user: str, source_repo: Path) -> None:
          str(HGDEV / "src"), env=hgsource.hg_env())
     with open(HGDEV / "src" / ".hg" / "hgrc", "a") as fh:
         fh.write("\n[phases]\npublish = False\n")
+    # The image's wheelhouse of build requirements (tests/run downloads them).
+    shutil.copytree(BUILD_WHEELS, HGDEV / "wheelhouse")
+    (HGDEV / "builds").mkdir()
     shims = HGDEV / "pyenv" / "shims"
     shims.mkdir(parents=True)
     version = _run(SYSTEM_PYTHON, "-c",
                    "import sys; print('%d.%d' % sys.version_info[:2])").stdout.strip()
     (shims / f"python{version}").symlink_to(SYSTEM_PYTHON)
     _run("chown", "-R", f"{user}:", str(HGDEV))
+
+
+@pytest.fixture
+def stocked_pypi(pypi, mercurial_wheel):
+    """The loopback package index holding what bootstrap-debian.sh fetches: Mercurial
+    for venv-bootstrap and the build requirements for /hgdev/wheelhouse."""
+    shutil.copy(mercurial_wheel, pypi.packages_dir / mercurial_wheel.name)
+    for wheel in BUILD_WHEELS.glob("*.whl"):
+        shutil.copy(wheel, pypi.packages_dir / wheel.name)
+    return pypi
 
 
 @pytest.fixture(scope="session")
@@ -127,6 +142,13 @@ def linux_dev_host(ssh_host, hg_source, tmp_path_factory) -> Iterator[LinuxDevHo
             created.append(path)
         lay_out_contract(ssh_host.user, hg_source)
         _run("chown", f"{ssh_host.user}:", str(HGWORK))
+        # An offline host: pip (run-tests.py's own install) finds everything in the
+        # wheelhouse instead of retrying an index it cannot reach.
+        pip_conf = Path(os.path.expanduser(f"~{ssh_host.user}")) / ".config" / "pip" / "pip.conf"
+        if not pip_conf.exists():
+            pip_conf.parent.mkdir(parents=True, exist_ok=True)
+            pip_conf.write_text("[global]\nno-index = true\n")
+            created.append(pip_conf)
         config = tmp_path_factory.mktemp("ssh-config") / "config"
         config.write_text(
             "Host devhost\n"
@@ -138,7 +160,10 @@ def linux_dev_host(ssh_host, hg_source, tmp_path_factory) -> Iterator[LinuxDevHo
                            user=ssh_host.user)
     finally:
         for path in created:
-            _remove(path)
+            if path.is_file():
+                path.unlink()
+            else:
+                _remove(path)
 
 
 @pytest.fixture

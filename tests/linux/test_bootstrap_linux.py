@@ -9,7 +9,6 @@ run-tests-linux runs real tests there.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 
 import pytest
@@ -20,10 +19,9 @@ pytestmark = pytest.mark.slow
 HG_VERSION = "7.2.4"
 
 
-def test_bootstrap_then_check_host_then_run_tests(cli, debian_chroot_host, pypi, hg_source,
-                                                   mercurial_wheel, tmp_path):
-    wheel = mercurial_wheel
-    shutil.copy(wheel, pypi.packages_dir / wheel.name)
+def test_bootstrap_then_check_host_then_run_tests(cli, debian_chroot_host, stocked_pypi,
+                                                   hg_source, tmp_path):
+    pypi = stocked_pypi
     host = debian_chroot_host
     config = tmp_path / "ssh_config"
     config.write_text(

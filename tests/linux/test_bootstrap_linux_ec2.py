@@ -14,7 +14,6 @@ terminates the builder. A second identical run reuses the image.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -75,9 +74,9 @@ def all_instances(ec2) -> list[dict]:
 
 
 def test_bootstrap_linux_dev_builds_image_then_reuses_it(cli, aws_fresh, debian_chroot_host,
-                                                         pypi, mercurial_wheel, tmp_path):
+                                                         stocked_pypi, tmp_path):
     ec2 = aws_fresh.client("ec2")
-    shutil.copy(mercurial_wheel, pypi.packages_dir / mercurial_wheel.name)
+    pypi = stocked_pypi
     host = debian_chroot_host
     sshd_log = host.upper.parent / "sshd.log"
     root = RootShell(host.port, host.root_key, host.host_public_key, tmp_path / "root_known")

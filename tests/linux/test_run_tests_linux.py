@@ -63,8 +63,8 @@ def test_passing_revision_exits_0_with_parsed_report(cli, linux_dev_host, state,
     proc = run_tests(cli, linux_dev_host, state, repo, "-r", ".", results=results)
     assert proc.returncode == 0, proc.stderr
     assert "passed 3, failed 0, skipped 0 (3 tests)" in proc.stdout
-    assert re.search(r"timing: setup \d+\.\ds, tests \d+\.\ds, total \d+\.\ds "
-                     r"\(setup overhead \d+%\)", proc.stdout)
+    assert re.search(r"^timing: connect/sync \d+\.\ds, build - \(run-tests.py installs\), "
+                     r"tests \d+\.\ds, other \d+\.\ds, total \d+\.\ds$", proc.stdout, re.M)
     text = (results / "report.json").read_text()
     report = json.loads(text.split("=", 1)[1])
     assert sorted(report) == sorted(QUICK_TESTS)
@@ -99,7 +99,7 @@ def test_only_new_changesets_travel(cli, linux_dev_host, state, repo):
     assert proc.returncode == 0, proc.stderr
     assert "pushed 1 changeset\n" in proc.stderr
     assert "added 1 changesets with 1 changes to 1 files" in proc.stderr  # hg push -v
-    assert f"/hgwork/src at {second[:12]} second" in proc.stderr
+    assert f"/hgwork/src (kept) at {second[:12]} second" in proc.stderr
 
     proc = run_tests(cli, linux_dev_host, state, repo, tests=QUICK_TESTS[:1])
     assert proc.returncode == 0, proc.stderr
@@ -300,3 +300,77 @@ def test_sigterm_stops_the_remote_tests_too(cli, linux_dev_host, state, repo):
     while remote_test_processes(linux_dev_host.user) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert remote_test_processes(linux_dev_host.user) == []
+
+
+# -- the build the tests use: reused only while its inputs are unchanged -----------------
+
+BUILD_TEST = "test-hgauto-build.t"
+
+
+def build_runs(cli, linux_dev_host, state, repo, *extra):
+    proc = cli.run(*linux_dev_host.cli_args(state), "run-tests-linux", "--host", "devhost",
+                   "--hg", hgsource.hg_executable(), *extra, BUILD_TEST, cwd=repo, timeout=600)
+    found = re.search(r"^timing: .*build (\d+\.\d)s \((\w+)\)", proc.stdout, re.M)
+    assert found, proc.stdout + proc.stderr
+    return proc, found.group(2)
+
+
+def test_build_is_reused_until_an_input_changes(cli, linux_dev_host, state, repo):
+    """Correctness first: a Python change is live without a build; a C change rebuilds
+    (and the cached build of the old C comes back when the C does)."""
+    (repo / "tests" / BUILD_TEST).write_text("  $ hg init repo\n  $ hg -R repo root\n"
+                                             "  $TESTTMP/repo\n")
+    hgsource.hg("add", f"tests/{BUILD_TEST}", cwd=repo)
+    good = commit(repo, "a test of the build")
+
+    proc, how = build_runs(cli, linux_dev_host, state, repo)
+    assert (proc.returncode, how) == (0, "built"), proc.stderr
+    assert "passed 1, failed 0" in proc.stdout
+    proc, how = build_runs(cli, linux_dev_host, state, repo)
+    assert (proc.returncode, how) == (0, "reused"), proc.stderr
+
+    # A change to Python code only: the same build, and the change is what runs.
+    commands = repo / "mercurial" / "commands.py"
+    text = commands.read_text()
+    marker = "def root(ui, repo, **opts):\n"
+    assert marker in text
+    body_start = text.index(marker) + len(marker)
+    docstring_end = text.index('"""', text.index('"""', body_start) + 3) + 3
+    commands.write_text(text[:docstring_end] + "\n    ui.write(b'python-change\\n')"
+                        + text[docstring_end:])
+    commit(repo, "root says python-change")
+    proc, how = build_runs(cli, linux_dev_host, state, repo)
+    assert (proc.returncode, how) == (1, "reused"), proc.stderr
+    assert "+  python-change" in proc.stderr  # run-tests.py's diff of the output
+
+    # A change to a C file: another key, hence a build, and the test sees it.
+    hgsource.hg("update", "-q", "-r", good, cwd=repo)
+    parsers = repo / "mercurial" / "cext" / "parsers.c"
+    parsers.write_text(parsers.read_text().replace("static const int version = 21;",
+                                                   "static const int version = 9021;"))
+    commit(repo, "parsers.c reports another version")
+    proc, how = build_runs(cli, linux_dev_host, state, repo)
+    assert (proc.returncode, how) == (1, "built"), proc.stderr
+    assert "9021" in proc.stderr  # mercurial.policy refuses the changed C module
+
+    # Back to the first revision: its build comes from the host's cache.
+    proc, how = build_runs(cli, linux_dev_host, state, repo, "-r", good)
+    assert (proc.returncode, how) == (0, "restored"), proc.stderr
+    proc, how = build_runs(cli, linux_dev_host, state, repo, "-r", good, "--rebuild")
+    assert (proc.returncode, how) == (0, "built"), proc.stderr
+
+
+def test_full_install_lets_run_tests_install(cli, linux_dev_host, state, repo):
+    """--full-install: run-tests.py's own pip install of the revision (here --pure, from
+    the host's wheelhouse), no build of ours."""
+    proc = cli.run(*linux_dev_host.cli_args(state), "run-tests-linux", "--host", "devhost",
+                   "--hg", hgsource.hg_executable(), "--full-install", "--", "--pure",
+                   "test-empty-dir.t", cwd=repo, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "build - (run-tests.py installs)" in proc.stdout
+    assert "passed 1, failed 0" in proc.stdout
+    proc = cli.run(*linux_dev_host.cli_args(state), "-q", "run-tests-linux", "--host",
+                   "devhost", "--rebuild", WITH_HG, cwd=repo)
+    assert proc.returncode == 2
+    assert one_line(proc) == ("usage error: --rebuild has nothing to rebuild: "
+                              "--with-hg names the hg to test")

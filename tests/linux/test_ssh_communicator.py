@@ -35,8 +35,30 @@ def lines(monkeypatch) -> list[str]:
     """What the communicator streamed to the console, line by line."""
     seen: list[str] = []
     monkeypatch.setattr(console.Console, "remote_line",
-                        lambda self, prefix, line: seen.append(prefix + line))
+                        lambda self, prefix, line, shown=0: seen.append(prefix + line))
     return seen
+
+
+def test_unfinished_line_is_shown_before_it_ends(ssh_host, target, capsys):
+    """Progress dots appear while the command runs, then the line ends in place."""
+    shown_at: list[tuple[float, str]] = []
+    original = console.Console.remote_partial
+
+    def spy(self, prefix, text):
+        shown_at.append((time.monotonic(), text))
+        original(self, prefix, text)
+
+    start = time.monotonic()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(console.Console, "remote_partial", spy)
+        with ssh.connect(target, known_hosts=ssh_host.known_hosts_path) as conn:
+            conn.run(["sh", "-c", "printf 'dots..'; sleep 1.5; printf '.'; sleep 1.5; "
+                      "echo ' done'; echo next"], prefix="[h] ")
+    end = time.monotonic()
+    assert [t for _, t in shown_at] == ["dots..", "."]
+    assert shown_at[0][0] - start < end - start - 2.5  # shown well before the line ended
+    err = capsys.readouterr().err
+    assert "[h] dots... done\n[h] next\n" in err
 
 
 def test_run_streams_lines_and_returns_status(ssh_host, target, lines):

@@ -150,3 +150,28 @@ def test_configure_replaces_the_shared_console(monkeypatch):
     monkeypatch.setattr(console, "_current", console.get())
     configured = console.configure(console.VERBOSE)
     assert console.get() is configured and configured.verbosity == console.VERBOSE
+
+
+def test_partial_remote_lines_continue_in_place():
+    con = CapturedConsole(console.NORMAL)
+    con.remote_partial("[a] ", "..")
+    con.remote_partial("[a] ", ".")
+    con.remote_line("[a] ", "... done", shown=3)
+    assert con.err_text == "[a] ... done\n"
+
+
+def test_partial_line_interrupted_keeps_every_prefix():
+    con = CapturedConsole(console.NORMAL)
+    con.remote_partial("[a] ", "..")
+    con.remote_partial("[b] ", "x")  # another shard's output: a's line is ended first
+    con.info("a message")
+    con.remote_line("[a] ", "..ok", shown=2)
+    con.remote_line("[b] ", "xy", shown=1)
+    assert con.err_text.splitlines() == ["[a] ..", "[b] x", "a message", "[a] ok", "[b] y"]
+
+
+def test_quiet_shows_no_partial_lines():
+    con = CapturedConsole(console.QUIET)
+    con.remote_partial("", "..")
+    con.remote_line("", "..x", shown=2)
+    assert con.err_text == ""

@@ -114,8 +114,9 @@ def test_fresh_reports_do_not_share_results():
 
 def _inner_argv(argv: list[str]) -> list[str]:
     """The run-tests.py argv inside the argv test_command() builds."""
-    assert argv[:5] == ["sh", "-c", 'cd "$1" && rm -f report.json && shift && exec "$@"', "sh",
-                        "/hgwork/src/tests"]
+    assert argv[:2] == ["sh", "-c"] and argv[3:5] == ["sh", "/hgwork/src/tests"]
+    assert argv[2] == ('cd "$1" && rm -f report.json && shift && if [ -d /hgdev/wheelhouse ]; '
+                       'then export PIP_FIND_LINKS=/hgdev/wheelhouse; fi && exec "$@"')
     assert argv[5:7] == ["env", "TMPDIR=/hgwork/tmp"]
     return argv[7:]
 
@@ -123,6 +124,33 @@ def _inner_argv(argv: list[str]) -> list[str]:
 def test_test_command_without_shards():
     argv = _inner_argv(linux.test_command("/usr/bin/python3", ["-j4"], None))
     assert argv == ["/usr/bin/python3", "run-tests.py", "--json", "-j4"]
+
+
+def test_local_runs_the_work_trees_build():
+    argv = _inner_argv(linux.test_command("python3", ["-j4"], (1, 2), local=True))
+    assert argv == ["python3", "run-tests.py", "--json", "--local", "--shard-index", "1",
+                    "--shard-total", "2", "-j4"]
+    # Said already by the user: not twice.
+    argv = _inner_argv(linux.test_command("python3", ["-l"], None, local=True))
+    assert argv == ["python3", "run-tests.py", "--json", "-l"]
+
+
+@pytest.mark.parametrize("flags,full,mode,extras,why", [
+    ([], False, "default", (), ""),
+    (["-j8", "test-a.t"], False, "default", (), ""),
+    (["--pure"], False, "pure", (), ""),
+    (["--rust", "--rhg", "--chg"], False, "rust", ("chg", "rhg"), ""),
+    (["--no-rust"], False, "default", (), ""),
+    (["--with-hg=/usr/bin/hg"], False, None, (), "--with-hg names the hg to test"),
+    (["--with-hg", "/usr/bin/hg"], False, None, (), "--with-hg names the hg to test"),
+    (["--hg-wheel=x.whl"], False, None, (), "--hg-wheel names the hg to test"),
+    (["--pure"], True, None, (), "--full-install: run-tests.py installs the revision"),
+    (["test-pure.t"], False, "default", (), ""),  # a test name, not a flag
+])
+def test_build_plan(flags, full, mode, extras, why):
+    plan = linux.build_plan(flags, full_install=full)
+    assert (plan.mode, plan.extras, plan.why) == (mode, extras, why)
+    assert plan.local is (mode is not None)
 
 
 def test_one_shard_of_one_is_no_sharding():
@@ -159,3 +187,17 @@ def test_the_command_runs_under_the_watching_wrapper():
 ])
 def test_python_path(version, path):
     assert linux.python_path(version) == path
+
+
+def test_timing_line_separates_sync_build_and_tests():
+    from hgautomation.commands.run_tests_linux import ShardResult, timing_line
+
+    a = ShardResult("a", sync_seconds=1.5, build_seconds=0.4, test_seconds=10.0,
+                    build=linux.BuildOutcome("reused", "k", 0.3))
+    b = ShardResult("b", sync_seconds=2.0, build_seconds=60.0, test_seconds=8.0,
+                    build=linux.BuildOutcome("built", "k", 59.0))
+    assert timing_line([a, b], 75.0) == ("timing: connect/sync 2.0s, build 60.0s (built, reused), "
+                                         "tests 10.0s, other 3.0s, total 75.0s")
+    plain = ShardResult("c", sync_seconds=1.0, test_seconds=2.0)
+    assert timing_line([plain], 3.5) == ("timing: connect/sync 1.0s, build - (run-tests.py "
+                                         "installs), tests 2.0s, other 0.5s, total 3.5s")

@@ -20,6 +20,8 @@ BASE_PACKAGES="sudo openssh-server ca-certificates python3 python3-venv python3-
 # Only when pyenv builds Pythons.
 PYENV_PACKAGES="git curl build-essential libbz2-dev libffi-dev liblzma-dev libncursesw5-dev libreadline-dev libsqlite3-dev libssl-dev tk-dev uuid-dev xz-utils zlib1g-dev"
 
+BUILD_REQUIREMENTS="setuptools>=77 setuptools-scm>=8.1 wheel"
+
 step() { echo "--- $*"; }
 
 wanted=()
@@ -90,6 +92,14 @@ if [ -n "$index_url" ]; then
     pip_opts+=(--isolated --index-url "$index_url")
 fi
 as_user /hgdev/venv-bootstrap/bin/python -m pip install "${pip_opts[@]}" "$hg_req"
+
+# Mercurial's build requirements (its pyproject.toml [build-system]): runs build the
+# revision under test from here, without the network; /hgdev/builds keeps the builds.
+step "wheelhouse: $BUILD_REQUIREMENTS"
+install -d -o "$user" -g "$user" /hgdev/wheelhouse /hgdev/builds
+# shellcheck disable=SC2086
+as_user /hgdev/venv-bootstrap/bin/python -m pip download "${pip_opts[@]}" --only-binary :all: \
+    -d /hgdev/wheelhouse $BUILD_REQUIREMENTS
 
 step "/hgdev/src"
 if [ ! -d /hgdev/src/.hg ]; then

@@ -71,9 +71,13 @@ fi
 case "$fs" in
     default)
         # An existing /hgwork of ours (a plain directory or the user's own mount) is
-        # reused as it is, emptied.
+        # reused, emptied but for the work tree: checkout.sh cleans that in place, so
+        # an unchanged build survives from one run to the next.
         if [ -d "$work" ] && [ -O "$work" ]; then
-            find "$work" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+            find "$work" -mindepth 1 -maxdepth 1 ! -name src -exec rm -rf {} +
+            if [ -e "$work/src" ] && [ ! -O "$work/src" ]; then
+                sudo_ rm -rf "$work/src"
+            fi
         else
             sudo_ rm -rf "$work"
             sudo_ mkdir "$work"
