@@ -45,6 +45,7 @@ def _typed(validate: Callable[[str], object], name: str) -> Callable[[str], obje
 CIDR = _typed(options.cidr, "cidr")
 OWNER = _typed(options.owner, "owner")
 PORT = _typed(options.port, "port")
+REPOSITORY_URL = _typed(options.repository_url, "repository URL")
 VERSION = _typed(options.version, "version")
 HOST = _typed(options.parse_host_spec, "host")
 NON_EMPTY = _typed(options.non_empty, "name")
@@ -157,6 +158,12 @@ def _bootstrap_linux_dev(p: argparse.ArgumentParser) -> None:
                         f"{','.join(platforms.LINUX_DISTROS)})")
     p.add_argument("--parallel", action="store_true",
                    help="build the distro images at the same time")
+    p.add_argument("--refresh-images", action="store_true",
+                   help="build the images even if up to date (e.g. on a newer base image)")
+    p.add_argument("--clone-url", metavar="URL", type=REPOSITORY_URL,
+                   help="repository cloned into /hgdev/src: for EC2 images (default: "
+                        "https://www.mercurial-scm.org/repo/hg); with --host only if given "
+                        "(otherwise the local repository is pushed)")
     _aws_options(p)
 
 

@@ -118,6 +118,17 @@ def non_empty(text: str) -> str:
     return text
 
 
+def repository_url(text: str) -> str:
+    """A repository a host clones from: http(s)://, ssh:// or an absolute path on it."""
+    if any(c.isspace() or ord(c) < 32 for c in text) or not text:
+        raise errors.UsageError(f"{text!r} is not a repository URL (no spaces or "
+                                "control characters)")
+    if not text.startswith(("https://", "http://", "ssh://", "/")):
+        raise errors.UsageError(f"{text!r} is not a repository URL: use https://, http://, "
+                                "ssh:// or an absolute path on the host")
+    return text
+
+
 @dataclass(frozen=True)
 class HostSpec:
     """``[user@]address[:port]`` as typed (IPv6 as ``[addr]:port``)."""

@@ -16,6 +16,12 @@ LINUX_DISTROS: dict[str, tuple[str, str]] = {
 }
 DEFAULT_LINUX_DISTRO = "debian12"
 
+
+def distro_title(distro: str) -> str:
+    """"debian12" -> "Debian 12", "ubuntu24.04" -> "Ubuntu 24.04"."""
+    name = distro.rstrip("0123456789.")
+    return f"{name.capitalize()} {distro[len(name):]}"
+
 # Pythons Mercurial supports today; "system3" is the distro's /usr/bin/python3.
 CPYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
 PYPY_VERSIONS = ("pypy3.10", "pypy3.11")

@@ -32,6 +32,7 @@ class Image:
     state: str = "available"
     tags: dict[str, str] = field(default_factory=dict, compare=False)
     snapshot_ids: tuple[str, ...] = ()
+    root_device_name: str = ""  # e.g. /dev/xvda (Debian), /dev/sda1 (Ubuntu)
 
     @property
     def fingerprint(self) -> str:
@@ -43,7 +44,8 @@ class Image:
                       if m.get("Ebs", {}).get("SnapshotId"))
         return cls(id=data["ImageId"], name=data.get("Name", ""),
                    creation_date=data.get("CreationDate", ""), state=data.get("State", ""),
-                   tags=T.tag_dict(data.get("Tags")), snapshot_ids=snaps)
+                   tags=T.tag_dict(data.get("Tags")), snapshot_ids=snaps,
+                   root_device_name=data.get("RootDeviceName", ""))
 
 
 def fingerprint(config: dict, files: Sequence[Path | bytes] = ()) -> str:
@@ -90,7 +92,8 @@ def find_untagged(session: AWSSession) -> list[Image]:
 
 
 def find_image(session: AWSSession, family: str, fp: str) -> Image | None:
-    for image in find_ours(session, family):
+    """The newest available image of *family* with fingerprint *fp*."""
+    for image in reversed(find_ours(session, family)):
         if image.fingerprint == fp and image.state == "available":
             return image
     return None
@@ -146,6 +149,7 @@ def build_image(
     spot: bool = False,
     image_timeout: float = 3600.0,
     stop_timeout: float = 900.0,
+    extra_tags: dict[str, str] | None = None,
     **instance_options,
 ) -> Image:
     """Temporary instance -> provision -> stop -> create image -> tag -> wait available.
@@ -170,7 +174,7 @@ def build_image(
                                 what="instance")
         with con.step(f"create image {name}"):
             image_tags = T.ours(None, **{T.IMAGE: family, T.FINGERPRINT: fp,
-                                         BUILT_BY: owner, "Name": name})
+                                         BUILT_BY: owner, "Name": name, **(extra_tags or {})})
             with translate_errors("create image"):
                 image_id = ec2.create_image(
                     InstanceId=machine.id, Name=name,
@@ -188,15 +192,23 @@ def build_image(
     return image
 
 
-def ensure_image(session: AWSSession, *, family: str, fp: str, **build_options) -> Image:
-    """Reuse the image of *family* with fingerprint *fp*, or build it; drop stale ones."""
+def ensure_image(session: AWSSession, *, family: str, fp: str, refresh: bool = False,
+                 is_stale: Callable[[Image, Image], bool] | None = None,
+                 **build_options) -> Image:
+    """Reuse the image of *family* with fingerprint *fp*, or build it; drop stale ones.
+
+    ``refresh`` builds even when a matching image exists (say, on a newer base image).
+    ``is_stale(other, image)`` tells which other images of the family go once *image*
+    is there (default: all of them).
+    """
     con = console.get()
-    image = find_image(session, family, fp)
+    image = None if refresh else find_image(session, family, fp)
     if image is not None:
         con.info(f"image {image.id} {image.name} is up to date")
     else:
         image = build_image(session, family=family, fp=fp, **build_options)
-    stale = [i for i in find_ours(session, family) if i.id != image.id]
+    stale = [i for i in find_ours(session, family)
+             if i.id != image.id and (is_stale is None or is_stale(i, image))]
     if stale:
         con.info(f"deregistering {len(stale)} stale image(s) of {family}: "
                  + " ".join(i.id for i in stale))

@@ -45,7 +45,7 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
                 host.connect() as conn:
             linux.provision(conn, args.user, public_key, args.pythons,
                             prefix=f"[{host.label}] " if len(targets) > 1 else "",
-                            pip_index_url=args.pip_index_url)
+                            pip_index_url=args.pip_index_url, clone_url=args.clone_url)
         if repo is not None:
             # Seed /hgdev/src as the contract user, so later pushes are incremental.
             node = hgrepo.resolve_revision(repo, ".")
@@ -56,7 +56,8 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
                               identities_only=bool(identity and identity.exists()))
             with out.step(f"seed /hgdev/src on {as_user}"):
                 result = hgrepo.push(repo, node, as_user, host.known_hosts)
-                out.info(f"pushed {result.changesets} changesets")
+                out.info(f"pushed {result.changesets} changesets" if result.pushed
+                         else "/hgdev/src has the local history already")
     out.result(f"{len(targets)} host{'s' if len(targets) != 1 else ''} provisioned")
     return 0
 
@@ -66,7 +67,9 @@ def _images(ctx: Context, args: argparse.Namespace) -> int:
 
     with open_aws(ctx, args, kinds=("linux",)) as aws:
         images = ec2.ensure_images(ctx, aws, args.distros, args.pythons,
-                                   parallel=args.parallel, pip_index_url=args.pip_index_url)
+                                   parallel=args.parallel, refresh=args.refresh_images,
+                                   clone_url=args.clone_url or ec2.DEFAULT_CLONE_URL,
+                                   pip_index_url=args.pip_index_url)
         console.get().table(["distro", "image", "name"],
                             [[d, i.id, i.name] for d, i in zip(args.distros, images)],
                             title="Linux dev images:")

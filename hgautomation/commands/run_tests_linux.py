@@ -105,7 +105,7 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
 
         with open_aws(ctx, args, kinds=("linux",)) as aws, ec2.temporary_hosts(
                 ctx, aws, count=args.instances or 1, distro=args.distro,
-                instance_type=args.instance_type,
+                instance_type=args.instance_type, python=args.python_version,
                 needs_disk=args.filesystem not in STATIC_FILESYSTEMS) as targets:
             shards = _run_all(targets, run)
     return _summarize(shards, results_dir, time.monotonic() - start)

@@ -233,15 +233,20 @@ class Report:
 
 def provision(conn: ssh.Connection, user: str, public_key: str, pythons: Sequence[str],
               mercurial_requirement: str = "mercurial", prefix: str = "",
-              pip_index_url: str | None = None) -> None:
-    """Run the Debian/Ubuntu bootstrap script as root on the connected host."""
+              pip_index_url: str | None = None, clone_url: str | None = None) -> None:
+    """Run the Debian/Ubuntu bootstrap script as root on the connected host.
+
+    ``clone_url``: clone that repository into an empty ``/hgdev/src`` (images bake in
+    Mercurial's history, so runs push only what the public repository lacks).
+    """
     remote_key = f"/tmp/hgautomation-key-{int(time.time())}.pub"
     with_sudo = conn.output(["id", "-u"]).strip() != "0"
     data = public_key.strip().encode() + b"\n"
     conn.putfo(io.BytesIO(data), remote_key, size=len(data))
     try:
         run_script(conn, "bootstrap-debian.sh", user, remote_key, ",".join(pythons),
-                   mercurial_requirement, pip_index_url or "", prefix=prefix, sudo=with_sudo)
+                   mercurial_requirement, pip_index_url or "", clone_url or "",
+                   prefix=prefix, sudo=with_sudo)
     finally:
         conn.run(["rm", "-f", remote_key], check=False, quiet=True)
 

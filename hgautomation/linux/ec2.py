@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from hgautomation import console, hosts, linux, platforms
@@ -24,6 +24,11 @@ BUILD_INSTANCE_TYPE = "c5.large"
 CONTRACT_USER = "hg"
 ROOT_VOLUME_GB = 32
 SPARE_DEVICE = "/dev/sdf"  # attached with needs_disk; Nitro exposes it as an nvme disk
+DEFAULT_ROOT_DEVICE = "/dev/xvda"  # only if the image does not say (it always should)
+DEFAULT_CLONE_URL = "https://www.mercurial-scm.org/repo/hg"
+RECIPE_TAG = "hgautomation:recipe"
+PYTHONS_TAG = "hgautomation:pythons"
+BASE_TAG = "hgautomation:base-image"
 BOOTSTRAP_SCRIPT = linux.SCRIPTS / "bootstrap-debian.sh"
 USER_DATA = linux.SCRIPTS / "user-data.yaml"
 
@@ -44,8 +49,10 @@ def user_data(host_key: HostKey) -> str:
             .replace("@HOST_PUBLIC_KEY@", host_key.public))
 
 
-def _root_volume(size_gb: int = ROOT_VOLUME_GB, spare_gb: int = 0) -> list[dict]:
-    mappings = [{"DeviceName": "/dev/xvda",
+def _block_devices(root_device: str, size_gb: int = ROOT_VOLUME_GB,
+                   spare_gb: int = 0) -> list[dict]:
+    """The root volume resized (on the image's own root device name), and a spare disk."""
+    mappings = [{"DeviceName": root_device,
                  "Ebs": {"VolumeSize": size_gb, "VolumeType": "gp3",
                          "DeleteOnTermination": True}}]
     if spare_gb:
@@ -55,27 +62,68 @@ def _root_volume(size_gb: int = ROOT_VOLUME_GB, spare_gb: int = 0) -> list[dict]
     return mappings
 
 
-def image_fingerprint(distro: str, base_image_id: str, pythons: Sequence[str],
-                      script: Path = BOOTSTRAP_SCRIPT) -> str:
-    config = {"family": family(distro), "base_image": base_image_id,
-              "root_volume_gb": ROOT_VOLUME_GB, "pythons": sorted(pythons),
-              "user": CONTRACT_USER}
+def recipe_fingerprint(distro: str, clone_url: str = DEFAULT_CLONE_URL,
+                       script: Path = BOOTSTRAP_SCRIPT) -> str:
+    """What an image of *distro* is made of, but for its Pythons: our scripts, the
+    base image *choice* (owner and name pattern: not the newest AMI of the day),
+    the clone's source. A new base AMI alone does not change it."""
+    owner_id, pattern = platforms.LINUX_DISTROS[distro]
+    config = {"family": family(distro), "base_owner": owner_id, "base_pattern": pattern,
+              "root_volume_gb": ROOT_VOLUME_GB, "user": CONTRACT_USER,
+              "clone_url": clone_url}
     return images_.fingerprint(config, [script, USER_DATA])
 
 
+def image_fingerprint(recipe: str, pythons: Sequence[str]) -> str:
+    return images_.fingerprint({"recipe": recipe, "pythons": sorted(set(pythons))})
+
+
+def image_pythons(image: images_.Image) -> set[str]:
+    """The Pythons an image of ours has (system3 always: it is the distro's)."""
+    return {"system3", *filter(None, image.tags.get(PYTHONS_TAG, "").split(","))}
+
+
+def _stale(recipe: str) -> Callable[[images_.Image, images_.Image], bool]:
+    """Images that go once *new* exists: other recipes, and older builds of new's own
+    fingerprint. Images of the same recipe with other Pythons stay: they serve runs."""
+    def is_stale(other: images_.Image, new: images_.Image) -> bool:
+        return other.tags.get(RECIPE_TAG) != recipe or other.fingerprint == new.fingerprint
+    return is_stale
+
+
+def report_newer_base(aws: AWS, distro: str, image: images_.Image) -> None:
+    """Say so when the distro has a newer base image than *image* was built on."""
+    owner_id, pattern = platforms.LINUX_DISTROS[distro]
+    base = images_.find_base_image(aws.session, owner_id, pattern)
+    built_on = image.tags.get(BASE_TAG, "")
+    if built_on and base.id != built_on:
+        console.get().info(
+            f"a newer {platforms.distro_title(distro)} base image is available ({base.id} "
+            f"{base.name}; {image.id} was built on {built_on}): "
+            f"bootstrap-linux-dev --distros {distro} --refresh-images rebuilds")
+
+
 def ensure_image(ctx: Context, aws: AWS, distro: str, pythons: Sequence[str], *,
-                 instance_type: str = BUILD_INSTANCE_TYPE,
+                 instance_type: str = BUILD_INSTANCE_TYPE, refresh: bool = False,
+                 clone_url: str = DEFAULT_CLONE_URL,
                  pip_index_url: str | None = None) -> images_.Image:
-    """The dev image of *distro*: reused when its fingerprint matches, else built.
+    """The dev image of *distro* with *pythons*: reused when one of the same recipe and
+    Pythons exists (a newer base AMI is reported, not acted on), else built on the
+    newest base image. ``refresh``: build anyway.
 
     *pip_index_url* is only where the builder fetches Mercurial from, not part of the
     image's recipe, so it is left out of the fingerprint.
     """
     account = aws.state
+    recipe = recipe_fingerprint(distro, clone_url)
+    fp = image_fingerprint(recipe, pythons)
+    if not refresh:
+        existing = images_.find_image(aws.session, family(distro), fp)
+        if existing is not None:
+            report_newer_base(aws, distro, existing)
     owner_id, pattern = platforms.LINUX_DISTROS[distro]
     base = images_.find_base_image(aws.session, owner_id, pattern)
     console.get().info(f"{distro}: base image {base.id} {base.name}")
-    fp = image_fingerprint(distro, base.id, pythons)
     host_key = generate_host_key()
 
     def provision(instance: Instance) -> None:
@@ -89,29 +137,52 @@ def ensure_image(ctx: Context, aws: AWS, distro: str, pythons: Sequence[str], *,
                 conn = host.connect()
             with conn:
                 linux.provision(conn, CONTRACT_USER, account.public_key, pythons,
-                                prefix=f"[{distro}] ", pip_index_url=pip_index_url)
+                                prefix=f"[{distro}] ", pip_index_url=pip_index_url,
+                                clone_url=clone_url)
 
     return images_.ensure_image(
-        aws.session, family=family(distro), fp=fp, owner=aws.owner, base_image_id=base.id,
+        aws.session, family=family(distro), fp=fp, refresh=refresh, is_stale=_stale(recipe),
+        owner=aws.owner, base_image_id=base.id,
         instance_type=instance_type, provision=provision,
         security_group_ids=[account.security_group_ids["linux"]], key_name=account.key_name,
         instance_profile_arn=account.instance_profile_arn or None,
         user_data=user_data(host_key), platform="linux",
-        block_device_mappings=_root_volume(), spot=aws.options.spot)
+        block_device_mappings=_block_devices(base.root_device_name or DEFAULT_ROOT_DEVICE),
+        spot=aws.options.spot,
+        extra_tags={RECIPE_TAG: recipe, PYTHONS_TAG: ",".join(sorted(set(pythons))),
+                    BASE_TAG: base.id})
+
+
+def image_for_tests(ctx: Context, aws: AWS, distro: str, python: str) -> images_.Image:
+    """The newest dev image of the current recipe that has *python* (whatever other
+    Pythons it was built with); one with every Python is built only if none has it."""
+    recipe = recipe_fingerprint(distro)
+    usable = [i for i in images_.find_ours(aws.session, family(distro))
+              if i.state == "available" and i.tags.get(RECIPE_TAG) == recipe
+              and python in image_pythons(i)]
+    if usable:
+        image = usable[-1]
+        console.get().info(f"image {image.id} {image.name} has {python}")
+        report_newer_base(aws, distro, image)
+        return image
+    console.get().info(f"no {family(distro)} image of the current recipe has {python}: "
+                       "building one with every Python (bootstrap-linux-dev does this ahead)")
+    return ensure_image(ctx, aws, distro, platforms.LINUX_PYTHONS)
 
 
 def ensure_images(ctx: Context, aws: AWS, distros: Sequence[str], pythons: Sequence[str], *,
-                  parallel: bool = False,
+                  parallel: bool = False, refresh: bool = False,
+                  clone_url: str = DEFAULT_CLONE_URL,
                   pip_index_url: str | None = None) -> list[images_.Image]:
     """The dev image of each distro, one after the other or all at once."""
+    options = {"refresh": refresh, "clone_url": clone_url, "pip_index_url": pip_index_url}
     if not parallel or len(distros) < 2:
-        return [ensure_image(ctx, aws, d, pythons, pip_index_url=pip_index_url)
-                for d in distros]
-    return _build_parallel(ctx, aws, distros, pythons, pip_index_url)
+        return [ensure_image(ctx, aws, d, pythons, **options) for d in distros]
+    return _build_parallel(ctx, aws, distros, pythons, options)
 
 
 def _build_parallel(ctx: Context, aws: AWS, distros: Sequence[str], pythons: Sequence[str],
-                    pip_index_url: str | None) -> list[images_.Image]:
+                    options: dict) -> list[images_.Image]:
     """One image build per distro, each in its own thread.
 
     Daemon threads, because a build may sit in a long bounded wait (SSH boot) that
@@ -124,8 +195,7 @@ def _build_parallel(ctx: Context, aws: AWS, distros: Sequence[str], pythons: Seq
 
     def build(distro: str) -> None:
         try:
-            results[distro] = ensure_image(ctx, aws, distro, pythons,
-                                           pip_index_url=pip_index_url)
+            results[distro] = ensure_image(ctx, aws, distro, pythons, **options)
         except BaseException as exc:  # noqa: BLE001 - even Ctrl-C: the main thread re-raises it
             failures.append(exc)
         finally:
@@ -148,10 +218,12 @@ def _build_parallel(ctx: Context, aws: AWS, distros: Sequence[str], pythons: Seq
 
 @contextlib.contextmanager
 def temporary_hosts(ctx: Context, aws: AWS, *, count: int, distro: str, instance_type: str,
+                    python: str = "system3",
                     needs_disk: bool = False) -> Iterator[list[hosts.Host]]:
-    """*count* temporary instances of *distro*'s dev image (built first if missing)."""
+    """*count* temporary instances of *distro*'s dev image with *python* (built first
+    if there is none)."""
     account = aws.state
-    image = ensure_image(ctx, aws, distro, platforms.LINUX_PYTHONS)
+    image = image_for_tests(ctx, aws, distro, python)
     # One user data for all: instances of one launch share the host key (they are
     # pinned per instance id, and all are ours and short-lived).
     host_key = generate_host_key()
@@ -161,7 +233,8 @@ def temporary_hosts(ctx: Context, aws: AWS, *, count: int, distro: str, instance
             key_name=account.key_name, user_data=user_data(host_key),
             instance_profile_arn=account.instance_profile_arn or None,
             purpose=f"linux-{distro}", spot=aws.options.spot,
-            block_device_mappings=_root_volume(spare_gb=32 if needs_disk else 0),
+            block_device_mappings=_block_devices(image.root_device_name or DEFAULT_ROOT_DEVICE,
+                                                 spare_gb=32 if needs_disk else 0),
     ) as instances:
         yield [hosts.instance_host(
             instance_id=i.id, address=i.address, host_public_key=host_key.public,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -102,3 +104,31 @@ def clone(source: Path, dest: Path) -> Path:
     """A local `hg clone` of `source` at `dest` (hardlinked store, fresh working copy)."""
     hg("clone", "-q", str(source), str(dest))
     return dest
+
+
+@contextlib.contextmanager
+def served(repo: Path) -> Iterator[str]:
+    """`hg serve` of `repo` on a loopback port (stopped on exit); yields its http URL."""
+    import socket
+
+    from .net import LOOPBACK, free_port, wait_until
+    from .process import stop_process
+
+    port = free_port()
+    proc = subprocess.Popen([hg_executable(), "serve", "-R", str(repo), "-a", LOOPBACK,
+                             "-p", str(port)], env=hg_env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def listening() -> bool:
+        assert proc.poll() is None, f"hg serve exited {proc.returncode}"
+        try:
+            socket.create_connection((LOOPBACK, port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    try:
+        wait_until(listening, 30, f"hg serve on {port}")
+        yield f"http://{LOOPBACK}:{port}/"
+    finally:
+        stop_process(proc)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from harness import hgsource
 from harness.aws import injected_host_key
 from harness.net import LOOPBACK
 from harness.process import tail
 
-from hgautomation import linux
 from hgautomation.aws import tags as T
 from hgautomation.linux import ec2 as linux_ec2
 
@@ -34,6 +34,7 @@ DISTRO = "debian12"
 HG_VERSION = "7.2.4"
 HOST_KEY = "/etc/ssh/test_host_ed25519_key"  # the chroot sshd's -h (tests/linux/conftest.py)
 CLI_TIMEOUT = 600
+BUILD_WHEELS = Path(__file__).resolve().parents[2] / "build" / "cache" / "wheels-build"
 
 
 class RootShell:
@@ -74,12 +75,21 @@ def all_instances(ec2) -> list[dict]:
 
 
 def test_bootstrap_linux_dev_builds_image_then_reuses_it(cli, aws_fresh, debian_chroot_host,
-                                                         stocked_pypi, tmp_path):
+                                                         stocked_pypi, hg_source, tmp_path):
     ec2 = aws_fresh.client("ec2")
     pypi = stocked_pypi
     host = debian_chroot_host
     sshd_log = host.upper.parent / "sshd.log"
+    # The "public repository" the image clones: a local one, served over http.
+    public = hgsource.clone(hg_source, tmp_path / "public")
     root = RootShell(host.port, host.root_key, host.host_public_key, tmp_path / "root_known")
+    with hgsource.served(public) as clone_url:
+        _build_then_reuse(cli, aws_fresh, ec2, pypi, host, sshd_log, root, public, clone_url,
+                          tmp_path)
+
+
+def _build_then_reuse(cli, aws_fresh, ec2, pypi, host, sshd_log, root, public, clone_url,
+                      tmp_path):
     try:
         # Not booted yet: no host key, so the tool's first connections are dropped and
         # retried (a key it did not inject would be a hard host-key error instead).
@@ -95,7 +105,7 @@ def test_bootstrap_linux_dev_builds_image_then_reuses_it(cli, aws_fresh, debian_
         args = ["--state-path", str(state), "--ssh-config", str(config),
                 "bootstrap-linux-dev", "--distros", DISTRO, "--pythons", "system3",
                 "--owner", OWNER, "--ingress-cidr", "127.0.0.1/32",
-                "--pip-index-url", pypi.simple_url]
+                "--pip-index-url", pypi.simple_url, "--clone-url", clone_url]
 
         start = time.monotonic()
         with cli.popen(*args, cwd=workdir, aws=aws_fresh) as proc:
@@ -127,9 +137,10 @@ def test_bootstrap_linux_dev_builds_image_then_reuses_it(cli, aws_fresh, debian_
         assert proc.returncode == 0, err + "\n--- sshd log:\n" + tail(sshd_log)
         print(f"bootstrap-linux-dev (EC2, build): {build_seconds:.0f}s")
 
-        # The image: ours, named and tagged with the fingerprint, available.
-        fp = linux_ec2.image_fingerprint(DISTRO, builder["ImageId"], ["system3"],
-                                         linux.SCRIPTS / "bootstrap-debian.sh")
+        # The image: ours, named and tagged with the fingerprint of our recipe (not of
+        # the base AMI of the day) and its Pythons, and with the base it was built on.
+        recipe = linux_ec2.recipe_fingerprint(DISTRO, clone_url)
+        fp = linux_ec2.image_fingerprint(recipe, ["system3"])
         family = linux_ec2.family(DISTRO)
         images = ec2.describe_images(Owners=["self"], Filters=[
             {"Name": f"tag:{T.MANAGED}", "Values": ["1"]}])["Images"]
@@ -138,6 +149,13 @@ def test_bootstrap_linux_dev_builds_image_then_reuses_it(cli, aws_fresh, debian_
         assert image["Name"] == f"{family}-{fp[:16]}"
         assert image["State"] == "available"
         assert tags[T.IMAGE] == family and tags[T.FINGERPRINT] == fp
+        assert tags[linux_ec2.RECIPE_TAG] == recipe
+        assert tags[linux_ec2.PYTHONS_TAG] == "system3"
+        assert tags[linux_ec2.BASE_TAG] == builder["ImageId"]
+        # The builder's root volume was resized on the base image's root device.
+        (base,) = ec2.describe_images(ImageIds=[builder["ImageId"]])["Images"]
+        assert [m["DeviceName"] for m in builder.get("BlockDeviceMappings", [])] \
+            == [base["RootDeviceName"]]
         assert image["ImageId"] in out and image["Name"] in out
         assert f"image {image['ImageId']} {image['Name']} available" in err
         # The builder: launched from the base image, with its user data, then gone.
@@ -155,6 +173,32 @@ def test_bootstrap_linux_dev_builds_image_then_reuses_it(cli, aws_fresh, debian_
         assert " ".join(pair["PublicKey"].split()[:2]) in authorized
         version = root.run("sudo -u hg /hgdev/venv-bootstrap/bin/hg version -q")
         assert f"Mercurial Distributed SCM (version {HG_VERSION})" in version
+        # The clone is baked in: the public repository's history, non-publishing.
+        public_tip = hgsource.hg("log", "-r", "tip", "-T", "{node}", cwd=public)
+        baked = root.run("sudo -u hg /hgdev/venv-bootstrap/bin/hg -R /hgdev/src log -r tip "
+                         "-T '{node}'; sudo -u hg /hgdev/venv-bootstrap/bin/hg -R /hgdev/src "
+                         "config phases.publish")
+        assert baked.split() == [public_tip, "False"]
+        assert sorted(p.name for p in (host.upper / "hgdev" / "wheelhouse").iterdir()) \
+            == sorted(p.name for p in BUILD_WHEELS.glob("*.whl"))
+
+        # A run on a machine of that image pushes only what the public repository lacks.
+        repo = hgsource.clone(public, tmp_path / "mine")
+        for n in (1, 2):
+            (repo / f"mine-{n}.txt").write_text(f"{n}\n")
+            hgsource.hg("add", f"mine-{n}.txt", cwd=repo)
+            hgsource.hg("commit", "-q", "-u", hgsource.COMMIT_USER, "-m", f"mine {n}", cwd=repo)
+        run_config = tmp_path / "ssh_config_hg"
+        key = state / "keys" / T.key_pair_name(OWNER)
+        run_config.write_text(f"Host machine\n  HostName {LOOPBACK}\n  Port {host.port}\n"
+                              f"  User hg\n  IdentityFile {key}\n")
+        proc = cli.run("--state-path", str(state), "--ssh-config", str(run_config),
+                       "run-tests-linux", "--host", "machine", "--accept-new-host-key",
+                       "--hg", hgsource.hg_executable(),
+                       "--with-hg=/hgdev/venv-bootstrap/bin/hg", "test-empty-dir.t", cwd=repo,
+                       timeout=CLI_TIMEOUT)
+        assert proc.returncode == 0, proc.stderr
+        assert "pushed 2 changesets" in proc.stderr
 
         # Same inputs again: the image is reused, nothing is launched or created.
         start = time.monotonic()

@@ -16,7 +16,7 @@ from harness import hgsource, sshd
 from harness.aws import injected_host_key
 from harness.net import free_port
 
-from hgautomation import linux, platforms
+from hgautomation import platforms
 from hgautomation.aws import tags as T
 from hgautomation.linux import ec2 as linux_ec2
 
@@ -28,14 +28,15 @@ LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"]
 CLI_TIMEOUT = 300
 
 
-def register_dev_image(ec2) -> str:
-    """An up-to-date `hg-linux-dev-debian12` image, as bootstrap-linux-dev would leave it."""
+def register_dev_image(ec2, pythons=("system3",), on_older_base=True) -> str:
+    """A `hg-linux-dev-debian12` image of the current recipe, as bootstrap-linux-dev
+    --pythons would leave it; built on the older of the two Debian 12 base images."""
     owner_id, pattern = platforms.LINUX_DISTROS[DISTRO]
-    bases = ec2.describe_images(Owners=[owner_id],
-                                Filters=[{"Name": "name", "Values": [pattern]}])["Images"]
-    base = max(bases, key=lambda i: i.get("CreationDate", ""))
-    fp = linux_ec2.image_fingerprint(DISTRO, base["ImageId"], platforms.LINUX_PYTHONS,
-                                     linux.SCRIPTS / "bootstrap-debian.sh")
+    bases = sorted(ec2.describe_images(Owners=[owner_id], Filters=[
+        {"Name": "name", "Values": [pattern]}])["Images"], key=lambda i: i["CreationDate"])
+    assert len(bases) == 2  # tests/harness/amis.json
+    base = bases[0] if on_older_base else bases[-1]
+    recipe = linux_ec2.recipe_fingerprint(DISTRO)
     (builder,) = ec2.run_instances(ImageId=base["ImageId"], MinCount=1, MaxCount=1,
                                    InstanceType="t3.micro")["Instances"]
     image_id = ec2.create_image(InstanceId=builder["InstanceId"],
@@ -43,7 +44,10 @@ def register_dev_image(ec2) -> str:
     ec2.terminate_instances(InstanceIds=[builder["InstanceId"]])
     ec2.create_tags(Resources=[image_id], Tags=[
         {"Key": T.MANAGED, "Value": "1"}, {"Key": T.IMAGE, "Value": linux_ec2.family(DISTRO)},
-        {"Key": T.FINGERPRINT, "Value": fp}])
+        {"Key": T.FINGERPRINT, "Value": linux_ec2.image_fingerprint(recipe, pythons)},
+        {"Key": linux_ec2.RECIPE_TAG, "Value": recipe},
+        {"Key": linux_ec2.PYTHONS_TAG, "Value": ",".join(pythons)},
+        {"Key": linux_ec2.BASE_TAG, "Value": base["ImageId"]}])
     return image_id
 
 
@@ -95,8 +99,16 @@ def test_ec2_instance_runs_tests_and_is_terminated(cli, aws_fresh, linux_dev_hos
             daemon.stop()
 
     assert proc.returncode == 0, err
+    # An image built with a subset of the Pythons serves a run of one of them; its
+    # newer base image is reported, not acted on.
     assert instance["ImageId"] == image_id
+    assert "a newer Debian 12 base image is available" in err
+    assert [i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]] == [image_id]
     assert instance["InstanceType"] == "c5.large"
+    # The root volume is resized on the image's own root device, no extra volume.
+    (image,) = ec2.describe_images(ImageIds=[image_id])["Images"]
+    devices = [m["DeviceName"] for m in instance.get("BlockDeviceMappings", [])]
+    assert devices == [image["RootDeviceName"]], (devices, image["RootDeviceName"])
     assert "passed 2, failed 0, skipped 0 (2 tests)" in out
     assert "pushed 0 changesets" in err or "nothing to push" in err
     assert (tmp_path / "results" / "report.json").exists()

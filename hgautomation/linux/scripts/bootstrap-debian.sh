@@ -1,10 +1,12 @@
 #!/bin/bash
 # Provision a Debian/Ubuntu machine into the remote-machine contract (docs/contract.rst).
 # Run as root (or via sudo). Idempotent: a second run only adds what is missing.
-# Usage: bootstrap-debian.sh USER PUBLIC_KEY_FILE PYTHONS [MERCURIAL_REQUIREMENT [PIP_INDEX_URL]]
+# Usage: bootstrap-debian.sh USER PUBLIC_KEY_FILE PYTHONS [MERCURIAL_REQUIREMENT [PIP_INDEX_URL [CLONE_URL]]]
 #   PYTHONS: comma-separated, e.g. "system3,3.12,pypy3.10" ("system3" = /usr/bin/python3)
 #   MERCURIAL_REQUIREMENT: pip requirement for venv-bootstrap (default "mercurial")
 #   PIP_INDEX_URL: package index for that install (default: pip's, i.e. PyPI)
+#   CLONE_URL: repository to clone into /hgdev/src when it has no changesets yet
+#     (EC2 images: Mercurial's public repository; default: none, an empty repository)
 # Used for static hosts (bootstrap-linux-dev --host) and for building EC2 images.
 set -euo pipefail
 
@@ -13,6 +15,7 @@ pubkey_file=$2
 pythons=$3
 hg_req=${4:-mercurial}
 index_url=${5:-}
+clone_url=${6:-}
 export DEBIAN_FRONTEND=noninteractive
 
 # What the contract and Mercurial's tests need (compilers: run-tests.py builds hg).
@@ -101,9 +104,15 @@ install -d -o "$user" -g "$user" /hgdev/wheelhouse /hgdev/builds
 as_user /hgdev/venv-bootstrap/bin/python -m pip download "${pip_opts[@]}" --only-binary :all: \
     -d /hgdev/wheelhouse $BUILD_REQUIREMENTS
 
-step "/hgdev/src"
-if [ ! -d /hgdev/src/.hg ]; then
-    as_user /hgdev/venv-bootstrap/bin/hg init /hgdev/src
+step "/hgdev/src${clone_url:+ from $clone_url}"
+hg_=/hgdev/venv-bootstrap/bin/hg
+if [ -n "$clone_url" ] && { [ ! -d /hgdev/src/.hg ] \
+        || [ -z "$(as_user "$hg_" -R /hgdev/src log -r 0 -T x 2>/dev/null)" ]; }; then
+    rm -rf /hgdev/src
+    as_user "$hg_" clone -q --noupdate "$clone_url" /hgdev/src
+    echo "cloned $(( $(as_user "$hg_" -R /hgdev/src log -r tip -T '{rev}') + 1 )) changesets"
+elif [ ! -d /hgdev/src/.hg ]; then
+    as_user "$hg_" init /hgdev/src
 fi
 if ! grep -q '^publish *= *False' /hgdev/src/.hg/hgrc 2>/dev/null; then
     printf '[phases]\npublish = False\n' | as_user tee -a /hgdev/src/.hg/hgrc >/dev/null

@@ -1,0 +1,86 @@
+"""hgautomation.linux.ec2's image policy: what keys an image, which image serves a run."""
+
+from __future__ import annotations
+
+import pytest
+
+from hgautomation import platforms
+from hgautomation.aws import images
+from hgautomation.aws import tags as T
+from hgautomation.linux import ec2
+
+
+@pytest.mark.parametrize("distro,title", [("debian12", "Debian 12"), ("debian13", "Debian 13"),
+                                          ("ubuntu22.04", "Ubuntu 22.04"),
+                                          ("ubuntu24.04", "Ubuntu 24.04")])
+def test_distro_title(distro, title):
+    assert platforms.distro_title(distro) == title
+
+
+def test_recipe_is_ours_not_the_base_ami_of_the_day(tmp_path):
+    base = ec2.recipe_fingerprint("debian12")
+    assert base == ec2.recipe_fingerprint("debian12")  # nothing looked up, nothing dated
+    assert base != ec2.recipe_fingerprint("debian13")
+    assert base != ec2.recipe_fingerprint("debian12", clone_url="http://127.0.0.1:1/")
+    script = tmp_path / "bootstrap.sh"
+    script.write_bytes(ec2.BOOTSTRAP_SCRIPT.read_bytes() + b"\n# changed\n")
+    assert base != ec2.recipe_fingerprint("debian12", script=script)
+
+
+def test_image_fingerprint_is_recipe_and_the_set_of_pythons():
+    recipe = ec2.recipe_fingerprint("debian12")
+    assert ec2.image_fingerprint(recipe, ["3.12", "system3"]) == \
+        ec2.image_fingerprint(recipe, ["system3", "3.12", "3.12"])
+    assert ec2.image_fingerprint(recipe, ["system3"]) != \
+        ec2.image_fingerprint(recipe, ["system3", "3.12"])
+
+
+def _image(id_, created, recipe, pythons, fp=None) -> images.Image:
+    return images.Image(id=id_, name=id_, creation_date=created, tags={
+        T.FINGERPRINT: fp or ec2.image_fingerprint(recipe, pythons.split(",")),
+        ec2.RECIPE_TAG: recipe, ec2.PYTHONS_TAG: pythons})
+
+
+def test_image_pythons_always_include_system3():
+    assert ec2.image_pythons(_image("a", "1", "r", "3.12")) == {"system3", "3.12"}
+    assert ec2.image_pythons(images.Image(id="b", name="b", creation_date="1")) == {"system3"}
+
+
+def test_stale_images_are_other_recipes_and_older_builds_of_the_same():
+    new = _image("new", "3", "r2", "system3,3.12")
+    is_stale = ec2._stale("r2")
+    assert is_stale(_image("old-recipe", "1", "r1", "system3,3.12"), new)
+    assert is_stale(_image("same-fp-older", "2", "r2", "system3,3.12"), new)
+    # Same recipe, other Pythons: still serves runs of its Pythons.
+    assert not is_stale(_image("subset", "2", "r2", "system3"), new)
+
+
+class FakeAWS:
+    session = object()
+
+
+def test_image_for_tests_takes_the_newest_of_the_recipe_having_the_python(monkeypatch,
+                                                                          captured):
+    recipe = ec2.recipe_fingerprint("debian12")
+    found = [_image("old-recipe-312", "1", "other", "system3,3.12"),
+             _image("subset-312", "2", recipe, "system3,3.12"),
+             _image("subset-313", "3", recipe, "system3,3.13"),
+             _image("all", "4", "other", ",".join(platforms.LINUX_PYTHONS))]
+    monkeypatch.setattr(images, "find_ours", lambda session, family: found)
+    reported = []
+    monkeypatch.setattr(ec2, "report_newer_base", lambda aws, d, image: reported.append(image.id))
+    built = []
+    monkeypatch.setattr(ec2, "ensure_image", lambda *a, **k: built.append(a[3]) or "built")
+    assert ec2.image_for_tests(None, FakeAWS(), "debian12", "3.12").id == "subset-312"
+    assert ec2.image_for_tests(None, FakeAWS(), "debian12", "system3").id == "subset-313"
+    assert reported == ["subset-312", "subset-313"] and built == []
+    # None of the current recipe has 3.9: one with every Python is built.
+    assert ec2.image_for_tests(None, FakeAWS(), "debian12", "3.9") == "built"
+    assert built == [platforms.LINUX_PYTHONS]
+
+
+def test_block_devices_use_the_images_root_device():
+    (root,) = ec2._block_devices("/dev/sda1")
+    assert root["DeviceName"] == "/dev/sda1" and root["Ebs"]["VolumeSize"] == ec2.ROOT_VOLUME_GB
+    root, spare = ec2._block_devices("/dev/xvda", spare_gb=32)
+    assert (root["DeviceName"], spare["DeviceName"]) == ("/dev/xvda", ec2.SPARE_DEVICE)
