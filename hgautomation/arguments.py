@@ -158,6 +158,9 @@ def _bootstrap_linux_dev(p: argparse.ArgumentParser) -> None:
                         f"{','.join(platforms.LINUX_DISTROS)})")
     p.add_argument("--parallel", action="store_true",
                    help="build the distro images at the same time")
+    p.add_argument("--no-rust", action="store_true",
+                   help="leave out the pinned Rust toolchain (rustup from static.rust-lang.org; "
+                        "needed for --rust/--rhg runs and the cargo/rustfmt features)")
     p.add_argument("--refresh-images", action="store_true",
                    help="build the images even if up to date (e.g. on a newer base image)")
     p.add_argument("--clone-url", metavar="URL", type=REPOSITORY_URL,
@@ -305,6 +308,12 @@ def _publish_windows_artifacts(p: argparse.ArgumentParser) -> None:
 
 def _check_host(p: argparse.ArgumentParser) -> None:
     _linux_hosts(p, many=True)
+    p.add_argument("--python-version", choices=platforms.LINUX_PYTHONS,
+                   default=platforms.DEFAULT_LINUX_PYTHON,
+                   help="Python whose test features are checked (default: %(default)s)")
+    p.add_argument("--no-features", action="store_true",
+                   help="skip the report of the test suite's features (tests/hghave.py of "
+                        "the local checkout) on the host")
 
 
 def _try(p: argparse.ArgumentParser) -> None:

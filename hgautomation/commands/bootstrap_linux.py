@@ -45,7 +45,8 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
                 host.connect() as conn:
             linux.provision(conn, args.user, public_key, args.pythons,
                             prefix=f"[{host.label}] " if len(targets) > 1 else "",
-                            pip_index_url=args.pip_index_url, clone_url=args.clone_url)
+                            pip_index_url=args.pip_index_url, clone_url=args.clone_url,
+                            rust=not args.no_rust)
         if repo is not None:
             # Seed /hgdev/src as the contract user, so later pushes are incremental.
             node = hgrepo.resolve_revision(repo, ".")
@@ -58,6 +59,8 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
                 result = hgrepo.push(repo, node, as_user, host.known_hosts)
                 out.info(f"pushed {result.changesets} changesets" if result.pushed
                          else "/hgdev/src has the local history already")
+            with out.step(f"test requirements on {host.target}"), host.connect() as conn:
+                linux.install_test_requirements(conn, args.user, args.pip_index_url)
     out.result(f"{len(targets)} host{'s' if len(targets) != 1 else ''} provisioned")
     return 0
 
@@ -68,6 +71,7 @@ def _images(ctx: Context, args: argparse.Namespace) -> int:
     with open_aws(ctx, args, kinds=("linux",)) as aws:
         images = ec2.ensure_images(ctx, aws, args.distros, args.pythons,
                                    parallel=args.parallel, refresh=args.refresh_images,
+                                   rust=not args.no_rust,
                                    clone_url=args.clone_url or ec2.DEFAULT_CLONE_URL,
                                    pip_index_url=args.pip_index_url)
         console.get().table(["distro", "image", "name"],

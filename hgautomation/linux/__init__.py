@@ -233,11 +233,14 @@ class Report:
 
 def provision(conn: ssh.Connection, user: str, public_key: str, pythons: Sequence[str],
               mercurial_requirement: str = "mercurial", prefix: str = "",
-              pip_index_url: str | None = None, clone_url: str | None = None) -> None:
+              pip_index_url: str | None = None, clone_url: str | None = None,
+              rust: bool = True) -> None:
     """Run the Debian/Ubuntu bootstrap script as root on the connected host.
 
     ``clone_url``: clone that repository into an empty ``/hgdev/src`` (images bake in
-    Mercurial's history, so runs push only what the public repository lacks).
+    Mercurial's history, so runs push only what the public repository lacks); the
+    clone's per-Python test requirements are then installed too. ``rust``: the
+    pinned Rust toolchain.
     """
     remote_key = f"/tmp/hgautomation-key-{int(time.time())}.pub"
     with_sudo = conn.output(["id", "-u"]).strip() != "0"
@@ -246,9 +249,19 @@ def provision(conn: ssh.Connection, user: str, public_key: str, pythons: Sequenc
     try:
         run_script(conn, "bootstrap-debian.sh", user, remote_key, ",".join(pythons),
                    mercurial_requirement, pip_index_url or "", clone_url or "",
-                   prefix=prefix, sudo=with_sudo)
+                   "rust" if rust else "", prefix=prefix, sudo=with_sudo)
     finally:
         conn.run(["rm", "-f", remote_key], check=False, quiet=True)
+    if clone_url:
+        install_test_requirements(conn, user, pip_index_url, prefix=prefix)
+
+
+def install_test_requirements(conn: ssh.Connection, user: str,
+                              pip_index_url: str | None = None, prefix: str = "") -> None:
+    """The checkout's per-Python test requirements (from ``/hgdev/src``'s tip) into each
+    pyenv Python, as ``user``; what cannot be installed is listed, not fatal."""
+    conn.run(["sudo", "-n", "-u", user, "-H", "bash", "-s", "--", pip_index_url or ""],
+             stdin=script("python-requirements.sh"), prefix=prefix)
 
 
 @dataclass(frozen=True)

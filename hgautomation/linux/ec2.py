@@ -29,8 +29,10 @@ DEFAULT_CLONE_URL = "https://www.mercurial-scm.org/repo/hg"
 RECIPE_TAG = "hgautomation:recipe"
 PYTHONS_TAG = "hgautomation:pythons"
 BASE_TAG = "hgautomation:base-image"
+SCRIPTS_TAG = "hgautomation:scripts"  # the provisioning scripts alone
 BOOTSTRAP_SCRIPT = linux.SCRIPTS / "bootstrap-debian.sh"
 USER_DATA = linux.SCRIPTS / "user-data.yaml"
+REQUIREMENTS_SCRIPT = linux.SCRIPTS / "python-requirements.sh"
 
 
 def family(distro: str) -> str:
@@ -62,7 +64,7 @@ def _block_devices(root_device: str, size_gb: int = ROOT_VOLUME_GB,
     return mappings
 
 
-def recipe_fingerprint(distro: str, clone_url: str = DEFAULT_CLONE_URL,
+def recipe_fingerprint(distro: str, clone_url: str = DEFAULT_CLONE_URL, rust: bool = True,
                        script: Path = BOOTSTRAP_SCRIPT) -> str:
     """What an image of *distro* is made of, but for its Pythons: our scripts, the
     base image *choice* (owner and name pattern: not the newest AMI of the day),
@@ -70,8 +72,14 @@ def recipe_fingerprint(distro: str, clone_url: str = DEFAULT_CLONE_URL,
     owner_id, pattern = platforms.LINUX_DISTROS[distro]
     config = {"family": family(distro), "base_owner": owner_id, "base_pattern": pattern,
               "root_volume_gb": ROOT_VOLUME_GB, "user": CONTRACT_USER,
-              "clone_url": clone_url}
-    return images_.fingerprint(config, [script, USER_DATA])
+              "clone_url": clone_url, "rust": rust}
+    return images_.fingerprint(config, [script, REQUIREMENTS_SCRIPT, USER_DATA])
+
+
+def scripts_fingerprint(distro: str) -> str:
+    """Our provisioning scripts for *distro*: an image made by other scripts is outdated."""
+    return images_.fingerprint({"family": family(distro)},
+                               [BOOTSTRAP_SCRIPT, REQUIREMENTS_SCRIPT, USER_DATA])
 
 
 def image_fingerprint(recipe: str, pythons: Sequence[str]) -> str:
@@ -105,7 +113,7 @@ def report_newer_base(aws: AWS, distro: str, image: images_.Image) -> None:
 
 def ensure_image(ctx: Context, aws: AWS, distro: str, pythons: Sequence[str], *,
                  instance_type: str = BUILD_INSTANCE_TYPE, refresh: bool = False,
-                 clone_url: str = DEFAULT_CLONE_URL,
+                 clone_url: str = DEFAULT_CLONE_URL, rust: bool = True,
                  pip_index_url: str | None = None) -> images_.Image:
     """The dev image of *distro* with *pythons*: reused when one of the same recipe and
     Pythons exists (a newer base AMI is reported, not acted on), else built on the
@@ -115,7 +123,7 @@ def ensure_image(ctx: Context, aws: AWS, distro: str, pythons: Sequence[str], *,
     image's recipe, so it is left out of the fingerprint.
     """
     account = aws.state
-    recipe = recipe_fingerprint(distro, clone_url)
+    recipe = recipe_fingerprint(distro, clone_url, rust)
     fp = image_fingerprint(recipe, pythons)
     if not refresh:
         existing = images_.find_image(aws.session, family(distro), fp)
@@ -138,7 +146,7 @@ def ensure_image(ctx: Context, aws: AWS, distro: str, pythons: Sequence[str], *,
             with conn:
                 linux.provision(conn, CONTRACT_USER, account.public_key, pythons,
                                 prefix=f"[{distro}] ", pip_index_url=pip_index_url,
-                                clone_url=clone_url)
+                                clone_url=clone_url, rust=rust)
 
     return images_.ensure_image(
         aws.session, family=family(distro), fp=fp, refresh=refresh, is_stale=_stale(recipe),
@@ -149,33 +157,35 @@ def ensure_image(ctx: Context, aws: AWS, distro: str, pythons: Sequence[str], *,
         user_data=user_data(host_key), platform="linux",
         block_device_mappings=_block_devices(base.root_device_name or DEFAULT_ROOT_DEVICE),
         spot=aws.options.spot,
-        extra_tags={RECIPE_TAG: recipe, PYTHONS_TAG: ",".join(sorted(set(pythons))),
-                    BASE_TAG: base.id})
+        extra_tags={RECIPE_TAG: recipe, SCRIPTS_TAG: scripts_fingerprint(distro),
+                    PYTHONS_TAG: ",".join(sorted(set(pythons))), BASE_TAG: base.id})
 
 
 def image_for_tests(ctx: Context, aws: AWS, distro: str, python: str) -> images_.Image:
-    """The newest dev image of the current recipe that has *python* (whatever other
-    Pythons it was built with); one with every Python is built only if none has it."""
-    recipe = recipe_fingerprint(distro)
+    """The newest dev image made by the current scripts that has *python* (whatever
+    other Pythons, clone or Rust choice it was built with); one with every Python is
+    built only if none has it."""
+    scripts = scripts_fingerprint(distro)
     usable = [i for i in images_.find_ours(aws.session, family(distro))
-              if i.state == "available" and i.tags.get(RECIPE_TAG) == recipe
+              if i.state == "available" and i.tags.get(SCRIPTS_TAG) == scripts
               and python in image_pythons(i)]
     if usable:
         image = usable[-1]
         console.get().info(f"image {image.id} {image.name} has {python}")
         report_newer_base(aws, distro, image)
         return image
-    console.get().info(f"no {family(distro)} image of the current recipe has {python}: "
+    console.get().info(f"no {family(distro)} image of the current scripts has {python}: "
                        "building one with every Python (bootstrap-linux-dev does this ahead)")
     return ensure_image(ctx, aws, distro, platforms.LINUX_PYTHONS)
 
 
 def ensure_images(ctx: Context, aws: AWS, distros: Sequence[str], pythons: Sequence[str], *,
                   parallel: bool = False, refresh: bool = False,
-                  clone_url: str = DEFAULT_CLONE_URL,
+                  clone_url: str = DEFAULT_CLONE_URL, rust: bool = True,
                   pip_index_url: str | None = None) -> list[images_.Image]:
     """The dev image of each distro, one after the other or all at once."""
-    options = {"refresh": refresh, "clone_url": clone_url, "pip_index_url": pip_index_url}
+    options = {"refresh": refresh, "clone_url": clone_url, "rust": rust,
+               "pip_index_url": pip_index_url}
     if not parallel or len(distros) < 2:
         return [ensure_image(ctx, aws, d, pythons, **options) for d in distros]
     return _build_parallel(ctx, aws, distros, pythons, options)

@@ -18,9 +18,16 @@ suite=bookworm
 mirror=${DEBIAN_MIRROR:-$(sed -n 's|^URIs: *\([^ ]*/debian\)/*$|\1|p' \
     /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)}
 
-packages=$(sed -n 's/^BASE_PACKAGES="\(.*\)"$/\1/p' "$script")
+# What bootstrap-debian.sh installs on bookworm: the contract's packages and the test
+# toolchain (BASE_ONLY=1: the contract's alone, what images had before, for
+# bench/suite_coverage.py's "before").
+list() { sed -n "s/^$1=\"\\(.*\\)\"\$/\\1/p" "$script"; }
+packages=$(list BASE_PACKAGES)
 [ -n "$packages" ] || { echo "no BASE_PACKAGES in $script" >&2; exit 1; }
-layout=2  # bump when the steps below change
+if [ "${BASE_ONLY:-}" != 1 ]; then
+    packages="$packages $(list TEST_PACKAGES) $(list TEST_PACKAGES_$suite)"
+fi
+layout=3  # bump when the steps below change
 stamp=$(printf '%s %s %s' "$layout" "$suite" "$packages" | sha256sum | cut -c1-16)
 if [ -f "$root_dir/.ready-$stamp" ]; then
     $check_only || echo "debian root $root_dir is up to date"

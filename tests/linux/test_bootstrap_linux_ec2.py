@@ -81,14 +81,14 @@ def test_bootstrap_linux_dev_builds_image_then_reuses_it(cli, aws_fresh, debian_
     host = debian_chroot_host
     sshd_log = host.upper.parent / "sshd.log"
     # The "public repository" the image clones: a local one, served over http.
-    public = hgsource.clone(hg_source, tmp_path / "public")
+    public_repo = hgsource.clone(hg_source, tmp_path / "public")
     root = RootShell(host.port, host.root_key, host.host_public_key, tmp_path / "root_known")
-    with hgsource.served(public) as clone_url:
-        _build_then_reuse(cli, aws_fresh, ec2, pypi, host, sshd_log, root, public, clone_url,
-                          tmp_path)
+    with hgsource.served(public_repo) as clone_url:
+        _build_then_reuse(cli, aws_fresh, ec2, pypi, host, sshd_log, root, public_repo,
+                          clone_url, tmp_path)
 
 
-def _build_then_reuse(cli, aws_fresh, ec2, pypi, host, sshd_log, root, public, clone_url,
+def _build_then_reuse(cli, aws_fresh, ec2, pypi, host, sshd_log, root, public_repo, clone_url,
                       tmp_path):
     try:
         # Not booted yet: no host key, so the tool's first connections are dropped and
@@ -105,7 +105,7 @@ def _build_then_reuse(cli, aws_fresh, ec2, pypi, host, sshd_log, root, public, c
         args = ["--state-path", str(state), "--ssh-config", str(config),
                 "bootstrap-linux-dev", "--distros", DISTRO, "--pythons", "system3",
                 "--owner", OWNER, "--ingress-cidr", "127.0.0.1/32",
-                "--pip-index-url", pypi.simple_url, "--clone-url", clone_url]
+                "--pip-index-url", pypi.simple_url, "--clone-url", clone_url, "--no-rust"]
 
         start = time.monotonic()
         with cli.popen(*args, cwd=workdir, aws=aws_fresh) as proc:
@@ -139,7 +139,7 @@ def _build_then_reuse(cli, aws_fresh, ec2, pypi, host, sshd_log, root, public, c
 
         # The image: ours, named and tagged with the fingerprint of our recipe (not of
         # the base AMI of the day) and its Pythons, and with the base it was built on.
-        recipe = linux_ec2.recipe_fingerprint(DISTRO, clone_url)
+        recipe = linux_ec2.recipe_fingerprint(DISTRO, clone_url, rust=False)
         fp = linux_ec2.image_fingerprint(recipe, ["system3"])
         family = linux_ec2.family(DISTRO)
         images = ec2.describe_images(Owners=["self"], Filters=[
@@ -150,6 +150,7 @@ def _build_then_reuse(cli, aws_fresh, ec2, pypi, host, sshd_log, root, public, c
         assert image["State"] == "available"
         assert tags[T.IMAGE] == family and tags[T.FINGERPRINT] == fp
         assert tags[linux_ec2.RECIPE_TAG] == recipe
+        assert tags[linux_ec2.SCRIPTS_TAG] == linux_ec2.scripts_fingerprint(DISTRO)
         assert tags[linux_ec2.PYTHONS_TAG] == "system3"
         assert tags[linux_ec2.BASE_TAG] == builder["ImageId"]
         # The builder's root volume was resized on the base image's root device.
@@ -174,16 +175,16 @@ def _build_then_reuse(cli, aws_fresh, ec2, pypi, host, sshd_log, root, public, c
         version = root.run("sudo -u hg /hgdev/venv-bootstrap/bin/hg version -q")
         assert f"Mercurial Distributed SCM (version {HG_VERSION})" in version
         # The clone is baked in: the public repository's history, non-publishing.
-        public_tip = hgsource.hg("log", "-r", "tip", "-T", "{node}", cwd=public)
+        public_tip = hgsource.hg("log", "-r", "tip", "-T", "{node}", cwd=public_repo)
         baked = root.run("sudo -u hg /hgdev/venv-bootstrap/bin/hg -R /hgdev/src log -r tip "
-                         "-T '{node}'; sudo -u hg /hgdev/venv-bootstrap/bin/hg -R /hgdev/src "
+                         "-T '{node}\\n'; sudo -u hg /hgdev/venv-bootstrap/bin/hg -R /hgdev/src "
                          "config phases.publish")
         assert baked.split() == [public_tip, "False"]
         assert sorted(p.name for p in (host.upper / "hgdev" / "wheelhouse").iterdir()) \
             == sorted(p.name for p in BUILD_WHEELS.glob("*.whl"))
 
         # A run on a machine of that image pushes only what the public repository lacks.
-        repo = hgsource.clone(public, tmp_path / "mine")
+        repo = hgsource.clone(public_repo, tmp_path / "mine")
         for n in (1, 2):
             (repo / f"mine-{n}.txt").write_text(f"{n}\n")
             hgsource.hg("add", f"mine-{n}.txt", cwd=repo)

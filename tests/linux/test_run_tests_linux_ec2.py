@@ -46,6 +46,7 @@ def register_dev_image(ec2, pythons=("system3",), on_older_base=True) -> str:
         {"Key": T.MANAGED, "Value": "1"}, {"Key": T.IMAGE, "Value": linux_ec2.family(DISTRO)},
         {"Key": T.FINGERPRINT, "Value": linux_ec2.image_fingerprint(recipe, pythons)},
         {"Key": linux_ec2.RECIPE_TAG, "Value": recipe},
+        {"Key": linux_ec2.SCRIPTS_TAG, "Value": linux_ec2.scripts_fingerprint(DISTRO)},
         {"Key": linux_ec2.PYTHONS_TAG, "Value": ",".join(pythons)},
         {"Key": linux_ec2.BASE_TAG, "Value": base["ImageId"]}])
     return image_id

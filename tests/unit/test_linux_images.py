@@ -22,6 +22,7 @@ def test_recipe_is_ours_not_the_base_ami_of_the_day(tmp_path):
     assert base == ec2.recipe_fingerprint("debian12")  # nothing looked up, nothing dated
     assert base != ec2.recipe_fingerprint("debian13")
     assert base != ec2.recipe_fingerprint("debian12", clone_url="http://127.0.0.1:1/")
+    assert base != ec2.recipe_fingerprint("debian12", rust=False)
     script = tmp_path / "bootstrap.sh"
     script.write_bytes(ec2.BOOTSTRAP_SCRIPT.read_bytes() + b"\n# changed\n")
     assert base != ec2.recipe_fingerprint("debian12", script=script)
@@ -35,10 +36,11 @@ def test_image_fingerprint_is_recipe_and_the_set_of_pythons():
         ec2.image_fingerprint(recipe, ["system3", "3.12"])
 
 
-def _image(id_, created, recipe, pythons, fp=None) -> images.Image:
+def _image(id_, created, recipe, pythons, fp=None, scripts=None) -> images.Image:
     return images.Image(id=id_, name=id_, creation_date=created, tags={
         T.FINGERPRINT: fp or ec2.image_fingerprint(recipe, pythons.split(",")),
-        ec2.RECIPE_TAG: recipe, ec2.PYTHONS_TAG: pythons})
+        ec2.RECIPE_TAG: recipe, ec2.PYTHONS_TAG: pythons,
+        ec2.SCRIPTS_TAG: scripts or ec2.scripts_fingerprint("debian12")})
 
 
 def test_image_pythons_always_include_system3():
@@ -59,13 +61,14 @@ class FakeAWS:
     session = object()
 
 
-def test_image_for_tests_takes_the_newest_of_the_recipe_having_the_python(monkeypatch,
-                                                                          captured):
+def test_image_for_tests_takes_the_newest_of_our_scripts_having_the_python(monkeypatch,
+                                                                           captured):
     recipe = ec2.recipe_fingerprint("debian12")
-    found = [_image("old-recipe-312", "1", "other", "system3,3.12"),
+    no_rust = ec2.recipe_fingerprint("debian12", rust=False)
+    found = [_image("old-scripts-312", "1", "other", "system3,3.12", scripts="old"),
              _image("subset-312", "2", recipe, "system3,3.12"),
-             _image("subset-313", "3", recipe, "system3,3.13"),
-             _image("all", "4", "other", ",".join(platforms.LINUX_PYTHONS))]
+             _image("subset-313", "3", no_rust, "system3,3.13"),
+             _image("all", "4", "other", ",".join(platforms.LINUX_PYTHONS), scripts="old")]
     monkeypatch.setattr(images, "find_ours", lambda session, family: found)
     reported = []
     monkeypatch.setattr(ec2, "report_newer_base", lambda aws, d, image: reported.append(image.id))
