@@ -46,11 +46,14 @@ def check_root(root: Path, tests_dir: Path, features: list[str]) -> dict:
             d.mkdir()
         probe = upper / "tmp" / "hgauto-features"
         probe.mkdir(parents=True)
+        os.chmod(upper / "tmp", 0o1777)  # as the root's own /tmp (HOME of the check user)
         shutil.copy(tests_dir / "hghave.py", probe / "hghave.py")
         shutil.copy(SCRIPTS / "features.py", probe / "features.py")
         os.chmod(probe, 0o777)
+        # A clean environment, as a login over SSH would have.
         inner = (f"{FIXES}; cd /tmp/hgauto-features && "
-                 f"runuser -u nobody -- env HOME=/tmp TESTDIR=/tmp/hgauto-features "
+                 f"runuser -u nobody -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp "
+                 f"LANG=C.UTF-8 TESTDIR=/tmp/hgauto-features "
                  f"/usr/bin/python3 features.py /tmp/hgauto-features {' '.join(features)}")
         script = " && ".join([
             f"mount -t overlay overlay -o lowerdir={root},upperdir={upper},workdir={scratch} "

@@ -52,8 +52,10 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
 
 def _checkout(ctx: Context, args: argparse.Namespace) -> Path | None:
     """The local checkout whose tests/hghave.py and tests are checked against the host."""
-    start = Path(ctx.hg_repo).absolute()
-    root = next((d for d in (start, *start.parents) if (d / ".hg").is_dir()), None)
+    try:
+        root = Path(ctx.hg_repo)
+    except errors.LocalRepoError:
+        root = None
     if root is None or not (root / "tests" / "hghave.py").is_file():
         console.get().warn("no Mercurial checkout with tests/hghave.py here: no feature report "
                            "(run check-host from a Mercurial checkout, or --no-features)")

@@ -144,13 +144,17 @@ def _run_one(host: hosts.Host, index: int, total: int, shard: ShardResult, prefi
     try:
         node = run.node
         with out.step(f"{prefix}prepare /hgwork ({run.filesystem})"):
-            linux.prepare(conn, run.filesystem, host.block_device, prefix=prefix)
-        with out.step(f"{prefix}push {node[:12]}"):
-            result = hgrepo.push(run.repo, node, conn.target, host.known_hosts,
-                                 extra_known_hosts=host.extra_known_hosts, label=prefix)
-            out.info(f"{prefix}pushed {result.changesets} changeset"
-                     f"{'' if result.changesets == 1 else 's'}" if result.pushed
-                     else f"{prefix}host already has {node[:12]}: nothing to push")
+            has_node = linux.prepare(conn, run.filesystem, host.block_device, prefix=prefix,
+                                     node=node)
+        if has_node:
+            out.info(f"{prefix}host already has {node[:12]}: nothing to push")
+        else:
+            with out.step(f"{prefix}push {node[:12]}"):
+                result = hgrepo.push(run.repo, node, conn.target, host.known_hosts,
+                                     extra_known_hosts=host.extra_known_hosts, label=prefix)
+                out.info(f"{prefix}pushed {result.changesets} changeset"
+                         f"{'' if result.changesets == 1 else 's'}" if result.pushed
+                         else f"{prefix}host already has {node[:12]}: nothing to push")
         with out.step(f"{prefix}check out {node[:12]}"):
             linux.checkout(conn, node, run.diff, prefix=prefix)
         shard.sync_seconds = time.monotonic() - start

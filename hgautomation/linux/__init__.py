@@ -53,10 +53,12 @@ def python_path(version: str) -> str:
 
 # -- a test run, step by step -------------------------------------------------------
 
-def prepare(conn: ssh.Connection, filesystem: str, device: str | None, prefix: str = "") -> None:
-    """Create ``/hgwork`` (on ``filesystem``) and ``/hgwork/tmp``."""
+def prepare(conn: ssh.Connection, filesystem: str, device: str | None, prefix: str = "",
+            node: str = "") -> bool:
+    """Create ``/hgwork`` (on ``filesystem``) and ``/hgwork/tmp``; True when ``node`` is
+    in ``/hgdev/src`` already (nothing to push)."""
     lines: list[str] = []
-    status = run_script(conn, "prepare-run.sh", filesystem, device or "", prefix=prefix,
+    status = run_script(conn, "prepare-run.sh", filesystem, device or "", node, prefix=prefix,
                         check=False, sink=lines)
     last = lines[-1] if lines else ""
     if status == 3:
@@ -67,6 +69,7 @@ def prepare(conn: ssh.Connection, filesystem: str, device: str | None, prefix: s
         raise errors.RemoteCommandError(
             f"{conn.target}: preparing {WORK} failed (exit {status}): {last}",
             command="prepare-run.sh", status=status, output_tail="\n".join(lines[-20:]))
+    return bool(node) and bool(lines) and lines[-1] == f"/hgdev/src has {node}"
 
 
 def checkout(conn: ssh.Connection, node: str, diff: bytes | None, prefix: str = "") -> None:

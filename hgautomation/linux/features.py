@@ -50,8 +50,8 @@ WHY_MISSING: dict[str, dict[str, str]] = {
     "pygit2": dict.fromkeys(_EVERYWHERE, "left out: its one test also requires "
                                          "missing-correct-output, which is never true"),
     "tla": {"debian13": "not packaged for Debian 13"},
-    "cargo": dict.fromkeys(_EVERYWHERE, "needs rustup: bootstrap-linux-dev --rust"),
-    "rustfmt": dict.fromkeys(_EVERYWHERE, "needs rustup: bootstrap-linux-dev --rust"),
+    "cargo": dict.fromkeys(_EVERYWHERE, "needs rustup: bootstrap-linux-dev installs it unless --no-rust"),
+    "rustfmt": dict.fromkeys(_EVERYWHERE, "needs rustup: bootstrap-linux-dev installs it unless --no-rust"),
 }
 
 

@@ -99,7 +99,7 @@ def test_only_new_changesets_travel(cli, linux_dev_host, state, repo):
     assert proc.returncode == 0, proc.stderr
     assert "pushed 1 changeset\n" in proc.stderr
     assert "added 1 changesets with 1 changes to 1 files" in proc.stderr  # hg push -v
-    assert f"/hgwork/src (kept) at {second[:12]} second" in proc.stderr
+    assert f"/hgwork/src (kept) at {second[:12]}" in proc.stderr
 
     proc = run_tests(cli, linux_dev_host, state, repo, tests=QUICK_TESTS[:1])
     assert proc.returncode == 0, proc.stderr

@@ -1,11 +1,14 @@
 #!/bin/bash
 # Prepare /hgwork for one run, as the contract's user (sudo only when needed).
-# Usage: prepare-run.sh FILESYSTEM [BLOCK_DEVICE]
+# Usage: prepare-run.sh FILESYSTEM [BLOCK_DEVICE [NODE]]
 # Exit 3: the filesystem cannot be made on this host (no device, no mkfs.<fs>).
+# With NODE: the last line says whether /hgdev/src has that changeset already
+# ("/hgdev/src has NODE"), so the tool can skip the push.
 set -euo pipefail
 
 fs=$1
 device=${2:-}
+node=${3:-}
 work=/hgwork
 me=$(id -u):$(id -g)
 
@@ -106,3 +109,7 @@ esac
 
 mkdir -p "$work/tmp"
 echo "/hgwork ready on $fs ($(df -h "$work" | awk 'NR==2 {print $4}') free)"
+if [ -n "$node" ] && HGPLAIN=1 /hgdev/venv-bootstrap/bin/hg -R /hgdev/src log -r "$node" \
+        -T x >/dev/null 2>&1; then
+    echo "/hgdev/src has $node"
+fi
