@@ -30,6 +30,7 @@ HOST_FEATURES = (
 
 # Why a feature stays missing on a provisioned host: not packaged, or left out on purpose.
 _EVERYWHERE = ("debian12", "debian13", "ubuntu22.04", "ubuntu24.04")
+_NEEDS_RUSTUP = "needs rustup: bootstrap-linux-dev installs it unless --no-rust"
 WHY_MISSING: dict[str, dict[str, str]] = {
     "baz": dict.fromkeys(_EVERYWHERE, "not packaged (GNU Arch baz is dead upstream)"),
     "cvsnt": dict.fromkeys(_EVERYWHERE, "not packaged"),
@@ -50,8 +51,8 @@ WHY_MISSING: dict[str, dict[str, str]] = {
     "pygit2": dict.fromkeys(_EVERYWHERE, "left out: its one test also requires "
                                          "missing-correct-output, which is never true"),
     "tla": {"debian13": "not packaged for Debian 13"},
-    "cargo": dict.fromkeys(_EVERYWHERE, "needs rustup: bootstrap-linux-dev installs it unless --no-rust"),
-    "rustfmt": dict.fromkeys(_EVERYWHERE, "needs rustup: bootstrap-linux-dev installs it unless --no-rust"),
+    "cargo": dict.fromkeys(_EVERYWHERE, _NEEDS_RUSTUP),
+    "rustfmt": dict.fromkeys(_EVERYWHERE, _NEEDS_RUSTUP),
 }
 
 
