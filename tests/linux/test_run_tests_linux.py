@@ -374,3 +374,21 @@ def test_full_install_lets_run_tests_install(cli, linux_dev_host, state, repo):
     assert proc.returncode == 2
     assert one_line(proc) == ("usage error: --rebuild has nothing to rebuild: "
                               "--with-hg names the hg to test")
+
+
+def test_python_requirements_are_tried_one_by_one(linux_dev_host):
+    """python-requirements.sh reads the clone's linux-requirements-py3.txt and tries each
+    pinned requirement on its own for each pyenv Python; here (no index reachable) none
+    installs, and each is named, not fatal."""
+    from hgautomation import linux, ssh
+
+    target = ssh.resolve("devhost", ssh_config=linux_dev_host.ssh_config)
+    with ssh.connect(target, known_hosts=linux_dev_host.ssh.known_hosts_path) as conn:
+        lines: list[str] = []
+        conn.run(["bash", "-s"], stdin=linux.script("python-requirements.sh"), sink=lines,
+                 timeout=600)
+    report = [line for line in lines if line.startswith("test requirements for ")]
+    assert len(report) == 1, lines  # the fixture's one shim
+    assert report[0].startswith("test requirements for python3.")
+    assert ": 0 installed, not installable: appdirs astroid attrs black " in report[0], report[0]
+    assert report[0].endswith(" yarl")

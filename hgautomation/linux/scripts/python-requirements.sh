@@ -19,8 +19,8 @@ if [ -z "$shims" ]; then
 fi
 reqs=$(mktemp /tmp/hgautomation-requirements.XXXXXX)
 trap 'rm -f "$reqs" "$reqs".*' EXIT
-if ! "$hg" -R /hgdev/src cat -r tip "$rel" >"$reqs" 2>/dev/null || [ ! -s "$reqs" ]; then
-    echo "test requirements: /hgdev/src has no $rel yet; skipped"
+if ! why=$("$hg" --cwd /hgdev/src cat -r tip "$rel" 2>&1 >"$reqs") || [ ! -s "$reqs" ]; then
+    echo "test requirements: no $rel at /hgdev/src's tip yet; skipped${why:+ ($why)}"
     exit 0
 fi
 pip_opts=(-q --disable-pip-version-check --no-deps --require-hashes)
