@@ -3,8 +3,9 @@
 Request payload (JSON): ``{"bundle": <base64 of an hg bundle, type gzip-v2>,
 "node": <40 hex>, "branch": str, "user": str, "message": <full description>}``.
 
-Response payload: ``{"messages": [str, ...]}`` on success, each string shown as
-``remote: <line>``; a bare JSON string is accepted too, and anything else is
+Response payload: a JSON list of messages (what the server has always sent; the
+old client printed each element) or ``{"messages": [str, ...]}``, each message shown
+as ``remote: <line>``; a bare JSON string is accepted too, and anything else is
 shown as it is (so an echoing function shows the request it received).
 A failed submission is a Lambda function error (``FunctionError`` set) whose
 payload is Lambda's usual ``{"errorMessage": str, "errorType": str, ...}``.
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 # Lambda's limit for a synchronous (RequestResponse) invocation payload: 6 MB.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+TRY_REGION = "us-west-2"  # where Mercurial's Try server runs
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ def parse_response(raw: bytes, function_error: str | None) -> TryResult:
                              str(data.get("errorType", "")))
         return TryResult(text.splitlines() or [f"function error ({function_error})"],
                          True, function_error)
+    if isinstance(data, list):
+        return TryResult([str(m) for m in data], False)
     if isinstance(data, dict) and isinstance(data.get("messages"), list):
         return TryResult([str(m) for m in data["messages"]], False)
     return TryResult(text.splitlines(), False)
@@ -147,7 +151,8 @@ def invoke(session: AWSSession, function: str, payload: bytes) -> TryResult:
             if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
                 raise errors.TryServerError(
                     f"no Lambda function named {function!r} in region {session.region}",
-                    hint="check --function and --aws-region") from None
+                    hint=f"check --function and --aws-region; the Try server lives in "
+                         f"{TRY_REGION}") from None
             raise
         raw = response["Payload"].read()
     return parse_response(raw, response.get("FunctionError"))

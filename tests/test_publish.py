@@ -139,16 +139,20 @@ def _last_line(proc) -> str:
 
 
 def _expected_latest(names: list[str]) -> list[list[str]]:
+    """The website's order: x86 exe, x64 exe, x86 msi, x64 msi (see test_latest_dat.py for
+    the comparison with Mercurial's own generator)."""
     rows = []
-    for arch, regex in (("x64", ".*Windows.*(WOW|x)64.*"), ("x86", ".*Windows.*")):
-        for name, what, admin in (
-                (f"Mercurial-{VERSION}-{arch}.exe", "Inno Setup installer",
-                 "does not require admin rights"),
-                (f"mercurial-{VERSION}-{arch}.msi", "MSI installer", "requires admin rights")):
-            assert name in names
-            rows.append(["10", VERSION, regex,
-                         f"https://mercurial-scm.org/release/windows/{name}",
-                         f"Mercurial {VERSION} {what} - {arch} Windows - {admin}"])
+    for name, what, arch, admin in (
+            (f"Mercurial-{VERSION}-x86.exe", "Inno Setup installer", "x86",
+             "does not require admin rights"),
+            (f"Mercurial-{VERSION}-x64.exe", "Inno Setup installer", "x64",
+             "does not require admin rights"),
+            (f"mercurial-{VERSION}-x86.msi", "MSI installer", "x86", "requires admin rights"),
+            (f"mercurial-{VERSION}-x64.msi", "MSI installer", "x64", "requires admin rights")):
+        assert name in names
+        regex = ".*Windows.*(WOW|x)64.*" if arch == "x64" else ".*Windows.*"
+        rows.append(["10", VERSION, regex, f"https://mercurial-scm.org/release/windows/{name}",
+                     f"Mercurial {VERSION} {what} - {arch} Windows (Python 3) - {admin}"])
     return rows
 
 
@@ -161,8 +165,7 @@ def test_dry_run_prints_plan_and_sends_nothing(release):
         assert sha256(path) in line and f"{path.stat().st_size:,}" in line
         if name.endswith(".whl"):
             assert "http://127.0.0.1" in line
-        else:
-            assert f"mercurial-scm.org:{release.dir}/{name}" in line
+        assert f"mercurial-scm.org:{release.dir}/{name}" in line  # every file, wheels too
     assert "dry run: nothing sent" in proc.stdout
     assert release.published() == []
 
@@ -176,19 +179,17 @@ def test_publish_rerun_skips_and_latest_is_backed_up(release):
     proc = release.run()
     assert proc.returncode == 0, proc.stderr
     assert "PyPI: 12 uploaded, 0 already there, all verified" in proc.stdout
-    assert "4 uploaded, 0 already there, all verified" in proc.stdout
+    assert "mercurial-scm.org: 16 uploaded, 0 already there, all verified" in proc.stdout
 
     wheels = {n: p for n, p in made.items() if n.endswith(".whl")}
     on_index = {p.name: sha256(p) for p in release.pypi.packages_dir.iterdir()}
     assert on_index == {n: sha256(p) for n, p in wheels.items()}
-    for name, path in made.items():
-        if name.endswith(".whl"):
-            continue
+    for name, path in made.items():  # the release directory gets wheels and installers
         remote = release.dir / name
         assert sha256(remote) == sha256(path)
         assert remote.stat().st_mode & 0o777 == 0o664
     assert sorted(p.name for p in release.dir.iterdir()) == sorted(
-        [n for n in made if not n.endswith(".whl")] + ["latest.dat"])  # no temp files left
+        [*made, "latest.dat"])  # no temp files left
 
     latest = release.dir / "latest.dat"
     rows = [line.split("\t") for line in latest.read_text().splitlines()]
@@ -204,8 +205,8 @@ def test_publish_rerun_skips_and_latest_is_backed_up(release):
     proc = release.run()
     assert proc.returncode == 0, proc.stderr
     assert "PyPI: 0 uploaded, 12 already there, all verified" in proc.stdout
-    assert "0 uploaded, 4 already there, all verified" in proc.stdout
-    assert proc.stderr.count("already published (same sha256), skipped") == 16
+    assert "mercurial-scm.org: 0 uploaded, 16 already there, all verified" in proc.stdout
+    assert proc.stderr.count("already published (same sha256), skipped") == 28
     assert "latest.dat is already up to date" in proc.stderr
     assert {p.name: p.stat().st_mtime_ns for p in release.dir.iterdir()} == mtimes
     assert len(list((release.state / "backups").iterdir())) == 1
@@ -270,7 +271,7 @@ def test_unknown_host_key(release):
 def test_killed_mid_upload_leaves_no_partial_file_and_resumes(release):
     big = 400 * 1024 * 1024
     made = build_dist(release.dist, big_last=big)
-    installers = [n for n in made if not n.endswith(".whl")]
+    installers = list(made)  # all of them go to the release host
     big_name = next(n for n in installers if made[n].stat().st_size == big)
     with release.popen("--no-pypi", stderr=subprocess.STDOUT, text=False) as proc:
         deadline = time.monotonic() + 120

@@ -202,7 +202,8 @@ def test_no_such_function(cli, aws_fresh, repo, tmp_path):
     assert proc.returncode == 14, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
         "try server: no Lambda function named 'no-such-function' in region "
-        f"{aws_fresh.region} (check --function and --aws-region)")
+        f"{aws_fresh.region} (check --function and --aws-region; the Try server lives in "
+        "us-west-2)")
 
 
 def test_no_credentials(cli, aws_fresh, repo, tmp_path):

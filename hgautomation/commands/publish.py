@@ -1,4 +1,5 @@
-"""`publish-windows-artifacts`: wheels to PyPI, installers and latest.dat to mercurial-scm.org.
+"""`publish-windows-artifacts`: wheels to PyPI; every file (wheels and installers) and
+latest.dat to mercurial-scm.org, as the release directory has always held them.
 
 Order: find the whole artifact set, twine check, print the plan (``--dry-run``
 stops there); then check both destinations (credentials, host key, conflicting
@@ -26,7 +27,6 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
     with out.step(f"checking the artifacts for {version} in {dist}"):
         found = artifacts.collect(dist, version)
     wheels = [a for a in found if a.is_wheel]
-    installers = [a for a in found if not a.is_wheel]
 
     from hgautomation.publish import pypi
 
@@ -37,12 +37,10 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
     host_label = f"{args.ssh_host}:{args.release_dir.rstrip('/')}/"
     rows = []
     for a in found:
-        if a.is_wheel:
-            dest = repo.display if repo else "(skipped: --no-pypi)"
-        else:
-            dest = host_label + a.name if args.mercurial_scm_org \
-                else "(skipped: --no-mercurial-scm-org)"
-        rows.append((a.name, f"{a.size:,}", a.sha256, dest))
+        dests = [host_label + a.name] if args.mercurial_scm_org else []
+        if a.is_wheel and repo is not None:
+            dests.insert(0, repo.display)
+        rows.append((a.name, f"{a.size:,}", a.sha256, ", ".join(dests) or "(skipped)"))
     out.table(("file", "size", "sha256", "destination"), rows,
               title=f"Mercurial {version}: {len(found)} files")
     if args.dry_run:
@@ -50,7 +48,7 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
         return 0
 
     if not args.mercurial_scm_org:
-        return _publish(ctx, args, version, repo, wheels, installers, conn=None)
+        return _publish(ctx, args, version, repo, wheels, found, conn=None)
     from hgautomation import ssh
 
     target = ssh.resolve(args.ssh_host, user=args.ssh_username, port=args.ssh_port,
@@ -67,10 +65,10 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
                 hint=f"verify the fingerprint, then add the key to "
                      f"{ssh.USER_KNOWN_HOSTS} or {ctx.state.known_hosts}") from None
     with conn:
-        return _publish(ctx, args, version, repo, wheels, installers, conn=conn)
+        return _publish(ctx, args, version, repo, wheels, found, conn=conn)
 
 
-def _publish(ctx: Context, args: argparse.Namespace, version, repo, wheels, installers,
+def _publish(ctx: Context, args: argparse.Namespace, version, repo, wheels, found,
              conn) -> int:
     from hgautomation.publish import pypi, release_host
 
@@ -84,7 +82,7 @@ def _publish(ctx: Context, args: argparse.Namespace, version, repo, wheels, inst
     if conn is not None:
         with out.step(f"reading what {conn.target.name}:{directory} already has"):
             release_host.check_directory(conn, directory)
-            host_plan = release_host.plan(conn, directory, installers)
+            host_plan = release_host.plan(conn, directory, found)
 
     if pypi_plan is not None:
         for w in pypi_plan.already_there:
@@ -98,13 +96,13 @@ def _publish(ctx: Context, args: argparse.Namespace, version, repo, wheels, inst
     if host_plan is not None:
         for a in host_plan.already_there:
             out.info(f"{conn.target.name}: {a.name} already published (same sha256), skipped")
-        release_host.remove_stale_parts(conn, directory, [a.name for a in installers])
+        release_host.remove_stale_parts(conn, directory, [a.name for a in found])
         release_host.upload(conn, directory, host_plan.to_upload)
-        with out.step(f"verifying {len(installers)} installers on {conn.target.name}"):
-            release_host.verify(conn, directory, installers)
+        with out.step(f"verifying {len(found)} files on {conn.target.name}"):
+            release_host.verify(conn, directory, found)
         with out.step(f"updating {release_host.LATEST}"):
             release_host.update_latest(conn, directory,
-                                       release_host.latest_dat(version, installers),
+                                       release_host.latest_dat(version, found),
                                        ctx.state.backups)
         out.result(f"{conn.target.name}: {len(host_plan.to_upload)} uploaded, "
                    f"{len(host_plan.already_there)} already there, all verified; "

@@ -1,4 +1,4 @@
-"""mercurial-scm.org: installers over SFTP (temp name, verified on the server, renamed).
+"""mercurial-scm.org: release files over SFTP (temp name, verified on the server, renamed).
 
 Also latest.dat, the update-check file, replaced the same way.
 
@@ -25,10 +25,18 @@ FILE_MODE = 0o664
 PART_SUFFIX = ".hgautomation-part"
 LATEST = "latest.dat"
 BASE_URL = "https://mercurial-scm.org/release/windows"
-# The update check takes the first line whose regex matches the browser's user
-# agent, and the x86 regex matches x64 agents too: x64 lines come first.
+# latest.dat is read by the website's own program, not ours: it gets exactly the
+# lines it has always got (Mercurial's contrib/automation generator; the tests
+# compare with it): x86 exe, x64 exe, x86 msi, x64 msi, these fields and words.
 USER_AGENTS = {"x64": ".*Windows.*(WOW|x)64.*", "x86": ".*Windows.*"}
 PRIORITY = "10"
+LATEST_ORDER = (("inno", "x86"), ("inno", "x64"), ("wix", "x86"), ("wix", "x64"))
+DESCRIPTIONS = {
+    "inno": "Mercurial {version} Inno Setup installer - {arch} Windows (Python 3) "
+            "- does not require admin rights",
+    "wix": "Mercurial {version} MSI installer - {arch} Windows (Python 3) "
+           "- requires admin rights",
+}
 HASH_TIMEOUT = 600
 
 
@@ -60,17 +68,17 @@ def check_directory(conn: ssh.Connection, directory: str) -> None:
             "writable", hint="check --release-dir and --ssh-username")
 
 
-def plan(conn: ssh.Connection, directory: str, installers: Sequence[Artifact]) -> UploadPlan:
+def plan(conn: ssh.Connection, directory: str, files: Sequence[Artifact]) -> UploadPlan:
     """Identical files are skipped; a same-named different file is an error."""
-    present = remote_digests(conn, directory, [a.name for a in installers])
-    conflicts = [a.name for a in installers
+    present = remote_digests(conn, directory, [a.name for a in files])
+    conflicts = [a.name for a in files
                  if a.name in present and present[a.name] != (a.size, a.sha256)]
     if conflicts:
         raise errors.PublishError(
             f"{conn.target}:{directory} already has different file(s) with the same "
             "name: " + ", ".join(conflicts), hint="a published file is never replaced")
-    return UploadPlan(to_upload=[a for a in installers if a.name not in present],
-                    already_there=[a for a in installers if a.name in present])
+    return UploadPlan(to_upload=[a for a in files if a.name not in present],
+                    already_there=[a for a in files if a.name in present])
 
 
 def remove_stale_parts(conn: ssh.Connection, directory: str, names: Sequence[str]) -> None:
@@ -109,27 +117,25 @@ def put_verified(conn: ssh.Connection, directory: str, local: Path, name: str,
         raise
 
 
-def upload(conn: ssh.Connection, directory: str, installers: Sequence[Artifact]) -> None:
+def upload(conn: ssh.Connection, directory: str, files: Sequence[Artifact]) -> None:
     out = console.get()
-    for a in installers:
+    for a in files:
         with out.step(f"{conn.target.name}: uploading {a.name} ({a.size:,} bytes)"):
             put_verified(conn, directory, a.path, a.name, a.size, a.sha256)
 
 
-def latest_dat(version: str, installers: Sequence[Artifact]) -> str:
-    """The update-check file: priority, version, user-agent regex, URL, description."""
+def latest_dat(version: str, files: Sequence[Artifact]) -> str:
+    """The update-check file: one line per installer (priority, version, user-agent
+    regex, URL, description), tab-separated, in the order the website has always had."""
+    by_cell = {(a.spec.kind, a.spec.arch): a for a in files if not a.is_wheel}
     lines = []
-    for arch in ("x64", "x86"):
-        for a in installers:
-            if a.spec.arch != arch:
-                continue
-            if a.spec.kind == "inno":
-                what, admin = "Inno Setup installer", "does not require admin rights"
-            else:
-                what, admin = "MSI installer", "requires admin rights"
-            lines.append("\t".join([
-                PRIORITY, version, USER_AGENTS[arch], f"{BASE_URL}/{a.name}",
-                f"Mercurial {version} {what} - {arch} Windows - {admin}"]))
+    for kind, arch in LATEST_ORDER:
+        a = by_cell.get((kind, arch))
+        if a is None:
+            continue
+        lines.append("\t".join([
+            PRIORITY, version, USER_AGENTS[arch], f"{BASE_URL}/{a.name}",
+            DESCRIPTIONS[kind].format(version=version, arch=arch)]))
     return "\n".join(lines) + "\n"
 
 
@@ -168,10 +174,10 @@ def update_latest(conn: ssh.Connection, directory: str, content: str,
     return backup
 
 
-def verify(conn: ssh.Connection, directory: str, installers: Sequence[Artifact]) -> None:
-    """Read back size, sha256 and mode of every installer under its final name."""
-    present = remote_digests(conn, directory, [a.name for a in installers])
-    wrong = [a.name for a in installers if present.get(a.name) != (a.size, a.sha256)]
+def verify(conn: ssh.Connection, directory: str, files: Sequence[Artifact]) -> None:
+    """Read back size, sha256 and mode of every file under its final name."""
+    present = remote_digests(conn, directory, [a.name for a in files])
+    wrong = [a.name for a in files if present.get(a.name) != (a.size, a.sha256)]
     if wrong:
         raise errors.PublishError(f"{conn.target}:{directory}: after upload, wrong or "
                                   "missing: " + ", ".join(wrong))

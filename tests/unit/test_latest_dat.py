@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,45 +17,42 @@ def installer(kind: str, arch: str, size: int = 100, sha256: str = "a" * 64):
     """An installer record as publishing hands it over (spec, name, size, sha256)."""
     spec = platforms.WindowsArtifact(kind, platforms.INSTALLER_PYTHON, arch)
     return SimpleNamespace(spec=spec, name=spec.filename(VERSION), size=size, sha256=sha256,
-                           path=Path("/dist") / spec.filename(VERSION))
+                           path=Path("/dist") / spec.filename(VERSION), is_wheel=False)
 
 
 ALL = [installer(k, a) for k in ("inno", "wix") for a in ("x86", "x64")]
 
 
-def test_latest_dat_lines():
-    text = release_host.latest_dat(VERSION, ALL)
-    assert text.endswith("\n") and not text.endswith("\n\n")
-    assert text.splitlines() == [
-        "10\t7.2.4\t.*Windows.*(WOW|x)64.*\t"
-        "https://mercurial-scm.org/release/windows/Mercurial-7.2.4-x64.exe\t"
-        "Mercurial 7.2.4 Inno Setup installer - x64 Windows - does not require admin rights",
-        "10\t7.2.4\t.*Windows.*(WOW|x)64.*\t"
-        "https://mercurial-scm.org/release/windows/mercurial-7.2.4-x64.msi\t"
-        "Mercurial 7.2.4 MSI installer - x64 Windows - requires admin rights",
-        "10\t7.2.4\t.*Windows.*\t"
-        "https://mercurial-scm.org/release/windows/Mercurial-7.2.4-x86.exe\t"
-        "Mercurial 7.2.4 Inno Setup installer - x86 Windows - does not require admin rights",
-        "10\t7.2.4\t.*Windows.*\t"
-        "https://mercurial-scm.org/release/windows/mercurial-7.2.4-x86.msi\t"
-        "Mercurial 7.2.4 MSI installer - x86 Windows - requires admin rights",
-    ]
+def test_latest_dat_is_what_mercurials_own_generator_writes():
+    """The website's reader is not ours: the file must be byte for byte what the tool
+    this one replaces writes (contrib/automation's generate_latest_dat, from the sdist)."""
+    from harness import oracles
+
+    upstream = oracles.old_automation("windows")
+    if upstream is None:
+        pytest.skip("no Mercurial sdist in build/cache (tests/run downloads it)")
+    for version in (VERSION, "6.9.1", "7.0rc0"):
+        files = [installer(k, a) for k in ("wix", "inno") for a in ("x64", "x86")]
+        files = [SimpleNamespace(**{**f.__dict__, "name": f.spec.filename(version)})
+                 for f in files]
+        assert release_host.latest_dat(version, files) == upstream.generate_latest_dat(version)
 
 
-def test_x64_browsers_get_an_x64_line_first():
-    """The update check takes the first line whose regex matches the user agent."""
-    lines = [line.split("\t") for line in
-             release_host.latest_dat(VERSION, ALL).splitlines()]
-    agents = {
-        "x64": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36",
-        "wow64": "Mozilla/5.0 (Windows NT 6.1; WOW64; Trident/7.0)",
-        "x86": "Mozilla/5.0 (Windows NT 10.0) Gecko/20100101 Firefox/115.0",
-    }
-    first = {name: next(f[3] for f in lines if re.fullmatch(f[2], agent))
-             for name, agent in agents.items()}
-    assert first["x64"].endswith("-x64.exe") and first["wow64"].endswith("-x64.exe")
-    assert first["x86"].endswith("-x86.exe")
-    assert all(len(f) == 5 for f in lines)
+def test_latest_dat_lines_in_the_websites_order():
+    lines = [line.split("\t") for line in release_host.latest_dat(VERSION, ALL).splitlines()]
+    assert [line[3].rsplit("/", 1)[1] for line in lines] == [
+        "Mercurial-7.2.4-x86.exe", "Mercurial-7.2.4-x64.exe",
+        "mercurial-7.2.4-x86.msi", "mercurial-7.2.4-x64.msi"]
+    assert lines[0][4] == ("Mercurial 7.2.4 Inno Setup installer - x86 Windows (Python 3) "
+                           "- does not require admin rights")
+    assert all(len(line) == 5 and line[0] == "10" for line in lines)
+
+
+def test_wheels_are_not_in_latest_dat():
+    wheel_spec = platforms.WindowsArtifact("wheel", "3.12", "x64")
+    wheel = SimpleNamespace(spec=wheel_spec, name=wheel_spec.filename(VERSION), is_wheel=True)
+    assert release_host.latest_dat(VERSION, [*ALL, wheel]) == \
+        release_host.latest_dat(VERSION, ALL)
 
 
 def test_latest_dat_follows_the_given_installers_only():

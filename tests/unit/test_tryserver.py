@@ -64,6 +64,9 @@ def test_payload_at_the_limit_and_above():
 @pytest.mark.parametrize("raw,error,messages,failed,error_type", [
     (b'{"messages": ["stored", "queued as 42"]}', None, ["stored", "queued as 42"], False, ""),
     (b'{"messages": [1, null]}', None, ["1", "None"], False, ""),
+    # A plain list: what the server has always answered (the old client printed each).
+    (b'["stored", "queued as 42"]', None, ["stored", "queued as 42"], False, ""),
+    (b'[]', None, [], False, ""),
     (b'"line one\\nline two"', None, ["line one", "line two"], False, ""),
     (b'""', None, [""], False, ""),
     (b'{"errorMessage": "no space\\nleft", "errorType": "OSError", "trace": []}', "Unhandled",

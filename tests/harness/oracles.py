@@ -1,0 +1,46 @@
+"""Mercurial's own code, from the cached sdist, loaded as test oracles (never copied).
+
+`old_automation(name)`: a module of contrib/automation/hgautomation (the tool this one
+replaces), imported under another package name so it cannot shadow ours; its imports
+of WinRM and PyPI helpers get inert stand-ins (the oracles used are pure functions).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from pathlib import Path
+
+from . import hgsource
+
+PACKAGE = "hgautomation_upstream"
+
+
+def sdist_tree() -> Path | None:
+    """The extracted sdist (a one-commit repository), or None before tests/run ran."""
+    sdist = hgsource.find_sdist()
+    if sdist is None:
+        return None
+    return hgsource.build_cached_repo(sdist)
+
+
+def old_automation(name: str) -> types.ModuleType | None:
+    tree = sdist_tree()
+    if tree is None:
+        return None
+    if PACKAGE not in sys.modules:
+        package = types.ModuleType(PACKAGE)
+        package.__path__ = [str(tree / "contrib" / "automation" / "hgautomation")]
+        sys.modules[PACKAGE] = package
+        for stub, attrs in (("winrm", ("run_powershell", "wait_for_winrm")),
+                            ("pypi", ("upload",))):
+            module = types.ModuleType(f"{PACKAGE}.{stub}")
+            for attr in attrs:
+                setattr(module, attr, _unavailable)
+            sys.modules[f"{PACKAGE}.{stub}"] = module
+    return importlib.import_module(f"{PACKAGE}.{name}")
+
+
+def _unavailable(*args, **kwargs):
+    raise AssertionError("an oracle module tried to reach a machine")
