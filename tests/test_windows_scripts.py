@@ -114,8 +114,10 @@ def test_each_step_names_its_python_arch_and_output(step):
         assert params["Version"] == "7.2.4"
         assert params["Target"] == {"x86": "i686-pc-windows-msvc",
                                     "x64": "x86_64-pc-windows-msvc"}[arch]
-        assert re.search(r"^& \$Python contrib\\packaging\\packaging\.py \$Kind "
-                         r"--pyoxidizer-target \$Target --version \$Version$", body, re.M)
+        assert params["PackagingArgs"] == [kind, "--pyoxidizer-target", params["Target"],
+                                           "--version", "7.2.4"]
+        assert re.search(r"^& \$Python contrib\\packaging\\packaging\.py @PackagingArgs$",
+                         body, re.M)
     # The script itself refuses to succeed when the pattern finds nothing.
     assert "Get-ChildItem -Path $Dist -Filter $Pattern" in body
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,13 +45,21 @@ def read_script(name: str) -> str:
     return (SCRIPTS_DIR / name).read_text(encoding="utf-8")
 
 
-def render(name: str, params: Mapping[str, str] | None = None) -> str:
+def literal(value: str | Sequence[str]) -> str:
+    """A string as a single-quoted literal; a list of strings as ``@('a', 'b')`` (an
+    array, which ``& $exe @Array`` passes as separate arguments)."""
+    if isinstance(value, (list, tuple)):
+        return "@(" + ", ".join(quote(str(v)) for v in value) + ")"
+    return quote(str(value))
+
+
+def render(name: str, params: Mapping[str, str | Sequence[str]] | None = None) -> str:
     """Prelude + parameter assignments + the script `name`, as one PowerShell script."""
     lines = [read_script(PRELUDE).rstrip("\n"), "", "# -- parameters (generated) --"]
     for key, value in (params or {}).items():
         if not _PARAM_NAME.match(key):
             raise ValueError(f"bad PowerShell parameter name {key!r}")
-        lines.append(f"${key} = {quote(str(value))}")
+        lines.append(f"${key} = {literal(value)}")
     lines += ["", f"# -- {name} --", read_script(name).rstrip("\n"), ""]
     return "\n".join(lines)
 
@@ -100,7 +108,8 @@ class Script:
     text: str
 
     @classmethod
-    def load(cls, name: str, params: Mapping[str, str] | None = None) -> Script:
+    def load(cls, name: str,
+             params: Mapping[str, str | Sequence[str]] | None = None) -> Script:
         return cls(name, render(name, params))
 
     @property

@@ -79,6 +79,13 @@ class BuildStep:
         return f"{a.kind} {a.python} {a.arch}"
 
 
+def packaging_args(artifact: WindowsArtifact, version: str) -> list[str]:
+    """The arguments of ``contrib\\packaging\\packaging.py`` (the checkout's own packaging
+    CLI, hgpackaging/cli.py) for an installer cell."""
+    return [artifact.kind, "--pyoxidizer-target", PYOXIDIZER_TARGETS[artifact.arch],
+            "--version", version]
+
+
 def build_step(artifact: WindowsArtifact, version: str | None = None) -> BuildStep:
     """The script and expectations for building `artifact`."""
     python = python_path(artifact.python, artifact.arch)
@@ -90,7 +97,7 @@ def build_step(artifact: WindowsArtifact, version: str | None = None) -> BuildSt
     elif artifact.kind in NEEDS_VERSION:
         version = check_version(version, f"building the {artifact.kind} installer")
         params.update(Kind=artifact.kind, Target=PYOXIDIZER_TARGETS[artifact.arch],
-                      Version=version)
+                      Version=version, PackagingArgs=packaging_args(artifact, version))
         script = Script.load("build_installer.ps1", params)
     else:
         raise ValueError(f"unknown artifact kind {artifact.kind!r}")

@@ -42,5 +42,20 @@ def old_automation(name: str) -> types.ModuleType | None:
     return importlib.import_module(f"{PACKAGE}.{name}")
 
 
+def packaging_cli() -> types.ModuleType | None:
+    """contrib/packaging/hgpackaging/cli.py: the CLI behind packaging.py (its builders'
+    third-party imports, jinja2, get an inert stand-in: only the parser is used)."""
+    tree = sdist_tree()
+    if tree is None:
+        return None
+    name = "hgpackaging_upstream"
+    if name not in sys.modules:
+        sys.modules.setdefault("jinja2", types.ModuleType("jinja2"))
+        package = types.ModuleType(name)
+        package.__path__ = [str(tree / "contrib" / "packaging" / "hgpackaging")]
+        sys.modules[name] = package
+    return importlib.import_module(f"{name}.cli")
+
+
 def _unavailable(*args, **kwargs):
     raise AssertionError("an oracle module tried to reach a machine")

@@ -27,13 +27,21 @@ def parse_single_quoted(text: str) -> tuple[str, str]:
     raise AssertionError("unterminated string literal")
 
 
-def params_of(script: str) -> dict[str, str]:
-    """The generated `$Name = '<value>'` lines of a rendered script."""
-    found = {}
+def params_of(script: str) -> dict[str, str | list[str]]:
+    """The generated `$Name = '<value>'` (or `$Name = @('a', 'b')`) lines of a script."""
+    found: dict[str, str | list[str]] = {}
     rest = script.split("# -- parameters (generated) --\n", 1)[1]
     while not rest.startswith("\n"):
         name, rest = re.match(r"^\$([A-Za-z0-9]+) = (.*)$", rest, re.S).groups()
-        found[name], rest = parse_single_quoted(rest)
+        if rest.startswith("@("):
+            items, rest = [], rest[2:]
+            while not rest.startswith(")"):
+                item, rest = parse_single_quoted(rest)
+                items.append(item)
+                rest = rest[2:] if rest.startswith(", ") else rest
+            found[name], rest = items, rest[1:]
+        else:
+            found[name], rest = parse_single_quoted(rest)
         assert rest.startswith("\n"), rest[:40]
         rest = rest[1:]
     return found

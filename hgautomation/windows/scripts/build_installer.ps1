@@ -1,8 +1,9 @@
 # One installer through the checkout's own packaging script.
-# Parameters: $Source, $Dist, $Python, $Kind (inno|wix), $Arch, $Target, $Version, $Pattern.
+# Parameters: $Source, $Dist, $Python, $Kind (inno|wix), $Arch, $Target, $Version, $Pattern,
+# $PackagingArgs (packaging.py's arguments, one array element each).
 Set-Location $Source
 Write-Step "packaging.py $Kind for $Arch ($Target) with $Python"
-& $Python contrib\packaging\packaging.py $Kind --pyoxidizer-target $Target --version $Version
+& $Python contrib\packaging\packaging.py @PackagingArgs
 Assert-LastExit "packaging.py $Kind ($Arch)"
 $found = Get-ChildItem -Path $Dist -Filter $Pattern | Sort-Object LastWriteTime -Descending | Select-Object -First 1
 if ($null -eq $found) {
