@@ -83,8 +83,8 @@ def test_wheel_names_follow_the_declared_cibuildwheel_archs(tree):
 def test_every_path_we_use_is_made_by_the_checkouts_installer(tree):
     script = (tree / "contrib" / "install-windows-dependencies.ps1").read_text()
     assert re.search(r'^\$prefix = "c:\\hgdev"$', script, re.M | re.I)
-    made = {m.lower() for m in re.findall(r"Install-Python3 .* \$\{prefix\}\\(python\d+-x(?:86|64)) ",
-                                          script)}
+    made = {m.lower() for m in re.findall(
+        r"Install-Python3 .* \$\{prefix\}\\(python\d+-x(?:86|64)) ", script)}
     for python in platforms.WINDOWS_PYTHONS:
         for arch in platforms.WINDOWS_ARCHES:
             path = recipes.python_path(python, arch)
