@@ -235,8 +235,16 @@ def test_run_tests_uses_msys_and_propagates_status():
     assert params["TestsDir"] == "/c/hgdev/src/tests"
     assert params["Python"] == "/c/hgdev/python311-x86/python.exe"
     assert params["TestFlags"] == "-j8 --retest"
-    assert re.search(r"^& \$MsysShell --login -c \$command$", text, re.M)
-    assert re.search(r"^Assert-LastExit 'run-tests\.py'$", text, re.M)
+    assert params["Temp"] == "C:\\Temp"
+    body = text.split("# -- run_tests.ps1 --", 1)[1]
+    assert "$Env:TMP = $Temp" in body and "$Env:TEMP = $Temp" in body
+    # Antivirus off only inside try/finally, restored and verified; the status kept.
+    off = body.index("Set-MpPreference -DisableRealtimeMonitoring $true")
+    run = body.index("& $MsysShell --login -c $command")
+    restore = body.index("Set-MpPreference -DisableRealtimeMonitoring $false")
+    assert off < body.index("try {") < run < body.index("finally {") < restore
+    assert body.index("(Get-MpComputerStatus).RealTimeProtectionEnabled") > restore
+    assert re.search(r"^    Assert-LastExit 'run-tests\.py'", body, re.M)
     with pytest.raises(errors.UsageError, match="double quotes"):
         recipes.run_tests_script("3.11", "x86", '-k "x y"')
 
@@ -306,3 +314,20 @@ def test_cli_run_tests_windows_rejects_double_quotes(cli, tmp_path):
     assert result.returncode == 2
     assert "cannot contain double quotes" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_installers_of_one_arch_share_a_purge_and_a_build():
+    steps = recipes.plan(recipes.KINDS, "7.2.4")
+    labels = [s.label for s in steps]
+    purged = [s.label for s, p in zip(steps, recipes.purges(steps)) if p]
+    wheels = [s.label for s in steps if s.artifact.kind == "wheel"]
+    installers = labels[len(wheels):]
+    py = platforms.INSTALLER_PYTHON
+    assert installers == [f"inno {py} x86", f"wix {py} x86", f"inno {py} x64", f"wix {py} x64"]
+    assert purged == wheels + [f"inno {py} x86", f"inno {py} x64"]
+    for step in steps[len(wheels):]:
+        params = params_of(step.script.text)
+        assert params["RustupHome"] == "C:\\hgdev\\rustup"
+        assert params["CargoHome"] == "C:\\hgdev\\cargo"
+        body = step.script.text.split("# -- build_installer.ps1 --", 1)[1]
+        assert body.index("$Env:RUSTUP_HOME = $RustupHome") < body.index("& $Python contrib")

@@ -104,3 +104,10 @@ def test_the_pythons_we_build_for_are_the_ones_the_installer_declares(tree):
         r"Install-Python3 \"Python [\d.]+ \d\d-bit\" \S+ \$\{prefix\}\\python(\d+)-x", script)},
         key=lambda v: tuple(map(int, v.split("."))))
     assert tuple(declared) == platforms.WINDOWS_PYTHONS
+
+
+def test_installer_builds_use_the_rust_the_checkouts_installer_made(tree):
+    script = (tree / "contrib" / "install-windows-dependencies.ps1").read_text()
+    assert '$Env:RUSTUP_HOME = "${prefix}\\rustup"' in script
+    assert '$Env:CARGO_HOME = "${prefix}\\cargo"' in script
+    assert recipes.RUSTUP_HOME == "C:\\hgdev\\rustup" and recipes.CARGO_HOME == "C:\\hgdev\\cargo"

@@ -54,11 +54,13 @@ def _build(ctx: Context, args: argparse.Namespace, steps: list[recipes.BuildStep
     with open_aws(ctx, args, kinds=("windows",)) as aws, \
             ec2.pushed_host(ctx, aws, windows_machine(args), repo, node,
                             purpose="windows-build") as (_host, conn):
-        for step in steps:
+        for step, purge in zip(steps, recipes.purges(steps)):
             with out.step(f"build {step.label}"):
                 # Purge first: each build starts from a clean tree, and an old
-                # artifact can never pass for a new one.
-                ec2.run(conn, recipes.update_source_script(node), prefix="  ")
+                # artifact can never pass for a new one; the installers of one arch
+                # share a purge, hence one PyOxidizer build.
+                if purge:
+                    ec2.run(conn, recipes.update_source_script(node), prefix="  ")
                 ec2.run(conn, step.script, prefix=f"  [{step.label}] ")
                 done.append(artifacts.fetch(conn, recipes.DIST, step.pattern, local_dist,
                                             step.expected))

@@ -23,6 +23,11 @@ DIST = SOURCE + "\\dist"
 HG = HGDEV + "\\venv-bootstrap\\Scripts\\hg.exe"
 BOOTSTRAP_PYTHON = HGDEV + "\\venv-bootstrap\\Scripts\\python.exe"
 MSYS_SHELL = HGDEV + "\\MinGW\\msys\\1.0\\bin\\sh.exe"
+# Where the checkout's installer puts Rust (its Install-Rust): PyOxidizer needs it.
+RUSTUP_HOME = HGDEV + "\\rustup"
+CARGO_HOME = HGDEV + "\\cargo"
+# Test runs: a short TEMP without 8.3 names (profile paths change quoting in outputs).
+TEST_TEMP = "C:\\Temp"
 PROVISION_DIR = HGDEV + "\\provision"
 # What `hg push` asks the remote to run (forward slashes: no quoting by Mercurial).
 REMOTE_HG_CMD = "C:/hgdev/venv-bootstrap/Scripts/hg.exe"
@@ -97,7 +102,9 @@ def build_step(artifact: WindowsArtifact, version: str | None = None) -> BuildSt
     elif artifact.kind in NEEDS_VERSION:
         version = check_version(version, f"building the {artifact.kind} installer")
         params.update(Kind=artifact.kind, Target=PYOXIDIZER_TARGETS[artifact.arch],
-                      Version=version, PackagingArgs=packaging_args(artifact, version))
+                      Version=version, PackagingArgs=packaging_args(artifact, version),
+                      RustupHome=RUSTUP_HOME, CargoHome=CARGO_HOME,
+                      BootstrapScripts=HGDEV + "\\venv-bootstrap\\Scripts")
         script = Script.load("build_installer.ps1", params)
     else:
         raise ValueError(f"unknown artifact kind {artifact.kind!r}")
@@ -127,8 +134,33 @@ def select(kinds: Iterable[str], pythons: Sequence[str] | None = None,
 
 def plan(kinds: Iterable[str], version: str | None, pythons: Sequence[str] | None = None,
          arches: Sequence[str] | None = None) -> list[BuildStep]:
-    """Every build step of a command, in matrix order; version errors before any machine starts."""
-    return [build_step(cell, version) for cell in select(kinds, pythons, arches)]
+    """Every build step of a command: wheels in matrix order, then the installers grouped
+    by arch and Python (Inno then WiX), so the two installers of an arch share one
+    PyOxidizer build (see :func:`purges`). Version errors come before any machine starts."""
+    steps = [build_step(cell, version) for cell in select(kinds, pythons, arches)]
+    wheels = [s for s in steps if s.artifact.kind == "wheel"]
+    installers = [s for s in steps if s.artifact.kind != "wheel"]
+    arch_order = {a: n for n, a in enumerate(platforms.WINDOWS_ARCHES)}
+    installers.sort(key=lambda s: (arch_order[s.artifact.arch], s.artifact.python,
+                                   KINDS.index(s.artifact.kind)))
+    return wheels + installers
+
+
+def purges(steps: Sequence[BuildStep]) -> list[bool]:
+    """Whether the source tree is purged before each step: before every wheel, and before
+    the first installer of each arch/Python. The installers of one arch then reuse the
+    PyOxidizer build in build\\ (their artifacts, .exe and .msi, cannot be mistaken for
+    each other, and the purge before the group removes any older one)."""
+    result = []
+    previous = None
+    for step in steps:
+        a = step.artifact
+        shares = (previous is not None and a.kind != "wheel"
+                  and previous.kind != "wheel" and (previous.arch, previous.python)
+                  == (a.arch, a.python))
+        result.append(not shares)
+        previous = a
+    return result
 
 
 def update_source_script(node: str) -> Script:
@@ -146,6 +178,7 @@ def run_tests_script(python: str, arch: str, test_flags: str) -> Script:
         raise UsageError("--test-flags cannot contain double quotes on Windows; "
                          "use single quotes")
     return Script.load("run_tests.ps1", {
+        "Temp": TEST_TEMP,
         "MsysShell": MSYS_SHELL,
         "TestsDir": msys_path(SOURCE + "\\tests"),
         "Python": msys_path(python_path(python, arch)),

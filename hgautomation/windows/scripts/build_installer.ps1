@@ -1,6 +1,10 @@
 # One installer through the checkout's own packaging script.
 # Parameters: $Source, $Dist, $Python, $Kind (inno|wix), $Arch, $Target, $Version, $Pattern,
-# $PackagingArgs (packaging.py's arguments, one array element each).
+# $PackagingArgs (packaging.py's arguments, one array element each), $RustupHome,
+# $CargoHome (the checkout installer's Rust), $BootstrapScripts (hg for the version).
+$Env:RUSTUP_HOME = $RustupHome
+$Env:CARGO_HOME = $CargoHome
+$Env:PATH = "$BootstrapScripts;$Env:PATH"
 Set-Location $Source
 Write-Step "packaging.py $Kind for $Arch ($Target) with $Python"
 & $Python contrib\packaging\packaging.py @PackagingArgs
