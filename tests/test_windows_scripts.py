@@ -12,6 +12,7 @@ import fnmatch
 import re
 
 import pytest
+from harness import ps_tree
 from harness.powershell import params_of, parse_single_quoted
 
 from hgautomation import errors, platforms
@@ -145,12 +146,19 @@ def test_odd_versions_are_refused(version):
         arguments.parse_args(["build-wix", "--version", version])
 
 
-# -- $LASTEXITCODE after every native call -----------------------------------------
+# -- parsed with a real PowerShell grammar; $LASTEXITCODE after every native call ----
 
 def rendered_scripts() -> dict[str, str]:
+    """Every script the tool generates: each matrix cell and each parameter set."""
     scripts = {f"{s.label}": s.script.text for s in ALL_STEPS}
+    for version in ("7.2.4", "7.3rc0"):
+        for step in recipes.plan(recipes.NEEDS_VERSION, version, ["3.13"], ["x86"]):
+            scripts[f"{step.label} {version}"] = step.script.text
     scripts["update_source"] = recipes.update_source_script("0" * 40).text
     scripts["run_tests"] = recipes.run_tests_script("3.12", "x64", "-j4 test-foo.t").text
+    scripts["run_tests-no-flags"] = recipes.run_tests_script("3.9", "x86", "").text
+    scripts["run_tests-quoted"] = recipes.run_tests_script(
+        "3.14", "x86", "-k 'it''s' --retest").text
     scripts["provision"] = recipes.provision_script("C:\\hgdev\\provision\\x.ps1").text
     scripts["prepare_image"] = recipes.prepare_image_script().text
     scripts["user_data"] = recipes.user_data("ssh-ed25519 AAAA me", "KEY", "ssh-ed25519 BBBB")
@@ -158,18 +166,36 @@ def rendered_scripts() -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", sorted(rendered_scripts()))
+def test_every_generated_script_parses(name):
+    text = rendered_scripts()[name]
+    if name == "user_data":  # the <powershell> wrapper is EC2's, not PowerShell's
+        text = text.removeprefix("<powershell>\n").removesuffix("</powershell>\n")
+    assert ps_tree.syntax_errors(text) == []
+
+
+@pytest.mark.parametrize("name", SCRIPT_FILES)
+def test_every_shipped_script_parses(name):
+    assert ps_tree.syntax_errors(ps.read_script(name)) == []
+
+
+def test_the_grammar_finds_real_errors():
+    """The parse check can fail: broken scripts give ERROR or MISSING nodes."""
+    for broken in ("if ($x) {\n  Write-Output 'a'\n", "$x = @(1, 2\n", "}\n",
+                   "Write-Output \"abc\n", "function f( { }\n"):
+        assert ps_tree.syntax_errors(broken), broken
+
+
+@pytest.mark.parametrize("name", sorted(rendered_scripts()))
 def test_every_native_call_is_checked(name):
     text = rendered_scripts()[name]
-    statements = ps.logical_lines(text)
-    native = [(n, s) for n, s in statements if ps.is_native_call(s)]
-    assert ps.unchecked_native_calls(text) == []
-    for index, (number, statement) in enumerate(statements):
-        if ps.is_native_call(statement):
-            follower = statements[index + 1][1]
-            assert follower.startswith("Assert-LastExit '") or \
-                follower.startswith('Assert-LastExit "'), (number, statement)
-    if name not in ("prepare_image",):
-        assert native, "expected at least one native call"
+    if name == "user_data":
+        text = text.removeprefix("<powershell>\n").removesuffix("</powershell>\n")
+    assert ps_tree.unchecked_native_calls(text) == []
+    tree = ps_tree.parse(text)
+    natives = [n for n in ps_tree._walk(tree.root_node)
+               if n.type == "command" and ps_tree.is_native(n)]
+    if name != "prepare_image":
+        assert natives, "expected at least one native call"
 
 
 def test_each_script_file_is_used_and_checked():
@@ -177,7 +203,7 @@ def test_each_script_file_is_used_and_checked():
         "prelude.ps1", "userdata.ps1", "provision.ps1", "prepare_image.ps1",
         "update_source.ps1", "build_wheel.ps1", "build_installer.ps1", "run_tests.ps1"}
     for name in SCRIPT_FILES:
-        assert ps.unchecked_native_calls(ps.read_script(name)) == [], name
+        assert ps_tree.unchecked_native_calls(ps.read_script(name)) == [], name
 
 
 def test_prelude_check_stops_with_the_programs_status():
@@ -194,27 +220,28 @@ def test_prelude_check_stops_with_the_programs_status():
 ])
 def test_checker_catches_a_missing_check(statement):
     text = f"Write-Step 'x'\n{statement}\nWrite-Step 'y'\n"
-    assert ps.unchecked_native_calls(text) == [(2, statement)]
+    assert [line for line, _ in ps_tree.unchecked_native_calls(text)] == [2]
     checked = f"Write-Step 'x'\n{statement}\nAssert-LastExit 'x'\n"
-    assert ps.unchecked_native_calls(checked) == []
+    assert ps_tree.unchecked_native_calls(checked) == []
+    nested = f"try {{\n    {statement}\n}}\nfinally {{ Write-Step 'y' }}\n"
+    assert [line for line, _ in ps_tree.unchecked_native_calls(nested)] == [2]
 
 
 @pytest.mark.parametrize("statement", [
-    "Set-Location $Source", "$x = 'C:\\hgdev\\src'", "if ($x) {", "}", "exit $code",
-    "Write-Step \"a\\b\"", "[IO.File]::WriteAllText($p, $v)", "'a',", "# & comment.exe",
+    "Set-Location $Source", "$x = 'C:\\hgdev\\src'", "if ($x) { Write-Step 'a' }",
+    "exit $code", "Write-Step \"a\\b\"", "[IO.File]::WriteAllText($p, $v)", "# & comment.exe",
+    "$found = Get-ChildItem -Path $Dist | Select-Object -First 1",
 ])
 def test_checker_ignores_cmdlets_and_expressions(statement):
-    assert ps.unchecked_native_calls(statement + "\n") == []
+    assert ps_tree.unchecked_native_calls(statement + "\n") == []
 
 
 def test_checker_joins_backtick_continuations():
     text = "& python.exe -m pip `\n    install x\nAssert-LastExit 'pip'\n"
-    assert ps.unchecked_native_calls(text) == []
-    assert ps.unchecked_native_calls("& python.exe `\n  -V\nWrite-Step 'x'\n") \
-        == [(1, "& python.exe  -V")]
+    assert ps_tree.unchecked_native_calls(text) == []
+    assert ps_tree.unchecked_native_calls("& python.exe `\n  -V\nWrite-Step 'x'\n") \
+        == [(1, "& python.exe ` -V")]
 
-
-# -- other scripts -----------------------------------------------------------------
 
 def test_update_source_purges_at_the_node():
     node = "a" * 40

@@ -6,6 +6,7 @@ import base64
 import binascii
 
 import pytest
+from harness import ps_tree
 
 from hgautomation.windows import powershell as ps
 
@@ -133,40 +134,25 @@ def test_script_from_command_line_refuses_others(line, why):
         ps.script_from_command_line(line)
 
 
-# -- logical lines and native calls -----------------------------------------------------------
-
-def test_logical_lines_drop_comments_and_join_continuations():
-    text = ("# comment\n"
-            "\n"
-            "<# block\n"
-            "   & not-code.exe\n"
-            "#>\n"
-            "<# one-line block #>\n"
-            "  & python.exe -m pip `\n"
-            "      install x\n"
-            "Write-Step 'done'\n"
-            "& tail.exe `")
-    assert ps.logical_lines(text) == [(7, "& python.exe -m pip  install x"),
-                                      (9, "Write-Step 'done'"),
-                                      (10, "& tail.exe  ")]
-
+# -- native calls, on the parsed tree (tests/harness/ps_tree.py) ------------------------------
 
 @pytest.mark.parametrize("statement", [
     "& $Python -m pip install x", "python.exe -V", "C:\\hgdev\\hg.exe log", "icacls x /grant y",
     "$out = & hg.exe id", "$env:X = & git rev-parse HEAD", "msiexec /i x.msi", "git clone x",
 ])
 def test_native_calls(statement):
-    assert ps.is_native_call(statement)
+    assert [line for line, _ in ps_tree.unchecked_native_calls(statement + "\n")] == [1]
 
 
 @pytest.mark.parametrize("statement", [
     "Set-Location $Source", "Write-Host 'x'", "$x = 'C:\\src'", "$env:PATH = 'x'",
-    "if ($x) {", "} else {", "foreach ($a in $b) {", "exit $code", "throw 'x'", "cd C:\\",
-    "ls", "Remove-Item -Recurse x", "[IO.File]::WriteAllText($p, $v)", "'a',", "@(", ")",
-    "$x", "{", "| Out-Null", ". $Prelude", "% { $_ }",
+    "if ($x) { Write-Host 1 } else { Write-Host 2 }", "foreach ($a in $b) { Write-Host $a }",
+    "exit $code", "throw 'x'", "cd C:\\", "ls", "Remove-Item -Recurse x",
+    "[IO.File]::WriteAllText($p, $v)", "$x = @('a', 'b')", "$x", "Get-Item x | Out-Null",
+    "@(1, 2) | % { $_ }",
 ])
 def test_not_native_calls(statement):
-    assert not ps.is_native_call(statement)
+    assert ps_tree.unchecked_native_calls(statement + "\n") == []
 
 
 def test_unchecked_native_calls():
@@ -176,16 +162,18 @@ def test_unchecked_native_calls():
             "Write-Step 'next'\n"
             "$v = & python.exe -V\n"
             "Assert-LastExit 'version'\n"
-            "& last.exe")
-    assert ps.unchecked_native_calls(text) == [(3, "& hg.exe update"), (7, "& last.exe")]
+            "& last.exe\n")
+    assert ps_tree.unchecked_native_calls(text) == [(3, "& hg.exe update"), (7, "& last.exe")]
 
 
 def test_a_check_must_be_a_call_of_assert_last_exit():
-    assert ps.unchecked_native_calls("& a.exe\nAssert-LastExitCode 'x'\n") == [(1, "& a.exe")]
-    assert ps.unchecked_native_calls("& a.exe\n# Assert-LastExit 'x'\n") == [(1, "& a.exe")]
-    assert ps.unchecked_native_calls("& a.exe\n\n# why\nAssert-LastExit 'a'\n") == []
+    assert ps_tree.unchecked_native_calls("& a.exe\nAssert-LastExitCode 'x'\n") \
+        == [(1, "& a.exe")]
+    assert ps_tree.unchecked_native_calls("& a.exe\n# Assert-LastExit 'x'\n") \
+        == [(1, "& a.exe")]
+    assert ps_tree.unchecked_native_calls("& a.exe\n\n# why\nAssert-LastExit 'a'\n") == []
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in ps.SCRIPTS_DIR.glob("*.ps1")))
 def test_every_shipped_script_checks_its_native_calls(name):
-    assert ps.unchecked_native_calls(ps.read_script(name)) == []
+    assert ps_tree.unchecked_native_calls(ps.read_script(name)) == []

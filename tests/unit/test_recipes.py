@@ -168,6 +168,7 @@ def test_update_source_needs_a_full_lowercase_node(node):
 def test_run_tests_script():
     script = recipes.run_tests_script("3.11", "x86", "-j8 --retest 'test-a b.t'")
     assert params_of(script.text) == {
+        "Temp": "C:\\Temp",
         "MsysShell": "C:\\hgdev\\MinGW\\msys\\1.0\\bin\\sh.exe",
         "TestsDir": "/c/hgdev/src/tests",
         "Python": "/c/hgdev/python311-x86/python.exe",
