@@ -60,7 +60,8 @@ def test_signal_while_waiting_for_ssh(cli, aws_fresh, tmp_path, sig):
         data = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"],
                                                Attribute="userData")["UserData"]["Value"]
         user_data = base64.b64decode(data).decode()
-        assert "shutdown -h +240" in user_data and "ssh_keys:" in user_data
+        assert "/run/hgautomation/deadline" in user_data and "+ 3600 ))" in user_data
+        assert "ssh_keys:" in user_data
         tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
         assert {"hgautomation:run", "hgautomation:expires-at", "Name"} <= tags.keys()
         time.sleep(1.5)  # let the CLI reach its SSH wait (asserted below from its output)

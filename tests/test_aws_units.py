@@ -203,8 +203,8 @@ def test_key_fingerprints_match_what_ec2_reports(session, aws_fresh, tmp_path):
 
 def test_deadman_user_data():
     linux = instances.deadman_user_data("#cloud-config\nssh_keys: {}\n", 30, "linux")
-    assert "shutdown -h +30" in linux and "text/cloud-config" in linux
+    assert "+ 1800 ))" in linux and "text/cloud-config" in linux
     windows = instances.deadman_user_data("<powershell>\nWrite-Host hi\n</powershell>", 30,
                                           "windows")
-    assert windows.index("shutdown.exe /s /f /t 1800") < windows.index("Write-Host hi")
+    assert windows.index("ToUnixTimeSeconds() + 1800") < windows.index("Write-Host hi")
     assert windows.count("<powershell>") == 1

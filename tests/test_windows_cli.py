@@ -313,11 +313,16 @@ def standin(standin_venv):
 
 
 def scripts_run(drive: Path) -> list[tuple[str, str]]:
-    """(script file name, full script text) of every command the stand-in received."""
+    """(script file name, full script text) of every command the stand-in received, but
+    the heartbeats (checked: at least one came, as soon as the tool connected)."""
     log = drive / "standin" / "scripts"
     if not log.exists():
         return []
-    return [(p.name.split("-", 1)[1], p.read_text()) for p in sorted(log.iterdir())]
+    ran = [(p.name.split("-", 1)[1], p.read_text()) for p in sorted(log.iterdir())]
+    beats = [text for name, text in ran if name == "heartbeat.ps1"]
+    assert beats, "no heartbeat reached the instance"
+    assert "$Deadline = 'C:\\hgautomation\\deadline'" in beats[0]
+    return [(name, text) for name, text in ran if name != "heartbeat.ps1"]
 
 
 def hg_cat(repo: Path, path: str) -> bytes:

@@ -161,14 +161,18 @@ def rendered_scripts() -> dict[str, str]:
         "3.14", "x86", "-k 'it''s' --retest").text
     scripts["provision"] = recipes.provision_script("C:\\hgdev\\provision\\x.ps1").text
     scripts["prepare_image"] = recipes.prepare_image_script().text
+    scripts["heartbeat"] = recipes.heartbeat_script().text
     scripts["user_data"] = recipes.user_data("ssh-ed25519 AAAA me", "KEY", "ssh-ed25519 BBBB")
+    from hgautomation.aws import instances
+
+    scripts["deadman"] = instances.deadman_user_data(scripts["user_data"], 60, "windows")
     return scripts
 
 
 @pytest.mark.parametrize("name", sorted(rendered_scripts()))
 def test_every_generated_script_parses(name):
     text = rendered_scripts()[name]
-    if name == "user_data":  # the <powershell> wrapper is EC2's, not PowerShell's
+    if name in ("user_data", "deadman"):  # the <powershell> wrapper is EC2's
         text = text.removeprefix("<powershell>\n").removesuffix("</powershell>\n")
     assert ps_tree.syntax_errors(text) == []
 
@@ -188,20 +192,21 @@ def test_the_grammar_finds_real_errors():
 @pytest.mark.parametrize("name", sorted(rendered_scripts()))
 def test_every_native_call_is_checked(name):
     text = rendered_scripts()[name]
-    if name == "user_data":
+    if name in ("user_data", "deadman"):
         text = text.removeprefix("<powershell>\n").removesuffix("</powershell>\n")
     assert ps_tree.unchecked_native_calls(text) == []
     tree = ps_tree.parse(text)
     natives = [n for n in ps_tree._walk(tree.root_node)
                if n.type == "command" and ps_tree.is_native(n)]
-    if name != "prepare_image":
+    if name not in ("prepare_image", "heartbeat"):
         assert natives, "expected at least one native call"
 
 
 def test_each_script_file_is_used_and_checked():
     assert set(SCRIPT_FILES) == {
         "prelude.ps1", "userdata.ps1", "provision.ps1", "prepare_image.ps1",
-        "update_source.ps1", "build_wheel.ps1", "build_installer.ps1", "run_tests.ps1"}
+        "update_source.ps1", "build_wheel.ps1", "build_installer.ps1", "run_tests.ps1",
+        "heartbeat.ps1"}
     for name in SCRIPT_FILES:
         assert ps_tree.unchecked_native_calls(ps.read_script(name)) == [], name
 
@@ -358,3 +363,13 @@ def test_installers_of_one_arch_share_a_purge_and_a_build():
         assert params["CargoHome"] == "C:\\hgdev\\cargo"
         body = step.script.text.split("# -- build_installer.ps1 --", 1)[1]
         assert body.index("$Env:RUSTUP_HOME = $RustupHome") < body.index("& $Python contrib")
+
+
+def test_the_windows_dead_man_watcher_parses_and_shuts_down_when_late():
+    from hgautomation.aws import instances
+
+    script = instances.deadman_script("windows", 3600)
+    watcher = script.split("$watch = @'\n", 1)[1].split("\n'@\n", 1)[0]
+    assert ps_tree.syntax_errors(watcher) == []
+    assert "-ge $d" in watcher and "shutdown.exe /s /f /t 0" in watcher
+    assert "Set-Content -Path 'C:\\hgautomation\\deadline'" in script

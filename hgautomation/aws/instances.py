@@ -6,8 +6,10 @@ records and terminates them on every exit: success, error, Ctrl-C, SIGTERM.
 Launches happen in worker threads, so an interrupt (always delivered to the main
 thread) can never fall between ``RunInstances`` returning and the id being
 recorded; cleanup also finds instances by the run tag, and the dead-man switch
-(user data ``shutdown`` + ``InstanceInitiatedShutdownBehavior=terminate``)
-covers a process that dies without cleaning up.
+(user data: power off once a deadline passes, + ``InstanceInitiatedShutdownBehavior=
+terminate``) covers a process that dies without cleaning up. While the tool is
+connected it moves the deadline forward (:func:`heartbeat_argv`, sent by the
+connection every few minutes), so a long run is never cut short.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ from hgautomation import console, errors, poll
 from hgautomation.aws import tags as T
 from hgautomation.aws.session import AWSSession, client_error_code, translate_errors
 
-DEFAULT_MAX_LIFETIME_MINUTES = 240
+# An instance lives this long past boot or past the tool's last heartbeat.
+DEFAULT_MAX_LIFETIME_MINUTES = 60
+DEADMAN_POLL_SECONDS = 30
+DEADLINE_DIR = {"linux": "/run/hgautomation", "windows": "C:\\hgautomation"}
 IN_FLIGHT_WAIT = 30.0
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 # Spot errors after which an on-demand launch may still succeed.
@@ -67,19 +72,39 @@ class Instance:
 
 # -- user data: the dead-man switch ------------------------------------------
 
+def deadman_script(platform: str, seconds: int, *, poll: int = DEADMAN_POLL_SECONDS,
+                   directory: str | None = None, poweroff: str = "poweroff") -> str:
+    """The dead-man switch for *platform* (``aws/scripts/deadman.{sh,ps1}``)."""
+    name = "deadman.ps1" if platform == "windows" else "deadman.sh"
+    text = (_SCRIPTS / name).read_text()
+    for key, value in (("DIR", directory or DEADLINE_DIR[platform]), ("SECONDS", seconds),
+                       ("POLL", poll), ("POWEROFF", poweroff)):
+        text = text.replace(f"@{key}@", str(value))
+    return text
+
+
+def heartbeat_argv(platform: str, seconds: int = DEFAULT_MAX_LIFETIME_MINUTES * 60) -> list[str]:
+    """The POSIX command that moves a Linux instance's deadline *seconds* ahead; it does
+    nothing on a machine without our dead-man switch (a ``--host``)."""
+    if platform != "linux":
+        raise ValueError("Windows heartbeats are PowerShell (windows/scripts/heartbeat.ps1)")
+    deadline = f"{DEADLINE_DIR['linux']}/deadline"
+    return ["sh", "-c", 'if [ -w "$1" ]; then echo $(( $(date +%s) + $2 )) > "$1"; fi',
+            "sh", deadline, str(int(seconds))]
+
+
 def deadman_user_data(user_data: str, max_lifetime_minutes: int, platform: str) -> str:
-    """*user_data* with a scheduled shutdown after *max_lifetime_minutes* added."""
-    minutes = max(1, int(max_lifetime_minutes))
+    """*user_data* with the dead-man switch added: the instance terminates
+    *max_lifetime_minutes* after boot or after the tool's last heartbeat."""
+    seconds = max(1, int(max_lifetime_minutes)) * 60
+    script = deadman_script(platform, seconds)
     if platform == "windows":
-        script = (_SCRIPTS / "deadman.ps1").read_text().replace("@SECONDS@", str(minutes * 60))
         if "<powershell>" in user_data:
             return user_data.replace("<powershell>", "<powershell>\n" + script, 1)
         return f"<powershell>\n{script}</powershell>\n{user_data}"
     from email.mime.multipart import MIMEMultipart
     from email.mime.text import MIMEText
 
-    script = ((_SCRIPTS / "deadman.sh").read_text()
-              .replace("@MINUTES@", str(minutes)).replace("@SECONDS@", str(minutes * 60)))
     # cloud-init runs every part of a multipart user data in order.
     message = MIMEMultipart()
     message.attach(MIMEText(script, "x-shellscript"))

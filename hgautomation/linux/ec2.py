@@ -16,7 +16,12 @@ from pathlib import Path
 from hgautomation import console, hosts, linux, platforms
 from hgautomation.aws import images as images_
 from hgautomation.aws.account import AWS
-from hgautomation.aws.instances import Instance, temporary_instances, terminate_active
+from hgautomation.aws.instances import (
+    Instance,
+    heartbeat_argv,
+    temporary_instances,
+    terminate_active,
+)
 from hgautomation.context import Context
 from hgautomation.ssh.hostkeys import HostKey, generate_host_key
 
@@ -139,7 +144,8 @@ def ensure_image(ctx: Context, aws: AWS, distro: str, pythons: Sequence[str], *,
             host = hosts.instance_host(
                 instance_id=instance.id, address=instance.address,
                 host_public_key=host_key.public, known_hosts=run_dir / "known_hosts",
-                ssh_config=ctx.ssh_config, user=base_user(distro), key_path=account.key_path)
+                ssh_config=ctx.ssh_config, user=base_user(distro), key_path=account.key_path,
+                heartbeat=(heartbeat_argv("linux"), True))
             with console.get().step(f"connect to {host.target} (up to {host.wait:.0f}s "
                                     "for boot)"):
                 conn = host.connect()
@@ -250,4 +256,5 @@ def temporary_hosts(ctx: Context, aws: AWS, *, count: int, distro: str, instance
             instance_id=i.id, address=i.address, host_public_key=host_key.public,
             known_hosts=run_dir / "known_hosts", ssh_config=ctx.ssh_config,
             user=CONTRACT_USER, key_path=account.key_path,
-            block_device=SPARE_DEVICE if needs_disk else None) for i in instances]
+            block_device=SPARE_DEVICE if needs_disk else None,
+            heartbeat=(heartbeat_argv("linux"), True)) for i in instances]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -32,10 +33,26 @@ class Connection:
         self._jumps = list(jumps)
         self._files = transfer.Files(client, target)
         self._running: set[runner.Remote] = set()
+        self._stop_heartbeat: threading.Event | None = None
 
     # -- lifecycle
+    def keep_alive(self, argv: Sequence[str], interval: float, *, posix: bool = True) -> None:
+        """Run ``argv`` now and then every ``interval`` seconds, quietly, until closed
+        (an instance's dead-man switch is pushed forward while we are connected)."""
+        stop = self._stop_heartbeat = threading.Event()
+
+        def beat() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(Exception):  # a lost connection shows elsewhere
+                    self.run(argv, check=False, quiet=True, timeout=60, posix=posix)
+                stop.wait(interval)
+
+        threading.Thread(target=beat, name="hgautomation-heartbeat", daemon=True).start()
+
     def close(self) -> None:
         """Stop what still runs on the host (e.g. closed from another thread), then close."""
+        if self._stop_heartbeat is not None:
+            self._stop_heartbeat.set()
         for remote in list(self._running):
             remote.stop()
         self._files.close()

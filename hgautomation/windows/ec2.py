@@ -109,7 +109,8 @@ def host_for(instance, host_key: HostKey, account, known_hosts, ssh_config) -> h
     return hosts.instance_host(
         instance_id=instance.id, address=instance.address, host_public_key=host_key.public,
         known_hosts=known_hosts, ssh_config=ssh_config, user=WINDOWS_USER,
-        key_path=account.key_path, wait=BOOT_WAIT)
+        key_path=account.key_path, wait=BOOT_WAIT,
+        heartbeat=(recipes.heartbeat_script().argv, False))
 
 
 @contextlib.contextmanager

@@ -9,7 +9,9 @@ contract (/hgdev, /hgwork) is the `linux_dev_host` fixture's.
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 from harness import hgsource, sshd
@@ -76,6 +78,13 @@ def test_ec2_instance_runs_tests_and_is_terminated(cli, aws_fresh, linux_dev_hos
             "--instance-type", "c5.large", "--owner", OWNER, "--ingress-cidr", "127.0.0.1/32",
             "--hg", hgsource.hg_executable(), "--results-dir", str(tmp_path / "results"),
             "--with-hg=/hgdev/venv-bootstrap/bin/hg", "test-empty-dir.t", "test-issue1089.t"]
+    # The instance's dead-man switch file, as its user data would have made it; the
+    # tool's heartbeat must push the deadline an hour ahead. (No watcher runs here.)
+    switch = Path("/run/hgautomation")
+    assert not switch.exists(), "a dead-man switch directory on the test machine"
+    switch.mkdir()
+    (switch / "deadline").write_text("0\n")
+    (switch / "deadline").chmod(0o666)
     daemon = None
     try:
         with cli.popen(*args, cwd=repo, aws=aws_fresh, state=state) as proc:
@@ -95,11 +104,14 @@ def test_ec2_instance_runs_tests_and_is_terminated(cli, aws_fresh, linux_dev_hos
             daemon = sshd.start_sshd(sshd_workdir, linux_dev_host.user, host_key=host_key,
                                      user_key=linux_dev_host.ssh.key_path, port=port)
             out, err = proc.communicate(timeout=CLI_TIMEOUT)
+        beat = int((switch / "deadline").read_text())
     finally:
         if daemon is not None:
             daemon.stop()
+        shutil.rmtree(switch, ignore_errors=True)
 
     assert proc.returncode == 0, err
+    assert abs(beat - (time.time() + 3600)) < 300, beat  # renewed while connected
     # An image built with a subset of the Pythons serves a run of one of them; its
     # newer base image is reported, not acted on.
     assert instance["ImageId"] == image_id

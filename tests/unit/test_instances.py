@@ -59,8 +59,9 @@ def test_linux_deadman_comes_first_then_cloud_config():
     (kind1, script), (kind2, config) = _parts(data)
     assert kind1 == "text/x-shellscript" and kind2 == "text/cloud-config"
     assert script.startswith("#!/bin/sh\n")
-    assert "shutdown -h +30 " in script and "sleep 1800" in script
-    assert "@MINUTES@" not in script and "@SECONDS@" not in script
+    assert "dir=/run/hgautomation" in script and "+ 1800 ))" in script
+    assert "while sleep 30; do" in script and "        poweroff\n" in script
+    assert "@" not in script.replace("@SECONDS@", "")  # every placeholder filled
     assert config == "#cloud-config\nssh_keys: {}\n"
 
 
@@ -72,17 +73,16 @@ def test_linux_shell_user_data_is_a_shell_part():
 
 
 def test_linux_without_user_data_has_only_the_deadman():
-    (only,) = _parts(instances.deadman_user_data("", 240, "linux"))
-    assert "shutdown -h +240 " in only[1]
+    (only,) = _parts(instances.deadman_user_data("", 60, "linux"))
+    assert "+ 3600 ))" in only[1]
 
 
 @pytest.mark.parametrize("minutes,expected", [(0, 1), (-10, 1), (2.9, 2), (600, 600)])
 def test_lifetime_is_whole_minutes_and_at_least_one(minutes, expected):
     (_, script), = _parts(instances.deadman_user_data("", minutes, "linux"))
-    assert f"shutdown -h +{expected} " in script
-    assert f"sleep {expected * 60} " in script
+    assert f"+ {expected * 60} ))" in script
     windows = instances.deadman_user_data("", minutes, "windows")
-    assert f"/t {expected * 60} " in windows
+    assert f"ToUnixTimeSeconds() + {expected * 60}" in windows
 
 
 def test_windows_deadman_goes_into_the_existing_powershell_block():
@@ -90,13 +90,21 @@ def test_windows_deadman_goes_into_the_existing_powershell_block():
                                        "windows")
     assert data.count("<powershell>") == 1 and data.count("</powershell>") == 1
     assert data.startswith("<powershell>\n")
-    assert data.index("shutdown.exe /s /f /t 1800") < data.index("Write-Host hi")
+    assert data.index("C:\\hgautomation\\deadline") < data.index("Write-Host hi")
+    assert "shutdown.exe /s /f /t 0" in data
 
 
 def test_windows_deadman_wraps_plain_user_data():
     data = instances.deadman_user_data("", 10, "windows")
     assert re.fullmatch(r"<powershell>\n(.*\n)+</powershell>\n", data)
-    assert "shutdown.exe /s /f /t 600" in data
+    assert "ToUnixTimeSeconds() + 600" in data
+
+
+def test_heartbeat_argv_moves_the_linux_deadline():
+    argv = instances.heartbeat_argv("linux", 3600)
+    assert argv[:2] == ["sh", "-c"] and argv[3:] == ["sh", "/run/hgautomation/deadline", "3600"]
+    with pytest.raises(ValueError):
+        instances.heartbeat_argv("windows")
 
 
 # -- terminate ---------------------------------------------------------------------------
