@@ -31,8 +31,8 @@ import sysconfig
 import tarfile
 import time
 
-HG = os.environ.get("HGAUTOMATION_HG", "/hgdev/venv-bootstrap/bin/hg")
-WHEELHOUSE = os.environ.get("HGAUTOMATION_WHEELHOUSE", "/hgdev/wheelhouse")
+HG = "/hgdev/venv-bootstrap/bin/hg"
+WHEELHOUSE = "/hgdev/wheelhouse"
 STATE = os.path.join(".hg", "hgautomation-build.json")
 EXCLUDE = os.path.join(".hg", "hgautomation-build.exclude")  # for `hg purge -X listfile:`
 KEEP = 6  # cache entries kept per host (newest used first)
