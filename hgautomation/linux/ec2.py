@@ -104,10 +104,13 @@ def _stale(recipe: str) -> Callable[[images_.Image, images_.Image], bool]:
     return is_stale
 
 
-def report_newer_base(aws: AWS, distro: str, image: images_.Image) -> None:
-    """Say so when the distro has a newer base image than *image* was built on."""
-    owner_id, pattern = platforms.LINUX_DISTROS[distro]
-    base = images_.find_base_image(aws.session, owner_id, pattern)
+def report_newer_base(aws: AWS, distro: str, image: images_.Image,
+                      base: images_.Image | None = None) -> None:
+    """Say so when the distro has a newer base image (*base*, looked up if not given)
+    than *image* was built on."""
+    if base is None:
+        owner_id, pattern = platforms.LINUX_DISTROS[distro]
+        base = images_.find_base_image(aws.session, owner_id, pattern)
     built_on = image.tags.get(BASE_TAG, "")
     if built_on and base.id != built_on:
         console.get().info(
@@ -130,13 +133,9 @@ def ensure_image(ctx: Context, aws: AWS, distro: str, pythons: Sequence[str], *,
     account = aws.state
     recipe = recipe_fingerprint(distro, clone_url, rust)
     fp = image_fingerprint(recipe, pythons)
-    if not refresh:
-        existing = images_.find_image(aws.session, family(distro), fp)
-        if existing is not None:
-            report_newer_base(aws, distro, existing)
     owner_id, pattern = platforms.LINUX_DISTROS[distro]
     base = images_.find_base_image(aws.session, owner_id, pattern)
-    console.get().info(f"{distro}: base image {base.id} {base.name}")
+    console.get().info(f"{distro}: newest base image {base.id} {base.name}")
     host_key = generate_host_key()
 
     def provision(instance: Instance) -> None:
@@ -154,7 +153,7 @@ def ensure_image(ctx: Context, aws: AWS, distro: str, pythons: Sequence[str], *,
                                 prefix=f"[{distro}] ", pip_index_url=pip_index_url,
                                 clone_url=clone_url, rust=rust)
 
-    return images_.ensure_image(
+    image = images_.ensure_image(
         aws.session, family=family(distro), fp=fp, refresh=refresh, is_stale=_stale(recipe),
         owner=aws.owner, base_image_id=base.id,
         instance_type=instance_type, provision=provision,
@@ -165,6 +164,8 @@ def ensure_image(ctx: Context, aws: AWS, distro: str, pythons: Sequence[str], *,
         spot=aws.options.spot,
         extra_tags={RECIPE_TAG: recipe, SCRIPTS_TAG: scripts_fingerprint(distro),
                     PYTHONS_TAG: ",".join(sorted(set(pythons))), BASE_TAG: base.id})
+    report_newer_base(aws, distro, image, base)  # a reused image may be on an older one
+    return image
 
 
 def image_for_tests(ctx: Context, aws: AWS, distro: str, python: str) -> images_.Image:

@@ -77,13 +77,14 @@ def build_key(src: str, mode: str, extras: list[str]) -> str:
     for path in tracked_files(src):
         if is_build_input(path):
             full = os.path.join(src, path)
-            try:
-                with open(full, "rb") as fh:
-                    content = fh.read()
-            except FileNotFoundError:  # tracked, removed by the applied diff
-                content = b"\0missing"
-            if os.path.islink(full):
+            if os.path.islink(full):  # hg tracks the link itself, not its target
                 content = b"\0link " + os.readlink(full).encode()
+            else:
+                try:
+                    with open(full, "rb") as fh:
+                        content = fh.read()
+                except FileNotFoundError:  # tracked, removed by the applied diff
+                    content = b"\0missing"
             add(path, content)
     return digest.hexdigest()[:24]
 
