@@ -88,10 +88,11 @@ def _windows_pythons(p: argparse.ArgumentParser, *, many: bool) -> None:
                    help="Python version(s) (default: %(default)s)")
 
 
-def _windows_arches(p: argparse.ArgumentParser, *, many: bool) -> None:
-    p.add_argument("--arch", choices=platforms.WINDOWS_ARCHES,
+def _windows_arches(p: argparse.ArgumentParser, *, many: bool,
+                    choices: tuple[str, ...] = platforms.WINDOWS_ARCHES) -> None:
+    p.add_argument("--arch", choices=choices,
                    nargs="+" if many else None,
-                   default=list(platforms.WINDOWS_ARCHES) if many else "x64",
+                   default=list(choices) if many else "x64",
                    help="architecture(s) (default: %(default)s)")
 
 
@@ -193,7 +194,7 @@ def _build_all_windows_packages(p: argparse.ArgumentParser) -> None:
 
 def _build_installer(p: argparse.ArgumentParser) -> None:
     _windows_pythons(p, many=False)
-    _windows_arches(p, many=True)
+    _windows_arches(p, many=True, choices=platforms.INSTALLER_ARCHES)
     _revision(p)
     _version(p)
     _base_image(p)
@@ -203,7 +204,9 @@ def _build_installer(p: argparse.ArgumentParser) -> None:
 
 def _build_windows_wheel(p: argparse.ArgumentParser) -> None:
     _windows_pythons(p, many=True)
-    _windows_arches(p, many=True)
+    p.add_argument("--arch", choices=platforms.WINDOWS_WHEEL_ARCHES, nargs="+",
+                   default=None, help="architecture(s) (default: every one the revision "
+                   "declares for the Python; arm64 where it builds with cibuildwheel)")
     _revision(p)
     _base_image(p)
     _windows_instance_type(p, "build")
@@ -283,6 +286,9 @@ def _run_tests_windows(p: argparse.ArgumentParser) -> None:
 def _publish_windows_artifacts(p: argparse.ArgumentParser) -> None:
     p.add_argument("mercurial_version", metavar="VERSION", type=VERSION,
                    help="Mercurial version being released (e.g. 7.2.1)")
+    p.add_argument("-r", "--revision", default=None,
+                   help="the released revision, whose declaration (install script, "
+                        "pyproject.toml) names the wheels (default: the tag VERSION)")
     p.add_argument("--no-pypi", dest="pypi", action="store_false",
                    help="do not upload wheels to PyPI")
     p.add_argument("--no-mercurial-scm-org", dest="mercurial_scm_org", action="store_false",

@@ -30,7 +30,12 @@ DEFAULT_LINUX_PYTHON = "system3"
 
 WINDOWS_PYTHONS = CPYTHON_VERSIONS
 DEFAULT_WINDOWS_PYTHON = "3.12"
+# Interpreters on the Windows image (C:\hgdev\python<XY>-<arch>), hence test runs.
 WINDOWS_ARCHES = ("x86", "x64")
+# Wheels: cibuildwheel also cross-builds for ARM64 on an x64 machine.
+WINDOWS_WHEEL_ARCHES = ("x86", "x64", "arm64")
+# Installers: PyOxidizer's two Windows targets.
+INSTALLER_ARCHES = ("x86", "x64")
 
 FILESYSTEMS = ("default", "tmpfs", "ext3", "ext4", "xfs", "btrfs", "jfs")
 
@@ -38,11 +43,11 @@ DEFAULT_WINDOWS_BASE_IMAGE = "Windows_Server-2022-English-Full-Base-*"
 AMAZON_OWNER_ID = "801119661308"
 
 
-# -- the Windows release matrix: data, used by the builds and by publishing --
+# -- Windows release artifacts (which ones a checkout builds: windows.declared) --
 
-WHEEL_PLATFORM_TAGS = {"x86": "win32", "x64": "win_amd64"}
+WHEEL_PLATFORM_TAGS = {"x86": "win32", "x64": "win_amd64", "arm64": "win_arm64"}
+# The Python running the checkout's packaging.py (PyOxidizer embeds its own).
 INSTALLER_PYTHON = DEFAULT_WINDOWS_PYTHON
-WHEEL_PYTHONS = WINDOWS_PYTHONS
 
 
 @dataclass(frozen=True)
@@ -62,15 +67,6 @@ class WindowsArtifact:
         if self.kind == "wix":
             return f"mercurial-{version}-{self.arch}.msi"
         raise ValueError(f"unknown artifact kind {self.kind!r}")
-
-
-def windows_release_matrix() -> list[WindowsArtifact]:
-    """Every artifact of a Windows release: wheels per Python and arch, two installers per arch."""
-    wheels = [WindowsArtifact("wheel", py, arch)
-              for py in WHEEL_PYTHONS for arch in WINDOWS_ARCHES]
-    installers = [WindowsArtifact(kind, INSTALLER_PYTHON, arch)
-                  for kind in ("inno", "wix") for arch in WINDOWS_ARCHES]
-    return wheels + installers
 
 
 # Default EC2 instance types of the Windows flows. Windows instances are billed

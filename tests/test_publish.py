@@ -15,11 +15,31 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from unit.helpers import PYPROJECT_CIBUILDWHEEL, install_script
 
 from hgautomation import platforms
+from hgautomation.windows import declared
 
 VERSION = "7.2.1"
 BIN = str(Path(sys.executable).parent)
+HG_ENV = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"], HGUSER="test",
+              HGPLAIN="1")
+
+
+def hg(repo: Path, *args: str) -> None:
+    subprocess.run(["hg", "-R", str(repo), *args], check=True, timeout=60, env=HG_ENV,
+                   capture_output=True)
+
+
+def commit_declaration(repo: Path, pyproject: str | None, message: str) -> None:
+    """The two files a revision declares its Windows builds in (7.2's form)."""
+    (repo / "contrib").mkdir(exist_ok=True)
+    (repo / declared.INSTALL_SCRIPT).write_text(install_script())
+    if pyproject is None:
+        (repo / declared.PYPROJECT).unlink(missing_ok=True)
+    else:
+        (repo / declared.PYPROJECT).write_text(pyproject)
+    hg(repo, "commit", "-A", "-q", "-m", message)
 
 
 def make_wheel(path: Path, version: str, tag: str, salt: str = "") -> None:
@@ -57,11 +77,13 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def build_dist(dist: Path, version: str = VERSION, big_last: int = 0) -> dict[str, Path]:
-    """Every artifact of the matrix; the last installer is ``big_last`` bytes if given."""
+def build_dist(dist: Path, version: str = VERSION, big_last: int = 0,
+               pyproject: str | None = PYPROJECT_CIBUILDWHEEL) -> dict[str, Path]:
+    """Every artifact the declaration names; the last installer is ``big_last`` bytes
+    if given."""
     dist.mkdir(parents=True, exist_ok=True)
     made = {}
-    matrix = platforms.windows_release_matrix()
+    matrix = declared.parse(install_script(), pyproject).matrix()
     for n, spec in enumerate(matrix):
         path = dist / spec.filename(version)
         if spec.kind == "wheel":
@@ -92,8 +114,11 @@ def release(cli, ssh_host, pypi, tmp_path):
                           f"  Port {ssh_host.port}\n  User {ssh_host.user}\n"
                           f"  IdentityFile {ssh_host.key_path}\n")
     repo = tmp_path / "hg"
-    subprocess.run(["hg", "init", str(repo)], check=True, timeout=60,
-                   env=dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"]))
+    subprocess.run(["hg", "init", str(repo)], check=True, timeout=60, env=HG_ENV)
+    # The released revision, tagged as Mercurial tags its releases (dist/ is ignored).
+    (repo / ".hgignore").write_text("^dist/\n")
+    commit_declaration(repo, PYPROJECT_CIBUILDWHEEL, "7.2-like declaration")
+    hg(repo, "tag", VERSION)
     # Over the `cli` fixture's environment, which has no TWINE_* of its own.
     env = {"HOME": str(home), "TWINE_USERNAME": pypi.username,
            "TWINE_PASSWORD": pypi.password, "TWINE_NON_INTERACTIVE": "1"}
@@ -101,6 +126,7 @@ def release(cli, ssh_host, pypi, tmp_path):
     class Release:
         dir = rdir
         dist = repo / "dist"
+        hg_repo = repo
         state = tmp_path / "state"
 
         def __init__(self):
@@ -178,8 +204,8 @@ def test_publish_rerun_skips_and_latest_is_backed_up(release):
 
     proc = release.run()
     assert proc.returncode == 0, proc.stderr
-    assert "PyPI: 12 uploaded, 0 already there, all verified" in proc.stdout
-    assert "mercurial-scm.org: 16 uploaded, 0 already there, all verified" in proc.stdout
+    assert "PyPI: 18 uploaded, 0 already there, all verified" in proc.stdout
+    assert "mercurial-scm.org: 22 uploaded, 0 already there, all verified" in proc.stdout
 
     wheels = {n: p for n, p in made.items() if n.endswith(".whl")}
     on_index = {p.name: sha256(p) for p in release.pypi.packages_dir.iterdir()}
@@ -204,9 +230,9 @@ def test_publish_rerun_skips_and_latest_is_backed_up(release):
     mtimes = {p.name: p.stat().st_mtime_ns for p in release.dir.iterdir()}
     proc = release.run()
     assert proc.returncode == 0, proc.stderr
-    assert "PyPI: 0 uploaded, 12 already there, all verified" in proc.stdout
-    assert "mercurial-scm.org: 0 uploaded, 16 already there, all verified" in proc.stdout
-    assert proc.stderr.count("already published (same sha256), skipped") == 28
+    assert "PyPI: 0 uploaded, 18 already there, all verified" in proc.stdout
+    assert "mercurial-scm.org: 0 uploaded, 22 already there, all verified" in proc.stdout
+    assert proc.stderr.count("already published (same sha256), skipped") == 40
     assert "latest.dat is already up to date" in proc.stderr
     assert {p.name: p.stat().st_mtime_ns for p in release.dir.iterdir()} == mtimes
     assert len(list((release.state / "backups").iterdir())) == 1
@@ -233,9 +259,34 @@ def test_missing_artifacts_listed(release):
     proc = release.run()
     assert proc.returncode == 13, proc.stderr
     last = _last_line(proc)
-    assert last.startswith("artifact error: 2 of 16 artifacts for 7.2.1 missing")
+    assert last.startswith("artifact error: 2 of 22 artifacts for 7.2.1 missing")
     assert all(n in last for n in gone)
     assert len(proc.stderr.strip().splitlines()) <= 3  # the step line, its failure, the error
+    assert release.published() == []
+
+
+def test_the_released_revisions_declaration_names_the_files(release):
+    """An older declaration (no cibuildwheel: one pip wheel per interpreter, no ARM64)
+    asks for its 16 files; the tag is the default revision, --revision names another."""
+    made = build_dist(release.dist, pyproject=None)
+    assert len(made) == 16
+    commit_declaration(release.hg_repo, None, "older declaration, untagged")
+    proc = release.run("--dry-run")  # the tag: the 7.2 declaration, 18 wheels
+    assert proc.returncode == 13, proc.stderr
+    assert _last_line(proc).startswith("artifact error: 6 of 22 artifacts for 7.2.1 missing")
+    assert "win_arm64.whl" in _last_line(proc)
+    proc = release.run("--dry-run", "--revision", "tip")
+    assert proc.returncode == 0, proc.stderr
+    assert f"Mercurial {VERSION}: 16 files" in proc.stdout
+    assert release.published() == []
+
+
+def test_an_untagged_release_needs_its_revision(release):
+    build_dist(release.dist)
+    proc = release.run("--dry-run", version="7.2.2")
+    assert proc.returncode == 4, proc.stderr
+    assert "cannot resolve revision '7.2.2'" in proc.stderr
+    assert "tag the release, or name its revision with --revision" in proc.stderr
     assert release.published() == []
 
 
@@ -319,16 +370,16 @@ def test_pypirc_repository_and_missing_credentials(release):
         f"password = {release.pypi.password}\n")
     proc = release.run("--no-mercurial-scm-org", env=env, index=("--repository", "staging"))
     assert proc.returncode == 0, proc.stderr
-    assert "PyPI: 12 uploaded" in proc.stdout
+    assert "PyPI: 18 uploaded" in proc.stdout
     assert sorted(p.name for p in release.pypi.packages_dir.iterdir()) == sorted(
         n for n in made if n.endswith(".whl"))
     assert list(release.dir.iterdir()) == []  # --no-mercurial-scm-org
-    # TWINE_REPOSITORY_URL works like --repository-url; all 12 are now skipped.
+    # TWINE_REPOSITORY_URL works like --repository-url; all 18 are now skipped.
     env.update(TWINE_REPOSITORY_URL=release.pypi.url, TWINE_USERNAME="nobody",
                TWINE_PASSWORD="unused")
     proc = release.run("--no-mercurial-scm-org", env=env, index=())
     assert proc.returncode == 0, proc.stderr
-    assert "PyPI: 0 uploaded, 12 already there, all verified" in proc.stdout
+    assert "PyPI: 0 uploaded, 18 already there, all verified" in proc.stdout
 
 
 def test_twine_check_failure_stops_everything(release):

@@ -371,12 +371,33 @@ def clone(source: Path, dest: Path) -> Path:
     return dest
 
 
-def test_build_windows_wheel_copies_back_and_reports(played, hg_source, standin, tmp_path):
+def without_cibuildwheel(repo: Path) -> None:
+    """Commit the form of an older branch: no Windows wheels declared for cibuildwheel."""
+    pyproject = repo / "pyproject.toml"
+    text = pyproject.read_text()
+    assert "[tool.cibuildwheel.windows]" in text
+    pyproject.write_text(text.replace("[tool.cibuildwheel.windows]", "[tool.not-windows]"))
+    hgsource.hg("commit", "-q", "-m", "no cibuildwheel windows", "-u", "test", cwd=repo)
+
+
+@pytest.mark.parametrize("builder,pythons,arches,expected", [
+    ("cibuildwheel", ["3.12", "3.13"], ["x64", "arm64"],
+     [("3.12", "AMD64", "win_amd64"), ("3.12", "ARM64", "win_arm64"),
+      ("3.13", "AMD64", "win_amd64"), ("3.13", "ARM64", "win_arm64")]),
+    ("pip", ["3.12", "3.13"], ["x64"],
+     [("3.12", "x64", "win_amd64"), ("3.13", "x64", "win_amd64")]),
+])
+def test_build_windows_wheel_copies_back_and_reports(played, hg_source, standin, tmp_path,
+                                                     builder, pythons, arches, expected):
+    """Wheels the way the revision declares them: through cibuildwheel (7.2.4's
+    pyproject.toml, ARM64 included), or one `pip wheel` per interpreter (older branches)."""
     win = played
     repo = clone(hg_source, tmp_path / "repo")
+    if builder == "pip":
+        without_cibuildwheel(repo)
     make_image(win, current_fingerprint(repo), "hg-windows-dev-current")
     result, instance = win.run_with_first_boot(
-        "build-windows-wheel", "--python-version", "3.12", "3.13", "--arch", "x64",
+        "build-windows-wheel", "--python-version", *pythons, "--arch", *arches,
         "--hg-repo", str(repo), cwd=repo)
     assert result.returncode == 0, result.stderr
     assert instance["InstanceType"] == "c6i.2xlarge"
@@ -388,19 +409,42 @@ def test_build_windows_wheel_copies_back_and_reports(played, hg_source, standin,
         capture_output=True, text=True, timeout=60, env=hgsource.hg_env(), check=False).stdout
     assert remote_node == node
     ran = scripts_run(standin)
-    assert [n for n, _ in ran] == ["update_source.ps1", "build_wheel.ps1"] * 2
-    assert "$Python = 'C:\\hgdev\\python312-x64\\python.exe'" in ran[1][1]
-    assert "$Python = 'C:\\hgdev\\python313-x64\\python.exe'" in ran[3][1]
-    names = ["mercurial-7.2.4-cp312-cp312-win_amd64.whl",
-             "mercurial-7.2.4-cp313-cp313-win_amd64.whl"]
-    assert sorted(p.name for p in (repo / "dist").iterdir()) == names
+    script = {"pip": "build_wheel.ps1", "cibuildwheel": "build_wheel_cibuildwheel.ps1"}
+    assert [n for n, _ in ran] == ["update_source.ps1", script[builder]] * len(expected)
+    for (_name, text), (py, arch, _tag) in zip(ran[1::2], expected):
+        xy = py.replace(".", "")
+        if builder == "pip":
+            assert f"$Python = 'C:\\hgdev\\python{xy}-{arch}\\python.exe'" in text
+        else:
+            assert f"$Build = 'cp{xy}-*'" in text and f"$Archs = '{arch}'" in text
+    names = [f"mercurial-7.2.4-cp{py.replace('.', '')}-cp{py.replace('.', '')}-{tag}.whl"
+             for py, _arch, tag in expected]
+    assert sorted(p.name for p in (repo / "dist").iterdir()) == sorted(names)
     rows = [line.split() for line in result.stdout.splitlines()]
-    for (_script_name, script), name in zip(ran[1::2], names):
+    for (_script_name, script_text), name in zip(ran[1::2], names):
         data = (repo / "dist" / name).read_bytes()
-        assert data.endswith(script.encode())  # the very file that build made
+        assert data.endswith(script_text.encode())  # the very file that build made
         assert [name, str(len(data)), hashlib.sha256(data).hexdigest()] in rows
     assert rows[1] == ["artifact", "size", "sha256"]
+    declared = {"cibuildwheel": "18 wheels (cibuildwheel; x86, x64, arm64)",
+                "pip": "12 wheels (pip wheel; x86, x64)"}[builder]
+    assert f"the revision declares {declared}" in result.stdout + result.stderr
     assert win.instances(LIVE) == []
+
+
+def test_undeclared_wheels_are_refused_before_aws(played, hg_source, tmp_path):
+    """An older branch declares no ARM64 wheel: asking for one stops before any
+    resource exists, naming what the revision does declare."""
+    win = played
+    repo = clone(hg_source, tmp_path / "repo")
+    without_cibuildwheel(repo)
+    result = win.run("build-windows-wheel", "--python-version", "3.12", "--arch", "arm64",
+                     "--hg-repo", str(repo), cwd=repo)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("usage error: this revision builds no Windows wheel for 3.12 "
+                           "arm64; it declares 3.9 x86, 3.9 x64, ")
+    assert win.instances() == []
 
 
 def test_unexpected_artifact_name_fails_the_build(played, hg_source, standin, tmp_path):

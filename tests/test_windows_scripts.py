@@ -14,18 +14,27 @@ import re
 import pytest
 from harness import ps_tree
 from harness.powershell import params_of, parse_single_quoted
+from unit.helpers import cibuildwheel_builds, pip_builds
 
 from hgautomation import errors, platforms
 from hgautomation.windows import powershell as ps
 from hgautomation.windows import recipes
 
-ALL_STEPS = recipes.plan(recipes.KINDS, "7.2.4")
+CIBW = cibuildwheel_builds()  # a 7.2-like checkout: wheels through cibuildwheel
+PIP = pip_builds()  # an older one: one `pip wheel` per interpreter
+CIBW_STEPS = recipes.plan(CIBW, recipes.KINDS, "7.2.4")
+PIP_WHEEL_STEPS = [s for s in recipes.plan(PIP, ["wheel"], "7.2.4")]
+ALL_STEPS = CIBW_STEPS + PIP_WHEEL_STEPS
+
+
+def step_id(step) -> str:
+    return f"{step.script.name.removesuffix('.ps1')}-{step.label.replace(' ', '-')}"
 SCRIPT_FILES = sorted(p.name for p in ps.SCRIPTS_DIR.glob("*.ps1"))
 
 
 # -- encoding and quoting --------------------------------------------------------
 
-@pytest.mark.parametrize("step", ALL_STEPS, ids=lambda s: s.label.replace(" ", "-"))
+@pytest.mark.parametrize("step", ALL_STEPS, ids=step_id)
 def test_every_matrix_cell_round_trips_through_encoded_command(step):
     line = step.script.command_line
     words = line.split(" ")
@@ -62,12 +71,12 @@ def test_too_long_command_is_refused():
 # -- what each matrix cell runs ------------------------------------------------
 
 def test_matrix_is_complete():
-    labels = [s.label for s in ALL_STEPS]
+    labels = [s.label for s in CIBW_STEPS]
     assert len(labels) == len(set(labels))
-    wheels = [s for s in ALL_STEPS if s.artifact.kind == "wheel"]
-    assert len(wheels) == len(platforms.WINDOWS_PYTHONS) * 2
+    wheels = [s for s in CIBW_STEPS if s.artifact.kind == "wheel"]
+    assert len(wheels) == 6 * 3 and len(PIP_WHEEL_STEPS) == 6 * 2
     for kind in ("inno", "wix"):
-        assert sorted(s.artifact.arch for s in ALL_STEPS if s.artifact.kind == kind) \
+        assert sorted(s.artifact.arch for s in CIBW_STEPS if s.artifact.kind == kind) \
             == ["x64", "x86"]
 
 
@@ -76,6 +85,7 @@ EXPECTED_NAMES = {
     ("wheel", "3.12", "x64"): "mercurial-7.2.4-cp312-cp312-win_amd64.whl",
     ("wheel", "3.9", "x86"): "mercurial-7.2.4-cp39-cp39-win32.whl",
     ("wheel", "3.14", "x86"): "mercurial-7.2.4-cp314-cp314-win32.whl",
+    ("wheel", "3.11", "arm64"): "mercurial-7.2.4-cp311-cp311-win_arm64.whl",
     ("inno", "3.12", "x86"): "Mercurial-7.2.4-x86.exe",
     ("inno", "3.12", "x64"): "Mercurial-7.2.4-x64.exe",
     ("wix", "3.12", "x86"): "mercurial-7.2.4-x86.msi",
@@ -85,32 +95,46 @@ EXPECTED_NAMES = {
 
 @pytest.mark.parametrize("cell,name", sorted(EXPECTED_NAMES.items()))
 def test_expected_names_follow_the_release_layout(cell, name):
-    (step,) = [s for s in ALL_STEPS
+    (step,) = [s for s in CIBW_STEPS
                if (s.artifact.kind, s.artifact.python, s.artifact.arch) == cell]
     assert step.expected == name
 
 
-@pytest.mark.parametrize("step", ALL_STEPS, ids=lambda s: s.label.replace(" ", "-"))
+@pytest.mark.parametrize("step", ALL_STEPS, ids=step_id)
 def test_each_step_names_its_python_arch_and_output(step):
     kind, python, arch = step.artifact.kind, step.artifact.python, step.artifact.arch
     xy = python.replace(".", "")
-    assert step.python == f"C:\\hgdev\\python{xy}-{arch}\\python.exe"
     params = params_of(step.script.text)
-    assert params["Python"] == step.python
     assert params["Arch"] == arch
     assert params["Dist"] == "C:\\hgdev\\src\\dist"
     assert params["Source"] == "C:\\hgdev\\src"
     assert params["Pattern"] == step.pattern
-    # The pattern finds this cell's artifact and no other cell's.
-    owners = [s.label for s in ALL_STEPS if fnmatch.fnmatchcase(s.expected, step.pattern)]
+    # The pattern finds this cell's artifact and no other cell's (of its own plan).
+    plan = PIP_WHEEL_STEPS if step in PIP_WHEEL_STEPS else CIBW_STEPS
+    owners = [s.label for s in plan if fnmatch.fnmatchcase(s.expected, step.pattern)]
     assert owners == [step.label]
     body = step.script.text.split("# -- ", 2)[-1]
-    if kind == "wheel":
+    tag = {"x86": "win32", "x64": "win_amd64", "arm64": "win_arm64"}[arch]
+    if kind == "wheel" and step in PIP_WHEEL_STEPS:
+        assert step.python == f"C:\\hgdev\\python{xy}-{arch}\\python.exe"
+        assert params["Python"] == step.python
         assert "build_wheel.ps1" in body
         assert re.search(r"^& \$Python -m pip wheel .*--wheel-dir \$Dist \.$", body, re.M)
-        assert step.pattern == f"mercurial-*-cp{xy}-cp{xy}-" \
-            + {"x86": "win32", "x64": "win_amd64"}[arch] + ".whl"
+        assert step.pattern == f"mercurial-*-cp{xy}-cp{xy}-{tag}.whl"
+    elif kind == "wheel":
+        # cibuildwheel brings its own CPython (any arch, ARM64 too): no C:\hgdev Python.
+        assert step.python is None and "Python" not in params
+        assert "build_wheel_cibuildwheel.ps1" in body
+        assert params["Build"] == f"cp{xy}-*"
+        assert params["Archs"] == {"x86": "x86", "x64": "AMD64", "arm64": "ARM64"}[arch]
+        assert body.index("$Env:CIBW_BUILD = $Build") < body.index("& $cibuildwheel")
+        assert body.index("$Env:CIBW_ARCHS = $Archs") < body.index("& $cibuildwheel")
+        assert re.search(r"^& \$cibuildwheel --output-dir \$Dist$", body, re.M)
+        assert step.pattern == f"mercurial-*-cp{xy}-cp{xy}-{tag}.whl"
     else:
+        # packaging.py runs with the x64 interpreter for both PyOxidizer targets.
+        assert step.python == f"C:\\hgdev\\python{xy}-x64\\python.exe"
+        assert params["Python"] == step.python
         assert params["Kind"] == kind
         assert params["Version"] == "7.2.4"
         assert params["Target"] == {"x86": "i686-pc-windows-msvc",
@@ -124,17 +148,17 @@ def test_each_step_names_its_python_arch_and_output(step):
 
 
 def test_installer_python_follows_the_option():
-    (step,) = recipes.plan(["wix"], "7.2.4", ["3.13"], ["x86"])
-    assert step.python == "C:\\hgdev\\python313-x86\\python.exe"
+    (step,) = recipes.plan(CIBW, ["wix"], "7.2.4", ["3.13"], ["x86"])
+    assert step.python == "C:\\hgdev\\python313-x64\\python.exe"
     assert step.expected == "mercurial-7.2.4-x86.msi"
 
 
 @pytest.mark.parametrize("version", [None, ""])
 def test_installers_need_a_version(version):
     with pytest.raises(errors.UsageError, match="needs --version"):
-        recipes.plan(["inno"], version)
+        recipes.plan(CIBW, ["inno"], version)
     # Wheels take their version from the source.
-    assert all(s.expected is None for s in recipes.plan(["wheel"], version))
+    assert all(s.expected is None for s in recipes.plan(CIBW, ["wheel"], version))
 
 
 @pytest.mark.parametrize("version", ["7.2'; rm", "7.2 x", "../7"])
@@ -150,9 +174,9 @@ def test_odd_versions_are_refused(version):
 
 def rendered_scripts() -> dict[str, str]:
     """Every script the tool generates: each matrix cell and each parameter set."""
-    scripts = {f"{s.label}": s.script.text for s in ALL_STEPS}
+    scripts = {step_id(s): s.script.text for s in ALL_STEPS}
     for version in ("7.2.4", "7.3rc0"):
-        for step in recipes.plan(recipes.NEEDS_VERSION, version, ["3.13"], ["x86"]):
+        for step in recipes.plan(CIBW, recipes.NEEDS_VERSION, version, ["3.13"], ["x86"]):
             scripts[f"{step.label} {version}"] = step.script.text
     scripts["update_source"] = recipes.update_source_script("0" * 40).text
     scripts["run_tests"] = recipes.run_tests_script("3.12", "x64", "-j4 test-foo.t").text
@@ -205,7 +229,8 @@ def test_every_native_call_is_checked(name):
 def test_each_script_file_is_used_and_checked():
     assert set(SCRIPT_FILES) == {
         "prelude.ps1", "userdata.ps1", "provision.ps1", "prepare_image.ps1",
-        "update_source.ps1", "build_wheel.ps1", "build_installer.ps1", "run_tests.ps1",
+        "update_source.ps1", "build_wheel.ps1", "build_wheel_cibuildwheel.ps1",
+        "build_installer.ps1", "run_tests.ps1",
         "heartbeat.ps1"}
     for name in SCRIPT_FILES:
         assert ps_tree.unchecked_native_calls(ps.read_script(name)) == [], name
@@ -349,7 +374,7 @@ def test_cli_run_tests_windows_rejects_double_quotes(cli, tmp_path):
 
 
 def test_installers_of_one_arch_share_a_purge_and_a_build():
-    steps = recipes.plan(recipes.KINDS, "7.2.4")
+    steps = recipes.plan(CIBW, recipes.KINDS, "7.2.4")
     labels = [s.label for s in steps]
     purged = [s.label for s, p in zip(steps, recipes.purges(steps)) if p]
     wheels = [s.label for s in steps if s.artifact.kind == "wheel"]

@@ -1,16 +1,21 @@
 """The Windows flows checked against Mercurial's own tree (the cached 7.2.4 sdist): the
-packaging CLI must accept every argv we send, the artifact names must be what its
-packaging produces, and every path we use must be one its installer script creates."""
+build matrix is what the tree declares (cibuildwheel itself is the oracle for its
+wheels), the packaging CLI must accept every argv we send, the artifact names must be
+what its packaging produces, and every path we use must be one its installer creates."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from harness import oracles
 
 from hgautomation import platforms
-from hgautomation.windows import recipes
+from hgautomation.windows import declared, recipes
 
 VERSIONS = ("7.2.4", "7.3rc0", "6.9.5")
 
@@ -28,10 +33,77 @@ def packaging_parser(tree):
     return oracles.packaging_cli().get_parser()
 
 
+@pytest.fixture(scope="module")
+def builds(tree):
+    """What the tree declares, read by our own reader from its two files."""
+    return declared.parse((tree / declared.INSTALL_SCRIPT).read_text(),
+                          (tree / declared.PYPROJECT).read_text())
+
+
+CIBUILDWHEEL = Path(sys.executable).parent / "cibuildwheel"
+
+
+def cibuildwheel_identifiers(project: Path, **env: str) -> list[str]:
+    """What cibuildwheel itself would build on Windows for `project` (no build is run)."""
+    result = subprocess.run(
+        [str(CIBUILDWHEEL), "--print-build-identifiers", "--platform", "windows",
+         str(project)], check=False, capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("CIBW_")} | env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def identifier(python: str, arch: str) -> str:
+    return f"cp{python.replace('.', '')}-{platforms.WHEEL_PLATFORM_TAGS[arch]}"
+
+
+def test_the_checkout_builds_its_wheels_with_the_cibuildwheel_it_installs(builds, tree):
+    assert builds.wheel_builder == "cibuildwheel"
+    dev_pin = re.search(r"^(cibuildwheel==\S+)", (Path(__file__).parents[1]
+                        / "requirements-dev.txt").read_text(), re.M).group(1)
+    assert builds.cibuildwheel == dev_pin, "the oracle must be the checkout's cibuildwheel"
+
+
+def test_the_declared_wheels_are_what_cibuildwheel_would_build(builds, tree):
+    theirs = cibuildwheel_identifiers(tree)
+    ours = [identifier(py, arch) for py, arch in builds.wheels]
+    assert sorted(ours) == sorted(theirs)
+    assert len(ours) == 18 and any(i.endswith("-win_arm64") for i in ours)
+
+
+def test_each_wheel_step_selects_exactly_its_own_wheel(builds, tree):
+    """The CIBW_BUILD/CIBW_ARCHS a step sets make cibuildwheel build that one wheel."""
+    for step in recipes.plan(builds, ["wheel"], "7.2.4"):
+        selection = recipes.cibuildwheel_selection(step.artifact)
+        only = cibuildwheel_identifiers(tree, **selection)
+        assert only == [identifier(step.artifact.python, step.artifact.arch)], selection
+        assert step.expected.endswith(f"-{only[0]}.whl")
+
+
+@pytest.mark.parametrize("table", [
+    'build = "cp312-* cp313-*"\n[tool.cibuildwheel.windows]\narchs = "auto"',
+    'build = "cp3{11,12}-*"\nskip = ["*-win32"]\n[tool.cibuildwheel.windows]\n'
+    'archs = ["all"]',
+    'build = "*"\nskip = "cp38-* pp*"\n[tool.cibuildwheel.windows]\narchs = "ARM64"',
+    '[tool.cibuildwheel.windows]\narchs = "auto64"',
+    'build = ["cp39-*", "cp314-*"]\n[tool.cibuildwheel.windows]\narchs = "auto32 ARM64"',
+    'build = "cp38-*"\n[tool.cibuildwheel.windows]\narchs = "all"',
+])
+def test_our_reading_of_selectors_is_cibuildwheels(tmp_path, builds, table):
+    pyproject = "[tool.cibuildwheel]\n" + table + "\n"
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    (tmp_path / "setup.py").write_text("")
+    ours = declared.parse((Path(oracles.sdist_tree()) / declared.INSTALL_SCRIPT).read_text(),
+                          pyproject)
+    assert sorted(identifier(py, a) for py, a in ours.wheels) == \
+        sorted(cibuildwheel_identifiers(tmp_path))
+
+
 @pytest.mark.parametrize("version", VERSIONS)
-def test_every_installer_argv_is_accepted_by_the_packaging_cli(packaging_parser, version):
-    steps = [s for s in recipes.plan(recipes.NEEDS_VERSION, version)]
-    assert len(steps) == len(platforms.WINDOWS_ARCHES) * 2
+def test_every_installer_argv_is_accepted_by_the_packaging_cli(packaging_parser, builds,
+                                                               version):
+    steps = [s for s in recipes.plan(builds, recipes.NEEDS_VERSION, version)]
+    assert len(steps) == len(platforms.INSTALLER_ARCHES) * 2
     for step in steps:
         argv = recipes.packaging_args(step.artifact, version)
         args = packaging_parser.parse_args(argv)  # SystemExit(2) on anything it refuses
@@ -48,7 +120,7 @@ def test_the_packaging_cli_refuses_what_it_should(packaging_parser):
             packaging_parser.parse_args(argv)
 
 
-def test_installer_names_are_what_the_packaging_produces(tree):
+def test_installer_names_are_what_the_packaging_produces(tree, builds):
     """Inno: OutputBaseFilename=Mercurial-{#VERSION}{#SUFFIX}, SUFFIX -x64 or -x86
     (hgpackaging/inno.py); WiX: "%s-%s-%s.msi" % (MSI_NAME, VERSION, platform) with
     MSI_NAME "mercurial" (rust/hgcli/pyoxidizer.bzl)."""
@@ -60,36 +132,25 @@ def test_installer_names_are_what_the_packaging_produces(tree):
     assert '"%s-%s-%s.msi" % (MSI_NAME, VERSION, platform)' in bzl
     assert 'MSI_NAME = VARS.get("MSI_NAME", "mercurial")' in bzl
     for version in VERSIONS:
-        for step in recipes.plan(recipes.NEEDS_VERSION, version):
+        for step in recipes.plan(builds, recipes.NEEDS_VERSION, version):
             arch = step.artifact.arch
             produced = (f"Mercurial-{version}-{arch}.exe" if step.artifact.kind == "inno"
                         else f"mercurial-{version}-{arch}.msi")
             assert step.expected == produced
 
 
-def test_wheel_names_follow_the_declared_cibuildwheel_archs(tree):
-    """pyproject.toml [tool.cibuildwheel.windows] archs: each arch we build is declared
-    there, with the platform tag cibuildwheel gives it."""
-    import tomllib
-
-    declared = tomllib.loads((tree / "pyproject.toml").read_text())
-    archs = declared["tool"]["cibuildwheel"]["windows"]["archs"]
-    archs = archs.replace(",", " ").split() if isinstance(archs, str) else archs
-    cibw_tag = {"x86": "win32", "AMD64": "win_amd64", "ARM64": "win_arm64"}
-    ours = {platforms.WHEEL_PLATFORM_TAGS[a] for a in platforms.WINDOWS_ARCHES}
-    assert ours <= {cibw_tag[a] for a in archs}, (archs, ours)
-
-
-def test_every_path_we_use_is_made_by_the_checkouts_installer(tree):
+def test_every_path_we_use_is_made_by_the_checkouts_installer(tree, builds):
     script = (tree / "contrib" / "install-windows-dependencies.ps1").read_text()
     assert re.search(r'^\$prefix = "c:\\hgdev"$', script, re.M | re.I)
     made = {m.lower() for m in re.findall(
         r"Install-Python3 .* \$\{prefix\}\\(python\d+-x(?:86|64)) ", script)}
-    for python in platforms.WINDOWS_PYTHONS:
-        for arch in platforms.WINDOWS_ARCHES:
-            path = recipes.python_path(python, arch)
-            assert path.lower().startswith("c:\\hgdev\\")
-            assert path[len("C:\\hgdev\\"):].split("\\")[0].lower() in made, path
+    assert len(made) == 12
+    used = [s.python for s in recipes.plan(builds, recipes.KINDS, "7.2.4") if s.python]
+    used += [recipes.python_path(py, arch) for py, arch in builds.interpreters]  # tests
+    assert used
+    for path in used:
+        assert path.lower().startswith("c:\\hgdev\\")
+        assert path[len("C:\\hgdev\\"):].split("\\")[0].lower() in made, path
     # The venv that receives pushes, and MinGW (its zip is unpacked into the prefix).
     assert re.search(r"-m venv \$\{prefix\}\\venv-bootstrap", script)
     assert recipes.BOOTSTRAP_PYTHON.lower() == "c:\\hgdev\\venv-bootstrap\\scripts\\python.exe"
@@ -98,12 +159,15 @@ def test_every_path_we_use_is_made_by_the_checkouts_installer(tree):
     assert recipes.MSYS_SHELL.lower().startswith("c:\\hgdev\\mingw\\")
 
 
-def test_the_pythons_we_build_for_are_the_ones_the_installer_declares(tree):
+def test_the_interpreters_we_read_are_the_ones_the_installer_installs(tree, builds):
+    """Read here with an independent pattern: every Install-Python3 destination."""
     script = (tree / "contrib" / "install-windows-dependencies.ps1").read_text()
-    declared = sorted({f"{m[0]}.{m[1:]}" for m in re.findall(
-        r"Install-Python3 \"Python [\d.]+ \d\d-bit\" \S+ \$\{prefix\}\\python(\d+)-x", script)},
-        key=lambda v: tuple(map(int, v.split("."))))
-    assert tuple(declared) == platforms.WINDOWS_PYTHONS
+    found = [(f"{m[0][0]}.{m[0][1:]}", m[1]) for m in re.findall(
+        r"Install-Python3 \"Python [\d.]+ \d\d-bit\" \S+ \$\{prefix\}\\python(\d+)-(x86|x64)",
+        script)]
+    assert list(builds.interpreters) == found
+    assert {py for py, _ in found} == set(platforms.WINDOWS_PYTHONS)
+    assert builds.installer_python == platforms.INSTALLER_PYTHON
 
 
 def test_installer_builds_use_the_rust_the_checkouts_installer_made(tree):

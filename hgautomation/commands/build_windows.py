@@ -1,7 +1,8 @@
 """Windows builds: wheels, Inno Setup and WiX installers, on a temporary instance.
 
-Flow: plan the matrix cells (version errors before any machine starts) →
-resolve the revision and read its dependency installer → dev image (reused by
+Flow: resolve the revision, read its dependency installer and its declared
+builds (install script + pyproject.toml), plan the matrix cells (every error
+before any machine starts) → dev image (reused by
 fingerprint) → one instance → hg push → per cell: update + purge, build, copy
 the artifact back → table.
 """
@@ -9,46 +10,50 @@ the artifact back → table.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from hgautomation import console, hgrepo
 from hgautomation.commands import open_aws, windows_machine
 from hgautomation.context import Context
-from hgautomation.windows import recipes
+from hgautomation.windows import declared, recipes
 
 
 def build_all(ctx: Context, args: argparse.Namespace) -> int:
     recipes.check_version(args.version, "build-all-windows-packages")
-    steps = recipes.plan(recipes.KINDS, args.version)
-    return _build(ctx, args, steps, "build-all-windows-packages")
+    return _build(ctx, args, "build-all-windows-packages", recipes.KINDS, args.version)
 
 
 def build_inno(ctx: Context, args: argparse.Namespace) -> int:
     recipes.check_version(args.version, "build-inno")
-    steps = recipes.plan(["inno"], args.version, [args.python_version], args.arch)
-    return _build(ctx, args, steps, "build-inno")
+    return _build(ctx, args, "build-inno", ["inno"], args.version, [args.python_version],
+                  args.arch)
 
 
 def build_wix(ctx: Context, args: argparse.Namespace) -> int:
     recipes.check_version(args.version, "build-wix")
-    steps = recipes.plan(["wix"], args.version, [args.python_version], args.arch)
-    return _build(ctx, args, steps, "build-wix")
+    return _build(ctx, args, "build-wix", ["wix"], args.version, [args.python_version],
+                  args.arch)
 
 
 def build_wheel(ctx: Context, args: argparse.Namespace) -> int:
-    steps = recipes.plan(["wheel"], None, args.python_version, args.arch)
-    return _build(ctx, args, steps, "build-windows-wheel")
+    return _build(ctx, args, "build-windows-wheel", ["wheel"], None, args.python_version,
+                  args.arch)
 
 
-def _build(ctx: Context, args: argparse.Namespace, steps: list[recipes.BuildStep],
-           command: str) -> int:
+def _build(ctx: Context, args: argparse.Namespace, command: str, kinds: Sequence[str],
+           version: str | None, pythons: Sequence[str] | None = None,
+           arches: Sequence[str] | None = None) -> int:
     from hgautomation.windows import artifacts, ec2
 
     out = console.get()
     repo = hgrepo.LocalRepo(ctx.hg_repo)
     node = hgrepo.resolve_revision(repo, args.revision)
     ec2.read_deps_files(repo, node)  # the image needs it: fail before touching AWS
-    out.info(f"{command}: {len(steps)} artifact(s) of {node[:12]}: "
-             + ", ".join(s.label for s in steps))
+    builds = declared.read(repo, node)  # what this revision builds, checked up front too
+    steps = recipes.plan(builds, kinds, version, pythons, arches)
+    out.info(f"{command}: {len(steps)} artifact(s) of {node[:12]}; the revision declares "
+             f"{builds.describe()}")
+    out.info(", ".join(s.label for s in steps))
     local_dist = ctx.hg_repo / "dist"
     done = []
     with open_aws(ctx, args, kinds=("windows",)) as aws, \

@@ -1,7 +1,8 @@
 """`publish-windows-artifacts`: wheels to PyPI; every file (wheels and installers) and
 latest.dat to mercurial-scm.org, as the release directory has always held them.
 
-Order: find the whole artifact set, twine check, print the plan (``--dry-run``
+Order: read what the released revision declares (its tag by default), find
+that whole artifact set, twine check, print the plan (``--dry-run``
 stops there); then check both destinations (credentials, host key, conflicting
 files) before anything is sent; then PyPI, then the release host.
 """
@@ -23,9 +24,10 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
     if args.pypi and "+" in version:
         raise errors.UsageError(f"PyPI does not accept local versions like {version!r}",
                                 hint="publish with --no-pypi, or a public version")
+    builds = _declared_builds(ctx, args.revision or version)
     dist = ctx.hg_repo / "dist"
     with out.step(f"checking the artifacts for {version} in {dist}"):
-        found = artifacts.collect(dist, version)
+        found = artifacts.collect(dist, version, builds)
     wheels = [a for a in found if a.is_wheel]
 
     from hgautomation.publish import pypi
@@ -66,6 +68,21 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
                      f"{ssh.USER_KNOWN_HOSTS} or {ctx.state.known_hosts}") from None
     with conn:
         return _publish(ctx, args, version, repo, wheels, found, conn=conn)
+
+
+def _declared_builds(ctx: Context, revision: str):
+    """What the released revision builds on Windows (default: the release's tag)."""
+    from hgautomation import hgrepo
+    from hgautomation.windows import declared
+
+    repo = hgrepo.LocalRepo(ctx.hg_repo)
+    try:
+        node = hgrepo.resolve_revision(repo, revision)
+    except errors.LocalRepoError as exc:
+        raise errors.LocalRepoError(
+            exc.message, hint="the released revision's declaration names the wheels: "
+            "tag the release, or name its revision with --revision") from None
+    return declared.read(repo, node)
 
 
 def _publish(ctx: Context, args: argparse.Namespace, version, repo, wheels, found,

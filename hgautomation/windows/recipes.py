@@ -1,8 +1,8 @@
 """Which script runs with which parameters, for every cell of the Windows release matrix.
 
-The matrix itself (Pythons × arches × kinds) is data in
-:func:`hgautomation.platforms.windows_release_matrix`; this module only maps a
-cell to its script, Python path, artifact pattern and expected file name.
+The matrix (wheels and installers) is what the checkout declares
+(:mod:`hgautomation.windows.declared`); this module only maps a cell to its
+script, Python path, artifact pattern and expected file name.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from hgautomation import platforms
 from hgautomation.errors import UsageError
 from hgautomation.platforms import WindowsArtifact
+from hgautomation.windows.declared import CIBW_ARCH_NAMES, WindowsBuilds
 from hgautomation.windows.powershell import Script
 
 # The Windows host contract (docs/contract.rst).
@@ -44,7 +45,8 @@ NEEDS_VERSION = ("inno", "wix")
 
 def python_path(python: str, arch: str) -> str:
     r"""C:\hgdev\python<XY>-<arch>\python.exe for "3.12", "x64"."""
-    if python not in platforms.WINDOWS_PYTHONS or arch not in platforms.WINDOWS_ARCHES:
+    # Any Python 3 a checkout's installer may install (older branches: 3.7, 3.8).
+    if not re.fullmatch(r"3\.\d{1,2}", python) or arch not in platforms.WINDOWS_ARCHES:
         raise ValueError(f"no Windows Python {python} for {arch}")
     return f"{HGDEV}\\python{python.replace('.', '')}-{arch}\\python.exe"
 
@@ -73,7 +75,7 @@ class BuildStep:
     """One cell of the matrix, ready to run: script, Python and what must come out."""
 
     artifact: WindowsArtifact
-    python: str  # Windows path of the interpreter
+    python: str | None  # Windows path of the interpreter; None: cibuildwheel brings its own
     pattern: str  # glob in DIST
     expected: str | None  # exact file name when the version is known
     script: Script
@@ -91,17 +93,35 @@ def packaging_args(artifact: WindowsArtifact, version: str) -> list[str]:
             "--version", version]
 
 
-def build_step(artifact: WindowsArtifact, version: str | None = None) -> BuildStep:
-    """The script and expectations for building `artifact`."""
-    python = python_path(artifact.python, artifact.arch)
+def cibuildwheel_selection(artifact: WindowsArtifact) -> dict[str, str]:
+    """CIBW_BUILD and CIBW_ARCHS selecting exactly one wheel, as Mercurial's CI selects
+    its Windows wheel jobs (``cp312-*`` × ``AMD64``)."""
+    return {"CIBW_BUILD": f"cp{artifact.python.replace('.', '')}-*",
+            "CIBW_ARCHS": CIBW_ARCH_NAMES[artifact.arch]}
+
+
+def build_step(artifact: WindowsArtifact, version: str | None = None,
+               wheel_builder: str = "pip") -> BuildStep:
+    """The script and expectations for building `artifact` (`wheel_builder`: how the
+    checkout builds wheels, "pip" or "cibuildwheel")."""
     pattern = artifact_pattern(artifact)
-    params = {"Source": SOURCE, "Dist": DIST, "Python": python, "Arch": artifact.arch,
-              "Pattern": pattern}
-    if artifact.kind == "wheel":
-        script = Script.load("build_wheel.ps1", params)
+    params = {"Source": SOURCE, "Dist": DIST, "Arch": artifact.arch, "Pattern": pattern}
+    python: str | None
+    if artifact.kind == "wheel" and wheel_builder == "cibuildwheel":
+        python = None
+        selection = cibuildwheel_selection(artifact)
+        params.update(Build=selection["CIBW_BUILD"], Archs=selection["CIBW_ARCHS"])
+        script = Script.load("build_wheel_cibuildwheel.ps1", params)
+    elif artifact.kind == "wheel":
+        python = python_path(artifact.python, artifact.arch)
+        script = Script.load("build_wheel.ps1", dict(params, Python=python))
     elif artifact.kind in NEEDS_VERSION:
+        # packaging.py only drives the build (PyOxidizer embeds its own Python): it runs
+        # with the x64 interpreter for both targets, as Mercurial's own tooling runs it.
+        python = python_path(artifact.python, "x64")
         version = check_version(version, f"building the {artifact.kind} installer")
-        params.update(Kind=artifact.kind, Target=PYOXIDIZER_TARGETS[artifact.arch],
+        params.update(Python=python, Kind=artifact.kind,
+                      Target=PYOXIDIZER_TARGETS[artifact.arch],
                       Version=version, PackagingArgs=packaging_args(artifact, version),
                       RustupHome=RUSTUP_HOME, CargoHome=CARGO_HOME,
                       BootstrapScripts=HGDEV + "\\venv-bootstrap\\Scripts")
@@ -112,35 +132,60 @@ def build_step(artifact: WindowsArtifact, version: str | None = None) -> BuildSt
     return BuildStep(artifact, python, pattern, expected, script)
 
 
-def select(kinds: Iterable[str], pythons: Sequence[str] | None = None,
-           arches: Sequence[str] | None = None) -> list[WindowsArtifact]:
-    """Cells of the release matrix of the given kinds, for the given Pythons/arches.
+def _pairs(pairs: Iterable[tuple[str, str]]) -> str:
+    return ", ".join(f"{py} {arch}" for py, arch in pairs)
 
-    Installers are built with one Python; asking for another one builds with
-    that Python instead of the release default.
+
+def select(builds: WindowsBuilds, kinds: Iterable[str], pythons: Sequence[str] | None = None,
+           arches: Sequence[str] | None = None) -> list[WindowsArtifact]:
+    """Cells of the checkout's matrix of the given kinds, for the given Pythons/arches
+    (None: all it declares).
+
+    Installers are built with one Python; asking for another one builds with that
+    Python instead of the release default. Asking for a wheel or an interpreter the
+    checkout does not declare is a UsageError that lists what it declares.
     """
     kinds = tuple(kinds)
-    arches = tuple(arches or platforms.WINDOWS_ARCHES)
     cells: list[WindowsArtifact] = []
-    for cell in platforms.windows_release_matrix():
-        if cell.kind not in kinds or cell.arch not in arches:
+    for cell in builds.matrix():
+        if cell.kind not in kinds or (arches is not None and cell.arch not in arches):
             continue
         if pythons is None or (cell.kind == "wheel" and cell.python in pythons):
             cells.append(cell)
         elif cell.kind != "wheel":
             cells.extend(WindowsArtifact(cell.kind, py, cell.arch) for py in pythons)
+    if "wheel" in kinds:
+        built = {(c.python, c.arch) for c in cells if c.kind == "wheel"}
+        if pythons is not None and arches is not None:
+            absent = [pair for pair in ((py, arch) for py in pythons for arch in arches)
+                      if pair not in built]
+        else:
+            absent = [(py, "(any arch)") for py in pythons or ()
+                      if not any(p == py for p, _ in built)]
+            absent += [("(any Python)", arch) for arch in arches or ()
+                       if not any(a == arch for _, a in built)]
+        if absent:
+            raise UsageError(f"this revision builds no Windows wheel for {_pairs(absent)}; "
+                             f"it declares {_pairs(builds.wheels)}")
+    missing = sorted({c.python for c in cells if c.kind != "wheel"}
+                     - {py for py, arch in builds.interpreters if arch == "x64"})
+    if missing:
+        raise UsageError(f"this revision's Windows image has no Python {', '.join(missing)} "
+                         f"x64 to run packaging.py; it installs {_pairs(builds.interpreters)}")
     return cells
 
 
-def plan(kinds: Iterable[str], version: str | None, pythons: Sequence[str] | None = None,
+def plan(builds: WindowsBuilds, kinds: Iterable[str], version: str | None,
+         pythons: Sequence[str] | None = None,
          arches: Sequence[str] | None = None) -> list[BuildStep]:
     """Every build step of a command: wheels in matrix order, then the installers grouped
     by arch and Python (Inno then WiX), so the two installers of an arch share one
     PyOxidizer build (see :func:`purges`). Version errors come before any machine starts."""
-    steps = [build_step(cell, version) for cell in select(kinds, pythons, arches)]
+    steps = [build_step(cell, version, builds.wheel_builder)
+             for cell in select(builds, kinds, pythons, arches)]
     wheels = [s for s in steps if s.artifact.kind == "wheel"]
     installers = [s for s in steps if s.artifact.kind != "wheel"]
-    arch_order = {a: n for n, a in enumerate(platforms.WINDOWS_ARCHES)}
+    arch_order = {a: n for n, a in enumerate(platforms.INSTALLER_ARCHES)}
     installers.sort(key=lambda s: (arch_order[s.artifact.arch], s.artifact.python,
                                    KINDS.index(s.artifact.kind)))
     return wheels + installers

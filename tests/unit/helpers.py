@@ -49,3 +49,48 @@ class CapturedConsole(console.Console):
     @property
     def out_text(self) -> str:
         return self.out.getvalue()
+
+
+# -- a checkout's Windows declaration, in the form Mercurial 7.2's files have it -----------
+
+def install_script(pythons=("3.9", "3.10", "3.11", "3.12", "3.13", "3.14"),
+                   cibuildwheel: str | None = "cibuildwheel==3.3.0") -> str:
+    """contrib/install-windows-dependencies.ps1 reduced to what is read from it."""
+    lines = []
+    for py in pythons:
+        xy = py.replace(".", "")
+        for arch, bits in (("x86", "32"), ("x64", "64")):
+            lines.append(f'    Install-Python3 "Python {py} {bits}-bit" '
+                         f'${{prefix}}\\assets\\python{xy}-{arch}.exe '
+                         f'${{prefix}}\\python{xy}-{arch} ${{pip}}')
+    if cibuildwheel:
+        lines.append(f'    Invoke-Process ${{prefix}}\\python313-x64\\python.exe '
+                     f'"-m pipx install {cibuildwheel}"')
+    return "function Install-Dependencies($prefix) {\n" + "\n".join(lines) + "\n}\n"
+
+
+PYPROJECT_CIBUILDWHEEL = """\
+[tool.cibuildwheel]
+build = ["cp39-*", "cp310-*", "cp311-*", "cp312-*", "cp313-*", "cp314-*"]
+skip = "pp*"
+
+[tool.cibuildwheel.macos]
+archs = ["universal2"]
+
+[tool.cibuildwheel.windows]
+archs = ["x86", "AMD64", "ARM64"]
+"""
+
+
+def cibuildwheel_builds():
+    """The declaration of a 7.2-like checkout: 18 cibuildwheel wheels."""
+    from hgautomation.windows import declared
+
+    return declared.parse(install_script(), PYPROJECT_CIBUILDWHEEL)
+
+
+def pip_builds():
+    """The declaration of an older checkout: one pip wheel per installed interpreter."""
+    from hgautomation.windows import declared
+
+    return declared.parse(install_script(cibuildwheel=None), None)

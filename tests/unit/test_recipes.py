@@ -11,6 +11,11 @@ from hgautomation import errors, platforms
 from hgautomation.windows import recipes
 from hgautomation.windows.artifacts import sftp_path
 
+from .helpers import cibuildwheel_builds, pip_builds
+
+CIBW = cibuildwheel_builds()
+PIP = pip_builds()
+
 
 def params_of(text: str) -> dict[str, str]:
     """The generated ``$Name = '<value>'`` assignments of a rendered script."""
@@ -65,7 +70,7 @@ def test_sftp_path(path, expected):
 @pytest.mark.parametrize("version", [None, ""])
 def test_installers_need_a_version(version):
     with pytest.raises(errors.UsageError, match="building the wix installer needs --version"):
-        recipes.plan(["wix"], version)
+        recipes.plan(CIBW, ["wix"], version)
     with pytest.raises(errors.UsageError):
         recipes.check_version(version, "x")
 
@@ -75,15 +80,15 @@ def test_check_version_passes_a_version_through():
 
 
 def test_wheels_take_the_version_from_the_source():
-    steps = recipes.plan(["wheel"], None)
-    assert len(steps) == 2 * len(platforms.WINDOWS_PYTHONS)
+    steps = recipes.plan(PIP, ["wheel"], None)
+    assert len(steps) == 2 * 6
     assert all(s.expected is None for s in steps)
-    with_version = recipes.plan(["wheel"], "7.2.4", ["3.11"], ["x86"])
+    with_version = recipes.plan(PIP, ["wheel"], "7.2.4", ["3.11"], ["x86"])
     assert [s.expected for s in with_version] == ["mercurial-7.2.4-cp311-cp311-win32.whl"]
 
 
-def test_wheel_step():
-    (step,) = recipes.plan(["wheel"], None, ["3.13"], ["x64"])
+def test_pip_wheel_step():
+    (step,) = recipes.plan(PIP, ["wheel"], None, ["3.13"], ["x64"])
     assert step.label == "wheel 3.13 x64"
     assert step.python == "C:\\hgdev\\python313-x64\\python.exe"
     assert step.pattern == "mercurial-*-cp313-cp313-win_amd64.whl"
@@ -94,19 +99,32 @@ def test_wheel_step():
         "Pattern": "mercurial-*-cp313-cp313-win_amd64.whl"}
 
 
+@pytest.mark.parametrize("arch,cibw_arch,tag", [
+    ("x86", "x86", "win32"), ("x64", "AMD64", "win_amd64"), ("arm64", "ARM64", "win_arm64")])
+def test_cibuildwheel_wheel_step(arch, cibw_arch, tag):
+    (step,) = recipes.plan(CIBW, ["wheel"], "7.2.4", ["3.9"], [arch])
+    assert step.python is None
+    assert step.expected == f"mercurial-7.2.4-cp39-cp39-{tag}.whl"
+    assert step.script.name == "build_wheel_cibuildwheel.ps1"
+    assert params_of(step.script.text) == {
+        "Source": "C:\\hgdev\\src", "Dist": "C:\\hgdev\\src\\dist", "Arch": arch,
+        "Pattern": f"mercurial-*-cp39-cp39-{tag}.whl", "Build": "cp39-*", "Archs": cibw_arch}
+
+
 @pytest.mark.parametrize("kind,arch,target,name", [
     ("inno", "x86", "i686-pc-windows-msvc", "Mercurial-7.2.4-x86.exe"),
     ("wix", "x64", "x86_64-pc-windows-msvc", "mercurial-7.2.4-x64.msi"),
 ])
 def test_installer_step(kind, arch, target, name):
-    (step,) = recipes.plan([kind], "7.2.4", arches=[arch])
+    (step,) = recipes.plan(CIBW, [kind], "7.2.4", arches=[arch])
     assert step.expected == name
     assert fnmatch.fnmatchcase(name, step.pattern)
     assert step.script.name == "build_installer.ps1"
     params = params_of(step.script.text)
     assert params["Kind"] == kind and params["Target"] == target
     assert params["Version"] == "7.2.4"
-    assert params["Python"] == f"C:\\hgdev\\python312-{arch}\\python.exe"
+    # packaging.py runs with the x64 interpreter for both targets.
+    assert params["Python"] == "C:\\hgdev\\python312-x64\\python.exe"
 
 
 def test_unknown_kind_is_refused():
@@ -114,8 +132,10 @@ def test_unknown_kind_is_refused():
         recipes.build_step(platforms.WindowsArtifact("zip", "3.12", "x64"), "7.2")
 
 
-def test_patterns_find_their_own_artifact_only():
-    steps = recipes.plan(recipes.KINDS, "7.2.4")
+@pytest.mark.parametrize("builds", [CIBW, PIP], ids=["cibuildwheel", "pip"])
+def test_patterns_find_their_own_artifact_only(builds):
+    steps = recipes.plan(builds, recipes.KINDS, "7.2.4")
+    assert len(steps) == len(builds.wheels) + 4
     for step in steps:
         owners = [s.label for s in steps if fnmatch.fnmatchcase(s.expected, step.pattern)]
         assert owners == [step.label]
@@ -123,30 +143,48 @@ def test_patterns_find_their_own_artifact_only():
 
 # -- select ------------------------------------------------------------------------------------
 
-def test_select_everything_is_the_release_matrix():
-    assert recipes.select(recipes.KINDS) == platforms.windows_release_matrix()
+def test_select_everything_is_the_declared_matrix():
+    assert recipes.select(CIBW, recipes.KINDS) == CIBW.matrix()
+    assert recipes.select(PIP, recipes.KINDS) == PIP.matrix()
 
 
 def test_select_filters_kinds_pythons_and_arches():
-    cells = recipes.select(["wheel", "inno"], ["3.10", "3.12"], ["x86"])
+    cells = recipes.select(PIP, ["wheel", "inno"], ["3.10", "3.12"], ["x86"])
     assert cells == [platforms.WindowsArtifact("wheel", "3.10", "x86"),
                      platforms.WindowsArtifact("wheel", "3.12", "x86"),
                      platforms.WindowsArtifact("inno", "3.10", "x86"),
                      platforms.WindowsArtifact("inno", "3.12", "x86")]
 
 
+def test_wheels_of_a_python_default_to_every_declared_arch():
+    assert [c.arch for c in recipes.select(CIBW, ["wheel"], ["3.12"])] == \
+        ["x86", "x64", "arm64"]
+    assert [c.arch for c in recipes.select(PIP, ["wheel"], ["3.12"])] == ["x86", "x64"]
+
+
+@pytest.mark.parametrize("pythons,arches,message", [
+    (["3.12"], ["arm64"], "no Windows wheel for 3.12 arm64; it declares 3.9 x86, "),
+    (["3.8"], None, r"no Windows wheel for 3.8 \(any arch\)"),
+    (None, ["arm64"], r"no Windows wheel for \(any Python\) arm64"),
+])
+def test_undeclared_wheels_are_refused(pythons, arches, message):
+    with pytest.raises(errors.UsageError, match=message):
+        recipes.select(PIP, ["wheel"], pythons, arches)
+
+
 def test_installers_follow_the_python_option():
-    assert recipes.select(["wix"], ["3.13"]) == [
+    assert recipes.select(CIBW, ["wix"], ["3.13"]) == [
         platforms.WindowsArtifact("wix", "3.13", "x86"),
         platforms.WindowsArtifact("wix", "3.13", "x64")]
-    assert recipes.select(["wix"]) == [
+    assert recipes.select(CIBW, ["wix"]) == [
         platforms.WindowsArtifact("wix", platforms.INSTALLER_PYTHON, "x86"),
         platforms.WindowsArtifact("wix", platforms.INSTALLER_PYTHON, "x64")]
+    with pytest.raises(errors.UsageError, match=r"no Python 3\.8 x64 to run packaging\.py"):
+        recipes.select(CIBW, ["wix"], ["3.8"])
 
 
 def test_select_nothing():
-    assert recipes.select([]) == []
-    assert recipes.select(["wheel"], []) == []
+    assert recipes.select(CIBW, []) == []
 
 
 # -- other scripts ------------------------------------------------------------------------------

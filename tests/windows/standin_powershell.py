@@ -55,7 +55,7 @@ def main() -> int:
             status = subprocess.call(cmd)
             if status:
                 return status
-    elif name in ("build_wheel.ps1", "build_installer.ps1"):
+    elif name in ("build_wheel.ps1", "build_wheel_cibuildwheel.ps1", "build_installer.ps1"):
         version = p.get("Version") or (ROOT / "standin" / "wheel-version").read_text().strip()
         dist = Path(posix(p["Dist"]))
         dist.mkdir(parents=True, exist_ok=True)
