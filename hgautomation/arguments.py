@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Callable
 
 from hgautomation import errors, options, platforms
-from hgautomation.catalog import COMMANDS, DESCRIPTION, GLOBAL_OPTIONS
+from hgautomation.catalog import COMMANDS, DESCRIPTION, EXAMPLES, GLOBAL_OPTIONS
 
 Adder = Callable[[argparse.ArgumentParser], None]
 
@@ -27,7 +27,39 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
-        raise errors.UsageError(message, hint=f"see '{self.prog} --help'")
+        message, hint = _explained(message, self.prog)
+        raise errors.UsageError(message, hint=hint)
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """The closest candidate to a misspelt `word`, if one is close enough."""
+    import difflib
+
+    candidates = list(candidates)
+    starting = [c for c in candidates if word and c.startswith(word)]
+    if len(starting) == 1:
+        return starting[0]
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.55)
+    return close[0] if close else None
+
+
+def _explained(message: str, prog: str) -> tuple[str, str]:
+    """argparse's message, shortened, and a hint: "did you mean …?" where a choice
+    was misspelt (the full list of choices is in --help)."""
+    import re
+
+    hint = f"see '{prog} --help'"
+    match = re.fullmatch(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)",
+                         message)
+    if match:
+        what, word, listed = match.groups()
+        choices = re.findall(r"'([^']*)'", listed) or [c.strip() for c in listed.split(",")]
+        guess = did_you_mean(word, choices)
+        message = (f"unknown command '{word}'" if what == "COMMAND"
+                   else f"argument {what}: invalid choice '{word}'")
+        if guess:
+            hint = f"did you mean '{guess}'? {hint}"
+    return message, hint
 
 
 def _typed(validate: Callable[[str], object], name: str) -> Callable[[str], object]:
@@ -72,7 +104,8 @@ def _revision(p: argparse.ArgumentParser, default: str | None = ".") -> None:
 
 def _version(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version", type=VERSION,
-                   help="Mercurial version string for the packages (e.g. 7.2.1)")
+                   help="Mercurial version string for the packages, e.g. 7.2.1 "
+                        "(required)")
 
 
 def _base_image(p: argparse.ArgumentParser) -> None:
@@ -124,6 +157,9 @@ def _ec2_selection(p: argparse.ArgumentParser) -> None:
                    help="also remove hg-... resources without our tags (made by older tools)")
     p.add_argument("--dry-run", action="store_true",
                    help="only show what would be done")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="do not ask before removing other people's or shared resources "
+                        "(--all-owners, --images); needed without a terminal")
 
 
 # -- subcommands -------------------------------------------------------------
@@ -368,9 +404,12 @@ def build_parser(prog: str | None = None,
     _global_options(parser, on_subcommand=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     wanted = set(COMMANDS) if only is None else set(only)
+    top = parser.prog
     for name, (help_text, _target) in COMMANDS.items():
+        examples = "\n".join(f"  {line.format(prog=top)}" for line in EXAMPLES.get(name, ()))
         p = sub.add_parser(name, help=help_text, description=help_text[0].upper()
-                           + help_text[1:] + ".")
+                           + help_text[1:] + ".", epilog=f"examples:\n{examples}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         if name in wanted:
             ADDERS.get(name, _no_options)(p)
             _global_options(p, on_subcommand=True)
@@ -385,11 +424,28 @@ def parse_args(argv: Sequence[str], prog: str | None = None) -> argparse.Namespa
     dest = PASSTHROUGH.get(args.command or "")
     if dest is None:
         if extra:
-            raise errors.UsageError(f"unrecognized arguments: {' '.join(extra)}",
-                                    hint=f"see '{parser.prog} --help'")
+            raise _unrecognized(parser, args.command, extra)
         return args
     setattr(args, dest, _passthrough(list(argv), args.command, getattr(args, dest), extra))
     return args
+
+
+def _unrecognized(parser: argparse.ArgumentParser, command: str | None,
+                  extra: list[str]) -> errors.UsageError:
+    """Unknown arguments, with the option the first one probably meant."""
+    prog = parser.prog
+    known: Iterable[str] = parser._option_string_actions
+    if command:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        known = sub.choices[command]._option_string_actions
+        prog = f"{parser.prog} {command}"
+    hint = f"see '{prog} --help'"
+    first = extra[0].split("=", 1)[0]
+    guess = did_you_mean(first, [o for o in known if o.startswith("--")]) \
+        if first.startswith("--") else None
+    if guess:
+        hint = f"did you mean '{guess}'? {hint}"
+    return errors.UsageError(f"unrecognized arguments: {' '.join(extra)}", hint=hint)
 
 
 OUR_SHORTHANDS = ("-v", "--verbose", "-q", "--quiet", "--debug")

@@ -14,8 +14,9 @@ GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
                                                     "results live (default: ~/.hgautomation)"}),
     (("--aws-region",), {"metavar": "REGION",
                          "help": "AWS region (default: AWS config/env, else us-west-2)"}),
-    (("--hg-repo",), {"metavar": "DIR", "help": "Mercurial checkout to work on (default: the "
-                                                "repository containing the current directory)"}),
+    (("-R", "--hg-repo"), {"metavar": "DIR", "help": "Mercurial checkout to work on (default: "
+                                                     "the repository containing the current "
+                                                     "directory)"}),
     (("--ssh-config",), {"metavar": "FILE",
                          "help": "OpenSSH client config for every SSH connection (HostName, "
                                  "Port, User, IdentityFile, ProxyCommand/ProxyJump)"}),
@@ -75,4 +76,62 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "try": (
         "send draft changesets to the Try server",
         "try_:main"),
+}
+
+
+# name -> command lines shown under "examples:" in its help ({prog} is the program).
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "bootstrap-linux-dev": (
+        "{prog} bootstrap-linux-dev --distros debian12,ubuntu24.04",
+        "{prog} bootstrap-linux-dev --host hg@buildbox --pythons 3.12,3.13",
+    ),
+    "bootstrap-windows-dev": (
+        "{prog} bootstrap-windows-dev -r stable",
+    ),
+    "build-all-windows-packages": (
+        "{prog} build-all-windows-packages -r 7.2.4 --version 7.2.4",
+    ),
+    "build-inno": (
+        "{prog} build-inno -r 7.2.4 --version 7.2.4 --arch x64",
+    ),
+    "build-wix": (
+        "{prog} build-wix -r 7.2.4 --version 7.2.4",
+    ),
+    "build-windows-wheel": (
+        "{prog} build-windows-wheel --python-version 3.12 3.13 --arch x64 arm64",
+    ),
+    "terminate-ec2-instances": (
+        "{prog} terminate-ec2-instances",
+        "{prog} terminate-ec2-instances --all-owners",
+    ),
+    "purge-ec2-resources": (
+        "{prog} purge-ec2-resources --dry-run",
+        "{prog} purge-ec2-resources --images",
+    ),
+    "list-ec2-resources": (
+        "{prog} list-ec2-resources",
+        "{prog} list-ec2-resources --all-owners",
+    ),
+    "setup-ec2-account": (
+        "{prog} setup-ec2-account --ingress-cidr 203.0.113.7/32",
+    ),
+    "run-tests-linux": (
+        "{prog} run-tests-linux --host hg@buildbox test-commit.t",
+        "{prog} run-tests-linux --python-version 3.13 -- -j8 --retest",
+        "{prog} run-tests-linux -r . --distro ubuntu24.04 --filesystem tmpfs",
+    ),
+    "run-tests-windows": (
+        "{prog} run-tests-windows --python-version 3.12 --arch x64 "
+        "--test-flags '-j8 test-commit.t'",
+    ),
+    "publish-windows-artifacts": (
+        "{prog} publish-windows-artifacts 7.2.4 --dry-run",
+        "{prog} publish-windows-artifacts 7.2.4 --ssh-username alice",
+    ),
+    "check-host": (
+        "{prog} check-host --host hg@buildbox",
+    ),
+    "try": (
+        "{prog} try -r 'draft() and ::.'",
+    ),
 }

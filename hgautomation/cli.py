@@ -30,10 +30,14 @@ class SignalInterrupt(KeyboardInterrupt):
 
 def overview(prog: str, columns: int = 79) -> str:
     """The top-level help: usage, every subcommand, the global options."""
-    global_options = [("-h, --help", "show this help and exit")] + [
+    global_options = [("-h, --help", "show this help and exit"),
+                      ("--version", "show the versions of this tool, Python, boto3, "
+                                    "paramiko and twine")] + [
         (", ".join(flags) + (f" {spec['metavar']}" if "metavar" in spec else ""), spec["help"])
         for flags, spec in GLOBAL_OPTIONS]
     commands = [(name, help_text) for name, (help_text, _target) in COMMANDS.items()]
+    commands.append(("help [COMMAND]", "show this help, or the options and examples of "
+                                       "COMMAND"))
     width = max(len(left) for left, _ in commands + global_options) + 4
 
     def entries(rows: list[tuple[str, str]]) -> list[str]:
@@ -44,8 +48,40 @@ def overview(prog: str, columns: int = 79) -> str:
     lines = [f"usage: {prog} [global options] COMMAND [options]", "", DESCRIPTION, "",
              "commands:", *entries(commands), "",
              "global options (before or after COMMAND):", *entries(global_options), "",
-             f"'{prog} COMMAND --help' lists the options of COMMAND."]
+             f"'{prog} help COMMAND' lists the options of COMMAND, with examples."]
     return "\n".join(lines) + "\n"
+
+
+def version_text() -> str:
+    """What --version prints: ours, the interpreter's and the main libraries' versions
+    (read from their metadata, without importing them)."""
+    from importlib import metadata
+
+    from hgautomation import __version__
+
+    def installed(name: str) -> str:
+        try:
+            return f"{name} {metadata.version(name)}"
+        except metadata.PackageNotFoundError:
+            return f"{name} (not installed)"
+
+    python = f"Python {sys.version.split()[0]} ({sys.executable})"
+    libraries = ", ".join(installed(n) for n in ("boto3", "paramiko", "twine"))
+    return f"hgautomation {__version__}\n{python}\n{libraries}\n"
+
+
+def _help_and_version(argv: list[str]) -> tuple[str | None, list[str]]:
+    """`--version` before the command prints the versions; `help [COMMAND]` is the
+    overview or COMMAND's help. Returns (text to print, or None; the argv to parse)."""
+    at = next((i for i, a in enumerate(argv) if a in COMMANDS or a == "help"), len(argv))
+    if "--version" in argv[:at]:
+        return version_text(), argv
+    if at < len(argv) and argv[at] == "help":
+        rest = argv[at + 1:]
+        if not rest:
+            return "", argv  # the overview
+        return None, [*argv[:at], rest[0], "--help"]
+    return None, argv
 
 
 def _context(args):
@@ -84,8 +120,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     prog = prog or os.environ.get("HGAUTOMATION_PROG") or os.path.basename(sys.argv[0])
     debug = "--debug" in argv
     try:
-        if argv in ([], ["-h"], ["--help"]):  # the common case, without argparse
-            sys.stdout.write(overview(prog))
+        text, argv = _help_and_version(argv)
+        if argv in ([], ["-h"], ["--help"]) or text == "":  # without argparse
+            text = overview(prog)
+        if text:
+            sys.stdout.write(text)
             sys.stdout.flush()
             return 0
         from hgautomation import arguments

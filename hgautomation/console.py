@@ -93,6 +93,21 @@ class Console:
         """A line of the command's result: always shown, on stdout."""
         self._write(self.out, message)
 
+    def can_ask(self) -> bool:
+        """Whether a question can be answered: stdin is a terminal."""
+        try:
+            return sys.stdin is not None and sys.stdin.isatty()
+        except ValueError:  # closed
+            return False
+
+    def confirm(self, question: str) -> bool:
+        """Ask a yes/no question on the terminal (stderr, stdin); only "y"/"yes" is yes."""
+        self._write(self.err, f"{question} [y/N] ", end="")
+        answer = sys.stdin.readline()
+        if not answer.endswith("\n"):
+            self._write(self.err, "")  # end of input: end the question's line
+        return answer.strip().lower() in ("y", "yes")
+
     def remote_line(self, prefix: str, line: str, shown: int = 0) -> None:
         """One line of a remote command's output, streamed as it arrives.
 
@@ -214,6 +229,11 @@ class Console:
         if not rows:
             lines.append("(nothing)")
         self._write(self.out, "\n".join(lines))
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """"1 instance", "2 instances" (`nouns`: an irregular plural)."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
 
 
 def _duration(seconds: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import stat
 
 import pytest
@@ -149,7 +150,7 @@ def test_two_owners_and_look_alikes(aws_fresh, run_cli):
         assert iid in listing.stdout
     for iid in bob + [hgx, other]:
         assert iid not in listing.stdout
-    assert "running instance(s), estimated $" in listing.stdout
+    assert re.search(r"^\d+ running instances?, estimated \$", listing.stdout, re.M)
 
     dry = _ok(run_cli("-v", "purge-ec2-resources", "--owner", "alice", "--dry-run"))
     assert mutating_calls(dry.stderr) == 0
@@ -187,7 +188,7 @@ def test_terminate_dry_run_and_all_owners(aws_fresh, run_cli):
     assert len(live_instances(ec2)) == 3
     _ok(run_cli("terminate-ec2-instances", "--owner", "alice"))
     assert {i["InstanceId"] for i in live_instances(ec2)} == set(bob)
-    result = _ok(run_cli("terminate-ec2-instances", "--owner", "alice", "--all-owners"))
+    result = _ok(run_cli("terminate-ec2-instances", "--owner", "alice", "--all-owners", "--yes"))
     assert "terminated" in result.stdout and bob[0] in result.stdout
     assert live_instances(ec2) == [] and alice
 
@@ -287,8 +288,62 @@ def test_shared_images_go_only_with_images_flag(aws_fresh, run_cli):
     _ok(run_cli("purge-ec2-resources", "--owner", "alice"))
     assert {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]} == \
         {ours, foreign}
-    result = _ok(run_cli("purge-ec2-resources", "--owner", "alice", "--images"))
+    refused = run_cli("purge-ec2-resources", "--owner", "alice", "--images")
+    assert refused.returncode == 2 and "purge-ec2-resources --images removes" in refused.stderr
+    assert ours in {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]}
+    result = _ok(run_cli("purge-ec2-resources", "--owner", "alice", "--images", "-y"))
     assert ours in result.stdout and "deleted" in result.stdout
     assert {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]} == {foreign}
     left = {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
     assert not set(snaps) & left
+
+
+def _on_a_terminal(cli, aws, state, answer: str, *args: str):
+    """The CLI with a pseudo-terminal as stdin, `answer` typed into it."""
+    import os
+    import subprocess
+
+    master, slave = os.openpty()
+    try:
+        with cli.popen(*args, aws=aws, state=state, cwd=state, stdin=slave) as proc:
+            os.close(slave)
+            slave = -1
+            os.write(master, answer.encode())
+            out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_wide_removal_asks_on_a_terminal_and_refuses_without(aws_fresh, cli, tmp_path,
+                                                            run_cli):
+    ec2 = aws_fresh.client("ec2")
+    alice = _our_instance(ec2, "alice", "hg-temp-alice-1")
+    bob = _our_instance(ec2, "bob", "hg-temp-bob-1")
+    args = ("terminate-ec2-instances", "--owner", "alice", "--all-owners")
+
+    # No terminal, no --yes: refused before any change, one line, exit 2.
+    refused = run_cli(*args)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.strip() == (
+        "usage error: terminate-ec2-instances --all-owners removes other people's or shared "
+        "resources; nothing removed (review with --dry-run, then run on a terminal or add "
+        "--yes)")
+    assert len(live_instances(ec2)) == 2
+
+    # On a terminal: the plan, then the question; anything but yes removes nothing.
+    declined = _on_a_terminal(cli, aws_fresh, tmp_path, "n\n", *args)
+    assert declined.returncode == 2, declined.stderr
+    assert bob[0] in declined.stdout and alice[0] in declined.stdout
+    assert "terminate-ec2-instances --all-owners: remove 2 resources? [y/N]" in declined.stderr
+    assert declined.stderr.strip().endswith("not confirmed; nothing removed")
+    assert len(live_instances(ec2)) == 2
+
+    accepted = _on_a_terminal(cli, aws_fresh, tmp_path, "y\n", *args)
+    assert accepted.returncode == 0, accepted.stderr
+    assert "removed 2 resources" in accepted.stdout
+    assert live_instances(ec2) == []
+    # With nothing of anybody's left, there is nothing to ask about.
+    _ok(run_cli(*args))

@@ -67,7 +67,7 @@ def test_signal_while_waiting_for_ssh(cli, aws_fresh, tmp_path, sig):
         time.sleep(1.5)  # let the CLI reach its SSH wait (asserted below from its output)
         err = _finish(proc, sig)
     assert "==> connect to admin@" in err and "failed after" in err
-    assert "terminate 1 temporary instance(s)" in err
+    assert "terminate 1 temporary instance" in err
     assert live_instances(ec2) == []
 
 
@@ -99,7 +99,7 @@ def test_run_instances_reply_lost_instances_found_by_run_tag(cli, aws_fresh, tmp
         proxy.close()
     assert proc.returncode == 7, err  # the endpoint kept dropping the connection
     assert proxy.requests.count("RunInstances") == 2  # botocore retried once
-    assert "terminate 2 temporary instance(s)" in err
+    assert "terminate 2 temporary instances" in err
     assert live_instances(ec2) == []
 
 
@@ -139,7 +139,7 @@ def test_parallel_instances_interrupted_while_in_use(cli, aws_fresh, tmp_path, s
         proc.send_signal(sig)
         _out, err = proc.communicate(timeout=90)
     assert proc.returncode == EXIT[sig], err
-    assert "terminate 4 temporary instance(s)" in err
+    assert "terminate 4 temporary instances" in err
     assert live_instances(ec2) == []
 
 

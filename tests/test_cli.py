@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import subprocess
 import textwrap
 
@@ -64,6 +65,67 @@ def test_every_subcommand_has_help(name, tmp_path, hgautomation):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: hgautomation {name}")
     assert "--state-path" in result.stdout  # global options on every subcommand
+    examples = result.stdout.split("\nexamples:\n", 1)[1].splitlines()
+    assert examples and all(f"{line} ".startswith(f"  hgautomation {name} ") for line in examples)
+    # `help COMMAND` is the same text.
+    assert hgautomation("help", name, cwd=tmp_path).stdout == result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
+def test_every_example_is_a_valid_command_line(name):
+    import shlex
+
+    from hgautomation import arguments
+    from hgautomation.catalog import EXAMPLES
+
+    assert EXAMPLES[name]
+    for line in EXAMPLES[name]:
+        argv = shlex.split(line.format(prog="hgautomation"))[1:]
+        args = arguments.parse_args(argv, "hgautomation")  # UsageError if not
+        assert args.command == name
+
+
+def test_version(tmp_path, hgautomation):
+    from hgautomation import __version__
+
+    for argv in (["--version"], ["--state-path", str(tmp_path / "s"), "--version"]):
+        result = hgautomation(*argv, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0] == f"hgautomation {__version__}"
+        assert lines[1].startswith("Python 3.")
+        assert re.fullmatch(r"boto3 \d[\w.]*, paramiko \d[\w.]*, twine \d[\w.]*", lines[2])
+    # After a build command, --version is still that command's Mercurial version.
+    line = assert_one_line_error(hgautomation("build-wix", "--version", "7.x", cwd=tmp_path), 2)
+    assert "invalid version '7.x'" in line
+
+
+def test_help_without_a_command_is_the_overview(tmp_path, hgautomation):
+    result = hgautomation("help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == hgautomation("--help", cwd=tmp_path).stdout
+    assert "help [COMMAND]" in result.stdout and "--version" in result.stdout
+
+
+@pytest.mark.parametrize("argv,guess", [
+    (["purg-ec2-resources"], "purge-ec2-resources"),
+    (["help", "purg-ec2"], "purge-ec2-resources"),
+    (["run-test-linux"], "run-tests-linux"),
+    (["run-tests-linux", "--distro", "debain12"], "debian12"),
+    (["list-ec2-resources", "--all-owner"], "--all-owners"),
+    (["try", "--revison", "."], "--revision"),
+])
+def test_a_misspelling_gets_a_suggestion(argv, guess, tmp_path, hgautomation):
+    line = assert_one_line_error(hgautomation(*argv, cwd=tmp_path), 2)
+    assert f"(did you mean '{guess}'? see 'hgautomation" in line, line
+    assert "choose from" not in line  # the list is in --help, not in the error
+
+
+def test_dash_R_is_the_repository(tmp_path, hgautomation):
+    not_a_repo = tmp_path / "elsewhere"
+    not_a_repo.mkdir()
+    line = assert_one_line_error(hgautomation("try", "-R", str(not_a_repo), cwd=tmp_path), 4)
+    assert f"{not_a_repo} is not a Mercurial repository" in line
 
 
 @pytest.mark.parametrize("where", ["before", "after"])

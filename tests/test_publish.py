@@ -396,7 +396,7 @@ def test_twine_check_failure_stops_everything(release):
         z.writestr(f"{info}/RECORD", "")
     proc = release.run()
     assert proc.returncode == 13, proc.stderr
-    assert _last_line(proc).startswith("artifact error: twine check failed for 1 wheel(s): "
+    assert _last_line(proc).startswith("artifact error: twine check failed for 1 wheel: "
                                        + bad)
     assert release.published() == []
 

@@ -210,7 +210,7 @@ def ensure_image(session: AWSSession, *, family: str, fp: str, refresh: bool = F
     stale = [i for i in find_ours(session, family)
              if i.id != image.id and (is_stale is None or is_stale(i, image))]
     if stale:
-        con.info(f"deregistering {len(stale)} stale image(s) of {family}: "
+        con.info(f"deregistering {console.plural(len(stale), 'stale image')} of {family}: "
                  + " ".join(i.id for i in stale))
         deregister(session, stale)
     return image

@@ -204,7 +204,8 @@ def wait_for_state(session: AWSSession, instance_ids: Sequence[str], states: set
                 if i["State"]["Name"] in ("shutting-down", "terminated")
                 and "terminated" not in states]
         if dead:
-            raise errors.AWSError(f"instance(s) {', '.join(dead)} terminated unexpectedly "
+            noun = "instance" if len(dead) == 1 else "instances"
+            raise errors.AWSError(f"{noun} {', '.join(dead)} terminated unexpectedly "
                                   "(spot reclaim, quota or a bad image?)")
         pending = sorted(wanted - {i["InstanceId"] for i in ready})
         return None
@@ -301,7 +302,7 @@ def terminate_active(session: AWSSession) -> list[str]:
             T.tag_filter(T.RUN, *(launches.run_id for launches in active)),
             {"Name": "instance-state-name", "Values": LIVE_STATES}]))
         if ids:
-            with console.get().step(f"terminate {len(ids)} temporary instance(s)"):
+            with console.get().step(f"terminate {console.plural(len(ids), 'temporary instance')}"):
                 terminate(session, sorted(ids))
     return sorted(ids)
 
@@ -320,10 +321,10 @@ def _cleanup(session: AWSSession, launches: _Launches, failing: bool) -> None:
                 time.sleep(1.0)
                 ids.update(find_run(session, launches.run_id))
             if ids:
-                with con.step(f"terminate {len(ids)} temporary instance(s)"):
+                with con.step(f"terminate {console.plural(len(ids), 'temporary instance')}"):
                     terminate(session, sorted(ids))
         except errors.HgAutomationError as exc:
-            con.warn(f"could not terminate instance(s) of run {launches.run_id} "
+            con.warn(f"could not terminate the instances of run {launches.run_id} "
                      f"{' '.join(sorted(ids))}: {exc.one_line()}; their dead-man switch "
                      "stops them, or run terminate-ec2-instances")
             if not failing:
@@ -387,7 +388,7 @@ def temporary_instances(
     with _ACTIVE_LOCK:
         _ACTIVE[run_id] = launches
     try:
-        with con.step(f"launch {count} {instance_type} instance(s) of {image_id} "
+        with con.step(f"launch {console.plural(count, instance_type + ' instance')} of {image_id} "
                       f"(run {run_id})"):
             with concurrent.futures.ThreadPoolExecutor(
                     max_workers=min(count, 8), thread_name_prefix="hg-launch") as pool:

@@ -105,7 +105,7 @@ def ensure_security_group(session: AWSSession, kind: str, owner: str, ingress_ci
             ec2.authorize_security_group_ingress(GroupId=group_id,
                                                  IpPermissions=_permissions(missing))
     if stale:
-        con.info(f"security group {name}: removing {len(stale)} outdated rule(s)")
+        con.info(f"security group {name}: removing {console.plural(len(stale), 'outdated rule')}")
         with translate_errors(f"revoke ingress on {name}"):
             ec2.revoke_security_group_ingress(GroupId=group_id,
                                               IpPermissions=_permissions(stale, group))

@@ -51,8 +51,8 @@ def _build(ctx: Context, args: argparse.Namespace, command: str, kinds: Sequence
     ec2.read_deps_files(repo, node)  # the image needs it: fail before touching AWS
     builds = declared.read(repo, node)  # what this revision builds, checked up front too
     steps = recipes.plan(builds, kinds, version, pythons, arches)
-    out.info(f"{command}: {len(steps)} artifact(s) of {node[:12]}; the revision declares "
-             f"{builds.describe()}")
+    out.info(f"{command}: {console.plural(len(steps), 'artifact')} of {node[:12]}; "
+             f"the revision declares {builds.describe()}")
     out.info(", ".join(s.label for s in steps))
     local_dist = ctx.hg_repo / "dist"
     done = []

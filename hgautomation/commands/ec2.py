@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hgautomation import console
 from hgautomation.commands import open_aws
 
@@ -14,16 +16,49 @@ def _selection(args, owner: str):
                      include_untagged=args.include_untagged, dry_run=args.dry_run)
 
 
-def _print_actions(actions, what: str, dry_run: bool) -> None:
+def _removable(actions) -> list:
+    return [a for a in actions if not a.action.startswith("skipped")]
+
+
+def _confirm_wide(args, command: str, plan) -> None:
+    """--all-owners and --images reach other people's or shared resources: show what
+    would go (`plan`: the dry-run actions) and ask; --yes skips the question, and
+    without a terminal the command refuses (UsageError, exit 2) before any change."""
+    from hgautomation import errors
+
+    flags = [f for f, on in (("--all-owners", args.all_owners),
+                             ("--images", getattr(args, "images", False))) if on]
+    if not flags or args.dry_run or args.yes or not _removable(plan):
+        return
+    con = console.get()
+    what = f"{command} {' '.join(flags)}"
+    if not con.can_ask():
+        raise errors.UsageError(
+            f"{what} removes other people's or shared resources; nothing removed",
+            hint="review with --dry-run, then run on a terminal or add --yes")
+    _print_actions(plan, "to be removed", dry_run=True, summary=False)
+    count = len(_removable(plan))
+    if not con.confirm(f"{what}: remove {_plural(count, 'resource')}?"):
+        raise errors.UsageError(f"{what}: not confirmed; nothing removed")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _print_actions(actions, what: str, dry_run: bool, summary: bool = True) -> None:
     from hgautomation.aws.purge import SUMMARY_HEADERS, summary_rows
 
     con = console.get()
     con.table(SUMMARY_HEADERS, summary_rows(actions),
               title=f"{what}{' (dry run: nothing changed)' if dry_run else ''}:")
-    done = [a for a in actions if not a.action.startswith("skipped")]
+    if not summary:
+        return
+    done = _removable(actions)
     skipped = len(actions) - len(done)
     verb = "would remove" if dry_run else "removed"
-    con.result(f"{verb} {len(done)} resource(s)" + (f", skipped {skipped}" if skipped else ""))
+    con.result(f"{verb} {_plural(len(done), 'resource')}"
+               + (f", skipped {skipped}" if skipped else ""))
 
 
 def setup_account(ctx, args) -> int:
@@ -70,7 +105,7 @@ def list_resources(ctx, args) -> int:
                   title=f"hgautomation resources in {session.region} "
                         f"({'all owners' if args.all_owners else 'owner ' + owner}):")
         running = sum(1 for r in rows if r.hourly is not None)
-        con.result(f"{running} running instance(s), estimated ${total:.2f}/hour")
+        con.result(f"{console.plural(running, 'running instance')}, estimated ${total:.2f}/hour")
     return 0
 
 
@@ -81,6 +116,9 @@ def terminate(ctx, args) -> int:
     with open_aws(ctx, args) as aws:
         session, owner = aws.session, aws.owner
         sel = _selection(args, owner)
+        if sel.all_owners and not (sel.dry_run or args.yes):
+            _confirm_wide(args, "terminate-ec2-instances", purge_.terminate_instances(
+                session, dataclasses.replace(sel, dry_run=True)))
         actions = purge_.terminate_instances(session, sel)
         _print_actions(actions, "instances", sel.dry_run)
     return 0
@@ -93,6 +131,9 @@ def purge(ctx, args) -> int:
     with open_aws(ctx, args) as aws:
         session, owner = aws.session, aws.owner
         sel = _selection(args, owner)
+        if (sel.all_owners or sel.images) and not (sel.dry_run or args.yes):
+            _confirm_wide(args, "purge-ec2-resources",
+                          purge_.purge(session, dataclasses.replace(sel, dry_run=True)))
         actions = purge_.purge(session, sel)
         _print_actions(actions, "purge", sel.dry_run)
     return 0

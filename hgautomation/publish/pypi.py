@@ -130,8 +130,8 @@ def check_wheels(wheels: Sequence[Artifact]) -> None:
         else:
             console.get().detail(f"    twine check {wheel.name}: passed")
     if failed:
-        raise errors.ArtifactError(f"twine check failed for {len(failed)} wheel(s): "
-                                   + ", ".join(failed))
+        count = console.plural(len(failed), "wheel")
+        raise errors.ArtifactError(f"twine check failed for {count}: " + ", ".join(failed))
 
 
 class _Links(HTMLParser):

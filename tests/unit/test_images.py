@@ -140,7 +140,7 @@ def test_ensure_image_reuses_and_deregisters_stale_ones_with_snapshots(stub, aws
     image = images.ensure_image(aws_session, family=FAMILY, fp=fp)
     assert image.id == "ami-cur"
     assert "is up to date" in captured.err_text
-    assert "deregistering 1 stale image(s) of hg-linux-dev-debian12: ami-old" \
+    assert "deregistering 1 stale image of hg-linux-dev-debian12: ami-old" \
         in captured.err_text
 
 

@@ -180,7 +180,7 @@ def test_wait_for_state_other_errors_propagate(stub, aws_session, captured):
 def test_wait_for_state_stops_when_an_instance_dies(stub, aws_session, captured, state):
     stub("ec2").add_response("describe_instances", _reservation(
         ("i-1", "running", {}), ("i-2", state, {})))
-    with pytest.raises(errors.AWSError, match=r"instance\(s\) i-2 terminated unexpectedly"):
+    with pytest.raises(errors.AWSError, match=r"^instance i-2 terminated unexpectedly"):
         instances.wait_for_state(aws_session, ["i-1", "i-2"], {"running"}, 30, interval=0)
 
 
