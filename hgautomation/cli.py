@@ -119,6 +119,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = prog or os.environ.get("HGAUTOMATION_PROG") or os.path.basename(sys.argv[0])
     debug = "--debug" in argv
+    log = None
     try:
         text, argv = _help_and_version(argv)
         if argv in ([], ["-h"], ["--help"]) or text == "":  # without argparse
@@ -138,15 +139,18 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
         ctx = _context(args)
         console.configure(ctx.verbosity)
+        log = _open_log(ctx, args.command, argv)
         signal.signal(signal.SIGTERM, _on_sigterm)
         handler = _load(COMMANDS[args.command][1])
-        return int(handler(ctx, args) or 0)
+        code = int(handler(ctx, args) or 0)
+        _close_log(f"exit {code}")
+        return code
     except errors.HgAutomationError as exc:
-        return _report(exc.one_line(), exc.exit_code, debug)
+        return _report(exc.one_line(), exc.exit_code, debug, log)
     except SignalInterrupt as exc:
-        return _report("interrupted (SIGTERM); cleanup done", 128 + exc.signum, debug)
+        return _report("interrupted (SIGTERM); cleanup done", 128 + exc.signum, debug, log)
     except KeyboardInterrupt:
-        return _report("interrupted; cleanup done", errors.Interrupted.exit_code, debug)
+        return _report("interrupted; cleanup done", errors.Interrupted.exit_code, debug, log)
     except BrokenPipeError:
         # The reader of our output went away (e.g. `--help | head -1`): its choice,
         # not an error. Later writes, and the flush at exit, go to /dev/null.
@@ -155,14 +159,53 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last resort for bugs: one line unless --debug
         name = type(exc).__name__
         return _report(f"internal error: {name}: {exc} (run with --debug for a traceback)",
-                       errors.INTERNAL_ERROR_EXIT, debug)
+                       errors.INTERNAL_ERROR_EXIT, debug, log)
 
 
-def _report(line: str, code: int, debug: bool) -> int:
+LOGS_KEPT = 100
+
+
+def _open_log(ctx, command: str, argv: list[str]):
+    """The run's full-detail log, <state>/logs/<UTC time>-<command>.log; None if the
+    state directory cannot hold one (the run goes on without it)."""
+    import time
+
+    from hgautomation import __version__, console
+
+    try:
+        logs = ctx.state.logs
+        old = sorted(logs.glob("*.log"))
+        for path in old[:max(0, len(old) - LOGS_KEPT + 1)]:
+            path.unlink(missing_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = logs / f"{stamp}-{command}.log"
+        console.get().open_log(path, f"hgautomation {__version__} (Python "
+                                     f"{sys.version.split()[0]}), pid {os.getpid()}: "
+                                     f"{' '.join(argv)}")
+        return path
+    except (OSError, errors.HgAutomationError):
+        return None
+
+
+def _close_log(last: str) -> None:
+    from hgautomation import console
+
+    console.get().trace(last)
+    console.get().close_log()
+
+
+def _report(line: str, code: int, debug: bool, log=None) -> int:
+    import traceback
+
     if debug:
-        import traceback
-
         traceback.print_exc()
+    if log is not None:
+        from hgautomation import console
+
+        console.get().trace("".join(traceback.format_exc()).rstrip())
+        _close_log(f"{line} (exit {code})")
+        if code != errors.UsageError.exit_code:  # a refusal is no fault to look into
+            line = f"{line} [log: {log}]"
     try:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()

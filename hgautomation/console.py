@@ -1,9 +1,13 @@
-"""The only place that writes to the terminal.
+"""The only place that writes to the terminal, and to the run's log file.
 
 Library code asks for the console with :func:`get` and reports through it:
 timed steps, remote output lines, progress for transfers and waits, tables.
 Results go to stdout, everything else to stderr. ``rich`` (which twine brings)
 is imported only when a progress bar is actually drawn on a terminal.
+
+With a log open (:meth:`Console.open_log`; the CLI opens one per run), every
+message goes there too, whatever the verbosity, with a timestamp, plus what only
+the log gets (:meth:`Console.trace`: each AWS call).
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ class Console:
         self._wait_ticks = 0
         self._status_shown = False
         self._open_line: str | None = None  # prefix of a remote line shown in part
+        self._log: IO[str] | None = None
+        self._wait_logged = 0.0
 
     @property
     def err(self) -> IO[str]:
@@ -64,8 +70,43 @@ class Console:
     def out(self) -> IO[str]:
         return self._out if self._out is not None else sys.stdout
 
+    # -- the log file ---------------------------------------------------------
+    def open_log(self, path, header: str) -> None:
+        """Log every message of this run to `path` (created 0600), starting with `header`."""
+        import os
+
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        # Open for the whole run; close_log() closes it.
+        self._log = open(fd, "a", encoding="utf-8", errors="replace",  # noqa: SIM115
+                         buffering=1)
+        self.trace(header)
+
+    def close_log(self) -> None:
+        with self._lock:
+            if self._log is not None:
+                try:
+                    self._log.close()
+                finally:
+                    self._log = None
+
+    def trace(self, message: str) -> None:
+        """A line for the log only (never shown)."""
+        with self._lock:
+            self._to_log(message)
+
+    def _to_log(self, text: str) -> None:
+        """Under the lock: `text`, each line stamped, into the log if one is open."""
+        if self._log is None:
+            return
+        stamp = time.strftime("%H:%M:%S", time.gmtime())
+        try:
+            self._log.write("".join(f"{stamp} {line}\n" for line in text.split("\n")))
+        except (OSError, ValueError):
+            self._log = None  # a full disk does not stop the run; the log just ends
+
     def _write(self, stream: IO[str], text: str, end: str = "\n") -> None:
         with self._lock:
+            self._to_log(text)
             try:
                 if self._open_line is not None:
                     self.err.write("\n")  # end the partly shown remote line first
@@ -81,10 +122,14 @@ class Console:
     def info(self, message: str) -> None:
         if self.verbosity >= NORMAL:
             self._write(self.err, message)
+        else:
+            self.trace(message)
 
     def detail(self, message: str) -> None:
         if self.verbosity >= VERBOSE:
             self._write(self.err, message)
+        else:
+            self.trace(message)
 
     def warn(self, message: str) -> None:
         self._write(self.err, f"warning: {message}")
@@ -116,13 +161,20 @@ class Console:
         rest gets a line (and the prefix) of its own.
         """
         if self.verbosity < NORMAL:
+            self.trace(f"{prefix}{line}")
             return
         with self._lock:
             if shown and self._open_line == prefix:
                 self._open_line = None
+                self._to_log(f"{prefix}{line}")
                 self._raw(line[shown:] + "\n")
                 return
-        self._write(self.err, f"{prefix}{line[shown:]}")
+        if shown:
+            self.trace(f"{prefix}{line}")  # the whole line once in the log
+            with self._lock:
+                self._write_unlogged(f"{prefix}{line[shown:]}")
+            return
+        self._write(self.err, f"{prefix}{line}")
 
     def remote_partial(self, prefix: str, text: str) -> None:
         """The start of a remote line that has not ended yet (progress dots)."""
@@ -132,9 +184,26 @@ class Console:
             if self._open_line == prefix:
                 self._raw(text)
                 return
-        self._write(self.err, f"{prefix}{text}", end="")
         with self._lock:
+            try:
+                if self._open_line is not None:
+                    self.err.write("\n")
+                self.err.write(f"{prefix}{text}")
+                self.err.flush()
+            except BrokenPipeError:
+                pass
             self._open_line = prefix
+
+    def _write_unlogged(self, text: str) -> None:
+        """Under the lock: a line on stderr only (its whole form was logged already)."""
+        try:
+            if self._open_line is not None:
+                self.err.write("\n")
+                self._open_line = None
+            self.err.write(text + "\n")
+            self.err.flush()
+        except BrokenPipeError:
+            pass
 
     def _raw(self, text: str) -> None:
         try:
@@ -146,6 +215,9 @@ class Console:
     # -- waits ----------------------------------------------------------------
     def waiting(self, what: str, elapsed: float) -> None:
         """Feedback during a bounded wait: a spinner on a terminal, else a line every 30 s."""
+        if elapsed - self._wait_logged >= WAIT_REPORT_EVERY:
+            self._wait_logged = elapsed
+            self.trace(f"    still waiting: {what} ({_duration(elapsed)})")
         if self.verbosity < NORMAL:
             return
         if self._fancy():
@@ -157,11 +229,13 @@ class Console:
                 self._status_shown = True
         elif elapsed - self._wait_reported >= WAIT_REPORT_EVERY:
             self._wait_reported = elapsed
-            self._write(self.err, f"    still waiting: {what} ({_duration(elapsed)})")
+            with self._lock:
+                self._write_unlogged(f"    still waiting: {what} ({_duration(elapsed)})")
 
     def waiting_done(self) -> None:
         """End of a wait: clear the spinner line."""
         self._wait_reported = 0.0
+        self._wait_logged = 0.0
         if self._status_shown:
             with self._lock:
                 self.err.write("\r\x1b[K")

@@ -91,6 +91,10 @@ class StateDir:
         return self.subdir("results")
 
     @property
+    def logs(self) -> Path:
+        return self.subdir("logs")
+
+    @property
     def backups(self) -> Path:
         return self.subdir("backups")
 

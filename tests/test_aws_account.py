@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import stat
+from pathlib import Path
 
 import pytest
 from harness.aws import live_instances
@@ -125,7 +126,7 @@ def test_owner_defaults_to_caller_identity_and_env(aws_fresh, run_cli):
     assert "hg-linux-dev-1-dave-smith" in result.stdout
 
 
-def test_two_owners_and_look_alikes(aws_fresh, run_cli):
+def test_two_owners_and_look_alikes(aws_fresh, run_cli, tmp_path):
     ec2, iam = aws_fresh.client("ec2"), aws_fresh.client("iam")
     _setup(run_cli, "alice")
     _setup(run_cli, "bob")
@@ -146,6 +147,12 @@ def test_two_owners_and_look_alikes(aws_fresh, run_cli):
     other = _our_instance(ec2, "alice", "hg-temp-alice-9", managed="0")[0]
 
     listing = _ok(run_cli("list-ec2-resources", "--owner", "alice"))
+    # Every run leaves a full-detail log: each AWS call, the table, the timings.
+    (log,) = sorted((tmp_path / "logs").glob("*-list-ec2-resources.log"))
+    text = log.read_text()
+    assert "aws ec2.DescribeInstances" in text and "aws ec2.DescribeImages" in text
+    assert "aws ec2.DescribeInstances" not in listing.stderr  # not shown without -v
+    assert alice[0] in text and text.rstrip().endswith("exit 0")
     for iid in alice + [untagged]:
         assert iid in listing.stdout
     for iid in bob + [hgx, other]:
@@ -228,6 +235,10 @@ def test_bad_input_one_line_and_exit_code(aws, tmp_path, case, code, run_cli):
     lines = result.stderr.splitlines()
     assert len(lines) == (2 if case == "unreachable" else 1), result.stderr
     assert all("retrying (" in line for line in lines[:-1])
+    log = Path(re.search(r" \[log: (.*\.log)\]$", lines[-1]).group(1)).read_text()
+    assert lines[-1].split(" [log: ")[0] in log  # the error line, also in the log
+    if case == "unreachable":
+        assert "retrying (" in log
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
     quiet = run_cli("-q", *args, env=env)

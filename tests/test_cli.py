@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import re
+import stat
 import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -136,6 +138,7 @@ def test_global_options_before_and_after_the_subcommand(where, tmp_path, hgautom
     argv = [*options, "try"] if where == "before" else ["try", *options]
     line = assert_one_line_error(hgautomation(*argv, cwd=tmp_path), 4)
     assert f"{not_a_repo} is not a Mercurial repository" in line
+    assert line.endswith(".log]")
 
     # --debug adds the traceback in either position.
     debug = ["--debug", *argv] if where == "before" else [*argv, "--debug"]
@@ -205,4 +208,28 @@ def test_an_error_raised_by_a_flow_is_one_line_with_its_code(tmp_path, hgautomat
     """)
     result = hgautomation(program=("-c", program), cwd=tmp_path)
     line = assert_one_line_error(result, 10)
-    assert line == "remote command failed: make exited 2 (see the output above)"
+    log = next((tmp_path / "state" / "logs").glob("*-fake-flow.log"))
+    assert line == f"remote command failed: make exited 2 (see the output above) [log: {log}]"
+
+
+def test_a_failed_run_names_its_full_log(tmp_path, hgautomation):
+    state = tmp_path / "state"
+    logs = state / "logs"
+    logs.mkdir(parents=True)
+    for n in range(105):  # older runs' logs: the newest 100 are kept
+        (logs / f"20200101T0000{n:03d}Z-try.log").write_text("old\n")
+    not_a_repo = tmp_path / "nr"
+    not_a_repo.mkdir()
+    line = assert_one_line_error(
+        hgautomation("--state-path", str(state), "try", "-R", str(not_a_repo), cwd=tmp_path), 4)
+    match = re.fullmatch(r"repository error: .* \[log: (.*)\]", line)
+    assert match, line
+    log = Path(match.group(1))
+    assert log.parent == logs and re.fullmatch(r"\d{8}T\d{6}Z-try\.log", log.name)
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    text = log.read_text()
+    assert f"try -R {not_a_repo}" in text.splitlines()[0]
+    assert "Traceback (most recent call last)" in text  # the full detail, without --debug
+    assert text.rstrip().endswith("(exit 4)")
+    assert len(list(logs.iterdir())) == 100
+    assert not (logs / "20200101T0000000Z-try.log").exists()

@@ -88,6 +88,9 @@ class AWSSession:
     def _count(self, model=None, **kwargs) -> None:
         if model is not None:
             self.counter.record(model.name)
+            from hgautomation import console
+
+            console.get().trace(f"aws {model.service_model.service_name}.{model.name}")
 
     def _announce_retry(self, attempts: int = 0, response=None, caught_exception=None,
                         operation=None, **kwargs) -> None:
