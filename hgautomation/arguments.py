@@ -329,10 +329,12 @@ def _publish_windows_artifacts(p: argparse.ArgumentParser) -> None:
                    help="do not upload wheels to PyPI")
     p.add_argument("--no-mercurial-scm-org", dest="mercurial_scm_org", action="store_false",
                    help="do not upload installers to mercurial-scm.org")
-    p.add_argument("--ssh-username", help="user name on mercurial-scm.org "
-                   "(default: the ssh config's, else the local user)")
-    p.add_argument("--ssh-host", default="mercurial-scm.org",
-                   help="release host (default: %(default)s; --ssh-config applies)")
+    p.add_argument("--ssh-username", help="user name on the release host (default: "
+                   "--ssh-host's, else the ssh config's, else the local user)")
+    p.add_argument("--ssh-host", default=options.parse_host_spec("mercurial-scm.org"),
+                   type=HOST, metavar="[USER@]HOST[:PORT]",
+                   help="release host, resolved as ssh resolves it (default: "
+                        "mercurial-scm.org)")
     p.add_argument("--ssh-port", type=PORT, default=None,
                    help="SSH port of the release host (default: the ssh config's, else 22)")
     p.add_argument("--release-dir", default="/var/www/release/windows",

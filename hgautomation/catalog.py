@@ -18,8 +18,12 @@ GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
                                                      "the repository containing the current "
                                                      "directory)"}),
     (("--ssh-config",), {"metavar": "FILE",
-                         "help": "OpenSSH client config for every SSH connection (HostName, "
-                                 "Port, User, IdentityFile, ProxyCommand/ProxyJump)"}),
+                         "help": "OpenSSH client config for every SSH connection, read as "
+                                 "ssh reads it (default: ~/.ssh/config)"}),
+    (("-i", "--identity"), {"metavar": "FILE",
+                            "help": "private key for SSH hosts you name (--host, the release "
+                                    "host), as ssh -i; the ssh config's IdentityFile "
+                                    "otherwise"}),
     (("-v", "--verbose"), {"action": "count", "default": 0, "help": "more output"}),
     (("-q", "--quiet"), {"action": "store_true", "default": False,
                          "help": "only results and errors"}),

@@ -98,7 +98,20 @@ def _context(args):
         explicit_region=args.aws_region,
         explicit_hg_repo=Path(args.hg_repo) if args.hg_repo else None,
         ssh_config=Path(args.ssh_config).expanduser().absolute() if args.ssh_config else None,
+        identity=_identity(args.identity),
     )
+
+
+def _identity(value: str | None):
+    """-i FILE: an existing, readable private key (checked before anything starts)."""
+    from pathlib import Path
+
+    if value is None:
+        return None
+    path = Path(value).expanduser().absolute()
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise errors.UsageError(f"-i/--identity: {path} is not a readable file")
+    return path
 
 
 def _load(target: str):
@@ -148,9 +161,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     except errors.HgAutomationError as exc:
         return _report(exc.one_line(), exc.exit_code, debug, log)
     except SignalInterrupt as exc:
-        return _report("interrupted (SIGTERM); cleanup done", 128 + exc.signum, debug, log)
+        return _report("interrupted (SIGTERM); cleanup done", 128 + exc.signum, debug, log,
+                       name_log=False)
     except KeyboardInterrupt:
-        return _report("interrupted; cleanup done", errors.Interrupted.exit_code, debug, log)
+        return _report("interrupted; cleanup done", errors.Interrupted.exit_code, debug, log,
+                       name_log=False)
     except BrokenPipeError:
         # The reader of our output went away (e.g. `--help | head -1`): its choice,
         # not an error. Later writes, and the flush at exit, go to /dev/null.
@@ -194,7 +209,9 @@ def _close_log(last: str) -> None:
     console.get().close_log()
 
 
-def _report(line: str, code: int, debug: bool, log=None) -> int:
+def _report(line: str, code: int, debug: bool, log=None, name_log: bool = True) -> int:
+    """The one error line on stderr (naming the run's log for a fault: not for a
+    usage error or an interruption, which the user caused and knows)."""
     import traceback
 
     if debug:
@@ -204,7 +221,7 @@ def _report(line: str, code: int, debug: bool, log=None) -> int:
 
         console.get().trace("".join(traceback.format_exc()).rstrip())
         _close_log(f"{line} (exit {code})")
-        if code != errors.UsageError.exit_code:  # a refusal is no fault to look into
+        if name_log and code != errors.UsageError.exit_code:
             line = f"{line} [log: {log}]"
     try:
         sys.stderr.write(line + "\n")

@@ -20,6 +20,7 @@ class Context:
     explicit_region: str | None = None
     explicit_hg_repo: Path | None = None
     ssh_config: Path | None = None  # --ssh-config: OpenSSH client config for every connection
+    identity: Path | None = None  # -i/--identity: the key for hosts the user names
     cwd: Path = field(default_factory=Path.cwd)
 
     @property

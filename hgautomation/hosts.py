@@ -71,15 +71,20 @@ def tool_key(keys_dir: Path, *, create: bool = False) -> Path:
 
 def static_hosts(specs: Sequence[HostSpec], *, known_hosts: Path, ssh_config: Path | None,
                  accept_new_host_key: bool = False, default_user: str = DEFAULT_LINUX_USER,
-                 fallback_identity: Path | None = None) -> list[Host]:
-    """Hosts from ``--host`` values; ssh config applies, explicit user/port win."""
+                 fallback_identity: Path | None = None,
+                 identity: Path | None = None) -> list[Host]:
+    """Hosts from ``--host`` values, resolved as ssh resolves them; explicit user/port
+    and ``identity`` (-i) win. A host key the user's known_hosts files (the config's
+    UserKnownHostsFile) already hold is trusted; only the tool's file is ever written."""
     hosts = []
     for spec in specs:
         target = ssh.resolve(spec.address, user=spec.user, port=spec.port,
                              ssh_config=ssh_config, default_user=default_user,
+                             identity_files=(identity,) if identity else (),
                              fallback_identity=fallback_identity)
         hosts.append(Host(label=spec.address, target=target, known_hosts=known_hosts,
-                          accept_new_host_key=accept_new_host_key))
+                          accept_new_host_key=accept_new_host_key,
+                          extra_known_hosts=target.user_known_hosts))
     labels = [h.label for h in hosts]
     for h in hosts:
         if labels.count(h.label) > 1:

@@ -45,6 +45,10 @@ def isolate_environment(envdir: Path) -> None:
         path = envdir / filename
         path.write_text("")
         os.environ[name] = str(path)
+    # A HOME of its own: the machine's ~/.ssh/config and known_hosts never reach a run.
+    home = envdir / "home"
+    home.mkdir()
+    os.environ["HOME"] = str(home)
     # Fake keys, so botocore never searches further (e.g. the metadata service).
     os.environ["AWS_ACCESS_KEY_ID"] = aws_harness.ACCESS_KEY
     os.environ["AWS_SECRET_ACCESS_KEY"] = aws_harness.SECRET_KEY

@@ -285,13 +285,20 @@ def test_closed_stdout_and_stdin_are_not_a_crash(cli, aws_fresh, tmp_path):
 # -- 6. validation holes ---------------------------------------------------------------
 
 def test_an_empty_or_corrupt_wheel_is_exit_13_naming_it(cli, tmp_path):
+    from unit.helpers import install_script, pip_builds
+
     from hgautomation.publish.artifacts import expected_names
+    from hgautomation.windows import declared
 
     repo = tmp_path / "repo"
     hgsource.hg("init", str(repo))
+    (repo / "contrib").mkdir()
+    (repo / declared.INSTALL_SCRIPT).write_text(install_script(cibuildwheel=None))
+    hgsource.hg("commit", "-A", "-q", "-m", "declaration", "-u", "test", cwd=repo)
+    hgsource.hg("tag", "-u", "test", "7.2.1", cwd=repo)
     dist = repo / "dist"
     dist.mkdir()
-    for spec, name in expected_names("7.2.1"):
+    for spec, name in expected_names(pip_builds(), "7.2.1"):
         path = dist / name
         if spec.kind == "wheel":
             path.write_bytes(b"")  # every wheel empty: not even a zip

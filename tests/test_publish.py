@@ -132,12 +132,15 @@ def release(cli, ssh_host, pypi, tmp_path):
         def __init__(self):
             self.env = env
             self.pypi = pypi
+            self.ssh_host = ssh_host
             self.ssh_config = ssh_config
             self.home = home
 
         def args(self, *args: str, version: str = VERSION,
-                 index: tuple = ("--repository-url", pypi.url)) -> list[str]:
-            return ["--hg-repo", str(repo), "--ssh-config", str(ssh_config),
+                 index: tuple = ("--repository-url", pypi.url),
+                 with_ssh_config: bool = True) -> list[str]:
+            config = ["--ssh-config", str(ssh_config)] if with_ssh_config else []
+            return ["--hg-repo", str(repo), *config,
                     "publish-windows-artifacts", version, "--release-dir", str(rdir),
                     *index, *args]
 
@@ -263,6 +266,18 @@ def test_missing_artifacts_listed(release):
     assert all(n in last for n in gone)
     assert len(proc.stderr.strip().splitlines()) <= 3  # the step line, its failure, the error
     assert release.published() == []
+
+
+def test_ssh_host_takes_user_host_and_port_as_ssh_does(release):
+    """No ssh config at all: --ssh-host USER@HOST:PORT and -i, the key trusted in the
+    user's known_hosts."""
+    made = build_dist(release.dist)
+    host = release.ssh_host
+    proc = release.run("--no-pypi", "--ssh-host", f"{host.user}@{host.host}:{host.port}",
+                       "-i", str(host.key_path), with_ssh_config=False)
+    assert proc.returncode == 0, proc.stderr
+    assert f"connecting to {host.user}@{host.host}:{host.port}" in proc.stderr
+    assert sorted(p.name for p in release.dir.iterdir()) == sorted([*made, "latest.dat"])
 
 
 def test_the_released_revisions_declaration_names_the_files(release):

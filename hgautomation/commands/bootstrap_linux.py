@@ -39,6 +39,7 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
     wanted = static_hosts(args)
     targets = hosts.static_hosts(
         wanted.specs, known_hosts=ctx.state.known_hosts, ssh_config=ctx.ssh_config,
+        identity=ctx.identity,
         accept_new_host_key=wanted.accept_new_host_key, default_user="root")
     for host in targets:
         with out.step(f"provision {host.target} ({','.join(args.pythons)})"), \

@@ -36,7 +36,7 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
         pypi.check_wheels(wheels)
 
     repo = pypi.open_repository(args.repository, args.repository_url) if args.pypi else None
-    host_label = f"{args.ssh_host}:{args.release_dir.rstrip('/')}/"
+    host_label = f"{args.ssh_host.address}:{args.release_dir.rstrip('/')}/"
     rows = []
     for a in found:
         dests = [host_label + a.name] if args.mercurial_scm_org else []
@@ -53,19 +53,22 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
         return _publish(ctx, args, version, repo, wheels, found, conn=None)
     from hgautomation import ssh
 
-    target = ssh.resolve(args.ssh_host, user=args.ssh_username, port=args.ssh_port,
-                         ssh_config=ctx.ssh_config)
+    host = args.ssh_host
+    target = ssh.resolve(host.address, user=args.ssh_username or host.user,
+                         port=args.ssh_port or host.port, ssh_config=ctx.ssh_config,
+                         identity_files=(ctx.identity,) if ctx.identity else ())
     with out.step(f"connecting to {target}"):
         try:
             conn = ssh.connect(target, known_hosts=ctx.state.known_hosts,
-                               extra_known_hosts=[ssh.USER_KNOWN_HOSTS],
+                               extra_known_hosts=target.user_known_hosts,
                                accept_new_host_key=False, wait=0)
         except errors.UnknownHostKeyError as exc:
             # Publishing never pins a key on first sight: say how to add it instead.
+            files = [str(p) for p in target.user_known_hosts[:1]] + [str(ctx.state.known_hosts)]
             raise errors.UnknownHostKeyError(
                 exc.message, hostname=exc.hostname, offered=exc.offered,
-                hint=f"verify the fingerprint, then add the key to "
-                     f"{ssh.USER_KNOWN_HOSTS} or {ctx.state.known_hosts}") from None
+                hint=f"verify the fingerprint, then add the key to {' or '.join(files)}") \
+                from None
     with conn:
         return _publish(ctx, args, version, repo, wheels, found, conn=conn)
 

@@ -94,6 +94,7 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
         wanted = static_hosts(args)
         targets = hosts.static_hosts(
             wanted.specs, known_hosts=ctx.state.known_hosts, ssh_config=ctx.ssh_config,
+            identity=ctx.identity,
             accept_new_host_key=wanted.accept_new_host_key,
             fallback_identity=hosts.tool_key(ctx.state.root / "keys"))
         shards = _run_all(targets, run)

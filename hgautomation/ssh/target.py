@@ -1,19 +1,29 @@
 """Where to connect: host specs, the OpenSSH client config applied, and written back.
 
-:func:`resolve` turns a host name into a :class:`Target` the way ``ssh`` would read
-its config; :func:`openssh_config` writes a target back as an OpenSSH config block,
-so that ``ssh``-based tools (``hg push``) connect exactly like the communicator.
+:func:`resolve` turns a host name into a :class:`Target` the way ``ssh`` would: it
+asks ``ssh -G`` for the effective options, so ``Include``, ``Match``, ``Host``
+aliases, ``ProxyJump``/``ProxyCommand`` and tokens mean exactly what they mean to
+``ssh``. The config is ``--ssh-config`` if given, else ``$HOME/.ssh/config`` (read,
+never written). Without an ``ssh`` program, paramiko's parser reads the same file
+(no ``Include``/``Match``). :func:`openssh_config` writes a target back as an
+OpenSSH config block, so that ``ssh``-based tools (``hg push``) connect exactly
+like the communicator.
 """
 
 from __future__ import annotations
 
+import functools
 import getpass
+import os
+import shutil
+import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hgautomation import errors
 from hgautomation.options import parse_host_spec
+from hgautomation.ssh.hostkeys import USER_KNOWN_HOSTS
 
 DEFAULT_CONNECT_TIMEOUT = 15.0
 # The host name an OpenSSH config from openssh_config() answers to.
@@ -37,6 +47,9 @@ class Target:
     ssh_config: Path | None = None
     # False: also try the agent and ~/.ssh default keys after identity_files.
     identities_only: bool = True
+    # Read-only known_hosts files of the config (UserKnownHostsFile; default
+    # $HOME/.ssh/known_hosts): keys the user already trusts.
+    user_known_hosts: tuple[Path, ...] = ()
 
     @property
     def known_hosts_name(self) -> str:
@@ -49,63 +62,152 @@ class Target:
         return f"{self.user}@{self.name}" + ("" if self.port == 22 else f":{self.port}")
 
 
-def _load_config(path: Path | None):
+USER_CONFIG = Path("~/.ssh/config")
+SSH_G_TIMEOUT = 30.0
+# `ssh -G` prints a default for these when the config does not set them; only a
+# value that differs from `ssh -G -F /dev/null`'s counts as set (so a config's
+# `User` equal to the local user's name reads as unset: --host then uses its default).
+_DEFAULTED = ("user", "identityfile", "userknownhostsfile")
+
+
+def config_path(ssh_config: Path | None) -> Path | None:
+    """The config in effect: the given one, else the user's if it exists."""
+    if ssh_config is not None:
+        path = Path(ssh_config).expanduser().absolute()
+        if not path.is_file():
+            raise errors.ConfigurationError(f"ssh config {path} does not exist")
+        return path
+    user = USER_CONFIG.expanduser()
+    return user.absolute() if user.is_file() else None
+
+
+@functools.lru_cache(maxsize=64)
+def _ssh_g(host: str, config: str, user: str | None, port: int | None) -> dict[str, list[str]]:
+    """``ssh -G``'s effective options for `host` (keys lowercase, every value kept)."""
+    argv = ["ssh", "-G", "-F", config]
+    if user:
+        argv += ["-l", user]
+    if port:
+        argv += ["-p", str(port)]
+    try:
+        result = subprocess.run([*argv, "--", host], capture_output=True, text=True,
+                                stdin=subprocess.DEVNULL, timeout=SSH_G_TIMEOUT, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise errors.ConfigurationError(f"ssh -G {host} failed: {exc}") from None
+    if result.returncode != 0:
+        why = " ".join(line.strip() for line in result.stderr.splitlines()
+                       if line.strip() and "Pseudo-terminal" not in line)
+        raise errors.ConfigurationError(f"ssh config {config}: {why or 'unreadable'}")
+    options: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        options.setdefault(key.lower(), []).append(value)
+    return options
+
+
+def _options(host: str, config: Path | None, user: str | None,
+             port: int | None) -> dict[str, str | list[str]]:
+    """The options the config sets for `host`: ``identityfile`` a list, the rest text."""
+    if config is None:
+        return {}
+    if shutil.which("ssh") is None:
+        return _paramiko_options(host, config)
+    found = _ssh_g(host, str(config), user, port)
+    defaults = _ssh_g(host, os.devnull, user, port)
+    options: dict[str, str | list[str]] = {}
+    for key, values in found.items():
+        if key in _DEFAULTED and values == defaults.get(key):
+            continue  # not set by the config
+        options[key] = values if key == "identityfile" else values[0]
+    if options.get("connecttimeout") == "none":
+        del options["connecttimeout"]
+    if "proxycommand" in options:
+        options["proxycommand"] = _expand_tokens(str(options["proxycommand"]), options,
+                                                 host, user)
+    return options
+
+
+def _expand_tokens(command: str, options: dict, host: str, user: str | None) -> str:
+    """ProxyCommand's %h, %p, %r, %n and %% (``ssh -G`` prints it unexpanded)."""
+    values = {"h": str(options.get("hostname", host)), "p": str(options.get("port", 22)),
+              "r": str(user or options.get("user") or getpass.getuser()), "n": host,
+              "%": "%"}
+    out, i = [], 0
+    while i < len(command):
+        if command[i] == "%" and i + 1 < len(command) and command[i + 1] in values:
+            out.append(values[command[i + 1]])
+            i += 2
+        else:
+            out.append(command[i])
+            i += 1
+    return "".join(out)
+
+
+def _paramiko_options(host: str, config: Path) -> dict[str, str | list[str]]:
     import paramiko
 
-    if path is None:
-        return paramiko.SSHConfig()
-    path = Path(path).expanduser()
     try:
-        return paramiko.SSHConfig.from_path(str(path))
-    except FileNotFoundError:
-        raise errors.ConfigurationError(f"ssh config {path} does not exist") from None
+        return dict(paramiko.SSHConfig.from_path(str(config)).lookup(host))
     except (OSError, paramiko.ssh_exception.ConfigParseError, ValueError) as exc:
-        raise errors.ConfigurationError(f"cannot read ssh config {path}: {exc}") from None
+        raise errors.ConfigurationError(f"cannot read ssh config {config}: {exc}") from None
 
 
 def resolve(host: str, *, user: str | None = None, port: int | None = None,
             ssh_config: Path | None = None, identity_files: Sequence[Path] = (),
             default_user: str | None = None, host_key_alias: str | None = None,
             fallback_identity: Path | None = None) -> Target:
-    """Apply ``ssh_config`` to ``host``; explicit ``user``/``port``/identities win.
+    """Apply the ssh config (``ssh_config``, else the user's) to ``host``; explicit
+    ``user``/``port``/identities win.
 
     ``fallback_identity`` (e.g. the tool's own key) is tried when neither the caller
     nor the config names an identity, followed by the agent and default keys.
     """
-    options = _load_config(ssh_config).lookup(host)
+    config = config_path(ssh_config)
+    options = _options(host, config, user, port)
+
+    def text(key: str) -> str | None:
+        value = options.get(key)
+        return value if isinstance(value, str) else None
 
     def number(key: str, default: float) -> float:
+        value = text(key)
         try:
-            return float(options.get(key, default))
+            return float(value) if value is not None else default
         except ValueError:
             raise errors.ConfigurationError(
-                f"ssh config: bad {key} {options[key]!r} for {host}") from None
+                f"ssh config: bad {key} {value!r} for {host}") from None
 
     identities = tuple(Path(p).expanduser() for p in identity_files)
     if not identities:
-        identities = tuple(Path(p).expanduser() for p in options.get("identityfile", []))
+        listed = options.get("identityfile", [])
+        identities = tuple(Path(p).expanduser() for p in
+                           (listed if isinstance(listed, list) else [listed]))
     identities_only = bool(identities)
     if not identities and fallback_identity is not None and Path(fallback_identity).exists():
         identities = (Path(fallback_identity),)
-    proxy_command = options.get("proxycommand")
+    proxy_command = text("proxycommand")
     if proxy_command and proxy_command.lower() == "none":
         proxy_command = None
-    proxy_jump = options.get("proxyjump")
+    proxy_jump = text("proxyjump")
     if proxy_jump and proxy_jump.lower() == "none":
         proxy_jump = None
+    known = text("userknownhostsfile")
+    user_known_hosts = tuple(Path(p).expanduser() for p in known.split()) if known \
+        else (USER_KNOWN_HOSTS.expanduser(),)
     return Target(
         name=host,
-        hostname=options.get("hostname", host),
+        hostname=text("hostname") or host,
         port=int(port or number("port", 22)),
-        user=user or options.get("user") or default_user or getpass.getuser(),
+        user=user or text("user") or default_user or getpass.getuser(),
         identity_files=identities,
         proxy_command=proxy_command,
         proxy_jump=proxy_jump,
-        host_key_alias=host_key_alias or options.get("hostkeyalias"),
+        host_key_alias=host_key_alias or text("hostkeyalias"),
         connect_timeout=number("connecttimeout", DEFAULT_CONNECT_TIMEOUT),
         connection_attempts=max(1, int(number("connectionattempts", 1))),
-        ssh_config=Path(ssh_config).expanduser().absolute() if ssh_config else None,
+        ssh_config=config,
         identities_only=identities_only,
+        user_known_hosts=user_known_hosts,
     )
 
 

@@ -1,4 +1,5 @@
-"""The fast tier: in-process unit tests, no root, no network, no servers, no subprocesses.
+"""The fast tier: in-process unit tests, no root, no network, no servers, no subprocesses
+(but ``ssh -G``, which only reads a config file, for ssh.resolve).
 
 AWS calls go through ``botocore.stub.Stubber`` (every response queued by the test, every
 request checked); anything that tries to open a network connection fails the test.
@@ -24,6 +25,13 @@ from .helpers import CapturedConsole, make_session
 
 class _NoNetwork(AssertionError):
     pass
+
+
+@pytest.fixture(autouse=True)
+def empty_home(tmp_path_factory: pytest.TempPathFactory,
+               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A HOME of its own: the developer's ~/.ssh/config never reaches a test."""
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
 
 
 @pytest.fixture(autouse=True)

@@ -102,12 +102,6 @@ Host piped
 Host direct
     ProxyCommand none
     ProxyJump none
-
-Host badport
-    Port twenty-two
-
-Host badtimeout
-    ConnectTimeout soon
 """)
     return path
 
@@ -164,10 +158,18 @@ def test_proxies(config):
     assert direct.proxy_command is None and direct.proxy_jump is None
 
 
-@pytest.mark.parametrize("host,key", [("badport", "port"), ("badtimeout", "connecttimeout")])
-def test_bad_numbers_in_the_config(config, host, key):
-    with pytest.raises(errors.ConfigurationError, match=f"ssh config: bad {key} ") as raised:
-        ssh.resolve(host, ssh_config=config)
+@pytest.mark.parametrize("line,message", [
+    ("Port twenty-two", "Bad port 'twenty-two'"),
+    ("ConnectTimeout soon", "invalid time value"),
+    ("NoSuchOption yes", "Bad configuration option: nosuchoption"),
+])
+def test_a_bad_config_is_refused_as_ssh_refuses_it(tmp_path, line, message):
+    """ssh reads the whole file: one bad line anywhere and no host resolves."""
+    path = tmp_path / "bad_config"
+    path.write_text(f"Host other\n    {line}\n")
+    with pytest.raises(errors.ConfigurationError, match=f"ssh config {path}: .*{message}") \
+            as raised:
+        ssh.resolve("box", ssh_config=path)
     assert raised.value.exit_code == 3
 
 
@@ -177,8 +179,30 @@ def test_missing_config_file(tmp_path):
 
 
 def test_config_that_is_a_directory(tmp_path):
-    with pytest.raises(errors.ConfigurationError, match="cannot read ssh config"):
+    with pytest.raises(errors.ConfigurationError, match="does not exist"):
         ssh.resolve("box", ssh_config=tmp_path)
+
+
+def test_the_users_config_applies_when_none_is_given(tmp_path, monkeypatch):
+    """$HOME/.ssh/config, with an Include'd file and an alias, as ssh reads them."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    included = tmp_path / "conf.d" / "work.conf"
+    included.parent.mkdir()
+    included.write_text("Host buildbox\n    HostName 192.0.2.44\n    Port 2022\n"
+                        "    User builder\n    UserKnownHostsFile /etc/work_known_hosts\n")
+    (home / ".ssh" / "config").write_text(f"Include {included}\n"
+                                          "Match host 192.0.2.44\n    ConnectTimeout 9\n")
+    monkeypatch.setenv("HOME", str(home))
+    t = ssh.resolve("buildbox", default_user="hg")
+    assert (t.hostname, t.port, t.user) == ("192.0.2.44", 2022, "builder")
+    assert t.connect_timeout == 9.0  # Match on the canonical name, as ssh evaluates it
+    assert t.ssh_config == home / ".ssh" / "config"
+    assert t.user_known_hosts == (Path("/etc/work_known_hosts"),)
+    # A host the config does not mention: defaults, and the user's known_hosts.
+    other = ssh.resolve("10.0.0.9", default_user="hg")
+    assert (other.hostname, other.user) == ("10.0.0.9", "hg")
+    assert other.user_known_hosts == (home / ".ssh" / "known_hosts",)
 
 
 # -- openssh_config -----------------------------------------------------------------------------
