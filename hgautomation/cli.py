@@ -108,8 +108,12 @@ def _identity(value: str | None):
 
     if value is None:
         return None
-    path = Path(value).expanduser().absolute()
-    if not path.is_file() or not os.access(path, os.R_OK):
+    try:
+        path = Path(value).expanduser().absolute()
+        usable = path.is_file() and os.access(path, os.R_OK)
+    except (OSError, ValueError) as exc:  # too long a name, a NUL byte
+        raise errors.UsageError(f"-i/--identity: not a usable path ({exc})") from None
+    if not usable:
         raise errors.UsageError(f"-i/--identity: {path} is not a readable file")
     return path
 

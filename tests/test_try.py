@@ -200,10 +200,12 @@ def test_no_such_function(cli, aws_fresh, repo, tmp_path):
         _moto_api(aws_fresh, "/moto-api/config",
                   {"lambda": before.get("lambda", {"use_docker": True})})
     assert proc.returncode == 14, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == (
+    line, _, log = proc.stderr.strip().splitlines()[-1].partition(" [log: ")
+    assert line == (
         "try server: no Lambda function named 'no-such-function' in region "
         f"{aws_fresh.region} (check --function and --aws-region; the Try server lives in "
         "us-west-2)")
+    assert log.endswith("-try.log]")
 
 
 def test_no_credentials(cli, aws_fresh, repo, tmp_path):
