@@ -162,6 +162,12 @@ def _ec2_selection(p: argparse.ArgumentParser) -> None:
                         "(--all-owners, --images); needed without a terminal")
 
 
+def _template(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-T", "--template", choices=("text", "json"), default="text",
+                   help="output format: 'json' prints one JSON document on stdout (keys "
+                        "in README), everything else on stderr (default: text)")
+
+
 # -- subcommands -------------------------------------------------------------
 
 def _linux_hosts(p: argparse.ArgumentParser, *, many: bool) -> None:
@@ -221,6 +227,7 @@ def _bootstrap_windows_dev(p: argparse.ArgumentParser) -> None:
 
 
 def _build_all_windows_packages(p: argparse.ArgumentParser) -> None:
+    _template(p)
     _revision(p)
     _version(p)
     _base_image(p)
@@ -229,6 +236,7 @@ def _build_all_windows_packages(p: argparse.ArgumentParser) -> None:
 
 
 def _build_installer(p: argparse.ArgumentParser) -> None:
+    _template(p)
     _windows_pythons(p, many=False)
     _windows_arches(p, many=True, choices=platforms.INSTALLER_ARCHES)
     _revision(p)
@@ -239,6 +247,7 @@ def _build_installer(p: argparse.ArgumentParser) -> None:
 
 
 def _build_windows_wheel(p: argparse.ArgumentParser) -> None:
+    _template(p)
     _windows_pythons(p, many=True)
     p.add_argument("--arch", choices=platforms.WINDOWS_WHEEL_ARCHES, nargs="+",
                    default=None, help="architecture(s) (default: every one the revision "
@@ -256,17 +265,20 @@ def _setup_ec2_account(p: argparse.ArgumentParser) -> None:
 
 
 def _list_ec2_resources(p: argparse.ArgumentParser) -> None:
+    _template(p)
     _aws_options(p, creates_instances=False, ingress=False)
     p.add_argument("--all-owners", action="store_true",
                    help="every owner's resources, not only yours")
 
 
 def _terminate_ec2_instances(p: argparse.ArgumentParser) -> None:
+    _template(p)
     _aws_options(p, creates_instances=False, ingress=False)
     _ec2_selection(p)
 
 
 def _purge_ec2_resources(p: argparse.ArgumentParser) -> None:
+    _template(p)
     _aws_options(p, creates_instances=False, ingress=False)
     _ec2_selection(p)
     p.add_argument("--images", action="store_true",
@@ -274,6 +286,7 @@ def _purge_ec2_resources(p: argparse.ArgumentParser) -> None:
 
 
 def _run_tests_linux(p: argparse.ArgumentParser) -> None:
+    _template(p)
     p.add_argument("--distro", choices=tuple(platforms.LINUX_DISTROS),
                    default=platforms.DEFAULT_LINUX_DISTRO,
                    help="Linux distribution (default: %(default)s)")
@@ -309,6 +322,7 @@ def _run_tests_linux(p: argparse.ArgumentParser) -> None:
 
 
 def _run_tests_windows(p: argparse.ArgumentParser) -> None:
+    _template(p)
     _windows_instance_type(p, "tests")
     _windows_pythons(p, many=False)
     _windows_arches(p, many=False)
@@ -320,6 +334,7 @@ def _run_tests_windows(p: argparse.ArgumentParser) -> None:
 
 
 def _publish_windows_artifacts(p: argparse.ArgumentParser) -> None:
+    _template(p)
     p.add_argument("mercurial_version", metavar="VERSION", type=VERSION,
                    help="Mercurial version being released (e.g. 7.2.1)")
     p.add_argument("-r", "--revision", default=None,

@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         from hgautomation import console
 
         ctx = _context(args)
-        console.configure(ctx.verbosity)
+        console.configure(ctx.verbosity).machine = getattr(args, "template", "text") == "json"
         log = _open_log(ctx, args.command, argv)
         signal.signal(signal.SIGTERM, _on_sigterm)
         handler = _load(COMMANDS[args.command][1])
@@ -196,8 +196,13 @@ def _open_log(ctx, command: str, argv: list[str]):
         old = sorted(logs.glob("*.log"))
         for path in old[:max(0, len(old) - LOGS_KEPT + 1)]:
             path.unlink(missing_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
         path = logs / f"{stamp}-{command}.log"
+        for n in range(2, 100):  # runs started in the same millisecond
+            if not path.exists():
+                break
+            path = logs / f"{stamp}-{command}-{n}.log"
         console.get().open_log(path, f"hgautomation {__version__} (Python "
                                      f"{sys.version.split()[0]}), pid {os.getpid()}: "
                                      f"{' '.join(argv)}")

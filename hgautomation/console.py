@@ -61,6 +61,8 @@ class Console:
         self._open_line: str | None = None  # prefix of a remote line shown in part
         self._log: IO[str] | None = None
         self._wait_logged = 0.0
+        # -T json: results and tables go to stderr too; stdout gets one JSON document.
+        self.machine = False
 
     @property
     def err(self) -> IO[str]:
@@ -135,8 +137,16 @@ class Console:
         self._write(self.err, f"warning: {message}")
 
     def result(self, message: str) -> None:
-        """A line of the command's result: always shown, on stdout."""
-        self._write(self.out, message)
+        """A line of the command's result: always shown, on stdout (stderr with -T json)."""
+        self._write(self.err if self.machine else self.out, message)
+
+    def emit(self, document: dict) -> None:
+        """The command's result as one JSON document on stdout, with -T json only."""
+        if not self.machine:
+            return
+        import json
+
+        self._write(self.out, json.dumps(document, indent=2, sort_keys=True))
 
     def can_ask(self) -> bool:
         """Whether a question can be answered: stdin is a terminal."""
@@ -302,7 +312,7 @@ class Console:
                 lines.append("  ".join("-" * w for w in widths))
         if not rows:
             lines.append("(nothing)")
-        self._write(self.out, "\n".join(lines))
+        self._write(self.err if self.machine else self.out, "\n".join(lines))
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:

@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from harness import jsondoc
 from harness.aws import live_instances
 from harness.cli import mutating_calls, total_calls
 
@@ -148,7 +149,14 @@ def test_two_owners_and_look_alikes(aws_fresh, run_cli, tmp_path):
 
     listing = _ok(run_cli("list-ec2-resources", "--owner", "alice"))
     # Every run leaves a full-detail log: each AWS call, the table, the timings.
-    (log,) = sorted((tmp_path / "logs").glob("*-list-ec2-resources.log"))
+    listed = jsondoc.check("list-ec2-resources", _ok(run_cli(
+        "list-ec2-resources", "--owner", "alice", "-T", "json")).stdout)
+    ids = {r["id"] for r in listed["resources"]}
+    assert set(alice) | {untagged} <= ids and not ids & set(bob + [hgx, other])
+    assert listed["owner"] == "alice" and listed["all_owners"] is False
+    assert listed["running_instances"] == sum(r["hourly_usd"] is not None
+                                              for r in listed["resources"])
+    (log, _json_log) = sorted((tmp_path / "logs").glob("*-list-ec2-resources.log"))
     text = log.read_text()
     assert "aws ec2.DescribeInstances" in text and "aws ec2.DescribeImages" in text
     assert "aws ec2.DescribeInstances" not in listing.stderr  # not shown without -v
@@ -164,6 +172,7 @@ def test_two_owners_and_look_alikes(aws_fresh, run_cli, tmp_path):
     assert len(live_instances(ec2, **{"hgautomation:owner": "alice"})) == 4
 
     purge = _ok(run_cli("purge-ec2-resources", "--owner", "alice"))
+    assert "removed" in purge.stdout
     assert "skipped: untagged" in purge.stdout and "hg-old" in purge.stdout
     live = {i["InstanceId"] for i in live_instances(ec2)}
     assert not set(alice) & live
@@ -193,6 +202,13 @@ def test_terminate_dry_run_and_all_owners(aws_fresh, run_cli):
     dry = _ok(run_cli("terminate-ec2-instances", "--owner", "alice", "--dry-run"))
     assert dry.stdout.count("would terminate") == 2
     assert len(live_instances(ec2)) == 3
+    as_json = _ok(run_cli("terminate-ec2-instances", "--owner", "alice", "--dry-run",
+                          "-T", "json"))
+    document = jsondoc.check("terminate-ec2-instances", as_json.stdout)
+    assert document["dry_run"] is True and document["removed"] == 2
+    assert sorted(a["id"] for a in document["actions"]) == sorted(alice)
+    assert {a["action"] for a in document["actions"]} == {"would terminate"}
+    assert "would terminate" in as_json.stderr  # the table, on stderr
     _ok(run_cli("terminate-ec2-instances", "--owner", "alice"))
     assert {i["InstanceId"] for i in live_instances(ec2)} == set(bob)
     result = _ok(run_cli("terminate-ec2-instances", "--owner", "alice", "--all-owners", "--yes"))

@@ -225,7 +225,7 @@ def test_a_failed_run_names_its_full_log(tmp_path, hgautomation):
     match = re.fullmatch(r"repository error: .* \[log: (.*)\]", line)
     assert match, line
     log = Path(match.group(1))
-    assert log.parent == logs and re.fullmatch(r"\d{8}T\d{6}Z-try\.log", log.name)
+    assert log.parent == logs and re.fullmatch(r"\d{8}T\d{6}\.\d{3}Z-try\.log", log.name)
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     text = log.read_text()
     assert f"try -R {not_a_repo}" in text.splitlines()[0]

@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from harness import jsondoc
 from unit.helpers import PYPROJECT_CIBUILDWHEEL, install_script
 
 from hgautomation import platforms
@@ -198,6 +199,15 @@ def test_dry_run_prints_plan_and_sends_nothing(release):
     assert "dry run: nothing sent" in proc.stdout
     assert release.published() == []
 
+    as_json = release.run("--dry-run", "-T", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    document = jsondoc.check("publish-windows-artifacts", as_json.stdout)
+    assert document["dry_run"] is True and document["version"] == VERSION
+    assert {f["name"]: f["sha256"] for f in document["files"]} == \
+        {name: sha256(path) for name, path in made.items()}
+    assert document["pypi"] is None and document["release_host"] is None
+    assert release.published() == []
+
 
 def test_publish_rerun_skips_and_latest_is_backed_up(release):
     made = build_dist(release.dist)
@@ -274,10 +284,14 @@ def test_ssh_host_takes_user_host_and_port_as_ssh_does(release):
     made = build_dist(release.dist)
     host = release.ssh_host
     proc = release.run("--no-pypi", "--ssh-host", f"{host.user}@{host.host}:{host.port}",
-                       "-i", str(host.key_path), with_ssh_config=False)
+                       "-i", str(host.key_path), "-T", "json", with_ssh_config=False)
     assert proc.returncode == 0, proc.stderr
     assert f"connecting to {host.user}@{host.host}:{host.port}" in proc.stderr
     assert sorted(p.name for p in release.dir.iterdir()) == sorted([*made, "latest.dat"])
+    document = jsondoc.check("publish-windows-artifacts", proc.stdout)
+    assert document["pypi"] is None and document["dry_run"] is False
+    assert sorted(document["release_host"]["uploaded"]) == sorted(made)
+    assert document["release_host"]["already_there"] == []
 
 
 def test_the_released_revisions_declaration_names_the_files(release):

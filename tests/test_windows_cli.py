@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import hgsource, sshd
+from harness import hgsource, jsondoc, sshd
 from harness.aws import LIVE
 from harness.net import free_port
 from harness.powershell import params_of
@@ -398,7 +398,7 @@ def test_build_windows_wheel_copies_back_and_reports(played, hg_source, standin,
     make_image(win, current_fingerprint(repo), "hg-windows-dev-current")
     result, instance = win.run_with_first_boot(
         "build-windows-wheel", "--python-version", *pythons, "--arch", *arches,
-        "--hg-repo", str(repo), cwd=repo)
+        "--hg-repo", str(repo), *(["-T", "json"] if builder == "pip" else []), cwd=repo)
     assert result.returncode == 0, result.stderr
     assert instance["InstanceType"] == "c6i.2xlarge"
     node = hgsource.hg("log", "-r", ".", "-T", "{node}", cwd=repo)
@@ -420,12 +420,22 @@ def test_build_windows_wheel_copies_back_and_reports(played, hg_source, standin,
     names = [f"mercurial-7.2.4-cp{py.replace('.', '')}-cp{py.replace('.', '')}-{tag}.whl"
              for py, _arch, tag in expected]
     assert sorted(p.name for p in (repo / "dist").iterdir()) == sorted(names)
-    rows = [line.split() for line in result.stdout.splitlines()]
+    if builder == "pip":  # -T json: the artifact table as a document, the table on stderr
+        document = jsondoc.check("build-windows-wheel", result.stdout)
+        assert document["revision"] == node and document["version"] is None
+        assert [a["name"] for a in document["artifacts"]] == names
+        for artifact in document["artifacts"]:
+            data = Path(artifact["path"]).read_bytes()
+            assert (artifact["size"], artifact["sha256"]) == \
+                (len(data), hashlib.sha256(data).hexdigest())
+            assert (artifact["kind"], artifact["arch"]) == ("wheel", "x64")
+    table = result.stderr if builder == "pip" else result.stdout
+    rows = [line.split() for line in table.splitlines()]
     for (_script_name, script_text), name in zip(ran[1::2], names):
         data = (repo / "dist" / name).read_bytes()
         assert data.endswith(script_text.encode())  # the very file that build made
         assert [name, str(len(data)), hashlib.sha256(data).hexdigest()] in rows
-    assert rows[1] == ["artifact", "size", "sha256"]
+    assert ["artifact", "size", "sha256"] in rows
     declared = {"cibuildwheel": "18 wheels (cibuildwheel; x86, x64, arm64)",
                 "pip": "12 wheels (pip wheel; x86, x64)"}[builder]
     assert f"the revision declares {declared}" in result.stdout + result.stderr
@@ -469,8 +479,11 @@ def test_run_tests_windows_propagates_the_exit_status(played, hg_source, standin
     flags = f"--standin-exit={status} test-ancestor.py"
     result, _instance = win.run_with_first_boot(
         "run-tests-windows", "--python-version", "3.11", "--arch", "x86",
-        "--test-flags", flags, "--hg-repo", str(hg_source), cwd=hg_source)
+        "--test-flags", flags, "--hg-repo", str(hg_source), "-T", "json", cwd=hg_source)
     assert result.returncode == status, result.stderr
+    document = jsondoc.check("run-tests-windows", result.stdout)
+    assert (document["status"], document["passed"], document["arch"]) == \
+        (status, status == 0, "x86")
     ran = scripts_run(standin)
     assert [n for n, _ in ran] == ["update_source.ps1", "run_tests.ps1"]
     assert "$Python = '/c/hgdev/python311-x86/python.exe'" in ran[1][1]
@@ -478,5 +491,5 @@ def test_run_tests_windows_propagates_the_exit_status(played, hg_source, standin
     if status:
         assert f"run-tests.py exited {status}" in result.stderr
     else:
-        assert result.stdout.strip() == "tests passed"
+        assert "tests passed" in result.stderr  # -T json: the human result on stderr
     assert win.instances(LIVE) == []

@@ -70,4 +70,8 @@ def _build(ctx: Context, args: argparse.Namespace, command: str, kinds: Sequence
                 done.append(artifacts.fetch(conn, recipes.DIST, step.pattern, local_dist,
                                             step.expected))
     artifacts.report(done, title=f"artifacts in {local_dist}")
+    out.emit({"revision": node, "version": version, "artifacts": [
+        {"name": a.name, "path": str(a.path), "size": a.size, "sha256": a.sha256,
+         "kind": s.artifact.kind, "python": s.artifact.python, "arch": s.artifact.arch}
+        for a, s in zip(done, steps)]})
     return 0

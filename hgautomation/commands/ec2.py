@@ -46,6 +46,20 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+def resource_json(r) -> dict:
+    """One resource in -T json output (README: "Machine-readable output")."""
+    return {"type": r.kind, "id": r.id, "name": r.name, "owner": r.owner or None,
+            "tagged": r.tagged, "created": r.created or None, "state": r.state or None,
+            "expires": r.extra.get("expires") or None, "hourly_usd": r.hourly,
+            "spot": bool(r.extra.get("spot"))}
+
+
+def _actions_json(actions, dry_run: bool) -> dict:
+    done = _removable(actions)
+    return {"dry_run": dry_run, "removed": len(done), "skipped": len(actions) - len(done),
+            "actions": [dict(resource_json(a.resource), action=a.action) for a in actions]}
+
+
 def _print_actions(actions, what: str, dry_run: bool, summary: bool = True) -> None:
     from hgautomation.aws.purge import SUMMARY_HEADERS, summary_rows
 
@@ -106,6 +120,9 @@ def list_resources(ctx, args) -> int:
                         f"({'all owners' if args.all_owners else 'owner ' + owner}):")
         running = sum(1 for r in rows if r.hourly is not None)
         con.result(f"{console.plural(running, 'running instance')}, estimated ${total:.2f}/hour")
+        con.emit({"region": session.region, "owner": owner, "all_owners": args.all_owners,
+                  "resources": [resource_json(r) for r in rows],
+                  "running_instances": running, "hourly_usd": round(total, 4)})
     return 0
 
 
@@ -121,6 +138,7 @@ def terminate(ctx, args) -> int:
                 session, dataclasses.replace(sel, dry_run=True)))
         actions = purge_.terminate_instances(session, sel)
         _print_actions(actions, "instances", sel.dry_run)
+        console.get().emit(_actions_json(actions, sel.dry_run))
     return 0
 
 
@@ -136,4 +154,5 @@ def purge(ctx, args) -> int:
                           purge_.purge(session, dataclasses.replace(sel, dry_run=True)))
         actions = purge_.purge(session, sel)
         _print_actions(actions, "purge", sel.dry_run)
+        console.get().emit(_actions_json(actions, sel.dry_run))
     return 0

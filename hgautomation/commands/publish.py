@@ -24,7 +24,7 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
     if args.pypi and "+" in version:
         raise errors.UsageError(f"PyPI does not accept local versions like {version!r}",
                                 hint="publish with --no-pypi, or a public version")
-    builds = _declared_builds(ctx, args.revision or version)
+    builds, node = _declared_builds(ctx, args.revision or version)
     dist = ctx.hg_repo / "dist"
     with out.step(f"checking the artifacts for {version} in {dist}"):
         found = artifacts.collect(dist, version, builds)
@@ -37,20 +37,25 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
 
     repo = pypi.open_repository(args.repository, args.repository_url) if args.pypi else None
     host_label = f"{args.ssh_host.address}:{args.release_dir.rstrip('/')}/"
-    rows = []
+    rows, files = [], []
     for a in found:
         dests = [host_label + a.name] if args.mercurial_scm_org else []
         if a.is_wheel and repo is not None:
             dests.insert(0, repo.display)
         rows.append((a.name, f"{a.size:,}", a.sha256, ", ".join(dests) or "(skipped)"))
+        files.append({"name": a.name, "size": a.size, "sha256": a.sha256,
+                      "destinations": dests})
     out.table(("file", "size", "sha256", "destination"), rows,
               title=f"Mercurial {version}: {len(found)} files")
+    document = {"version": version, "revision": node, "dry_run": args.dry_run,
+                "files": files, "pypi": None, "release_host": None}
     if args.dry_run:
         out.result("dry run: nothing sent")
+        out.emit(document)
         return 0
 
     if not args.mercurial_scm_org:
-        return _publish(ctx, args, version, repo, wheels, found, conn=None)
+        return _publish(ctx, args, version, repo, wheels, found, None, document)
     from hgautomation import ssh
 
     host = args.ssh_host
@@ -70,7 +75,7 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
                 hint=f"verify the fingerprint, then add the key to {' or '.join(files)}") \
                 from None
     with conn:
-        return _publish(ctx, args, version, repo, wheels, found, conn=conn)
+        return _publish(ctx, args, version, repo, wheels, found, conn, document)
 
 
 def _declared_builds(ctx: Context, revision: str):
@@ -85,11 +90,11 @@ def _declared_builds(ctx: Context, revision: str):
         raise errors.LocalRepoError(
             exc.message, hint="the released revision's declaration names the wheels: "
             "tag the release, or name its revision with --revision") from None
-    return declared.read(repo, node)
+    return declared.read(repo, node), node
 
 
 def _publish(ctx: Context, args: argparse.Namespace, version, repo, wheels, found,
-             conn) -> int:
+             conn, document: dict) -> int:
     from hgautomation.publish import pypi, release_host
 
     out = console.get()
@@ -112,6 +117,9 @@ def _publish(ctx: Context, args: argparse.Namespace, version, repo, wheels, foun
             pypi.verify(repo, wheels)
         out.result(f"PyPI: {len(pypi_plan.to_upload)} uploaded, "
                    f"{len(pypi_plan.already_there)} already there, all verified")
+        document["pypi"] = {"repository": repo.display,
+                            "uploaded": [w.name for w in pypi_plan.to_upload],
+                            "already_there": [w.name for w in pypi_plan.already_there]}
 
     if host_plan is not None:
         for a in host_plan.already_there:
@@ -127,4 +135,8 @@ def _publish(ctx: Context, args: argparse.Namespace, version, repo, wheels, foun
         out.result(f"{conn.target.name}: {len(host_plan.to_upload)} uploaded, "
                    f"{len(host_plan.already_there)} already there, all verified; "
                    f"{release_host.LATEST} up to date")
+        document["release_host"] = {"host": conn.target.name, "directory": directory,
+                                    "uploaded": [a.name for a in host_plan.to_upload],
+                                    "already_there": [a.name for a in host_plan.already_there]}
+    out.emit(document)
     return 0

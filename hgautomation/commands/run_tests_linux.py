@@ -199,6 +199,24 @@ def timing_line(shards: Sequence[ShardResult], total_seconds: float) -> str:
             f"other {other:.1f}s, total {total_seconds:.1f}s")
 
 
+def _summary_json(shards: Sequence[ShardResult], report, results_dir: Path,
+                  total_seconds: float) -> dict:
+    """The run in -T json output (README: "Machine-readable output")."""
+    return {
+        "passed": len(report.passed) if report else None,
+        "failed": list(report.failed) if report else None,
+        "skipped": len(report.skipped) if report else None,
+        "tests": len(report.results) if report else None,
+        "report": str(results_dir / "report.json") if report else None,
+        "seconds": round(total_seconds, 1),
+        "hosts": [{"host": s.label, "status": s.status,
+                   "build": s.build.how if s.build is not None else None,
+                   "sync_seconds": round(s.sync_seconds, 1),
+                   "build_seconds": round(s.build_seconds, 1),
+                   "test_seconds": round(s.test_seconds, 1)} for s in shards],
+    }
+
+
 def _summarize(shards: list[ShardResult], results_dir: Path, total_seconds: float) -> int:
     out = console.get()
     reports = [s for s in shards if s.report is not None]
@@ -217,6 +235,7 @@ def _summarize(shards: list[ShardResult], results_dir: Path, total_seconds: floa
     out.result(timing_line(shards, total_seconds))
     if reports:
         out.result(f"report: {results_dir / 'report.json'}")
+    out.emit(_summary_json(shards, merged if reports else None, results_dir, total_seconds))
     if failed:
         shown = ", ".join(failed[:10]) + (f" and {len(failed) - 10} more" if len(failed) > 10
                                            else "")

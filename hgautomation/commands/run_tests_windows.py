@@ -31,4 +31,6 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
         out.warn(f"run-tests.py exited {status}")
     else:
         out.result("tests passed")
+    out.emit({"revision": node, "python": args.python_version, "arch": args.arch,
+              "status": status, "passed": status == 0})
     return status

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import hgsource, sshd
+from harness import hgsource, jsondoc, sshd
 from harness.net import free_port
 
 pytestmark = pytest.mark.slow
@@ -80,8 +80,19 @@ def test_failing_test_exits_1_naming_it(cli, linux_dev_host, state, repo):
     assert proc.returncode == 1, proc.stderr
     assert "passed 2, failed 1, skipped 0 (3 tests)" in proc.stdout
     assert "failed: test-revert-flags.t" in proc.stdout
-    assert proc.stderr.strip().splitlines()[-1] == \
-        "tests failed: 1 of 3 tests failed: test-revert-flags.t"
+    line, _, log = proc.stderr.strip().splitlines()[-1].partition(" [log: ")
+    assert line == "tests failed: 1 of 3 tests failed: test-revert-flags.t"
+    assert "tests failed: 1 of 3" in Path(log.rstrip("]")).read_text()
+
+    # -T json: the summary as one document on stdout, the failure still exit 1.
+    proc = run_tests(cli, linux_dev_host, state, repo, "-T", "json")
+    assert proc.returncode == 1, proc.stderr
+    summary = jsondoc.check("run-tests-linux", proc.stdout)
+    assert (summary["passed"], summary["failed"], summary["tests"]) == \
+        (2, ["test-revert-flags.t"], 3)
+    assert [h["host"] for h in summary["hosts"]] == [linux_dev_host.alias]
+    assert summary["hosts"][0]["status"] == 1
+    assert "passed 2, failed 1" in proc.stderr  # the human summary moved to stderr
 
 
 def test_only_new_changesets_travel(cli, linux_dev_host, state, repo):
