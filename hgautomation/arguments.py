@@ -433,7 +433,11 @@ def build_parser(prog: str | None = None,
     return parser
 
 
-def parse_args(argv: Sequence[str], prog: str | None = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str], prog: str | None = None,
+               environ: dict[str, str] | None = None) -> argparse.Namespace:
+    """The parsed command line, with the settings it does not give filled in from
+    ``--config``, ``HGAUTOMATION_*`` and ``<state>/config`` (:mod:`hgautomation.settings`);
+    ``args.sources`` says where each of those came from."""
     # A value that happens to equal a command name (e.g. --hg-repo try) only
     # makes us fill in one subparser too many, never one too few.
     parser = build_parser(prog, only=[a for a in argv if a in COMMANDS])
@@ -442,9 +446,66 @@ def parse_args(argv: Sequence[str], prog: str | None = None) -> argparse.Namespa
     if dest is None:
         if extra:
             raise _unrecognized(parser, args.command, extra)
-        return args
-    setattr(args, dest, _passthrough(list(argv), args.command, getattr(args, dest), extra))
+    else:
+        setattr(args, dest, _passthrough(list(argv), args.command, getattr(args, dest), extra))
+    args.sources = _apply_settings(parser, args, list(argv), environ)
     return args
+
+
+def _given(action: argparse.Action, argv: list[str]) -> bool:
+    end = argv.index("--") if "--" in argv else len(argv)
+    return any(token == flag or (flag.startswith("--") and token.startswith(flag + "="))
+               for token in argv[:end] for flag in action.option_strings)
+
+
+def _apply_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                    argv: list[str], environ: dict[str, str] | None) -> dict[str, str]:
+    """Fill in what the command line does not give; returns {dest: source}."""
+    import os
+
+    from hgautomation import settings
+
+    environ = os.environ if environ is None else environ
+    if args.command is None:
+        return {}
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    actions = {a.dest: a for a in sub.choices[args.command]._actions if a.option_strings}
+    given = {d for d, a in actions.items() if _given(a, argv)}
+    if "state_path" not in given and environ.get(settings.STATE_PATH_ENV):
+        args.state_path = environ[settings.STATE_PATH_ENV]
+    file_values = settings.read_file(settings.file_path(args.state_path))
+    chosen = settings.candidates(args.command, set(actions), given,
+                                 settings.parse_overrides(args.config), file_values, environ)
+    sources = {}
+    for dest, (raw, source) in chosen.items():
+        setattr(args, dest, _convert(actions[dest], raw, source))
+        sources[dest] = source
+    return sources
+
+
+def _convert(action: argparse.Action, raw: str, source: str) -> object:
+    """`raw` as the option itself would take it (type, choices, flags, lists)."""
+    def fail(why: str) -> errors.ConfigurationError:
+        return errors.ConfigurationError(f"{source}: {action.option_strings[-1]}: {why}")
+
+    if action.nargs == 0:  # a flag: store_true or count
+        if raw.lower() in ("1", "yes", "true", "on"):
+            return 1 if isinstance(action, argparse._CountAction) else True
+        if raw.lower() in ("0", "no", "false", "off", ""):
+            return 0 if isinstance(action, argparse._CountAction) else False
+        raise fail(f"{raw!r} is not a yes/no value")
+    words = raw.replace(",", " ").split() if action.nargs in ("+", "*") else [raw]
+    values = []
+    for word in words:
+        try:
+            value = action.type(word) if action.type else word
+        except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
+            raise fail(str(exc) or f"invalid value {word!r}") from None
+        if action.choices is not None and value not in action.choices:
+            raise fail(f"invalid choice {word!r} (choose from "
+                       f"{', '.join(map(str, action.choices))})")
+        values.append(value)
+    return values if action.nargs in ("+", "*") else values[0]
 
 
 def _unrecognized(parser: argparse.ArgumentParser, command: str | None,

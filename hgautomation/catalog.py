@@ -12,8 +12,12 @@ DESCRIPTION = "Build, test and release Mercurial on ephemeral EC2 instances or a
 GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
     (("--state-path",), {"metavar": "DIR", "help": "where keys, pinned host keys and "
                                                     "results live (default: ~/.hgautomation)"}),
-    (("--aws-region",), {"metavar": "REGION",
-                         "help": "AWS region (default: AWS config/env, else us-west-2)"}),
+    (("--aws-region", "--region"), {"metavar": "REGION",
+                                    "help": "AWS region (default: AWS config/env, else "
+                                            "us-west-2)"}),
+    (("--aws-profile", "--profile"), {"metavar": "NAME",
+                                      "help": "AWS profile, as the AWS CLI's --profile "
+                                              "(default: AWS_PROFILE)"}),
     (("-R", "--hg-repo"), {"metavar": "DIR", "help": "Mercurial checkout to work on (default: "
                                                      "the repository containing the current "
                                                      "directory)"}),
@@ -24,6 +28,9 @@ GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
                             "help": "private key for SSH hosts you name (--host, the release "
                                     "host), as ssh -i; the ssh config's IdentityFile "
                                     "otherwise"}),
+    (("--config",), {"metavar": "SECTION.KEY=VALUE", "action": "append",
+                     "help": "set a configuration value for this run (repeatable; see "
+                             "<state>/config in README)"}),
     (("-v", "--verbose"), {"action": "count", "default": 0, "help": "more output"}),
     (("-q", "--quiet"), {"action": "store_true", "default": False,
                          "help": "only results and errors"}),

@@ -90,6 +90,9 @@ def _context(args):
     from hgautomation.context import Context
     from hgautomation.state import StateDir
 
+    if args.aws_profile:
+        # As the AWS CLI's --profile: boto3 reads credentials and region from it.
+        os.environ["AWS_PROFILE"] = args.aws_profile
     verbosity = -1 if args.quiet else min(args.verbose, 1)
     return Context(
         state=StateDir.at(args.state_path),
@@ -154,9 +157,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             return 0
         from hgautomation import console
 
+        debug = debug or bool(args.debug)
         ctx = _context(args)
         console.configure(ctx.verbosity).machine = getattr(args, "template", "text") == "json"
         log = _open_log(ctx, args.command, argv)
+        _report_sources(args.sources, args, debug)
         signal.signal(signal.SIGTERM, _on_sigterm)
         handler = _load(COMMANDS[args.command][1])
         code = int(handler(ctx, args) or 0)
@@ -179,6 +184,18 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         name = type(exc).__name__
         return _report(f"internal error: {name}: {exc} (run with --debug for a traceback)",
                        errors.INTERNAL_ERROR_EXIT, debug, log)
+
+
+def _report_sources(sources: dict[str, str], args, debug: bool) -> None:
+    """Where each value the command line did not give came from: in the log, and on
+    stderr with --debug."""
+    from hgautomation import console
+
+    for dest, source in sorted(sources.items()):
+        line = f"setting {dest} = {getattr(args, dest)!r} (from {source})"
+        if debug:
+            sys.stderr.write(line + "\n")
+        console.get().trace(line)
 
 
 LOGS_KEPT = 100

@@ -374,3 +374,37 @@ def test_wide_removal_asks_on_a_terminal_and_refuses_without(aws_fresh, cli, tmp
     assert live_instances(ec2) == []
     # With nothing of anybody's left, there is nothing to ask about.
     _ok(run_cli(*args))
+
+
+def test_settings_precedence_command_line_env_file_default(aws_fresh, run_cli, tmp_path):
+    """--region/--config > HGAUTOMATION_* > <state>/config > default, seen in the region
+    a listing reports; --debug names where each value came from."""
+    def region(*args, env=None):
+        result = _ok(run_cli("list-ec2-resources", "--owner", "alice", "-T", "json", *args,
+                             env=env))
+        return jsondoc.check("list-ec2-resources", result.stdout)["region"], result.stderr
+
+    default, _ = region()
+    (tmp_path / "config").write_text("# my defaults\n[aws]\nregion = eu-west-3\n"
+                                     "[linux]\ndistro = ubuntu24.04\n")
+    assert default != "eu-west-3"
+    assert region()[0] == "eu-west-3"
+    env = {"HGAUTOMATION_AWS_REGION": "ap-south-1"}
+    assert region(env=env)[0] == "ap-south-1"
+    assert region("--config", "aws.region=ca-central-1", env=env)[0] == "ca-central-1"
+    found, stderr = region("--region", "us-east-2", "--debug", env=env)
+    assert found == "us-east-2" and "setting aws_region" not in stderr
+    _found, stderr = region("--debug", env=env)
+    assert "setting aws_region = 'ap-south-1' (from HGAUTOMATION_AWS_REGION)" in stderr
+
+    # A bad value or an unknown key in the file: exit 3, naming the file and the key.
+    (tmp_path / "config").write_text("[linux]\ndistro = nosuch\n")
+    bad = run_cli("run-tests-linux", "-r", ".")
+    assert bad.returncode == 3, bad.stderr
+    assert bad.stderr.strip().startswith(
+        f"configuration error: {tmp_path / 'config'} (linux.distro): --distro: invalid "
+        "choice 'nosuch'")
+    (tmp_path / "config").write_text("[aws]\nregoin = eu-west-3\n")
+    typo = run_cli("list-ec2-resources")
+    assert typo.returncode == 3
+    assert "unknown setting 'aws.regoin' (did you mean 'aws.region'?)" in typo.stderr

@@ -9,7 +9,6 @@ reconciling may change the account.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,8 +93,9 @@ def ensure_account_state(session: AWSSession, owner: str, keys_dir: Path,
 
 
 def resolve_owner(session: AWSSession, explicit: str | None) -> str:
-    """--owner, else HGAUTOMATION_OWNER, else derived from the caller's identity."""
-    raw = explicit or os.environ.get("HGAUTOMATION_OWNER")
+    """The owner given (--owner, HGAUTOMATION_OWNER, aws.owner: the settings layer),
+    else derived from the caller's identity."""
+    raw = explicit
     if not raw:
         raw = T.owner_from_arn(session.caller_identity()["Arn"])
     owner = normalize_owner(raw)
