@@ -162,6 +162,10 @@ def _ec2_selection(p: argparse.ArgumentParser) -> None:
                         "(--all-owners, --images); needed without a terminal")
 
 
+def _completion(p: argparse.ArgumentParser) -> None:
+    p.add_argument("shell", choices=("bash", "zsh"), help="the shell to complete for")
+
+
 def _template(p: argparse.ArgumentParser) -> None:
     p.add_argument("-T", "--template", choices=("text", "json"), default="text",
                    help="output format: 'json' prints one JSON document on stdout (keys "
@@ -402,6 +406,7 @@ ADDERS: dict[str, Adder] = {
     "publish-windows-artifacts": _publish_windows_artifacts,
     "check-host": _check_host,
     "try": _try,
+    "completion": _completion,
 }
 
 # Subcommands whose unknown arguments are handed to the remote test runner.
@@ -449,6 +454,7 @@ def parse_args(argv: Sequence[str], prog: str | None = None,
     else:
         setattr(args, dest, _passthrough(list(argv), args.command, getattr(args, dest), extra))
     args.sources = _apply_settings(parser, args, list(argv), environ)
+    args.prog = parser.prog
     return args
 
 

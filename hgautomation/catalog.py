@@ -87,6 +87,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "try": (
         "send draft changesets to the Try server",
         "try_:main"),
+    "completion": (
+        "print a bash or zsh completion script for this tool",
+        "completion:main"),
 }
 
 
@@ -144,5 +147,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "try": (
         "{prog} try -r 'draft() and ::.'",
+    ),
+    "completion": (
+        "{prog} completion bash > ~/.local/share/bash-completion/completions/{prog}",
+        "{prog} completion zsh > ~/.zfunc/_{prog}",
     ),
 }

@@ -82,7 +82,8 @@ def test_every_example_is_a_valid_command_line(name):
 
     assert EXAMPLES[name]
     for line in EXAMPLES[name]:
-        argv = shlex.split(line.format(prog="hgautomation"))[1:]
+        words = shlex.split(line.format(prog="hgautomation"))
+        argv = words[1:words.index(">")] if ">" in words else words[1:]  # no redirection
         args = arguments.parse_args(argv, "hgautomation")  # UsageError if not
         assert args.command == name
 
@@ -233,3 +234,29 @@ def test_a_failed_run_names_its_full_log(tmp_path, hgautomation):
     assert text.rstrip().endswith("(exit 4)")
     assert len(list(logs.iterdir())) == 100
     assert not (logs / "20200101T0000000Z-try.log").exists()
+
+
+def test_bash_completion_is_generated_and_works_when_sourced(tmp_path, hgautomation):
+    script = hgautomation("completion", "bash", cwd=tmp_path)
+    assert script.returncode == 0, script.stderr
+    path = tmp_path / "hgautomation.bash"
+    path.write_text(script.stdout)
+
+    def complete(*words: str) -> list[str]:
+        line = " ".join(("hgautomation", *words))
+        program = (f"source {path}\n"
+                   f"COMP_WORDS=(hgautomation {' '.join(words)}); "
+                   f"COMP_CWORD={len(words)}; COMP_LINE='{line}'; COMP_POINT={len(line)}\n"
+                   "_shtab_hgautomation\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n")
+        result = subprocess.run(["bash", "--norc", "--noprofile", "-c", program],
+                                capture_output=True, text=True, timeout=TIMEOUT, check=False)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()
+
+    assert complete("pur") == ["purge-ec2-resources"]
+    assert complete("purge-ec2-resources", "--all") == ["--all-owners"]
+    assert "debian12" in complete("run-tests-linux", "--distro", "")
+    assert set(complete("build-windows-wheel", "--arch", "")) == {"x86", "x64", "arm64"}
+    zsh = hgautomation("completion", "zsh", cwd=tmp_path)
+    assert zsh.returncode == 0 and zsh.stdout.startswith("#compdef hgautomation")
+    assert "purge-ec2-resources" in zsh.stdout
