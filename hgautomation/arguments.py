@@ -84,8 +84,41 @@ NON_EMPTY = _typed(options.non_empty, "name")
 INSTANCES = _typed(options.bounded_int(1, options.MAX_INSTANCES), "count")
 
 
-def _comma_list(choices: Sequence[str]) -> Callable[[str], object]:
-    return _typed(options.comma_list(choices), "list")
+# Options that take several values: each accepts them as separate words ("x86 x64")
+# and comma-separated ("x86,x64"), in any mix.
+LIST_OPTIONS = {
+    "build-windows-wheel": ("--arch", "--python-version"),
+    "build-inno": ("--arch",),
+    "build-wix": ("--arch",),
+    "bootstrap-linux-dev": ("--pythons", "--distros"),
+}
+
+
+def split_lists(argv: Sequence[str]) -> list[str]:
+    """argv with the values of the command's LIST_OPTIONS split at commas
+    (``--arch=a,b`` too), up to the next option or ``--``; nothing else is touched."""
+    command = next((a for a in argv if a in COMMANDS), None)
+    lists = LIST_OPTIONS.get(command or "", ())
+    out: list[str] = []
+    in_list = False
+    for token in argv:
+        if token == "--":
+            in_list = False
+            out.append(token)
+            continue
+        flag, eq, value = token.partition("=")
+        if token.startswith("-"):
+            in_list = flag in lists
+            if in_list and eq:
+                out.append(flag)
+                out.extend(v for v in value.split(",") if v)
+                continue
+            out.append(token)
+        elif in_list and "," in token:
+            out.extend(v for v in token.split(",") if v)
+        else:
+            out.append(token)
+    return out
 
 
 def _global_options(parser: argparse.ArgumentParser, *, on_subcommand: bool) -> None:
@@ -185,9 +218,9 @@ def _linux_hosts(p: argparse.ArgumentParser, *, many: bool) -> None:
 
 def _bootstrap_linux_dev(p: argparse.ArgumentParser) -> None:
     _linux_hosts(p, many=True)
-    p.add_argument("--pythons", type=_comma_list(platforms.LINUX_PYTHONS),
-                   default=list(platforms.LINUX_PYTHONS),
-                   help="comma-separated Pythons to install (default: all: "
+    p.add_argument("--pythons", choices=platforms.LINUX_PYTHONS, nargs="+",
+                   default=list(platforms.LINUX_PYTHONS), metavar="PYTHON",
+                   help="Pythons to install, 'a b' or 'a,b' (default: all: "
                         f"{','.join(platforms.LINUX_PYTHONS)})")
     p.add_argument("--user", default="hg",
                    help="with --host: the contract user to create (default: %(default)s)")
@@ -199,9 +232,9 @@ def _bootstrap_linux_dev(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pip-index-url", metavar="URL",
                    help="package index for Mercurial in venv-bootstrap, on --host "
                         "machines or EC2 image builders (default: PyPI)")
-    p.add_argument("--distros", type=_comma_list(tuple(platforms.LINUX_DISTROS)),
-                   default=list(platforms.LINUX_DISTROS),
-                   help="comma-separated distros (default: all: "
+    p.add_argument("--distros", choices=tuple(platforms.LINUX_DISTROS), nargs="+",
+                   default=list(platforms.LINUX_DISTROS), metavar="DISTRO",
+                   help="distros, 'a b' or 'a,b' (default: all: "
                         f"{','.join(platforms.LINUX_DISTROS)})")
     p.add_argument("--parallel", action="store_true",
                    help="build the distro images at the same time")
@@ -445,6 +478,7 @@ def parse_args(argv: Sequence[str], prog: str | None = None,
     ``args.sources`` says where each of those came from."""
     # A value that happens to equal a command name (e.g. --hg-repo try) only
     # makes us fill in one subparser too many, never one too few.
+    argv = split_lists(argv)
     parser = build_parser(prog, only=[a for a in argv if a in COMMANDS])
     args, extra = parser.parse_known_args(argv)
     dest = PASSTHROUGH.get(args.command or "")

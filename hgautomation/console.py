@@ -297,6 +297,11 @@ class Console:
             handle._task = bar.add_task(description, total=total)
             yield handle
 
+    def digest(self, sha256: str) -> str:
+        """A hash for a table: its first 12 digits, all of it with -v (tables stay
+        within 100 columns; -T json and the log have the whole hash)."""
+        return sha256 if self.verbosity >= VERBOSE else sha256[:12]
+
     # -- tables -----------------------------------------------------------
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[object]],
               title: str | None = None) -> None:

@@ -10,7 +10,7 @@ this module instead.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hgautomation import errors
@@ -97,19 +97,6 @@ def version(text: str) -> str:
     if parsed is None or str(parsed) != text:
         raise errors.UsageError(f"invalid version {text!r} (e.g. 7.2.1 or 7.2rc0)")
     return text
-
-
-def comma_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
-    """Comma-separated values, each one of *choices*."""
-    def parse(text: str) -> list[str]:
-        items = [v.strip() for v in text.split(",") if v.strip()]
-        bad = [v for v in items if v not in choices]
-        if bad or not items:
-            raise errors.UsageError(f"invalid choice {','.join(bad) or text!r} "
-                           f"(choose from {', '.join(choices)})")
-        return items
-
-    return parse
 
 
 def non_empty(text: str) -> str:

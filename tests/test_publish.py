@@ -190,14 +190,22 @@ def test_dry_run_prints_plan_and_sends_nothing(release):
     made = build_dist(release.dist)
     proc = release.run("--dry-run")
     assert proc.returncode == 0, proc.stderr
+    assert f"PyPI: {release.pypi.url}" in proc.stderr
+    assert f"release host: mercurial-scm.org:{release.dir}/" in proc.stderr
+    table = [ln for ln in proc.stdout.splitlines() if ln.split(" ", 1)[0] in made]
+    assert len(table) == len(made)
+    assert max(len(ln) for ln in proc.stdout.splitlines()) <= 100  # fits a terminal
     for name, path in made.items():
-        line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(name + " "))
-        assert sha256(path) in line and f"{path.stat().st_size:,}" in line
-        if name.endswith(".whl"):
-            assert "http://127.0.0.1" in line
-        assert f"mercurial-scm.org:{release.dir}/{name}" in line  # every file, wheels too
+        line = next(ln for ln in table if ln.startswith(name + " "))
+        assert sha256(path)[:12] in line and sha256(path) not in line
+        assert f"{path.stat().st_size:,}" in line
+        # Every file goes to the release host, wheels to PyPI too.
+        assert line.endswith("PyPI, release host" if name.endswith(".whl")
+                             else "release host")
     assert "dry run: nothing sent" in proc.stdout
     assert release.published() == []
+    verbose = release.run("--dry-run", "-v")  # the whole hash with -v
+    assert all(sha256(path) in verbose.stdout for path in made.values())
 
     as_json = release.run("--dry-run", "-T", "json")
     assert as_json.returncode == 0, as_json.stderr
@@ -205,6 +213,9 @@ def test_dry_run_prints_plan_and_sends_nothing(release):
     assert document["dry_run"] is True and document["version"] == VERSION
     assert {f["name"]: f["sha256"] for f in document["files"]} == \
         {name: sha256(path) for name, path in made.items()}
+    for f in document["files"]:
+        assert f"mercurial-scm.org:{release.dir}/{f['name']}" in f["destinations"]
+        assert (release.pypi.url in f["destinations"]) == f["name"].endswith(".whl")
     assert document["pypi"] is None and document["release_host"] is None
     assert release.published() == []
 

@@ -40,12 +40,18 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
     rows, files = [], []
     for a in found:
         dests = [host_label + a.name] if args.mercurial_scm_org else []
+        to = ["release host"] if args.mercurial_scm_org else []
         if a.is_wheel and repo is not None:
             dests.insert(0, repo.display)
-        rows.append((a.name, f"{a.size:,}", a.sha256, ", ".join(dests) or "(skipped)"))
+            to.insert(0, "PyPI")
+        rows.append((a.name, f"{a.size:,}", out.digest(a.sha256), ", ".join(to) or "-"))
         files.append({"name": a.name, "size": a.size, "sha256": a.sha256,
                       "destinations": dests})
-    out.table(("file", "size", "sha256", "destination"), rows,
+    if repo is not None:
+        out.info(f"PyPI: {repo.display}")
+    if args.mercurial_scm_org:
+        out.info(f"release host: {host_label}")
+    out.table(("file", "size", "sha256", "to"), rows,
               title=f"Mercurial {version}: {len(found)} files")
     document = {"version": version, "revision": node, "dry_run": args.dry_run,
                 "files": files, "pypi": None, "release_host": None}

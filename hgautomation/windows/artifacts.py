@@ -67,5 +67,6 @@ def fetch(conn, remote_dir: str, pattern: str, local_dir: Path,
 
 def report(artifacts: Sequence[Artifact], title: str | None = "artifacts") -> None:
     """The closing table: name, size, sha256 of each artifact."""
-    console.get().table(["artifact", "size", "sha256"],
-                        [(a.name, a.size, a.sha256) for a in artifacts], title=title)
+    con = console.get()
+    con.table(["artifact", "size", "sha256"],
+              [(a.name, a.size, con.digest(a.sha256)) for a in artifacts], title=title)

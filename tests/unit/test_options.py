@@ -90,14 +90,6 @@ def test_bounded_int():
             parse(bad)
 
 
-def test_comma_list():
-    parse = options.comma_list(("a", "b", "c"))
-    assert parse("a, b") == ["a", "b"]
-    for bad in ("", ",", "a,d"):
-        with pytest.raises(errors.UsageError, match="invalid choice"):
-            parse(bad)
-
-
 # -- the parser applies them: one behaviour for every command --------------------
 
 INGRESS_COMMANDS = sorted(
@@ -221,3 +213,32 @@ def test_host_names_that_cannot_resolve_are_usage_errors(spec, problem):
                                   "[2001:db8::1]:22"])
 def test_unusual_but_valid_host_names_pass(spec):
     assert options.parse_host_spec(spec).address
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["build-windows-wheel", "--arch", "x86,x64", "--python-version", "3.12"],
+     (["x86", "x64"], ["3.12"])),
+    (["build-windows-wheel", "--arch", "x86", "arm64,x64", "--python-version=3.12,3.13"],
+     (["x86", "arm64", "x64"], ["3.12", "3.13"])),
+    (["build-windows-wheel", "--arch=x86", "--python-version", "3.9", "3.10"],
+     (["x86"], ["3.9", "3.10"])),
+])
+def test_list_options_take_words_and_commas(argv, expected):
+    args = arguments.parse_args(argv, environ={})
+    assert (args.arch, args.python_version) == expected
+
+
+def test_both_list_spellings_for_the_linux_lists():
+    a = arguments.parse_args(["bootstrap-linux-dev", "--distros", "debian12,debian13",
+                              "--pythons", "3.12", "3.13"], environ={})
+    b = arguments.parse_args(["bootstrap-linux-dev", "--distros", "debian12", "debian13",
+                              "--pythons=3.12,3.13"], environ={})
+    assert a.distros == b.distros == ["debian12", "debian13"]
+    assert a.pythons == b.pythons == ["3.12", "3.13"]
+
+
+def test_commas_elsewhere_are_left_alone():
+    # run-tests-linux takes one Python; a comma in what goes to run-tests.py stays.
+    args = arguments.parse_args(["run-tests-linux", "--python-version", "3.12", "--",
+                                 "-k", "a,b"], environ={})
+    assert args.python_version == "3.12" and args.test_flags == ["-k", "a,b"]
