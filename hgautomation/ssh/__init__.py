@@ -7,7 +7,7 @@ Stable API (reused by publishing and by every Linux flow)::
     target = ssh.resolve("box.example.org", user="hg", port=None,
                          ssh_config=Path("~/.ssh/config"), identity_files=())
     with ssh.connect(target, known_hosts=ctx.state.known_hosts,
-                     extra_known_hosts=[ssh.USER_KNOWN_HOSTS],   # read-only
+                     extra_known_hosts=target.user_known_hosts,  # read-only
                      accept_new_host_key=False, wait=60) as conn:
         status = conn.run(["uname", "-a"])           # streams lines, raises on != 0
         status = conn.run("false", check=False)       # a str is a shell command line
@@ -18,9 +18,11 @@ Stable API (reused by publishing and by every Linux flow)::
         conn.remove_quietly("/srv/big.whl.part")   # bounded, safe after an interrupt
         conn.rename("/srv/a", "/srv/b"); conn.chmod("/srv/b", 0o644)
 
-* :func:`resolve` applies an OpenSSH client config (``paramiko.SSHConfig``):
+* :func:`resolve` applies the OpenSSH client config (``--ssh-config``, else
+  ``~/.ssh/config``) as ``ssh -G`` reports it (Include, Match, aliases):
   HostName, Port, User, IdentityFile, ProxyCommand, ProxyJump, HostKeyAlias,
-  ConnectTimeout, ConnectionAttempts. Values given explicitly win, as with ``ssh``.
+  ConnectTimeout, ConnectionAttempts, UserKnownHostsFile (``Target.user_known_hosts``,
+  read-only). Values given explicitly win, as with ``ssh``.
 * ``run``/``output`` take a shell command line (``str``) or an argv (a sequence of
   ``str``); an argv is quoted by :func:`command_line`, the one place that quotes.
 * Host keys are checked against ``known_hosts`` (the tool's file, the only one ever
