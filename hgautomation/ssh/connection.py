@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
-from hgautomation import errors
+from hgautomation import console, errors
 from hgautomation.ssh import hostkeys, runner, transfer
 from hgautomation.ssh.target import Target, jump_hosts
 from hgautomation.ssh.text import describe
@@ -196,6 +196,8 @@ def _connect_one(target: Target, known_hosts: Path, extra_known_hosts: Iterable[
                 password=password, timeout=target.connect_timeout,
                 banner_timeout=target.connect_timeout, auth_timeout=target.connect_timeout)
             ok = True
+            if attempt > 1:
+                console.get().waiting_done()
             return Connection(client, target, jumps)
         except errors.HgAutomationError:
             raise
@@ -222,7 +224,11 @@ def _connect_one(target: Target, known_hosts: Path, extra_known_hosts: Iterable[
                 client.close()
         if attempt >= target.connection_attempts and time.monotonic() >= deadline:
             break
+        if wait:  # a host still booting: say so while waiting, not only at the end
+            console.get().waiting(f"{target} to answer SSH ({last_error})",
+                                  time.monotonic() - (deadline - wait))
         time.sleep(min(2.0, max(0.2, deadline - time.monotonic())) if wait else 1.0)
+    console.get().waiting_done()
     raise errors.HostConnectionError(
         f"cannot connect to {target.user}@{target.hostname}:{target.port}: {last_error}"
         + (f" (gave up after {attempt} attempts)" if attempt > 1 else ""))

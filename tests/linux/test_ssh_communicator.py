@@ -166,12 +166,22 @@ def test_accept_new_pins_in_tool_file_only(ssh_host, target, tmp_path):
     assert after == before
 
 
-def test_refused_is_retried_within_the_bound(tmp_path):
+def test_refused_is_retried_within_the_bound(tmp_path, monkeypatch):
+    import io
+
+    from hgautomation import console
+
+    err = io.StringIO()
+    monkeypatch.setattr(console, "WAIT_REPORT_EVERY", 0.5)
+    monkeypatch.setattr(console, "_current", console.Console(err=err, out=io.StringIO()))
     target = ssh.resolve("127.0.0.1", port=free_port(), user="nobody")
     start = time.monotonic()
     with pytest.raises(errors.HostConnectionError, match="connection refused"):
-        ssh.connect(target, known_hosts=tmp_path / "kh", wait=2)
-    assert 1.5 < time.monotonic() - start < 10
+        ssh.connect(target, known_hosts=tmp_path / "kh", wait=3)
+    assert 2.5 < time.monotonic() - start < 12
+    # The wait says what it waits for while it waits, not only when it gives up.
+    assert f"still waiting: nobody@127.0.0.1:{target.port} to answer SSH (connection " \
+        "refused" in err.getvalue()
 
 
 # -- interrupted remote commands ---------------------------------------------------------
