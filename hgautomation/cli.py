@@ -90,15 +90,13 @@ def _context(args):
     from hgautomation.context import Context
     from hgautomation.state import StateDir
 
-    if args.aws_profile:
-        # As the AWS CLI's --profile: boto3 reads credentials and region from it.
-        os.environ["AWS_PROFILE"] = args.aws_profile
     verbosity = -1 if args.quiet else min(args.verbose, 1)
     return Context(
         state=StateDir.at(args.state_path),
         verbosity=verbosity,
         debug=args.debug,
         explicit_region=args.aws_region,
+        aws_profile=args.aws_profile,
         explicit_hg_repo=Path(args.hg_repo) if args.hg_repo else None,
         ssh_config=Path(args.ssh_config).expanduser().absolute() if args.ssh_config else None,
         identity=_identity(args.identity),

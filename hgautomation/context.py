@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hgautomation.errors import LocalRepoError
+from hgautomation.errors import AWSCredentialsError, LocalRepoError
 from hgautomation.state import StateDir
 
 FALLBACK_REGION = "us-west-2"
@@ -21,6 +21,7 @@ class Context:
     explicit_hg_repo: Path | None = None
     ssh_config: Path | None = None  # --ssh-config: OpenSSH client config for every connection
     identity: Path | None = None  # -i/--identity: the key for hosts the user names
+    aws_profile: str | None = None  # --profile: as the AWS CLI's (None: AWS_PROFILE)
     cwd: Path = field(default_factory=Path.cwd)
 
     @property
@@ -32,8 +33,15 @@ class Context:
             if os.environ.get(var):
                 return os.environ[var]
         import botocore.session  # only commands that talk to AWS get here
+        from botocore.exceptions import ProfileNotFound
 
-        return botocore.session.Session().get_config_variable("region") or FALLBACK_REGION
+        try:
+            region = botocore.session.Session(profile=self.aws_profile).get_config_variable(
+                "region")
+        except ProfileNotFound:
+            raise AWSCredentialsError(f"AWS profile {self.aws_profile!r} not found",
+                                      hint="see ~/.aws/config, or --profile") from None
+        return region or FALLBACK_REGION
 
     @property
     def hg_repo(self) -> Path:

@@ -193,7 +193,8 @@ def _host_name_problem(host: str) -> str | None:
 class AWSOptions:
     """What every AWS command shares: whose resources, reachable from where."""
 
-    owner: str | None = None  # None: HGAUTOMATION_OWNER, else the caller's identity
+    owner: str | None = None  # None: derived from the caller's identity
+    profile: str | None = None  # the AWS profile (--profile); None: AWS_PROFILE, default
     ingress_cidr: str | None = None  # None: this machine's public address as /32
     spot: bool = False
 

@@ -408,3 +408,15 @@ def test_settings_precedence_command_line_env_file_default(aws_fresh, run_cli, t
     typo = run_cli("list-ec2-resources")
     assert typo.returncode == 3
     assert "unknown setting 'aws.regoin' (did you mean 'aws.region'?)" in typo.stderr
+
+
+def test_profile_as_the_aws_cli_takes_it(aws_fresh, run_cli, tmp_path):
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text(f"[hg]\naws_access_key_id = {aws_fresh.env['AWS_ACCESS_KEY_ID']}\n"
+                           f"aws_secret_access_key = {aws_fresh.env['AWS_SECRET_ACCESS_KEY']}\n")
+    env = {"AWS_SHARED_CREDENTIALS_FILE": str(credentials)}
+    _ok(run_cli("list-ec2-resources", "--owner", "alice", "--profile", "hg", env=env))
+    missing = run_cli("list-ec2-resources", "--owner", "alice", "--profile", "nosuch", env=env)
+    assert missing.returncode == 6, missing.stderr
+    assert "nosuch" in missing.stderr.splitlines()[-1]
+    assert "Traceback" not in missing.stderr

@@ -58,7 +58,7 @@ def open_aws(region: str, options: AWSOptions, keys_dir: Path, *,
     anyone's (``try``). ``-v`` prints the number of AWS calls made, whatever the outcome.
     """
     with translate_errors():
-        session = open_session(region)
+        session = open_session(region, profile=options.profile)
         try:
             owner = resolve_owner(session, options.owner) if with_owner else ""
             account = None

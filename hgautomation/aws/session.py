@@ -172,8 +172,9 @@ def check_endpoint_urls(environ: dict[str, str] | None = None) -> None:
                                           hint="e.g. https://ec2.us-west-2.amazonaws.com")
 
 
-def open_session(region: str) -> AWSSession:
-    """The session for a command in *region*, credentials from the standard chain."""
+def open_session(region: str, profile: str | None = None) -> AWSSession:
+    """The session for a command in *region*, credentials from the standard chain
+    (`profile`: a named profile, as the AWS CLI's --profile)."""
     check_endpoint_urls()
     with translate_errors("credentials"):  # reading the profile may already fail
         regions = known_regions()
@@ -183,7 +184,7 @@ def open_session(region: str) -> AWSSession:
     from botocore.exceptions import BotoCoreError
 
     try:
-        session = AWSSession(region)
+        session = AWSSession(region, profile=profile)
     except BotoCoreError as exc:  # e.g. a missing AWS_PROFILE
         raise errors.AWSCredentialsError(str(exc)) from None
     with translate_errors("credentials"):

@@ -23,7 +23,8 @@ def aws_options(args: argparse.Namespace) -> AWSOptions:
     ingress = getattr(args, "ingress_cidr", None)
     check_ingress(ingress, getattr(args, "allow_any_address", False))
     return AWSOptions(owner=getattr(args, "owner", None), ingress_cidr=ingress,
-                      spot=getattr(args, "spot", False))
+                      spot=getattr(args, "spot", False),
+                      profile=getattr(args, "aws_profile", None))
 
 
 def static_hosts(args: argparse.Namespace) -> StaticHosts:
