@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -160,6 +159,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         console.configure(ctx.verbosity).machine = getattr(args, "template", "text") == "json"
         log = _open_log(ctx, args.command, argv)
         _report_sources(args.sources, args, debug)
+        import signal  # not needed for --help: a millisecond of start-up saved
+
         signal.signal(signal.SIGTERM, _on_sigterm)
         handler = _load(COMMANDS[args.command][1])
         code = int(handler(ctx, args) or 0)
