@@ -62,8 +62,10 @@ KEYS = sorted({s.key for s in SETTINGS if s.key})
 
 
 def file_path(state_path: str | None) -> Path:
-    """<state>/config (the state directory's default is ~/.hgautomation)."""
-    return Path(state_path or "~/.hgautomation").expanduser() / "config"
+    """<state>/config, in the state directory --state-path names (or its default)."""
+    from hgautomation.state import StateDir
+
+    return StateDir.at(state_path).root / "config"
 
 
 def _unknown(key: str, where: str) -> errors.ConfigurationError:

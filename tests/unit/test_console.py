@@ -175,3 +175,48 @@ def test_quiet_shows_no_partial_lines():
     con.remote_partial("", "..")
     con.remote_line("", "..x", shown=2)
     assert con.err_text == ""
+
+
+@pytest.mark.parametrize("verbosity", [console.QUIET, console.NORMAL, console.VERBOSE])
+def test_the_log_gets_everything_whatever_the_verbosity(tmp_path, verbosity):
+    con = console.Console(verbosity, err=io.StringIO(), out=io.StringIO())
+    log = tmp_path / "run.log"
+    con.open_log(log, "header line")
+    _say_everything(con)
+    con.trace("aws ec2.DescribeInstances")
+    con.remote_partial("box: ", "...")
+    con.remote_line("box: ", "...done", shown=3)
+    con.table(["a", "b"], [["1", "2"]])
+    con.close_log()
+    con.trace("after close: nowhere")  # no error, no line
+    lines = [re.sub(r"^\d\d:\d\d:\d\d ", "", ln) for ln in log.read_text().splitlines()]
+    assert lines == ["header line", "info", "detail", "warning: careful", "answer",
+                     "box: remote", "bare", "aws ec2.DescribeInstances", "box: ...done",
+                     "a  b", "-  -", "1  2"]
+    assert oct(log.stat().st_mode & 0o777) == "0o600"
+    assert "aws ec2" not in con.err.getvalue()  # traces are for the log only
+
+
+def test_json_mode_moves_results_and_tables_to_stderr():
+    con = console.Console(console.NORMAL, err=io.StringIO(), out=io.StringIO())
+    con.machine = True
+    con.result("answer")
+    con.table(["a"], [["1"]])
+    con.emit({"b": [1], "a": None})
+    assert con.out.getvalue() == '{\n  "a": null,\n  "b": [\n    1\n  ]\n}\n'
+    assert "answer" in con.err.getvalue() and "1" in con.err.getvalue()
+    plain = console.Console(console.NORMAL, err=io.StringIO(), out=io.StringIO())
+    plain.emit({"a": 1})  # without -T json: nothing
+    assert plain.out.getvalue() == ""
+
+
+def test_digest_is_short_unless_verbose():
+    sha = "ab" * 32
+    assert console.Console(console.NORMAL).digest(sha) == sha[:12]
+    assert console.Console(console.VERBOSE).digest(sha) == sha
+
+
+def test_plural():
+    assert console.plural(1, "instance") == "1 instance"
+    assert console.plural(0, "instance") == "0 instances"
+    assert console.plural(2, "host") == "2 hosts"
