@@ -170,6 +170,13 @@ def test_two_owners_and_look_alikes(aws_fresh, run_cli, tmp_path):
     dry = _ok(run_cli("-v", "purge-ec2-resources", "--owner", "alice", "--dry-run"))
     assert mutating_calls(dry.stderr) == 0
     assert len(live_instances(ec2, **{"hgautomation:owner": "alice"})) == 4
+    plan = jsondoc.check("purge-ec2-resources", _ok(run_cli(
+        "purge-ec2-resources", "--owner", "alice", "--dry-run", "-T", "json")).stdout)
+    assert plan["dry_run"] is True
+    planned = {a["id"]: a["action"] for a in plan["actions"]}
+    assert all(planned[i] == "would terminate" for i in alice)
+    assert planned[untagged].startswith("skipped") and not set(planned) & set(bob)
+    assert plan["removed"] + plan["skipped"] == len(plan["actions"])
 
     purge = _ok(run_cli("purge-ec2-resources", "--owner", "alice"))
     assert "removed" in purge.stdout
