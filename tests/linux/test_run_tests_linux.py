@@ -137,10 +137,14 @@ def test_include_working_copy_carries_uncommitted_changes(cli, linux_dev_host, s
 # -- clean one-line errors -----------------------------------------------------------
 
 def one_line(proc) -> str:
+    """The one error line, without the name of the run's log (which must exist)."""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
-    return lines[0]
+    line, _, log = lines[0].partition(" [log: ")
+    if log:
+        assert Path(log.removesuffix("]")).is_file(), lines[0]
+    return line
 
 
 def test_unknown_revision(cli, linux_dev_host, state, repo):
