@@ -494,8 +494,12 @@ def parse_args(argv: Sequence[str], prog: str | None = None,
 
 def _given(action: argparse.Action, argv: list[str]) -> bool:
     end = argv.index("--") if "--" in argv else len(argv)
-    return any(token == flag or (flag.startswith("--") and token.startswith(flag + "="))
-               for token in argv[:end] for flag in action.option_strings)
+    def names(token: str, flag: str) -> bool:
+        if flag.startswith("--"):
+            return token == flag or token.startswith(flag + "=")
+        return token.startswith(flag) and not token.startswith("--")  # -vv, -Tjson
+
+    return any(names(token, flag) for token in argv[:end] for flag in action.option_strings)
 
 
 def _apply_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,

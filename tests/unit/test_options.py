@@ -242,3 +242,14 @@ def test_commas_elsewhere_are_left_alone():
     args = arguments.parse_args(["run-tests-linux", "--python-version", "3.12", "--",
                                  "-k", "a,b"], environ={})
     assert args.python_version == "3.12" and args.test_flags == ["-k", "a,b"]
+
+
+def test_what_the_command_line_gives_beats_the_environment():
+    env = {"HGAUTOMATION_VERBOSE": "0", "HGAUTOMATION_AWS_REGION": "eu-west-3"}
+    args = arguments.parse_args(["-vv", "list-ec2-resources", "--region=us-east-2"],
+                                environ=env)
+    assert args.verbose == 2 and args.aws_region == "us-east-2" and args.sources == {}
+    args = arguments.parse_args(["list-ec2-resources"], environ=env)
+    assert (args.verbose, args.aws_region) == (0, "eu-west-3")
+    assert args.sources == {"verbose": "HGAUTOMATION_VERBOSE",
+                            "aws_region": "HGAUTOMATION_AWS_REGION"}
