@@ -133,9 +133,13 @@ class Remote:
                     raise errors.WaitTimeout(
                         f"{self.target}: command did not finish within {self.timeout:.0f}s: "
                         f"{short(self.command)}") from None
-                if channel.closed or not self._transport.is_active():
-                    break
                 chunk = None
+                if channel.closed or not self._transport.is_active():
+                    # Nothing more will arrive, but what came with the close may still
+                    # be buffered (it raced the timeout): read it before ending.
+                    if not channel.recv_ready():
+                        break
+                    chunk = channel.recv(RECV_SIZE)
             if chunk == b"":
                 break
             if chunk:
