@@ -16,10 +16,9 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
     # The image is provisioned by the checkout's own install-windows-dependencies.ps1:
     # it must exist at that revision before anything in the account changes.
     node = hgrepo.resolve_revision(repo, args.revision)
-    ec2.read_deps_files(repo, node)
+    deps = ec2.read_deps_files(repo, node)
     with open_aws(ctx, args, kinds=("windows",)) as aws:
-        image = ec2.ensure_image(ctx, aws, repo=repo, node=node,
-                                 base_image_name=args.base_image_name,
+        image = ec2.ensure_image(ctx, aws, deps, base_image_name=args.base_image_name,
                                  instance_type=args.instance_type)
     console.get().result(f"{image.id} {image.name}")
     return 0

@@ -48,8 +48,8 @@ def _build(ctx: Context, args: argparse.Namespace, command: str, kinds: Sequence
     out = console.get()
     repo = hgrepo.LocalRepo(ctx.hg_repo)
     node = hgrepo.resolve_revision(repo, args.revision)
-    ec2.read_deps_files(repo, node)  # the image needs it: fail before touching AWS
-    builds = declared.read(repo, node)  # what this revision builds, checked up front too
+    deps = ec2.read_deps_files(repo, node)  # the image needs it: fail before touching AWS
+    builds = declared.read(repo, node, deps.script)  # what it builds, checked up front too
     steps = recipes.plan(builds, kinds, version, pythons, arches)
     out.info(f"{command}: {console.plural(len(steps), 'artifact')} of {node[:12]}; "
              f"the revision declares {builds.describe()}")
@@ -57,7 +57,7 @@ def _build(ctx: Context, args: argparse.Namespace, command: str, kinds: Sequence
     local_dist = ctx.hg_repo / "dist"
     done = []
     with open_aws(ctx, args, kinds=("windows",)) as aws, \
-            ec2.pushed_host(ctx, aws, windows_machine(args), repo, node,
+            ec2.pushed_host(ctx, aws, windows_machine(args), repo, deps,
                             purpose="windows-build") as (_host, conn):
         for step, purge in zip(steps, recipes.purges(steps)):
             with out.step(f"build {step.label}"):

@@ -20,9 +20,9 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
     script = recipes.run_tests_script(args.python_version, args.arch, args.test_flags)
     repo = hgrepo.LocalRepo(ctx.hg_repo)
     node = hgrepo.resolve_revision(repo, args.revision)
-    ec2.read_deps_files(repo, node)
+    deps = ec2.read_deps_files(repo, node)  # the image needs it: fail before touching AWS
     with open_aws(ctx, args, kinds=("windows",)) as aws, \
-            ec2.pushed_host(ctx, aws, windows_machine(args), repo, node,
+            ec2.pushed_host(ctx, aws, windows_machine(args), repo, deps,
                             purpose="windows-tests") as (_host, conn):
         ec2.run(conn, recipes.update_source_script(node), prefix="  ")
         with out.step(f"run-tests.py with Python {args.python_version} {args.arch}"):

@@ -175,18 +175,20 @@ def _load_toml(text: str) -> dict:
         raise ValueError(f"pyproject.toml: {exc}") from None
 
 
-def read(repo, node: str) -> WindowsBuilds:
+def read(repo, node: str, install_script: bytes | None = None) -> WindowsBuilds:
     """The declaration at `node` of `repo` (an hgrepo.LocalRepo); a LocalRepoError says
-    what is missing or wrong."""
-    script = repo.run("cat", "-r", node, INSTALL_SCRIPT, check=False)
-    if script.returncode != 0:
+    what is missing or wrong. `install_script`: its text when the caller has read it."""
+    if install_script is None:
+        result = repo.run("cat", "-r", node, INSTALL_SCRIPT, check=False)
+        install_script = result.stdout if result.returncode == 0 else None
+    if install_script is None:
         raise errors.LocalRepoError(
             f"revision {node[:12]} of {repo.root} has no {INSTALL_SCRIPT}; the Windows "
             "builds follow the checkout's own declaration",
             hint="use a revision of Mercurial that ships it (-r)")
     pyproject = repo.run("cat", "-r", node, PYPROJECT, check=False)
     try:
-        return parse(script.stdout.decode("utf-8", "replace"),
+        return parse(install_script.decode("utf-8", "replace"),
                      pyproject.stdout.decode("utf-8", "replace")
                      if pyproject.returncode == 0 else None)
     except ValueError as exc:

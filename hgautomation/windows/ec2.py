@@ -133,11 +133,13 @@ def windows_host(ctx: Context, aws: AWS, *, image_id: str, instance_type: str,
 
 @contextlib.contextmanager
 def pushed_host(ctx: Context, aws: AWS, machine: MachineOptions, repo: hgrepo.LocalRepo,
-                node: str, *, purpose: str) -> Iterator[tuple[hosts.Host, ssh.Connection]]:
-    """The shared start of every build/test flow: dev image (reused by fingerprint) →
-    one temporary instance → connection → NODE pushed to C:\\hgdev\\src."""
-    image = ensure_image(ctx, aws, repo=repo, node=node,
-                         base_image_name=machine.base_image_name)
+                deps: DepsFiles, *, purpose: str
+                ) -> Iterator[tuple[hosts.Host, ssh.Connection]]:
+    """The shared start of every build/test flow: dev image for `deps` (reused by
+    fingerprint) → one temporary instance → connection → `deps.node` pushed to
+    C:\\hgdev\\src."""
+    node = deps.node
+    image = ensure_image(ctx, aws, deps, base_image_name=machine.base_image_name)
     with windows_host(ctx, aws, image_id=image.id, instance_type=machine.instance_type,
                       purpose=purpose) as host, connect(host) as conn:
         with console.get().step(f"push {node[:12]} to {recipes.SOURCE}"):
@@ -213,7 +215,7 @@ def provisioner(ctx: Context, aws: AWS, deps: DepsFiles, host_key: HostKey) -> C
     return provision
 
 
-def ensure_image(ctx: Context, aws: AWS, *, repo: hgrepo.LocalRepo, node: str,
+def ensure_image(ctx: Context, aws: AWS, deps: DepsFiles, *,
                  base_image_name: str = platforms.DEFAULT_WINDOWS_BASE_IMAGE,
                  instance_type: str = platforms.WINDOWS_INSTANCE_TYPES["bootstrap"]):
     """The dev image for the dependency script at `node`: reused by fingerprint, else built."""
@@ -221,7 +223,6 @@ def ensure_image(ctx: Context, aws: AWS, *, repo: hgrepo.LocalRepo, node: str,
 
     out = console.get()
     account = aws.state
-    deps = read_deps_files(repo, node)
     base = images.find_base_image(aws.session, platforms.AMAZON_OWNER_ID, base_image_name)
     out.info(f"base image {base.id} {base.name}")
     fp = image_fingerprint(base.id, deps)

@@ -109,11 +109,13 @@ class FakeRepo:
 
     def __init__(self, files):
         self.files = files
+        self.read: list[str] = []
 
     def run(self, *args, check=True):
         from types import SimpleNamespace
 
         assert args[:3] == ("cat", "-r", "f" * 40)
+        self.read.append(args[3])
         data = self.files.get(args[3])
         return SimpleNamespace(returncode=0 if data is not None else 1,
                                stdout=(data or "").encode())
@@ -125,6 +127,13 @@ def test_read_from_a_revision():
     assert declared.read(repo, "f" * 40) == cibuildwheel_builds()
     repo = FakeRepo({declared.INSTALL_SCRIPT: install_script(cibuildwheel=None)})
     assert declared.read(repo, "f" * 40) == pip_builds()
+
+
+def test_an_install_script_already_read_is_not_read_again():
+    repo = FakeRepo({declared.PYPROJECT: PYPROJECT_CIBUILDWHEEL})
+    script = install_script().encode()
+    assert declared.read(repo, "f" * 40, script) == cibuildwheel_builds()
+    assert repo.read == [declared.PYPROJECT]
 
 
 def test_read_names_what_is_wrong():
