@@ -257,6 +257,63 @@ def test_bash_completion_is_generated_and_works_when_sourced(tmp_path, hgautomat
     assert complete("purge-ec2-resources", "--all") == ["--all-owners"]
     assert "debian12" in complete("run-tests-linux", "--distro", "")
     assert set(complete("build-windows-wheel", "--arch", "")) == {"x86", "x64", "arm64"}
-    zsh = hgautomation("completion", "zsh", cwd=tmp_path)
-    assert zsh.returncode == 0 and zsh.stdout.startswith("#compdef hgautomation")
-    assert "purge-ec2-resources" in zsh.stdout
+
+
+def test_zsh_completion_is_generated_and_completes_in_an_interactive_zsh(tmp_path,
+                                                                         hgautomation):
+    """The script goes where `compinit` finds it; Tab in a real zsh on a pty completes."""
+    script = hgautomation("completion", "zsh", cwd=tmp_path)
+    assert script.returncode == 0, script.stderr
+    assert script.stdout.startswith("#compdef hgautomation")
+    functions = tmp_path / "zfunc"
+    functions.mkdir()
+    (functions / "_hgautomation").write_text(script.stdout)
+
+    assert "purge-ec2-resources " in _zsh_tab(functions, "hgautomation pur", "resources ")
+    assert "--all-owners" in _zsh_tab(functions, "hgautomation purge-ec2-resources --all",
+                                      "--all-owners")
+    # A list of choices, sorted: x86 is the last.
+    listed = _zsh_tab(functions, "hgautomation build-windows-wheel --arch ", "x86")
+    assert set(re.findall(r"\b(x86|x64|arm64)\b", listed)) == {"x86", "x64", "arm64"}
+    assert "debian12" in _zsh_tab(functions, "hgautomation run-tests-linux --distro ",
+                                  "debian12")
+
+
+def _zsh_tab(functions: Path, line: str, until: str) -> str:
+    """What an interactive zsh (no rc files) shows after `line` and a Tab, read until
+    `until` appears (or TIMEOUT)."""
+    import os
+    import select
+    import time
+
+    from harness.process import reaped
+
+    master, slave = os.openpty()
+    env = {"PATH": os.environ["PATH"], "TERM": "dumb", "HOME": str(functions)}
+    proc = subprocess.Popen(["zsh", "-f", "-i"], stdin=slave, stdout=slave, stderr=slave,
+                            env=env, start_new_session=True)
+    os.close(slave)
+    seen = b""
+
+    def read_until(marker: bytes, seconds: float) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + seconds
+        while marker not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:  # the shell is gone
+                    return
+
+    try:
+        with reaped(proc):
+            os.write(master, f"fpath=({functions} $fpath); autoload -Uz compinit; "
+                             "compinit -u -D; print READY$((6*7))\n".encode())
+            read_until(b"READY42", TIMEOUT)
+            assert b"READY42" in seen, seen.decode(errors="replace")
+            seen = b""
+            os.write(master, line.encode() + b"\t")
+            read_until(until.encode(), TIMEOUT)
+    finally:
+        os.close(master)
+    return seen.decode(errors="replace")
