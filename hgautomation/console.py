@@ -304,9 +304,16 @@ class Console:
 
     # -- tables -----------------------------------------------------------
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[object]],
-              title: str | None = None) -> None:
-        """A plain aligned table on stdout (easy to read and to grep)."""
+              title: str | None = None, drop_empty: bool = False) -> None:
+        """A plain aligned table on stdout (easy to read and to grep).
+
+        ``drop_empty``: leave out the columns with no value in any row.
+        """
         cells = [[str(c) for c in headers]] + [[str(c) for c in r] for r in rows]
+        if drop_empty and rows:
+            keep = [i for i in range(len(headers)) if any(row[i] for row in cells[1:])]
+            cells = [[row[i] for i in keep] for row in cells]
+            headers = cells[0]
         widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
         lines = []
         if title:

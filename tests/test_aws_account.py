@@ -12,6 +12,8 @@ from harness import jsondoc
 from harness.aws import live_instances
 from harness.cli import mutating_calls, total_calls
 
+from hgautomation.aws.purge import UNTAGGED_SKIP
+
 DEBIAN = "ami-0f3271e513def6192"  # tests/harness/amis.json
 CIDR_A = "198.51.100.7/32"
 CIDR_B = "198.51.100.8/32"
@@ -146,8 +148,20 @@ def test_two_owners_and_look_alikes(aws_fresh, run_cli, tmp_path):
                                              {"Key": "hgautomation:owner", "Value": "alice"}]}]
     )["Instances"][0]["InstanceId"]
     other = _our_instance(ec2, "alice", "hg-temp-alice-9", managed="0")[0]
+    # A shared image named as the tool names them (family and a 16-digit fingerprint).
+    image = ec2.create_image(InstanceId=bob[0], Name="hg-linux-dev-debian12-0123456789abcdef",
+                             TagSpecifications=[{"ResourceType": "image", "Tags": [
+                                 {"Key": "hgautomation:managed", "Value": "1"},
+                                 {"Key": "hgautomation:image",
+                                  "Value": "hg-linux-dev-debian12"}]}])["ImageId"]
 
     listing = _ok(run_cli("list-ec2-resources", "--owner", "alice"))
+    assert image in listing.stdout
+    # A table per type, each without its empty columns, within 100 columns.
+    assert re.search(r"^3 instances:\nid +name +owner +age +state +\$/hour$",
+                     listing.stdout, re.M), listing.stdout
+    assert re.search(r"^1 image:\nid +name +owner +age +state$", listing.stdout, re.M)
+    assert max(map(len, listing.stdout.splitlines())) <= 100, listing.stdout
     # Every run leaves a full-detail log: each AWS call, the table, the timings.
     listed = jsondoc.check("list-ec2-resources", _ok(run_cli(
         "list-ec2-resources", "--owner", "alice", "-T", "json")).stdout)
@@ -169,6 +183,9 @@ def test_two_owners_and_look_alikes(aws_fresh, run_cli, tmp_path):
 
     dry = _ok(run_cli("-v", "purge-ec2-resources", "--owner", "alice", "--dry-run"))
     assert mutating_calls(dry.stderr) == 0
+    assert "would terminate (2):" in dry.stdout and alice[1] in dry.stdout
+    assert f"{UNTAGGED_SKIP} (" in dry.stdout
+    assert max(map(len, dry.stdout.splitlines())) <= 100, dry.stdout
     assert len(live_instances(ec2, **{"hgautomation:owner": "alice"})) == 4
     plan = jsondoc.check("purge-ec2-resources", _ok(run_cli(
         "purge-ec2-resources", "--owner", "alice", "--dry-run", "-T", "json")).stdout)
@@ -207,7 +224,8 @@ def test_terminate_dry_run_and_all_owners(aws_fresh, run_cli):
     alice = _our_instance(ec2, "alice", "hg-temp-alice-1", count=2)
     bob = _our_instance(ec2, "bob", "hg-temp-bob-1")
     dry = _ok(run_cli("terminate-ec2-instances", "--owner", "alice", "--dry-run"))
-    assert dry.stdout.count("would terminate") == 2
+    assert dry.stdout.count("would terminate") == 1  # one table of both
+    assert "would terminate (2):" in dry.stdout and all(i in dry.stdout for i in alice)
     assert len(live_instances(ec2)) == 3
     as_json = _ok(run_cli("terminate-ec2-instances", "--owner", "alice", "--dry-run",
                           "-T", "json"))

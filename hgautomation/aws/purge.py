@@ -126,10 +126,19 @@ def purge(session: AWSSession, sel: Selection, *, wait_timeout: float = 600.0) -
     return actions
 
 
+def by_action(actions: list[Action]) -> dict[str, list[Action]]:
+    """The actions grouped by what is done to them, in first-seen order."""
+    groups: dict[str, list[Action]] = {}
+    for a in actions:
+        groups.setdefault(a.action, []).append(a)
+    return groups
+
+
 def summary_rows(actions: list[Action]) -> list[list[str]]:
-    return [[a.action, a.resource.kind, a.resource.id, a.resource.name,
+    """Rows under SUMMARY_HEADERS for actions of one kind (a table per action)."""
+    return [[a.resource.kind, a.resource.id, a.resource.name,
              a.resource.owner or ("-" if a.resource.tagged else "(untagged)")]
             for a in actions]
 
 
-SUMMARY_HEADERS = ["action", "type", "id", "name", "owner"]
+SUMMARY_HEADERS = ["type", "id", "name", "owner"]

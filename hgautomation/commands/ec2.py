@@ -38,12 +38,8 @@ def _confirm_wide(args, command: str, plan) -> None:
             hint="review with --dry-run, then run on a terminal or add --yes")
     _print_actions(plan, "to be removed", dry_run=True, summary=False)
     count = len(_removable(plan))
-    if not con.confirm(f"{what}: remove {_plural(count, 'resource')}?"):
+    if not con.confirm(f"{what}: remove {console.plural(count, 'resource')}?"):
         raise errors.UsageError(f"{what}: not confirmed; nothing removed")
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def resource_json(r) -> dict:
@@ -61,17 +57,21 @@ def _actions_json(actions, dry_run: bool) -> dict:
 
 
 def _print_actions(actions, what: str, dry_run: bool, summary: bool = True) -> None:
-    from hgautomation.aws.purge import SUMMARY_HEADERS, summary_rows
+    from hgautomation.aws.purge import SUMMARY_HEADERS, by_action, summary_rows
 
     con = console.get()
-    con.table(SUMMARY_HEADERS, summary_rows(actions),
-              title=f"{what}{' (dry run: nothing changed)' if dry_run else ''}:")
+    # One table per action keeps each within 100 columns.
+    con.result(f"{what}{' (dry run: nothing changed)' if dry_run else ''}:")
+    if not actions:
+        con.result("(nothing)")
+    for action, group in by_action(actions).items():
+        con.table(SUMMARY_HEADERS, summary_rows(group), title=f"{action} ({len(group)}):")
     if not summary:
         return
     done = _removable(actions)
     skipped = len(actions) - len(done)
     verb = "would remove" if dry_run else "removed"
-    con.result(f"{verb} {_plural(len(done), 'resource')}"
+    con.result(f"{verb} {console.plural(len(done), 'resource')}"
                + (f", skipped {skipped}" if skipped else ""))
 
 
@@ -104,26 +104,34 @@ def list_resources(ctx, args) -> int:
         rows += inv.security_groups(session, who) + inv.untagged_security_groups(session)
         rows += inv.key_pairs(session, who) + inv.untagged_key_pairs(session)
         rows += inv.iam_entries(session)
-        table = []
-        total = 0.0
+        con.result(f"hgautomation resources in {session.region} "
+                   f"({'all owners' if args.all_owners else 'owner ' + owner}):")
+        if not rows:
+            con.result("(nothing)")
+        # A table per type, without the columns that type leaves empty: each fits
+        # 100 columns.
+        sections: dict[str, list[inv.Resource]] = {}
         for r in rows:
-            cost = ""
-            if r.hourly is not None:
-                total += r.hourly
-                cost = f"{r.hourly:.3f}" + (" (spot: less)" if r.extra.get("spot") else "")
-            owner_col = r.owner or ("(untagged)" if not r.tagged else "shared")
-            table.append([r.kind, r.id, r.name, owner_col, r.age(), r.expires(), r.state,
-                          cost])
-        con.table(["type", "id", "name", "owner", "age", "expires in", "state",
-                   "$/hour (est.)"], table,
-                  title=f"hgautomation resources in {session.region} "
-                        f"({'all owners' if args.all_owners else 'owner ' + owner}):")
+            sections.setdefault(r.kind, []).append(r)
+        for kind, group in sections.items():
+            con.table(["id", "name", "owner", "age", "expires in", "state", "$/hour"],
+                      [_listing_row(r) for r in group], drop_empty=True,
+                      title=f"{console.plural(len(group), kind.replace('-', ' '))}:")
+        if any(r.extra.get("spot") for r in rows):
+            con.result("* spot instance: its on-demand price is shown; spot costs less")
+        total = sum(r.hourly for r in rows if r.hourly is not None)
         running = sum(1 for r in rows if r.hourly is not None)
         con.result(f"{console.plural(running, 'running instance')}, estimated ${total:.2f}/hour")
         con.emit({"region": session.region, "owner": owner, "all_owners": args.all_owners,
                   "resources": [resource_json(r) for r in rows],
                   "running_instances": running, "hourly_usd": round(total, 4)})
     return 0
+
+
+def _listing_row(r) -> list[str]:
+    cost = "" if r.hourly is None else f"{r.hourly:.3f}" + ("*" if r.extra.get("spot") else "")
+    owner = r.owner or ("(untagged)" if not r.tagged else "shared")
+    return [r.id, "" if r.name == r.id else r.name, owner, r.age(), r.expires(), r.state, cost]
 
 
 def terminate(ctx, args) -> int:

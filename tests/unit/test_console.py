@@ -85,6 +85,17 @@ def test_table_alignment_title_and_trailing_spaces():
     assert con.err_text == ""
 
 
+def test_a_table_can_leave_out_its_empty_columns():
+    con = CapturedConsole()
+    con.table(["id", "expires", "state"], [("ami-1", "", "available"), ("ami-2", "", "")],
+              drop_empty=True)
+    assert con.out_text.splitlines() == ["id     state", "-----  ---------",
+                                         "ami-1  available", "ami-2"]
+    con = CapturedConsole()
+    con.table(["id", "expires"], [], drop_empty=True)  # no rows: the headers stay
+    assert con.out_text.startswith("id  expires\n")
+
+
 def test_empty_table():
     con = CapturedConsole()
     con.table(("a", "bb"), [])

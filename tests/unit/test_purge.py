@@ -75,10 +75,12 @@ def test_dry_run_lists_and_changes_nothing(stub, aws_session, captured):
         ("key-1", "would delete"),
         ("key-9", purge.UNTAGGED_SKIP),
     ]
-    assert purge.summary_rows(actions)[:2] == [
-        ["would terminate", "instance", "i-1", "hg-tests-alice-1", "alice"],
-        [purge.UNTAGGED_SKIP, "instance", "i-9", "hg-legacy", "(untagged)"],
-    ]
+    groups = purge.by_action(actions)
+    assert list(groups) == ["would terminate", purge.UNTAGGED_SKIP,
+                            "skipped: untagged (--images --include-untagged)", "would delete"]
+    assert [a.resource.id for a in groups[purge.UNTAGGED_SKIP]] == ["i-9", "sg-9", "key-9"]
+    assert purge.summary_rows(groups[purge.UNTAGGED_SKIP])[0] == \
+        ["instance", "i-9", "hg-legacy", "(untagged)"]
 
 
 def test_purge_removes_in_dependency_order(stub, aws_session, captured):
@@ -138,7 +140,7 @@ def test_summary_rows_owner_column():
     mine = inv.Resource("key-pair", "key-1", "hg-automation-alice", "alice")
     rows = purge.summary_rows([purge.Action(shared, "deleted"), purge.Action(legacy, "x"),
                                purge.Action(mine, "would delete")])
-    assert rows == [["deleted", "image", "ami-1", "hg-img", "-"],
-                    ["x", "key-pair", "key-9", "hg-automation", "(untagged)"],
-                    ["would delete", "key-pair", "key-1", "hg-automation-alice", "alice"]]
+    assert rows == [["image", "ami-1", "hg-img", "-"],
+                    ["key-pair", "key-9", "hg-automation", "(untagged)"],
+                    ["key-pair", "key-1", "hg-automation-alice", "alice"]]
     assert len(purge.SUMMARY_HEADERS) == len(rows[0])
