@@ -110,3 +110,17 @@ def test_key_pairs_and_security_groups_rows(stub, aws_session):
     (group,) = inv.security_groups(aws_session, None)
     assert (group.kind, group.id, group.name, group.owner, group.created) == \
         ("security-group", "sg-1", "hg-linux-dev-1-bob", "bob", "")
+
+
+def test_listing_rows_mark_spot_and_leave_a_repeated_name_out():
+    from hgautomation.commands import ec2 as commands
+
+    spot = inv.Resource("instance", "i-1", "hg-temp-alice-1", "alice", state="running",
+                        hourly=0.085, extra={"spot": True})
+    assert commands._listing_row(spot)[-1] == "0.085*"
+    on_demand = inv.Resource("instance", "i-2", "hg-temp-alice-2", "alice", hourly=0.085)
+    assert commands._listing_row(on_demand)[-1] == "0.085"
+    role = inv.Resource("role", "hg-ephemeral-ec2-role-1", "hg-ephemeral-ec2-role-1", "")
+    assert commands._listing_row(role)[1:3] == ["", "shared"]
+    legacy = inv.Resource("key-pair", "key-9", "hg-automation", "", tagged=False)
+    assert commands._listing_row(legacy)[2] == "(untagged)"
