@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import getpass
-import os
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -64,10 +63,18 @@ class Target:
 
 USER_CONFIG = Path("~/.ssh/config")
 SSH_G_TIMEOUT = 30.0
-# `ssh -G` prints a default for these when the config does not set them; only a
-# value that differs from `ssh -G -F /dev/null`'s counts as set (so a config's
-# `User` equal to the local user's name reads as unset: --host then uses its default).
-_DEFAULTED = ("user", "identityfile", "userknownhostsfile")
+# `ssh -G` prints a default for these when the config does not set them. So the
+# config is read through a wrapper that Includes it and then sets each to UNSET:
+# ssh keeps the first value it obtains (IdentityFile adds to a list), hence UNSET
+# comes out exactly where the config set nothing, whatever value it did set.
+_UNSET = {"user": "hgautomation-unset", "identityfile": "/hgautomation-unset",
+          "userknownhostsfile": "/hgautomation-unset"}
+_WRAPPER = """Include "{config}"
+Host *
+  User {user}
+  IdentityFile {identityfile}
+  UserKnownHostsFile {userknownhostsfile}
+"""
 
 
 def config_path(ssh_config: Path | None) -> Path | None:
@@ -83,15 +90,26 @@ def config_path(ssh_config: Path | None) -> Path | None:
 
 @functools.lru_cache(maxsize=64)
 def _ssh_g(host: str, config: str, user: str | None, port: int | None) -> dict[str, list[str]]:
-    """``ssh -G``'s effective options for `host` (keys lowercase, every value kept)."""
-    argv = ["ssh", "-G", "-F", config]
+    """``ssh -G``'s effective options for `host` under `config` (keys lowercase, every
+    value kept, a value equal to ``_UNSET``'s where the config sets none)."""
+    import tempfile
+
+    if '"' in config:
+        raise errors.ConfigurationError(f"ssh config {config}: a path with '\"' in it "
+                                        "cannot be included; use another path")
+    argv = ["ssh", "-G"]
     if user:
         argv += ["-l", user]
     if port:
         argv += ["-p", str(port)]
     try:
-        result = subprocess.run([*argv, "--", host], capture_output=True, text=True,
-                                stdin=subprocess.DEVNULL, timeout=SSH_G_TIMEOUT, check=False)
+        with tempfile.NamedTemporaryFile("w", prefix="hgautomation-ssh-",
+                                         suffix=".conf") as wrapper:
+            wrapper.write(_WRAPPER.format(config=config, **_UNSET))
+            wrapper.flush()
+            result = subprocess.run([*argv, "-F", wrapper.name, "--", host],
+                                    capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                    timeout=SSH_G_TIMEOUT, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         raise errors.ConfigurationError(f"ssh -G {host} failed: {exc}") from None
     if result.returncode != 0:
@@ -112,12 +130,12 @@ def _options(host: str, config: Path | None, user: str | None,
         return {}
     if shutil.which("ssh") is None:
         return _paramiko_options(host, config)
-    found = _ssh_g(host, str(config), user, port)
-    defaults = _ssh_g(host, os.devnull, user, port)
     options: dict[str, str | list[str]] = {}
-    for key, values in found.items():
-        if key in _DEFAULTED and values == defaults.get(key):
-            continue  # not set by the config
+    for key, values in _ssh_g(host, str(config), user, port).items():
+        if key in _UNSET:
+            values = [v for v in values if v != _UNSET[key]]
+            if not values:
+                continue  # not set by the config
         options[key] = values if key == "identityfile" else values[0]
     if options.get("connecttimeout") == "none":
         del options["connecttimeout"]

@@ -205,6 +205,29 @@ def test_the_users_config_applies_when_none_is_given(tmp_path, monkeypatch):
     assert other.user_known_hosts == (home / ".ssh" / "known_hosts",)
 
 
+def test_a_user_set_to_the_local_name_counts_as_set(tmp_path):
+    """ssh -G prints the local user when none is set; the config's own value still wins
+    over the command's default, even when it is that same name."""
+    path = tmp_path / "dir with space" / "config"
+    path.parent.mkdir()
+    path.write_text(f"Host mine\n    User {getpass.getuser()}\n"
+                    "    IdentityFile ~/.ssh/id_rsa\n")
+    mine = ssh.resolve("mine", ssh_config=path, default_user="hg")
+    assert mine.user == getpass.getuser()
+    assert mine.identity_files == (Path("~/.ssh/id_rsa").expanduser(),)  # ssh's own default
+    other = ssh.resolve("other", ssh_config=path, default_user="hg")
+    assert other.user == "hg" and other.identity_files == ()
+
+
+def test_relative_includes_are_read_from_the_ssh_directory(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / ".ssh" / "conf.d").mkdir(parents=True)
+    (home / ".ssh" / "conf.d" / "a.conf").write_text("Host relbox\n    HostName 192.0.2.5\n")
+    (home / ".ssh" / "config").write_text("Include conf.d/*.conf\n")
+    monkeypatch.setenv("HOME", str(home))
+    assert ssh.resolve("relbox").hostname == "192.0.2.5"
+
+
 # -- openssh_config -----------------------------------------------------------------------------
 
 def test_openssh_config_pins_keys_and_disables_prompts(config, tmp_path):
