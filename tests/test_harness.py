@@ -328,3 +328,14 @@ def test_the_unit_tier_runs_as_a_plain_user_in_seconds(ssh_host):
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert " passed" in result.stdout.splitlines()[-1]
     assert seconds < 30, f"the unit tier took {seconds:.0f}s"
+
+
+def test_the_table_width_check_finds_a_wide_table():
+    from harness.cli import check_table_width
+
+    narrow = "title\na    b\n---  -\nx    y\n"
+    check_table_width(narrow, ["list"])
+    wide = "title\nname" + " " * 97 + "x\n" + "-" * 101 + "  -\n"
+    with pytest.raises(AssertionError, match=r"a table of 104 columns .* from list:\nname "):
+        check_table_width(wide, ["list"])
+    check_table_width("-" * 101 + "x\n", ["list"])  # not a rule: remote output, a diff

@@ -10,6 +10,10 @@ tests/conftest.py hands a `CLI` out as the `cli` fixture:
 Every child gets its environment from `cli_env`, leads its own process group, reads
 /dev/null unless given input, and is killed with its group (by `process.reaped`) when
 the run times out or the test fails or is interrupted while it runs.
+
+Every completed run is also checked for the width of its tables (README: tables fit
+100 columns unless -v): whatever a test asserts, no command the suite runs may print
+a wider one.
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ DEFAULT_TIMEOUT = 300.0  # seconds; below pytest-timeout's 600 (pytest.ini)
 # Ambient settings of the product (HGAUTOMATION_OWNER, HGAUTOMATION_PROG, ...) and of
 # twine (credentials, repository) that a developer may have exported.
 DROPPED_PREFIXES = ("HGAUTOMATION_", "TWINE_")
+
+# A table's rule line ("----  ---"): it spans the whole table.
+TABLE_RULE = re.compile(r"^-+(?:  -+)*$", re.M)
+TABLE_WIDTH = 100
+VERBOSE_FLAGS = ("-v", "-vv", "--verbose", "--debug")
 
 Env = Mapping[str, Union[str, None]]
 File = Union[int, IO[Any], None]
@@ -96,6 +105,9 @@ class CLI:
                         stdin=subprocess.DEVNULL if input is None else subprocess.PIPE
                         ) as proc:
             out, err = proc.communicate(input, timeout=timeout)
+        if not any(a in VERBOSE_FLAGS for a in map(str, args)):
+            check_table_width(out, args)
+            check_table_width(err, args)  # -T json puts tables on stderr
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     @contextlib.contextmanager
@@ -115,6 +127,16 @@ class CLI:
             text=text, start_new_session=True)
         with reaped(proc):
             yield proc
+
+
+def check_table_width(text: str, args: Sequence[object]) -> None:
+    """Every table in `text` fits TABLE_WIDTH columns (AssertionError naming it)."""
+    for rule in TABLE_RULE.finditer(text or ""):
+        if len(rule.group()) > TABLE_WIDTH:
+            start = text.rfind("\n", 0, max(rule.start() - 1, 0)) + 1
+            raise AssertionError(
+                f"a table of {len(rule.group())} columns (over {TABLE_WIDTH}) from "
+                f"{' '.join(map(str, args))}:\n{text[start:rule.start()]}")
 
 
 def mutating_calls(stderr: str) -> int:
