@@ -77,15 +77,23 @@ def _print_actions(actions, what: str, dry_run: bool, summary: bool = True) -> N
 
 def setup_account(ctx, args) -> int:
     """Create or repair the owner's key pair, security groups and the IAM profile."""
+    from hgautomation.aws import tags
+
     with open_aws(ctx, args, kinds=("linux", "windows"), rdp=args.rdp) as aws:
         session, owner, state = aws.session, aws.owner, aws.state
         con = console.get()
-        rows = [["key pair", state.key_name, str(state.key_path)]]
-        rows += [["security group", f"hg-{kind}-dev-1-{owner}", sg]
+        rows = [["key pair", state.key_name, ""]]
+        rows += [["security group", tags.security_group_name(kind, owner), sg]
                  for kind, sg in state.security_group_ids.items()]
-        rows.append(["instance profile", "", state.instance_profile_arn])
-        con.table(["resource", "name", "id / path"], rows,
+        profile = state.instance_profile_arn
+        rows.append(["instance profile", tags.INSTANCE_PROFILE_NAME if profile else "(none)",
+                     ""])
+        con.table(["resource", "name", "id"], rows,
                   title=f"account state of owner {owner} in {session.region}:")
+        # The two long values on lines of their own: the table stays narrow.
+        con.result(f"private key: {state.key_path}")
+        if profile:
+            con.result(f"instance profile: {profile}")
     return 0
 
 
