@@ -302,6 +302,14 @@ class Console:
         within 100 columns; -T json and the log have the whole hash)."""
         return sha256 if self.verbosity >= VERBOSE else sha256[:12]
 
+    def clip(self, text: str, width: int) -> str:
+        """Free text for a table cell: at most `width` characters, ending in "..." when
+        cut; all of it with -v (the log has it whole either way)."""
+        if self.verbosity >= VERBOSE or len(text) <= width:
+            return text
+        self.trace(f"(shown shortened) {text}")
+        return text[:width - 3] + "..."
+
     # -- tables -----------------------------------------------------------
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[object]],
               title: str | None = None, drop_empty: bool = False) -> None:

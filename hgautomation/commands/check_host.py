@@ -71,7 +71,8 @@ def _show_features(report: features.FeatureReport) -> None:
                + " ".join(present))
     if report.missing:
         out.table(["missing feature", "tests skipped", "why"],
-                  [(r.feature, r.skipped_tests, r.why or "not installed")
+                  [(r.feature, r.skipped_tests,
+                    out.clip(r.why or "not installed", features.WHY_WIDTH))
                    for r in sorted(report.missing, key=lambda r: (-r.skipped_tests, r.feature))],
                   title="test features missing")
     out.result(f"{report.skipped} of {report.tests} tests would be skipped for a missing "

@@ -96,6 +96,14 @@ def test_a_table_can_leave_out_its_empty_columns():
     assert con.out_text.startswith("id  expires\n")
 
 
+def test_clip_cuts_free_text_unless_verbose():
+    con = CapturedConsole(console.NORMAL)
+    assert con.clip("short", 10) == "short"
+    assert con.clip("a reason far too long", 10) == "a reaso..."
+    assert CapturedConsole(console.VERBOSE).clip("a reason far too long", 10) \
+        == "a reason far too long"
+
+
 def test_empty_table():
     con = CapturedConsole()
     con.table(("a", "bb"), [])

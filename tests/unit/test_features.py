@@ -50,3 +50,11 @@ def test_report_counts_skips_per_feature_and_in_all():
 def test_an_error_without_a_known_reason_is_the_reason():
     report = features.build_report({"cvs": "error: KeyError: 'X'"}, {}, "debian12")
     assert report.missing[0].why == "error: KeyError: 'X'"
+
+
+def test_the_missing_feature_table_fits_100_columns():
+    """check-host's table: feature, "tests skipped", reason (cut at WHY_WIDTH)."""
+    reasons = {why for per_distro in features.WHY_MISSING.values() for why in per_distro.values()}
+    assert max(map(len, reasons)) <= features.WHY_WIDTH
+    widest_feature = max(len("missing feature"), *map(len, features.HOST_FEATURES))
+    assert widest_feature + 2 + len("tests skipped") + 2 + features.WHY_WIDTH <= 100
