@@ -129,7 +129,7 @@ def test_owner_defaults_to_caller_identity_and_env(aws_fresh, run_cli):
     key = re.search(r"^private key: (.+)$", result.stdout, re.M).group(1)
     assert stat.S_IMODE(Path(key).stat().st_mode) == 0o600
     assert re.search(r"^instance profile: arn:aws:iam::\d{12}:instance-profile/"
-                     r"hg-ephemeral-ec2-1$", result.stdout, re.M), result.stdout
+                     r"hgautomation/hg-ephemeral-ec2-1$", result.stdout, re.M), result.stdout
     result = _ok(run_cli("setup-ec2-account", "--ingress-cidr", CIDR_A,
                          env={"HGAUTOMATION_OWNER": "Dave.Smith"}))
     assert "hg-linux-dev-1-dave-smith" in result.stdout
