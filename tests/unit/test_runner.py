@@ -57,6 +57,12 @@ class Channel:
 
 
 def read(script) -> list[str]:
+    """The lines Remote.read passes on for `script` (see :func:`reading`)."""
+    return reading(script)[0]
+
+
+def reading(script) -> tuple[list[str], runner.Remote]:
+    """Remote.read over a Channel following `script`: the lines passed on, the Remote."""
     transport = Transport()
     lines: list[str] = []
     remote = runner.Remote(None, "host", on_line=lambda line, shown: lines.append(line))
@@ -64,7 +70,7 @@ def read(script) -> list[str]:
     remote._transport = transport
     remote._awaiting_mark = True
     remote.read()
-    return lines
+    return lines, remote
 
 
 def test_output_that_arrives_with_the_close_is_read():
@@ -76,7 +82,7 @@ def test_output_that_arrives_with_the_close_is_read():
 def test_output_ends_at_end_of_file():
     assert read([b"hgautomation-pgid 5\na\n", "timeout", b"b\nunfinished"]) \
         == ["a", "b", "unfinished"]
-    assert remote_group([b"hgautomation-pgid 42\n"]) == 42
+    assert reading([b"hgautomation-pgid 42\n"])[1].group == 42
 
 
 def test_a_lost_connection_ends_the_output():
@@ -84,12 +90,3 @@ def test_a_lost_connection_ends_the_output():
     assert read([b"hgautomation-pgid 5\nbefore\n", "connection-lost", b"never\n"]) \
         == ["before"]
 
-
-def remote_group(script) -> int | None:
-    transport = Transport()
-    remote = runner.Remote(None, "host", on_line=lambda line, shown: None)
-    remote.channel = Channel(script, transport)
-    remote._transport = transport
-    remote._awaiting_mark = True
-    remote.read()
-    return remote.group
