@@ -1,17 +1,23 @@
-"""README.rst stays a first page, and what it and docs/ promise matches the code.
+"""README.rst stays a first page, and what it, docs/ and docstring examples promise
+matches the code.
 
 Breaking looks like: README grows back into a manual (over 300 lines), a command
 is added to or removed from the CLI without README's table of commands, a link
-to docs/ names a file that is not there, or an exit code is added without its
-row in docs/faults.rst.
+to docs/ names a file that is not there, an exit code is added without its row
+in docs/faults.rst, or the ssh package's example calls something that is gone
+or with arguments it no longer takes.
 """
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import inspect
 import re
+import textwrap
 from pathlib import Path
 
-from hgautomation import cli, errors, venv_bootstrap
+from hgautomation import cli, errors, ssh, venv_bootstrap
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.rst"
@@ -99,3 +105,33 @@ def test_faults_page_lists_every_exit_code() -> None:
         0, errors.INTERNAL_ERROR_EXIT, errors.SIGTERM_EXIT,
         venv_bootstrap.EXIT_VENV_FAILED, venv_bootstrap.EXIT_PIP_FAILED}
     assert documented == expected
+
+
+def _ssh_example() -> ast.Module:
+    """The code block of the ``hgautomation.ssh`` docstring, parsed."""
+    block = ssh.__doc__.split("::\n\n", 1)[1].split("\n\n* ", 1)[0]
+    return ast.parse(textwrap.dedent(block))
+
+
+def test_ssh_docstring_example_matches_the_api() -> None:
+    owners = {"ssh": ssh, "conn": ssh.Connection}
+    fields = {f.name for f in dataclasses.fields(ssh.Target)}
+    calls = 0
+    for node in ast.walk(_ssh_example()):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id == "target":
+            assert node.attr in fields, f"Target has no {node.attr!r}"
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in owners):
+            continue
+        owner = owners[node.func.value.id]
+        function = getattr(owner, node.func.attr, None)
+        assert function is not None, f"{node.func.value.id}.{node.func.attr} is gone"
+        self_ = [None] if owner is ssh.Connection else []
+        inspect.signature(function).bind(
+            *self_, *(None for _ in node.args), **{k.arg: None for k in node.keywords})
+        if node.func.attr in ("run", "output"):
+            assert not isinstance(node.args[0], ast.Constant), "a command is an argv"
+        calls += 1
+    assert calls >= 10
