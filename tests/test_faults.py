@@ -1,7 +1,7 @@
 """Faults, one class at a time, through the real CLI: exit code, the one line, what is left.
 
-Each test names the class of defect it guards (README.rst, "Faults and their exit
-codes"). Hostile values for every option are fed by tests/test_hostile_input.py.
+Each test names the class of defect it guards (docs/faults.rst, the "Faults"
+table). Hostile values for every option are fed by tests/test_hostile_input.py.
 """
 
 from __future__ import annotations

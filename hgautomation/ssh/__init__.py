@@ -1,6 +1,6 @@
 """The SSH communicator: connect (bounded wait, verified host keys), run, put/get.
 
-Stable API (reused by publishing and by every Linux flow)::
+Stable API (every flow that reaches a host goes through it)::
 
     from hgautomation import ssh
 
@@ -9,28 +9,30 @@ Stable API (reused by publishing and by every Linux flow)::
     with ssh.connect(target, known_hosts=ctx.state.known_hosts,
                      extra_known_hosts=target.user_known_hosts,  # read-only
                      accept_new_host_key=False, wait=60) as conn:
-        status = conn.run(["uname", "-a"])           # streams lines, raises on != 0
-        status = conn.run("false", check=False)       # a str is a shell command line
-        conn.run(["bash", "-s", "--", arg], stdin=script_bytes)  # a script on stdin
+        conn.run(["uname", "-a"])                     # streams lines, raises on != 0
+        status = conn.run(["false"], check=False)     # the exit status instead
+        conn.run(["sh", "-c", "cd /hgwork && ls"])    # shell features: an explicit shell
+        conn.run(["bash", "-s", "--", "arg"], stdin=script_bytes)  # a script on stdin
         text = conn.output(["cat", "/etc/os-release"])  # quiet, returns stdout+stderr
         conn.put(Path("big.whl"), "/srv/big.whl", atomic=True)   # .part + rename
         conn.get("/hgwork/report.json", Path("report.json"))
         conn.remove_quietly("/srv/big.whl.part")   # bounded, safe after an interrupt
-        conn.rename("/srv/a", "/srv/b"); conn.chmod("/srv/b", 0o644)
+        conn.rename("/srv/a", "/srv/b")
+        conn.chmod("/srv/b", 0o644)
 
 * :func:`resolve` applies the OpenSSH client config (``--ssh-config``, else
   ``~/.ssh/config``) as ``ssh -G`` reports it (Include, Match, aliases):
   HostName, Port, User, IdentityFile, ProxyCommand, ProxyJump, HostKeyAlias,
   ConnectTimeout, ConnectionAttempts, UserKnownHostsFile (``Target.user_known_hosts``,
   read-only). Values given explicitly win, as with ``ssh``.
-* ``run``/``output`` take a shell command line (``str``) or an argv (a sequence of
-  ``str``); an argv is quoted by :func:`command_line`, the one place that quotes.
+* ``run``/``output`` take an argv (a sequence of ``str``; a ``str`` is refused with
+  ``TypeError``), quoted by :func:`command_line`, the one place that quotes.
 * Host keys are checked against ``known_hosts`` (the tool's file, the only one ever
   written, and only with ``accept_new_host_key``) plus ``extra_known_hosts``
   (read-only). An unknown key raises :class:`errors.UnknownHostKeyError`, a changed
   one :class:`errors.HostKeyMismatchError` (both :class:`errors.HostKeyError`, with
-  ``hostname``/``offered``/``expected`` data); refused, timed out or failed
-  authentication raise :class:`errors.HostConnectionError`.
+  ``hostname``/``offered`` data, and ``expected`` for a changed one); refused,
+  timed out or failed authentication raise :class:`errors.HostConnectionError`.
 * A failed or interrupted (Ctrl-C/SIGTERM) ``put``/``putfo``/``get`` returns promptly and
   leaves no partial file: the SFTP channel is dropped without waiting for replies.
 * :func:`openssh_config` writes the same target as an OpenSSH config block, so
