@@ -205,7 +205,7 @@ class Report:
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise errors.ArtifactError(f"cannot parse test report {path}: {exc}") from None
+            raise errors.ArtifactError(f"cannot parse test report {path}: {exc}") from exc
         if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
             raise errors.ArtifactError(f"unexpected test report format in {path}")
         return cls(results=data)

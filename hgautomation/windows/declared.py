@@ -152,5 +152,5 @@ def read(repo, node: str, install_script: bytes | None = None) -> WindowsBuilds:
         return parse(install_script.decode("utf-8", "replace"),
                      pyproject.stdout.decode("utf-8", "replace")
                      if pyproject.returncode == 0 else None)
-    except ValueError as exc:
+    except ValueError as exc:  # parse()'s own complete messages: the traceback adds nothing
         raise errors.LocalRepoError(f"revision {node[:12]} of {repo.root}: {exc}") from None
