@@ -84,7 +84,7 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
 
     if args.host:
         if args.filesystem not in STATIC_FILESYSTEMS:
-            raise errors.ConfigurationError(
+            raise errors.UsageError(
                 f"--filesystem {args.filesystem} needs a spare block device, which only "
                 "EC2 runs attach", hint=f"with --host use {' or '.join(STATIC_FILESYSTEMS)}")
         if args.instances is not None and args.instances != len(args.host):

@@ -223,6 +223,8 @@ class Files:
             self.drop(opened[0] if opened else None)
             with contextlib.suppress(OSError):
                 tmp.unlink()
+            if isinstance(exc, OSError) and exc.filename == str(tmp):  # ours, not the host's
+                raise errors.ConfigurationError(f"cannot write {local}: {exc.strerror}") from exc
             if isinstance(exc, FileNotFoundError) and not isinstance(exc, errors.HgAutomationError):
                 raise errors.RemoteCommandError(
                     f"{self.target}: {remote} does not exist") from exc
