@@ -38,9 +38,9 @@ class Context:
         try:
             region = botocore.session.Session(profile=self.aws_profile).get_config_variable(
                 "region")
-        except ProfileNotFound:
+        except ProfileNotFound as exc:
             raise AWSCredentialsError(f"AWS profile {self.aws_profile!r} not found",
-                                      hint="see ~/.aws/config, or --profile") from None
+                                      hint="see ~/.aws/config, or --profile") from exc
         return region or FALLBACK_REGION
 
     @property
@@ -65,7 +65,7 @@ def _has_store(root: Path) -> bool:
         return (root / ".hg").is_dir()
     except OSError as exc:  # e.g. a name too long for the filesystem
         raise LocalRepoError(f"cannot use {_short(root)} as a repository: {exc.strerror}") \
-            from None
+            from exc
 
 
 def _short(path: Path, limit: int = 120) -> str:

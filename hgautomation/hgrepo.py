@@ -39,13 +39,13 @@ class LocalRepo:
         try:
             result = subprocess.run(self.command(*args), capture_output=True, check=False,
                                     env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
             raise errors.ConfigurationError(
                 f"cannot run Mercurial: {self.hg!r} not found",
-                hint="is Mercurial installed and on PATH?") from None
-        except subprocess.TimeoutExpired:
+                hint="is Mercurial installed and on PATH?") from exc
+        except subprocess.TimeoutExpired as exc:
             raise errors.WaitTimeout(
-                f"'hg {' '.join(args[:2])}' did not finish within {timeout:.0f}s") from None
+                f"'hg {' '.join(args[:2])}' did not finish within {timeout:.0f}s") from exc
         if check and result.returncode != 0:
             raise errors.LocalRepoError(_error_line(result.stderr) or
                                         f"hg {args[0]} exited {result.returncode}")

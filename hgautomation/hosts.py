@@ -64,7 +64,7 @@ def tool_key(keys_dir: Path, *, create: bool = False) -> Path:
                             "hgautomation", "-f", str(path)], check=True,
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
         except (OSError, subprocess.SubprocessError) as exc:
-            raise errors.ConfigurationError(f"cannot generate {path}: {exc}") from None
+            raise errors.ConfigurationError(f"cannot generate {path}: {exc}") from exc
         path.chmod(0o600)
     return path
 

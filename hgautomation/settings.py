@@ -90,7 +90,7 @@ def read_file(path: Path) -> dict[str, tuple[str, str]]:
         return {}
     except (OSError, UnicodeDecodeError, configparser.Error) as exc:
         reason = getattr(exc, "message", None) or str(exc).splitlines()[0]
-        raise errors.ConfigurationError(f"cannot read {path}: {reason}") from None
+        raise errors.ConfigurationError(f"cannot read {path}: {reason}") from exc
     found = {}
     for section in parser.sections():
         for name, value in parser.items(section):

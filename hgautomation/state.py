@@ -35,7 +35,7 @@ def check_writable(directory: Path, what: str) -> None:
             os.unlink(probe)
     except OSError as exc:
         raise ConfigurationError(f"{what} {directory} is not writable: {exc.strerror}") \
-            from None
+            from exc
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class StateDir:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigurationError(
-                f"cannot create state directory {self.root}: {exc.strerror}") from None
+                f"cannot create state directory {self.root}: {exc.strerror}") from exc
         if not self.root.is_dir():
             raise ConfigurationError(f"state path {self.root} is not a directory")
         check_writable(self.root, "state directory")
@@ -69,7 +69,7 @@ class StateDir:
         try:
             path.mkdir(mode=0o700, exist_ok=True)
         except OSError as exc:
-            raise ConfigurationError(f"cannot create {path}: {exc.strerror}") from None
+            raise ConfigurationError(f"cannot create {path}: {exc.strerror}") from exc
         return path
 
     @property
@@ -114,7 +114,7 @@ def write_private(path: Path, data: bytes) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     except OSError as exc:
-        raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from None
+        raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from exc
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as fh:
@@ -124,6 +124,6 @@ def write_private(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from None
+            raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from exc
         raise
 

@@ -152,7 +152,7 @@ def invoke(session: AWSSession, function: str, payload: bytes) -> TryResult:
                 raise errors.TryServerError(
                     f"no Lambda function named {function!r} in region {session.region}",
                     hint=f"check --function and --aws-region; the Try server lives in "
-                         f"{TRY_REGION}") from None
+                         f"{TRY_REGION}") from exc
             raise
         raw = response["Payload"].read()
     return parse_response(raw, response.get("FunctionError"))

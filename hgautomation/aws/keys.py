@@ -39,7 +39,7 @@ def _load_or_create_local(path: Path) -> tuple[str, bool]:
         except (ValueError, TypeError) as exc:
             raise errors.ConfigurationError(
                 f"cannot read private key {path}: {exc}",
-                hint="move it away; a new key pair is then generated") from None
+                hint="move it away; a new key pair is then generated") from exc
         if path.stat().st_mode & 0o077:
             path.chmod(0o600)
         created = False

@@ -26,7 +26,7 @@ def caller_cidr(timeout: float = 10.0) -> str:
     except (requests.RequestException, ValueError) as exc:
         raise errors.ConfigurationError(
             f"cannot find this machine's public address via {url}: {type(exc).__name__}",
-            hint="pass --ingress-cidr ADDRESS/32") from None
+            hint="pass --ingress-cidr ADDRESS/32") from exc
     return f"{address}/{address.max_prefixlen}"
 
 

@@ -186,7 +186,7 @@ def open_session(region: str, profile: str | None = None) -> AWSSession:
     try:
         session = AWSSession(region, profile=profile)
     except BotoCoreError as exc:  # e.g. a missing AWS_PROFILE
-        raise errors.AWSCredentialsError(str(exc)) from None
+        raise errors.AWSCredentialsError(str(exc)) from exc
     with translate_errors("credentials"):
         if session.boto.get_credentials() is None:
             from botocore.exceptions import NoCredentialsError
@@ -213,20 +213,20 @@ def translate_errors(action: str = "") -> Iterator[None]:
             bx.NoAuthTokenError, bx.ProfileNotFound) as exc:
         raise errors.AWSCredentialsError(
             f"no usable AWS credentials{where}: {exc}",
-            hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from None
+            hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from exc
     except (bx.EndpointConnectionError, bx.ConnectTimeoutError,
             bx.ConnectionClosedError, bx.ReadTimeoutError) as exc:
-        raise errors.AWSEndpointError(f"cannot reach AWS{where}: {exc}") from None
-    except ResponseParserError:
+        raise errors.AWSEndpointError(f"cannot reach AWS{where}: {exc}") from exc
+    except ResponseParserError as exc:
         raise errors.AWSEndpointError(
             f"the endpoint's answer is not an AWS response{where}",
-            hint="is AWS_ENDPOINT_URL (or a proxy) pointing at AWS?") from None
+            hint="is AWS_ENDPOINT_URL (or a proxy) pointing at AWS?") from exc
     except bx.ClientError as exc:
         code = client_error_code(exc)
         message = exc.response.get("Error", {}).get("Message", "") or str(exc)
         if code in _AUTH_CODES:
             raise errors.AWSCredentialsError(
-                f"AWS rejected the credentials{where}: {code}: {message}") from None
-        raise errors.AWSError(f"{code or 'error'}{where}: {message}", code=code) from None
+                f"AWS rejected the credentials{where}: {code}: {message}") from exc
+        raise errors.AWSError(f"{code or 'error'}{where}: {message}", code=code) from exc
     except bx.BotoCoreError as exc:
-        raise errors.AWSError(f"{type(exc).__name__}{where}: {exc}") from None
+        raise errors.AWSError(f"{type(exc).__name__}{where}: {exc}") from exc

@@ -28,7 +28,7 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
         public_key = key_file.read_text().strip()
     except OSError as exc:
         raise errors.ConfigurationError(f"cannot read public key {key_file}: {exc.strerror}") \
-            from None
+            from exc
     if not public_key.startswith(("ssh-", "ecdsa-", "sk-")):
         raise errors.ConfigurationError(f"{key_file} does not hold an OpenSSH public key")
     repo = None

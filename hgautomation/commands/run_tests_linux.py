@@ -72,7 +72,7 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
         results_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise errors.ConfigurationError(
-            f"cannot create the results directory {results_dir}: {exc.strerror}") from None
+            f"cannot create the results directory {results_dir}: {exc.strerror}") from exc
     check_writable(results_dir, "results directory")
     plan = linux.build_plan(args.test_flags, full_install=args.full_install)
     if args.rebuild and not plan.local:
@@ -84,7 +84,7 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
 
     if args.host:
         if args.filesystem not in STATIC_FILESYSTEMS:
-            raise errors.ConfigurationError(
+            raise errors.UsageError(
                 f"--filesystem {args.filesystem} needs a spare block device, which only "
                 "EC2 runs attach", hint=f"with --host use {' or '.join(STATIC_FILESYSTEMS)}")
         if args.instances is not None and args.instances != len(args.host):

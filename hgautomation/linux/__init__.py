@@ -31,6 +31,13 @@ def script(name: str) -> bytes:
     return (SCRIPTS / name).read_bytes()
 
 
+def script_exit_codes(name: str) -> dict[str, int]:
+    """The ``EXIT_<WHAT>=<n>`` lines of a shipped script: its exit codes by name, declared
+    once for the script that exits with them and the code that reads them."""
+    return {m.group(1).decode(): int(m.group(2))
+            for m in re.finditer(rb"^(EXIT_[A-Z_]+)=(\d+)\b", script(name), re.M)}
+
+
 def run_script(conn: ssh.Connection, name: str, *args: str, prefix: str = "",
                sudo: bool = False, check: bool = True, quiet: bool = False,
                sink: list[str] | None = None) -> int:
@@ -61,9 +68,10 @@ def prepare(conn: ssh.Connection, filesystem: str, device: str | None, prefix: s
     status = run_script(conn, "prepare-run.sh", filesystem, device or "", node, prefix=prefix,
                         check=False, sink=lines)
     last = lines[-1] if lines else ""
-    if status == 3:
+    codes = script_exit_codes("prepare-run.sh")
+    if status == codes["EXIT_CANNOT_PREPARE"]:
         raise errors.ConfigurationError(f"{conn.target}: {last}")
-    if status == 4:
+    if status == codes["EXIT_NOT_CONTRACT"]:
         raise errors.HostContractError(f"{conn.target}: {last}")
     if status != 0:
         raise errors.RemoteCommandError(
@@ -205,7 +213,7 @@ class Report:
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise errors.ArtifactError(f"cannot parse test report {path}: {exc}") from None
+            raise errors.ArtifactError(f"cannot parse test report {path}: {exc}") from exc
         if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
             raise errors.ArtifactError(f"unexpected test report format in {path}")
         return cls(results=data)

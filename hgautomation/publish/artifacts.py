@@ -1,8 +1,8 @@
 """The expected artifact set of a Windows release, found in ``<hg repo>/dist``.
 
-Which files make the release is what the released revision declares
-(:mod:`hgautomation.windows.declared`), so a branch that builds ARM64 wheels
-publishes them and an older one is not asked for them.
+Which files make the release is what the released revision declares (a
+:class:`~hgautomation.windows_builds.WindowsBuilds`), so a branch that builds ARM64
+wheels publishes them and an older one is not asked for them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from hgautomation import errors
 from hgautomation.artifacts import Artifact
 from hgautomation.platforms import WindowsArtifact
-from hgautomation.windows.declared import WindowsBuilds
+from hgautomation.windows_builds import WindowsBuilds
 
 
 def expected_names(builds: WindowsBuilds, version: str) -> list[tuple[WindowsArtifact, str]]:

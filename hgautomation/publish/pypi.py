@@ -77,7 +77,7 @@ def open_repository(repository: str | None, repository_url: str | None) -> Repos
         )
         settings.check_repository_url()
     except texc.TwineException as exc:
-        raise errors.ConfigurationError(f"PyPI repository: {_one_line(exc)}") from None
+        raise errors.ConfigurationError(f"PyPI repository: {_one_line(exc)}") from exc
     upload_url = settings.repository_config["repository"]
     return Repository(settings=settings, upload_url=upload_url,
                       simple_url=simple_index_for(upload_url))
@@ -172,6 +172,7 @@ def index_files(repo: Repository, project: str = PROJECT) -> dict[str, str]:
         resp = requests.get(url, headers=headers, timeout=HTTP_TIMEOUT,
                             verify=repo.settings.cacert or True)
     except requests.RequestException as exc:
+        # Not chained: requests' text carries the URL, credentials and all if it has any.
         raise errors.PublishError(f"cannot read the package index {url}: "
                                   f"{type(exc).__name__}") from None
     if resp.status_code == 404:
@@ -220,11 +221,13 @@ def upload(repo: Repository, wheels: Sequence[Artifact]) -> None:
     except texc.NonInteractive as exc:
         raise errors.ConfigurationError(
             f"no PyPI credentials for {repo.display}: {_one_line(exc)}",
-            hint="set TWINE_USERNAME/TWINE_PASSWORD, .pypirc or keyring") from None
+            hint="set TWINE_USERNAME/TWINE_PASSWORD, .pypirc or keyring") from exc
     for wheel in wheels:
         with out.step(f"PyPI: uploading {wheel.name} ({wheel.size:,} bytes)"), _twine_quiet():
             try:
                 twine_upload(repo.settings, [str(wheel.path)])
+            # requests' errors are not chained: their text carries the upload URL,
+            # credentials and all if it has any (repo.display has them cut).
             except requests.HTTPError as exc:
                 raise _http_error(repo, wheel, exc) from None
             except requests.RequestException as exc:
@@ -234,11 +237,11 @@ def upload(repo: Repository, wheels: Sequence[Artifact]) -> None:
             except texc.NonInteractive as exc:
                 raise errors.ConfigurationError(
                     f"no PyPI credentials for {repo.display}: {_one_line(exc)}",
-                    hint="set TWINE_USERNAME/TWINE_PASSWORD, .pypirc or keyring") from None
+                    hint="set TWINE_USERNAME/TWINE_PASSWORD, .pypirc or keyring") from exc
             except texc.TwineException as exc:
                 raise errors.PublishError(
                     f"upload of {wheel.name} to {repo.display} failed: "
-                    f"{_one_line(exc)}") from None
+                    f"{_one_line(exc)}") from exc
 
 
 def _http_error(repo: Repository, wheel: Artifact, exc) -> errors.PublishError:

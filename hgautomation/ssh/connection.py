@@ -203,20 +203,20 @@ def _connect_one(target: Target, known_hosts: Path, extra_known_hosts: Iterable[
             raise
         except paramiko.BadHostKeyException as exc:
             raise hostkeys.key_changed(target.known_hosts_name, exc.key, exc.expected_key,
-                                       known_hosts) from None
+                                       known_hosts) from exc
         except paramiko.AuthenticationException as exc:
             raise errors.HostConnectionError(
                 f"authentication failed for {target.user}@{target.hostname}:{target.port} "
                 f"({exc}; offered: {_offered(target)})",
-                hint="check the user and IdentityFile (--ssh-config)") from None
+                hint="check the user and IdentityFile (--ssh-config)") from exc
         except (socket.gaierror, UnicodeError) as exc:
             # A name that does not resolve will not resolve in ten seconds either.
             raise errors.HostConnectionError(
                 f"cannot connect to {target.user}@{target.hostname}:{target.port}: "
-                f"{describe(exc)}", hint="check the host name (and --ssh-config)") from None
+                f"{describe(exc)}", hint="check the host name (and --ssh-config)") from exc
         except FileNotFoundError as exc:
             raise errors.ConfigurationError(
-                f"{target}: identity file missing: {exc.filename}") from None
+                f"{target}: identity file missing: {exc.filename}") from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
             last_error = describe(exc)
         finally:
@@ -266,7 +266,7 @@ def _open_socket(target: Target):
             raise errors.ConfigurationError(
                 f"{target}: ProxyCommand cannot run ({exc.strerror}): "
                 f"{target.proxy_command}", hint="check the ssh config (--ssh-config)") \
-                from None
+                from exc
     sock = socket.create_connection((target.hostname, target.port),
                                     timeout=target.connect_timeout)
     # paramiko sends each SSH packet with its own send(): with Nagle the small ones (SFTP

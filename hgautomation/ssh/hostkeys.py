@@ -91,7 +91,7 @@ def pin_host_key(known_hosts: Path, name: str, key_line: str) -> None:
             raise
     except OSError as exc:
         raise errors.ConfigurationError(
-            f"cannot pin the host key of {name} in {known_hosts}: {exc.strerror}") from None
+            f"cannot pin the host key of {name} in {known_hosts}: {exc.strerror}") from exc
 
 
 def check_known_hosts(known_hosts: Path, *, writable: bool) -> None:

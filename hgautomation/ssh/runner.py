@@ -104,7 +104,7 @@ class Remote:
             self.channel = self._transport.open_session()
         except (paramiko.SSHException, OSError, AttributeError) as exc:
             raise errors.HostConnectionError(f"{self.target}: cannot open a session: {exc}") \
-                from None
+                from exc
         if self.timeout is not None:
             self._deadline = time.monotonic() + self.timeout
         channel = self.channel
@@ -254,7 +254,7 @@ def run(client, target, argv: Sequence[str], *, check: bool = True,
     except (paramiko.SSHException, OSError) as exc:
         remote.stop()
         raise errors.HostConnectionError(
-            f"{target}: connection lost while running {short(command)}: {exc}") from None
+            f"{target}: connection lost while running {short(command)}: {exc}") from exc
     except BaseException:
         # Ctrl-C, SIGTERM, our own timeout: nothing keeps running on the host.
         remote.stop()

@@ -111,7 +111,7 @@ def _ssh_g(host: str, config: str, user: str | None, port: int | None) -> dict[s
                                     capture_output=True, text=True, stdin=subprocess.DEVNULL,
                                     timeout=SSH_G_TIMEOUT, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise errors.ConfigurationError(f"ssh -G {host} failed: {exc}") from None
+        raise errors.ConfigurationError(f"ssh -G {host} failed: {exc}") from exc
     if result.returncode != 0:
         why = " ".join(line.strip() for line in result.stderr.splitlines()
                        if line.strip() and "Pseudo-terminal" not in line)
@@ -167,7 +167,7 @@ def _paramiko_options(host: str, config: Path) -> dict[str, str | list[str]]:
     try:
         return dict(paramiko.SSHConfig.from_path(str(config)).lookup(host))
     except (OSError, paramiko.ssh_exception.ConfigParseError, ValueError) as exc:
-        raise errors.ConfigurationError(f"cannot read ssh config {config}: {exc}") from None
+        raise errors.ConfigurationError(f"cannot read ssh config {config}: {exc}") from exc
 
 
 def resolve(host: str, *, user: str | None = None, port: int | None = None,

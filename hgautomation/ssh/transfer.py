@@ -61,7 +61,7 @@ class Files:
                 self._sftp = self.open_channel()
             except (paramiko.SSHException, OSError) as exc:
                 raise errors.HostConnectionError(
-                    f"{self.target}: SFTP is not available: {exc}") from None
+                    f"{self.target}: SFTP is not available: {exc}") from exc
         return self._sftp
 
     def open_channel(self):
@@ -179,7 +179,7 @@ class Files:
             if isinstance(exc, (paramiko.SSHException, OSError, EOFError)) and \
                     not isinstance(exc, errors.HgAutomationError):
                 raise errors.HostConnectionError(
-                    f"{self.target}: upload to {remote} failed: {describe(exc)}") from None
+                    f"{self.target}: upload to {remote} failed: {describe(exc)}") from exc
             raise
 
     def get(self, remote: str, local: Path, *, description: str | None = None) -> None:
@@ -223,13 +223,15 @@ class Files:
             self.drop(opened[0] if opened else None)
             with contextlib.suppress(OSError):
                 tmp.unlink()
+            if isinstance(exc, OSError) and exc.filename == str(tmp):  # ours, not the host's
+                raise errors.ConfigurationError(f"cannot write {local}: {exc.strerror}") from exc
             if isinstance(exc, FileNotFoundError) and not isinstance(exc, errors.HgAutomationError):
                 raise errors.RemoteCommandError(
-                    f"{self.target}: {remote} does not exist") from None
+                    f"{self.target}: {remote} does not exist") from exc
             if isinstance(exc, (paramiko.SSHException, OSError, EOFError)) and \
                     not isinstance(exc, errors.HgAutomationError):
                 raise errors.HostConnectionError(
-                    f"{self.target}: download of {remote} failed: {describe(exc)}") from None
+                    f"{self.target}: download of {remote} failed: {describe(exc)}") from exc
             raise
 
     def remove_quietly(self, path: str, *, timeout: float = CLEANUP_TIMEOUT) -> bool:

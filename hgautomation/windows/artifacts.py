@@ -32,11 +32,11 @@ def newest_match(conn, remote_dir: str, pattern: str) -> tuple[str, int]:
     directory = sftp_path(remote_dir)
     try:
         entries = conn.sftp.listdir_attr(directory)
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
         raise ArtifactError(f"no {pattern} on {conn.target}: {remote_dir} does not exist") \
-            from None
+            from exc
     except OSError as exc:
-        raise HostConnectionError(f"{conn.target}: cannot list {remote_dir}: {exc}") from None
+        raise HostConnectionError(f"{conn.target}: cannot list {remote_dir}: {exc}") from exc
     matches = [e for e in entries
                if fnmatch.fnmatchcase(e.filename.lower(), pattern.lower())
                and e.st_mode is not None and stat.S_ISREG(e.st_mode)]

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass
 
 from hgautomation import errors, platforms
-from hgautomation.platforms import WindowsArtifact
+from hgautomation.windows_builds import WindowsBuilds
 
 INSTALL_SCRIPT = "contrib/install-windows-dependencies.ps1"
 PYPROJECT = "pyproject.toml"
@@ -41,44 +40,6 @@ CIBW_NOT_BUILT = {("3.8", "ARM64")}
 _INSTALL_PYTHON = re.compile(
     r"^\s*Install-Python3\b.*?[\\/]python(\d)(\d+)-(x86|x64)\s", re.M)
 _CIBUILDWHEEL_PIN = re.compile(r"pipx\s+install\s+[\"']?(cibuildwheel==[0-9][0-9A-Za-z.]*)")
-
-
-@dataclass(frozen=True)
-class WindowsBuilds:
-    """A checkout's Windows builds. Pairs are (python "3.12", arch "x64")."""
-
-    interpreters: tuple[tuple[str, str], ...]  # what its installer puts in C:\hgdev
-    wheels: tuple[tuple[str, str], ...]
-    wheel_builder: str  # "cibuildwheel" or "pip"
-    cibuildwheel: str | None = None  # the installer's pin, "cibuildwheel==3.3.0"
-
-    @property
-    def installer_python(self) -> str:
-        """The interpreter running packaging.py: the release default if the checkout
-        installs it for x64, else its newest x64 one."""
-        x64 = [py for py, arch in self.interpreters if arch == "x64"]
-        if platforms.INSTALLER_PYTHON in x64:
-            return platforms.INSTALLER_PYTHON
-        return max(x64, key=_version_key)
-
-    def matrix(self) -> list[WindowsArtifact]:
-        """Every artifact of a release of this checkout: wheels, then Inno and WiX per arch."""
-        wheels = [WindowsArtifact("wheel", py, arch) for py, arch in self.wheels]
-        installers = [WindowsArtifact(kind, self.installer_python, arch)
-                      for kind in ("inno", "wix") for arch in platforms.INSTALLER_ARCHES]
-        return wheels + installers
-
-    def describe(self) -> str:
-        """One line for the console: how many wheels, built how, for which arches."""
-        arches = sorted({arch for _, arch in self.wheels},
-                        key=platforms.WINDOWS_WHEEL_ARCHES.index)
-        how = "cibuildwheel" if self.wheel_builder == "cibuildwheel" else "pip wheel"
-        return (f"{len(self.wheels)} wheels ({how}; {', '.join(arches)}), "
-                f"installers with Python {self.installer_python} x64")
-
-
-def _version_key(python: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in python.split("."))
 
 
 def interpreters(install_script: str) -> tuple[tuple[str, str], ...]:
@@ -191,5 +152,5 @@ def read(repo, node: str, install_script: bytes | None = None) -> WindowsBuilds:
         return parse(install_script.decode("utf-8", "replace"),
                      pyproject.stdout.decode("utf-8", "replace")
                      if pyproject.returncode == 0 else None)
-    except ValueError as exc:
+    except ValueError as exc:  # parse()'s own complete messages: the traceback adds nothing
         raise errors.LocalRepoError(f"revision {node[:12]} of {repo.root}: {exc}") from None

@@ -174,7 +174,7 @@ def mkdirs(conn: ssh.Connection, windows_path: str) -> None:
             except OSError as exc:
                 raise errors.RemoteCommandError(
                     f"{conn.target}: cannot create {windows_path} (SFTP {path}): {exc}") \
-                    from None
+                    from exc
 
 
 # -- the dev image -------------------------------------------------------------

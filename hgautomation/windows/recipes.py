@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from hgautomation import platforms
 from hgautomation.errors import UsageError
 from hgautomation.platforms import WindowsArtifact
-from hgautomation.windows.declared import CIBW_ARCH_NAMES, WindowsBuilds
+from hgautomation.windows.declared import CIBW_ARCH_NAMES
 from hgautomation.windows.powershell import Script
+from hgautomation.windows_builds import WindowsBuilds
 
 # The Windows host contract (docs/contract.rst).
 HGDEV = "C:\\hgdev"

@@ -1,10 +1,13 @@
 #!/bin/bash
 # Prepare /hgwork for one run, as the contract's user (sudo only when needed).
 # Usage: prepare-run.sh FILESYSTEM [BLOCK_DEVICE [NODE]]
-# Exit 3: the filesystem cannot be made on this host (no device, no mkfs.<fs>).
 # With NODE: the last line says whether /hgdev/src has that changeset already
 # ("/hgdev/src has NODE"), so the tool can skip the push.
 set -euo pipefail
+
+# Exit codes, which hgautomation/linux/__init__.py reads by these names (script_exit_codes):
+EXIT_CANNOT_PREPARE=3  # the filesystem cannot be made on this host (no device, no mkfs.<fs>)
+EXIT_NOT_CONTRACT=4  # the host does not meet the contract: run bootstrap-linux-dev
 
 fs=$1
 device=${2:-}
@@ -19,7 +22,7 @@ sudo_() {
 for need in /hgdev/venv-bootstrap/bin/hg /hgdev/src/.hg; do
     if [ ! -e "$need" ]; then
         echo "this host does not meet the contract: $need is missing (run bootstrap-linux-dev)" >&2
-        exit 4
+        exit "$EXIT_NOT_CONTRACT"
     fi
 done
 
@@ -35,7 +38,7 @@ case "$fs" in
     ext3|ext4|xfs|btrfs|jfs)
         if [ -z "$device" ]; then
             echo "filesystem $fs needs a spare block device; this host has none configured" >&2
-            exit 3
+            exit "$EXIT_CANNOT_PREPARE"
         fi
         if [ ! -b "$device" ]; then
             # EC2 Nitro exposes /dev/sdf as an NVMe disk: take the one disk that has no
@@ -47,17 +50,17 @@ case "$fs" in
             done | head -1)
             if [ -z "$device" ]; then
                 echo "filesystem $fs: no spare block device found" >&2
-                exit 3
+                exit "$EXIT_CANNOT_PREPARE"
             fi
         fi
         if ! command -v "mkfs.$fs" >/dev/null && [ ! -x "/sbin/mkfs.$fs" ]; then
             echo "filesystem $fs is not supported here: mkfs.$fs is not installed" >&2
-            exit 3
+            exit "$EXIT_CANNOT_PREPARE"
         fi
         ;;
     *)
         echo "unknown filesystem $fs" >&2
-        exit 3
+        exit "$EXIT_CANNOT_PREPARE"
         ;;
 esac
 
@@ -67,7 +70,7 @@ if mountpoint -q "$work"; then
         sudo_ umount "$work"
     elif [ "$fs" != default ]; then
         echo "$work is a mount point this tool did not create; not unmounting it for $fs" >&2
-        exit 3
+        exit "$EXIT_CANNOT_PREPARE"
     fi
 fi
 
