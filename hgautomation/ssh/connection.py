@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -98,14 +98,22 @@ class Connection:
 
     # -- files
     def put(self, local: Path, remote: str, *, atomic: bool = False,
-            mode: int | None = None, description: str | None = None) -> None:
-        """Upload ``local`` to ``remote`` (pipelined; with ``atomic`` via ``remote.part``)."""
-        self._files.put(local, remote, atomic=atomic, mode=mode, description=description)
+            mode: int | None = None, description: str | None = None,
+            part: str | None = None, verify: Callable[[str], None] | None = None) -> None:
+        """Upload ``local`` to ``remote`` (pipelined; ``atomic`` as for :meth:`putfo`)."""
+        self._files.put(local, remote, atomic=atomic, mode=mode, description=description,
+                        part=part, verify=verify)
 
     def putfo(self, fh: IO[bytes], remote: str, *, size: int = 0,
-              description: str = "upload") -> None:
-        """Upload a file object; a failed or interrupted upload leaves no partial file."""
-        self._files.putfo(fh, remote, size=size, description=description)
+              description: str = "upload", atomic: bool = False, mode: int | None = None,
+              part: str | None = None, verify: Callable[[str], None] | None = None) -> None:
+        """Upload a file object; a failed or interrupted upload leaves no partial file.
+
+        With ``atomic`` it goes to ``part`` (default ``remote.part``), is checked by
+        ``verify(part)``, gets ``mode`` and is renamed over ``remote``.
+        """
+        self._files.putfo(fh, remote, size=size, description=description, atomic=atomic,
+                          mode=mode, part=part, verify=verify)
 
     def get(self, remote: str, local: Path, *, description: str | None = None) -> None:
         """Download ``remote`` to ``local`` (pipelined; no partial file on failure)."""
