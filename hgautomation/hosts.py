@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from hgautomation import errors, ssh
+from hgautomation import errors, keygen, ssh
 from hgautomation.options import HostSpec
 
 DEFAULT_LINUX_USER = "hg"  # the contract's user; --host user@... or ssh config User change it
@@ -57,15 +57,7 @@ def tool_key(keys_dir: Path, *, create: bool = False) -> Path:
     """The tool's own key for static hosts (``bootstrap-linux-dev --host`` authorizes it)."""
     path = keys_dir / TOOL_KEY_NAME
     if create and not path.exists():
-        import subprocess
-
-        try:
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
-                            "hgautomation", "-f", str(path)], check=True,
-                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise errors.ConfigurationError(f"cannot generate {path}: {exc}") from exc
-        path.chmod(0o600)
+        keygen.write(keygen.generate(keygen.ED25519, comment="hgautomation"), path)
     return path
 
 

@@ -104,9 +104,9 @@ def test_run_instances_reply_lost_instances_found_by_run_tag(cli, aws_fresh, tmp
 
 
 def _driver(cli, aws, tmp_path, count, endpoint=None):
-    """aws_driver.py (not the CLI) in the CLI's environment; a context manager."""
+    """harness/aws_driver.py (not the CLI) in the CLI's environment; a context manager."""
     env = {"AWS_ENDPOINT_URL": endpoint} if endpoint else None
-    return cli.popen(str(tmp_path), str(count), program=[str(HERE / "aws_driver.py")],
+    return cli.popen(str(tmp_path), str(count), program=[str(HERE / "harness" / "aws_driver.py")],
                      aws=aws, env=env)
 
 

@@ -1,7 +1,6 @@
-"""AWS layer pieces called in-process: throttling, spot fallback, images, SSM, fingerprints.
-
-Everything talks to the moto server fixture except SSM's DescribeInstanceInformation
-(moto lacks it) and a failing SSM invocation, which use botocore's Stubber.
+"""AWS layer pieces called in-process against the moto server: throttling, spot fallback,
+images, SSM, fingerprints. (What needs no server, e.g. botocore Stubber tests, is in
+tests/unit.)
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ import io
 
 import pytest
 
-from hgautomation import errors
 from hgautomation.aws import account, images, instances, keys, purge, ssm
 from hgautomation.aws.session import AWSSession
 from hgautomation.context import Context
@@ -161,24 +159,6 @@ def test_ssm_run_command_against_moto(session, aws_fresh):
     assert result.status == "Success" and result.instance_id == iid
 
 
-def test_ssm_failure_with_stubber():
-    from botocore.stub import Stubber
-
-    session = AWSSession("us-west-2")
-    client = session.client("ssm")
-    with Stubber(client) as stub:
-        command_id = "0b0e1f52-7b37-4e5e-9d1c-3f0c1b2a4d5e"
-        stub.add_response("send_command", {"Command": {"CommandId": command_id}})
-        stub.add_client_error("get_command_invocation", "InvocationDoesNotExist")
-        stub.add_response("get_command_invocation", {
-            "Status": "Failed", "ResponseCode": 3, "StandardOutputContent": "step 1\nstep 2\n",
-            "StandardErrorContent": "E: broken package\n"})
-        with pytest.raises(errors.RemoteCommandError) as failure:
-            ssm.run_command(session, "i-0123", ["apt-get install x"], timeout=10, interval=0)
-        assert "i-0123" in str(failure.value) and "broken package" in str(failure.value)
-        assert "step 2" in failure.value.output_tail and failure.value.status == 3
-
-
 def test_key_fingerprints_match_what_ec2_reports(session, aws_fresh, tmp_path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -199,12 +179,3 @@ def test_key_fingerprints_match_what_ec2_reports(session, aws_fresh, tmp_path):
     reply = ec2.import_key_pair(KeyName="rsa", PublicKeyMaterial=rsa_pub)
     assert reply["KeyFingerprint"] in keys.fingerprints(rsa_pub.decode())
     assert reply["KeyFingerprint"] not in keys.fingerprints(pair.public_key)
-
-
-def test_deadman_user_data():
-    linux = instances.deadman_user_data("#cloud-config\nssh_keys: {}\n", 30, "linux")
-    assert "+ 1800 ))" in linux and "text/cloud-config" in linux
-    windows = instances.deadman_user_data("<powershell>\nWrite-Host hi\n</powershell>", 30,
-                                          "windows")
-    assert windows.index("ToUnixTimeSeconds() + 1800") < windows.index("Write-Host hi")
-    assert windows.count("<powershell>") == 1

@@ -9,27 +9,22 @@ import pwd
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
-from harness import jsondoc
+from harness import hgsource, jsondoc
 from unit.helpers import PYPROJECT_CIBUILDWHEEL, install_script
 
 from hgautomation import platforms
 from hgautomation.windows import declared
 
 VERSION = "7.2.1"
-BIN = str(Path(sys.executable).parent)
-HG_ENV = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"], HGUSER="test",
-              HGPLAIN="1")
 
 
 def hg(repo: Path, *args: str) -> None:
-    subprocess.run(["hg", "-R", str(repo), *args], check=True, timeout=60, env=HG_ENV,
-                   capture_output=True)
+    hgsource.hg("-R", str(repo), *args, timeout=60)
 
 
 def commit_declaration(repo: Path, pyproject: str | None, message: str) -> None:
@@ -115,7 +110,7 @@ def release(cli, ssh_host, pypi, tmp_path):
                           f"  Port {ssh_host.port}\n  User {ssh_host.user}\n"
                           f"  IdentityFile {ssh_host.key_path}\n")
     repo = tmp_path / "hg"
-    subprocess.run(["hg", "init", str(repo)], check=True, timeout=60, env=HG_ENV)
+    hgsource.hg("init", str(repo), timeout=60)
     # The released revision, tagged as Mercurial tags its releases (dist/ is ignored).
     (repo / ".hgignore").write_text("^dist/\n")
     commit_declaration(repo, PYPROJECT_CIBUILDWHEEL, "7.2-like declaration")

@@ -17,18 +17,16 @@ import base64
 import io
 import json
 import os
-import subprocess
-import sys
 import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
+from harness import hgsource
 
 from hgautomation import tryserver
 
 FUNCTION = "ci-try-server-upload"
-BIN = str(Path(sys.executable).parent)
 
 
 def _moto_api(aws, path: str, body: dict | None = None) -> dict:
@@ -67,17 +65,14 @@ def lambda_simple(aws_fresh):
 
 
 def _hg(repo: Path, *args: str) -> str:
-    env = dict(os.environ, HGPLAIN="1", PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
-    return subprocess.run(["hg", "-R", str(repo), *args], check=True, capture_output=True,
-                          text=True, env=env, timeout=120).stdout
+    return hgsource.hg("-R", str(repo), *args, timeout=120)
 
 
 @pytest.fixture
 def repo(tmp_path) -> Path:
     """Two public changesets, then two drafts on top."""
     root = tmp_path / "repo"
-    subprocess.run(["hg", "init", str(root)], check=True, timeout=60,
-                   env=dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"]))
+    hgsource.hg("init", str(root), timeout=60)
     (root / "a.txt").write_text("one\n")
     _hg(root, "commit", "-A", "-m", "public base", "-u", "Pub <pub@example.org>")
     (root / "a.txt").write_text("one\ntwo\n")
@@ -138,8 +133,7 @@ def test_payload_received_by_server_is_the_draft_bundle(cli, lambda_simple, repo
     # the two drafts more: the bundle holds the draft ancestry and nothing else.
     public = tmp_path / "public-clone"
     public_head = _hg(repo, "log", "-r", "max(public())", "-T", "{node}")
-    subprocess.run(["hg", "clone", "-q", "-r", public_head, str(repo), str(public)], check=True,
-                   env=dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"]), timeout=60)
+    hgsource.hg("clone", "-q", "-r", public_head, str(repo), str(public), timeout=60)
     assert _hg(public, "log", "-T", "{rev}\n").split() == ["1", "0"]
     _hg(public, "unbundle", str(bundle))
     assert _hg(public, "log", "-r", node, "-T", "{desc|firstline}") == "try: draft two"

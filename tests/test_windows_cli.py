@@ -292,8 +292,8 @@ def standin(standin_venv):
         scripts = DRIVE / "hgdev" / "venv-bootstrap" / "Scripts"
         scripts.mkdir(parents=True)
         (scripts / "hg.exe").symlink_to(standin_venv / "bin" / "hg")
-        subprocess.run([str(standin_venv / "bin" / "hg"), "init", str(DRIVE / "hgdev" / "src")],
-                       check=True, timeout=60, env=hgsource.hg_env())
+        hgsource.hg("init", str(DRIVE / "hgdev" / "src"),
+                    executable=str(standin_venv / "bin" / "hg"), timeout=60)
         (DRIVE / "standin").mkdir()
         (DRIVE / "standin" / "wheel-version").write_text("7.2.4\n")
         subprocess.run(["chown", "-R", f"{sshd.DEFAULT_USER}:", str(DRIVE)], check=True,
@@ -326,9 +326,7 @@ def scripts_run(drive: Path) -> list[tuple[str, str]]:
 
 
 def hg_cat(repo: Path, path: str) -> bytes:
-    return subprocess.run([hgsource.hg_executable(), "--cwd", str(repo), "cat", "-r", ".", path],
-                          check=True, capture_output=True, timeout=60,
-                          env=hgsource.hg_env()).stdout
+    return hgsource.hg_bytes("--cwd", str(repo), "cat", "-r", ".", path, timeout=60)
 
 
 def test_bootstrap_windows_dev_builds_and_tags_the_image(played, hg_source, standin):
@@ -403,10 +401,9 @@ def test_build_windows_wheel_copies_back_and_reports(played, hg_source, standin,
     assert instance["InstanceType"] == "c6i.2xlarge"
     node = hgsource.hg("log", "-r", ".", "-T", "{node}", cwd=repo)
     # hg push + update really happened on the stand-in's C:\hgdev\src.
-    remote_node = subprocess.run(
-        [str(standin / "hgdev" / "venv-bootstrap" / "Scripts" / "hg.exe"), "-R",
-         str(standin / "hgdev" / "src"), "log", "-r", ".", "-T", "{node}"],
-        capture_output=True, text=True, timeout=60, env=hgsource.hg_env(), check=False).stdout
+    remote_node = hgsource.hg(
+        "-R", str(standin / "hgdev" / "src"), "log", "-r", ".", "-T", "{node}", timeout=60,
+        executable=str(standin / "hgdev" / "venv-bootstrap" / "Scripts" / "hg.exe"))
     assert remote_node == node
     ran = scripts_run(standin)
     script = {"pip": "build_wheel.ps1", "cibuildwheel": "build_wheel_cibuildwheel.ps1"}

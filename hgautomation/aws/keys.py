@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from hgautomation import console, errors
+from hgautomation import console, errors, keygen
 from hgautomation.aws import tags as T
 from hgautomation.aws.session import AWSSession, client_error_code, translate_errors
 
@@ -24,37 +24,6 @@ class KeyPair:
     name: str
     private_key_path: Path
     public_key: str  # OpenSSH "ssh-ed25519 AAAA..."
-
-
-def _load_or_create_local(path: Path) -> tuple[str, bool]:
-    """The OpenSSH public key of the private key at *path*, generating one if absent."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    from hgautomation.state import write_private
-
-    if path.exists():
-        try:
-            key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
-        except (ValueError, TypeError) as exc:
-            raise errors.ConfigurationError(
-                f"cannot read private key {path}: {exc}",
-                hint="move it away; a new key pair is then generated") from exc
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o600)
-        created = False
-    else:
-        key = ed25519.Ed25519PrivateKey.generate()
-        write_private(path, key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption()))
-        created = True
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-    pub_path = path.with_name(path.name + ".pub")
-    if not pub_path.exists() or pub_path.read_text().split()[:2] != public.split()[:2]:
-        pub_path.write_text(public + "\n")
-    return public, created
 
 
 def fingerprints(public_openssh: str) -> set[str]:
@@ -102,7 +71,7 @@ def ensure_key_pair(session: AWSSession, keys_dir: Path, owner: str) -> KeyPair:
     con = console.get()
     name = T.key_pair_name(owner)
     path = keys_dir / name
-    public, created_locally = _load_or_create_local(path)
+    public, created_locally = keygen.load_or_create(path, keygen.ED25519)
     if created_locally:
         con.detail(f"generated ed25519 key {path}")
     remote = describe_key_pair(session, name)

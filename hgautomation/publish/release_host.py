@@ -98,11 +98,7 @@ def _temp_name(directory: str, name: str) -> str:
 def put_verified(conn: ssh.Connection, directory: str, local: Path, name: str,
                  size: int, sha256: str) -> None:
     """Stream to a temp name, check size + sha256 on the server, chmod, rename into place."""
-    tmp = _temp_name(directory, name)
-    final = f"{directory.rstrip('/')}/{name}"
-    try:
-        # conn.put survives Ctrl-C/SIGTERM mid-write and removes its partial file.
-        conn.put(local, tmp, description=name)
+    def check(tmp: str) -> None:
         got = conn.output(["sh", "-c", 'stat -c %s -- "$1" && sha256sum -- "$1"', "sh", tmp],
                           timeout=HASH_TIMEOUT).split()
         if len(got) < 2 or got[0] != str(size) or got[1].lower() != sha256:
@@ -110,11 +106,10 @@ def put_verified(conn: ssh.Connection, directory: str, local: Path, name: str,
                 f"{conn.target}: {name} arrived damaged (server sees "
                 f"{got[0] if got else '?'} bytes, sha256 {got[1][:16] if len(got) > 1 else '?'}…; "
                 f"expected {size} bytes, {sha256[:16]}…)")
-        conn.chmod(tmp, FILE_MODE)
-        conn.rename(tmp, final)
-    except BaseException:
-        conn.remove_quietly(tmp)
-        raise
+
+    # conn.put survives Ctrl-C/SIGTERM mid-write and removes its temporary file.
+    conn.put(local, f"{directory.rstrip('/')}/{name}", atomic=True,
+             part=_temp_name(directory, name), verify=check, mode=FILE_MODE, description=name)
 
 
 def upload(conn: ssh.Connection, directory: str, files: Sequence[Artifact]) -> None:
@@ -161,14 +156,8 @@ def update_latest(conn: ssh.Connection, directory: str, content: str,
             n += 1
         os.replace(fetched, backup)
         out.info(f"saved the previous {LATEST} as {backup}")
-    tmp = _temp_name(directory, LATEST)
-    try:
-        conn.putfo(io.BytesIO(data), tmp, size=len(data), description=LATEST)
-        conn.chmod(tmp, FILE_MODE)
-        conn.rename(tmp, final)
-    except BaseException:
-        conn.remove_quietly(tmp)
-        raise
+    conn.putfo(io.BytesIO(data), final, size=len(data), description=LATEST, atomic=True,
+               part=_temp_name(directory, LATEST), mode=FILE_MODE)
     if backup is None:
         out.info(f"{LATEST} created (there was none before)")
     return backup

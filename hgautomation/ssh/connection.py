@@ -9,12 +9,11 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
-from hgautomation import console, errors
+from hgautomation import errors, poll
 from hgautomation.ssh import hostkeys, runner, transfer
 from hgautomation.ssh.target import Target, jump_hosts
 from hgautomation.ssh.text import describe
@@ -99,14 +98,22 @@ class Connection:
 
     # -- files
     def put(self, local: Path, remote: str, *, atomic: bool = False,
-            mode: int | None = None, description: str | None = None) -> None:
-        """Upload ``local`` to ``remote`` (pipelined; with ``atomic`` via ``remote.part``)."""
-        self._files.put(local, remote, atomic=atomic, mode=mode, description=description)
+            mode: int | None = None, description: str | None = None,
+            part: str | None = None, verify: Callable[[str], None] | None = None) -> None:
+        """Upload ``local`` to ``remote`` (pipelined; ``atomic`` as for :meth:`putfo`)."""
+        self._files.put(local, remote, atomic=atomic, mode=mode, description=description,
+                        part=part, verify=verify)
 
     def putfo(self, fh: IO[bytes], remote: str, *, size: int = 0,
-              description: str = "upload") -> None:
-        """Upload a file object; a failed or interrupted upload leaves no partial file."""
-        self._files.putfo(fh, remote, size=size, description=description)
+              description: str = "upload", atomic: bool = False, mode: int | None = None,
+              part: str | None = None, verify: Callable[[str], None] | None = None) -> None:
+        """Upload a file object; a failed or interrupted upload leaves no partial file.
+
+        With ``atomic`` it goes to ``part`` (default ``remote.part``), is checked by
+        ``verify(part)``, gets ``mode`` and is renamed over ``remote``.
+        """
+        self._files.putfo(fh, remote, size=size, description=description, atomic=atomic,
+                          mode=mode, part=part, verify=verify)
 
     def get(self, remote: str, local: Path, *, description: str | None = None) -> None:
         """Download ``remote`` to ``local`` (pipelined; no partial file on failure)."""
@@ -168,11 +175,14 @@ def _connect_one(target: Target, known_hosts: Path, extra_known_hosts: Iterable[
 
     known_hosts = Path(known_hosts)
     _check_identities(target)
-    deadline = time.monotonic() + max(wait, 0.0)
-    attempt = 0
+    wait = max(wait, 0.0)
+    attempts = 0
     last_error = "no attempt made"
-    while True:
-        attempt += 1
+
+    def attempt() -> Connection | None:
+        """One connection attempt: a Connection, None to retry, or a final error."""
+        nonlocal attempts, last_error
+        attempts += 1
         client = paramiko.SSHClient()
         ok = False
         try:
@@ -196,8 +206,6 @@ def _connect_one(target: Target, known_hosts: Path, extra_known_hosts: Iterable[
                 password=password, timeout=target.connect_timeout,
                 banner_timeout=target.connect_timeout, auth_timeout=target.connect_timeout)
             ok = True
-            if attempt > 1:
-                console.get().waiting_done()
             return Connection(client, target, jumps)
         except errors.HgAutomationError:
             raise
@@ -219,19 +227,23 @@ def _connect_one(target: Target, known_hosts: Path, extra_known_hosts: Iterable[
                 f"{target}: identity file missing: {exc.filename}") from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
             last_error = describe(exc)
+            return None
         finally:
             if not ok:
                 client.close()
-        if attempt >= target.connection_attempts and time.monotonic() >= deadline:
-            break
-        if wait:  # a host still booting: say so while waiting, not only at the end
-            console.get().waiting(f"{target} to answer SSH ({last_error})",
-                                  time.monotonic() - (deadline - wait))
-        time.sleep(min(2.0, max(0.2, deadline - time.monotonic())) if wait else 1.0)
-    console.get().waiting_done()
-    raise errors.HostConnectionError(
-        f"cannot connect to {target.user}@{target.hostname}:{target.port}: {last_error}"
-        + (f" (gave up after {attempt} attempts)" if attempt > 1 else ""))
+
+    def gave_up() -> errors.HostConnectionError:
+        return errors.HostConnectionError(
+            f"cannot connect to {target.user}@{target.hostname}:{target.port}: {last_error}"
+            + (f" (gave up after {attempts} attempts)" if attempts > 1 else ""))
+
+    # Refused, timed out or cut: retried for ``wait`` seconds (a host still booting
+    # says so while we wait), and at least ConnectionAttempts times, 1 s apart as ssh.
+    return poll.until(attempt, timeout=wait, interval=2.0 if wait else 1.0,
+                      min_interval=0.2 if wait else 1.0,
+                      min_attempts=target.connection_attempts, timeout_error=gave_up,
+                      what=lambda: f"{target} to answer SSH ({last_error})",
+                      quiet=not wait)
 
 
 def _check_identities(target: Target) -> None:

@@ -13,33 +13,20 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
-from hgautomation import console, errors
+from hgautomation import console, errors, keygen
 
 USER_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 
 
-@dataclass(frozen=True)
-class HostKey:
-    """A generated host key: OpenSSH private key text and its public line."""
-
-    private_openssh: str
-    public: str  # "ssh-ed25519 AAAA..."
+# A generated host key: OpenSSH private key text and its public line.
+HostKey = keygen.KeyPair
 
 
 def generate_host_key() -> HostKey:
-    """A fresh ed25519 host key (cryptography, no ssh-keygen subprocess)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    key = ed25519.Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption()).decode("ascii")
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                           serialization.PublicFormat.OpenSSH).decode("ascii")
-    return HostKey(private, public)
+    """A fresh ed25519 host key (:func:`hgautomation.keygen.generate`)."""
+    return keygen.generate(keygen.ED25519)
 
 
 def fingerprint(key) -> str:

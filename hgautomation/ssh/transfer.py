@@ -126,14 +126,31 @@ class Files:
                 sftp.close()
 
     def put(self, local: Path, remote: str, *, atomic: bool = False,
-            mode: int | None = None, description: str | None = None) -> None:
-        """Upload ``local`` to ``remote`` (pipelined; with ``atomic`` via ``remote.part``)."""
+            mode: int | None = None, description: str | None = None,
+            part: str | None = None, verify: Callable[[str], None] | None = None) -> None:
+        """Upload ``local`` to ``remote`` (pipelined; ``atomic``, ``part`` and ``verify``
+        as for :meth:`putfo`)."""
         local = Path(local)
         size = local.stat().st_size
-        dest = f"{remote}.part" if atomic else remote
         with open(local, "rb") as fh:
-            self.putfo(fh, dest, size=size, description=description or local.name)
+            self.putfo(fh, remote, size=size, description=description or local.name,
+                       atomic=atomic, mode=mode, part=part, verify=verify)
+
+    def putfo(self, fh: IO[bytes], remote: str, *, size: int = 0,
+              description: str = "upload", atomic: bool = False, mode: int | None = None,
+              part: str | None = None, verify: Callable[[str], None] | None = None) -> None:
+        """Upload a file object; a failed or interrupted upload leaves no partial file.
+
+        With ``atomic`` the data goes to ``part`` (default ``remote.part``), is checked by
+        ``verify(part)`` (which raises if it is wrong), gets ``mode`` and is renamed
+        over ``remote``: ``remote`` only ever appears complete. On any failure, the
+        temporary file is removed.
+        """
+        dest = (part or f"{remote}.part") if atomic else remote
+        self._stream(fh, dest, size, description)
         try:
+            if verify is not None:
+                verify(dest)
             if mode is not None:
                 self.sftp.chmod(dest, mode)
             if atomic:
@@ -142,12 +159,9 @@ class Files:
             self.remove_quietly(dest)
             raise
 
-    def putfo(self, fh: IO[bytes], remote: str, *, size: int = 0,
-              description: str = "upload") -> None:
-        """Upload a file object; a failed or interrupted upload leaves no partial file.
-
-        Constant memory, pipelined writes (unpipelined SFTP writes crawl).
-        """
+    def _stream(self, fh: IO[bytes], remote: str, size: int, description: str) -> None:
+        """Write ``fh`` to ``remote``: constant memory, pipelined writes (unpipelined
+        SFTP writes crawl); a failed or interrupted write leaves no partial file."""
         import paramiko
 
         opened: list = []  # the remote file while it is open, for drop()

@@ -1,4 +1,5 @@
-"""A Mercurial repository holding Mercurial's own source, imported from its sdist."""
+"""Mercurial in the tests: the one way to run ``hg`` (:func:`hg`), and a repository
+holding Mercurial's own source, imported from its sdist."""
 
 from __future__ import annotations
 
@@ -31,20 +32,30 @@ def hg_executable() -> str:
 
 
 def hg_env(hgrc: Path | None = None) -> dict[str, str]:
-    """os.environ with Mercurial isolated from the user's configuration and locale."""
+    """os.environ with Mercurial isolated from the user's configuration and locale;
+    commits made without ``-u`` are by COMMIT_USER."""
     env = dict(os.environ)
     # HGRCPATH replaces the whole config search path (~/.hgrc, /etc/mercurial).
     env["HGRCPATH"] = str(hgrc) if hgrc else os.devnull
     env["HGPLAIN"] = "1"
     env["HGENCODING"] = "utf-8"
+    env["HGUSER"] = COMMIT_USER
     return env
 
 
-def hg(*args: str, cwd: Path | None = None, timeout: float = 300) -> str:
-    """Run the test venv's hg with an isolated environment; return stdout."""
-    result = subprocess.run([hg_executable(), *args], cwd=cwd, env=hg_env(), check=True,
-                            capture_output=True, text=True, timeout=timeout)
-    return result.stdout
+def hg(*args: str, cwd: Path | None = None, timeout: float = 300,
+       executable: str | None = None) -> str:
+    """Run the test venv's hg (or ``executable``, e.g. a stand-in host's) with an
+    isolated environment; return stdout (text)."""
+    text = hg_bytes(*args, cwd=cwd, timeout=timeout, executable=executable).decode("utf-8")
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as subprocess's text mode
+
+
+def hg_bytes(*args: str, cwd: Path | None = None, timeout: float = 300,
+             executable: str | None = None) -> bytes:
+    """As :func:`hg`, stdout byte for byte (``hg cat`` of a file with CRLF lines)."""
+    return subprocess.run([executable or hg_executable(), *args], cwd=cwd, env=hg_env(),
+                          check=True, capture_output=True, timeout=timeout).stdout
 
 
 def _version_key(path: Path) -> tuple:

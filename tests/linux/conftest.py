@@ -95,8 +95,7 @@ def lay_out_contract(user: str, source_repo: Path) -> None:
     _run(SYSTEM_PYTHON, "-m", "venv", str(venv))
     _run(str(venv / "bin" / "python"), "-m", "pip", "install", "--isolated", "-q",
          "--no-index", "--find-links", str(wheel.parent), f"mercurial=={HG_VERSION}")
-    _run(hgsource.hg_executable(), "clone", "-q", "--noupdate", str(source_repo),
-         str(HGDEV / "src"), env=hgsource.hg_env())
+    hgsource.hg("clone", "-q", "--noupdate", str(source_repo), str(HGDEV / "src"))
     with open(HGDEV / "src" / ".hg" / "hgrc", "a") as fh:
         fh.write("\n[phases]\npublish = False\n")
     # The image's wheelhouse of build requirements (tests/run downloads them).

@@ -100,6 +100,16 @@ def test_windows_deadman_wraps_plain_user_data():
     assert "ToUnixTimeSeconds() + 600" in data
 
 
+def test_deadman_user_data_for_both_platforms():
+    """Moved from the end-to-end tier (test_aws_units.py)."""
+    linux = instances.deadman_user_data("#cloud-config\nssh_keys: {}\n", 30, "linux")
+    assert "+ 1800 ))" in linux and "text/cloud-config" in linux
+    windows = instances.deadman_user_data("<powershell>\nWrite-Host hi\n</powershell>", 30,
+                                          "windows")
+    assert windows.index("ToUnixTimeSeconds() + 1800") < windows.index("Write-Host hi")
+    assert windows.count("<powershell>") == 1
+
+
 def test_heartbeat_argv_moves_the_linux_deadline():
     argv = instances.heartbeat_argv("linux", 3600)
     assert argv[:2] == ["sh", "-c"] and argv[3:] == ["sh", "/run/hgautomation/deadline", "3600"]

@@ -86,7 +86,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("services", "within", ("publish", "tryserver")),
     ("hosts and the repository", "within", ("hosts", "hgrepo")),
     ("infrastructure", "within", ("aws", "ssh")),
-    ("shared records", "within", ("artifacts", "poll", "windows_builds")),
+    ("shared records", "within", ("artifacts", "keygen", "poll", "windows_builds")),
     ("bottom", "open", ("console", "errors", "state", "options", "platforms", "context",
                         "settings", "streams", "")),  # "": the package's __init__
     # Run on the hosts as files, so they can import nothing of ours.

@@ -117,3 +117,17 @@ def test_failure_tail_keeps_stdout_and_stderr_lines_apart(stub, aws_session, cap
     with pytest.raises(errors.RemoteCommandError) as raised:
         ssm.run_command(aws_session, IID, ["x"], timeout=30, interval=0)
     assert raised.value.output_tail.splitlines() == ["compiling", "error: boom"]
+
+
+def test_failure_after_a_not_yet_known_invocation(stub, aws_session, captured):
+    """Moved from the end-to-end tier (test_aws_units.py): moto lacks this sequence."""
+    command_id = "0b0e1f52-7b37-4e5e-9d1c-3f0c1b2a4d5e"
+    stub("ssm").add_response("send_command", {"Command": {"CommandId": command_id}})
+    stub("ssm").add_client_error("get_command_invocation", "InvocationDoesNotExist")
+    stub("ssm").add_response("get_command_invocation", {
+        "Status": "Failed", "ResponseCode": 3, "StandardOutputContent": "step 1\nstep 2\n",
+        "StandardErrorContent": "E: broken package\n"})
+    with pytest.raises(errors.RemoteCommandError) as failure:
+        ssm.run_command(aws_session, "i-0123", ["apt-get install x"], timeout=10, interval=0)
+    assert "i-0123" in str(failure.value) and "broken package" in str(failure.value)
+    assert "step 2" in failure.value.output_tail and failure.value.status == 3

@@ -1,6 +1,6 @@
 """Test driver: one temporary_instances() context in its own process, for signal tests.
 
-Usage: python aws_driver.py STATE_DIR COUNT. Prints "READY <ids>" once the
+Usage: python tests/harness/aws_driver.py STATE_DIR COUNT. Prints "READY <ids>" once the
 instances run, then waits; SIGTERM is handled exactly as the CLI does.
 """
 
