@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from hgautomation import console, hosts, linux, platforms
+from hgautomation.aws import deadman
 from hgautomation.aws import images as images_
 from hgautomation.aws.account import AWS
-from hgautomation.aws.deadman import heartbeat
 from hgautomation.aws.instances import Instance, temporary_instances, terminate_active
 from hgautomation.context import Context
 from hgautomation.ssh.hostkeys import HostKey, generate_host_key
@@ -143,7 +143,7 @@ def ensure_image(ctx: Context, aws: AWS, distro: str, pythons: Sequence[str], *,
                 instance_id=instance.id, address=instance.address,
                 host_public_key=host_key.public, known_hosts=run_dir / "known_hosts",
                 ssh_config=ctx.ssh_config, user=base_user(distro), key_path=account.key_path,
-                heartbeat=heartbeat("linux"))
+                heartbeat=deadman.heartbeat("linux"))
             with console.get().step(f"connect to {host.target} (up to {host.wait:.0f}s "
                                     "for boot)"):
                 conn = host.connect()
@@ -249,4 +249,4 @@ def temporary_hosts(ctx: Context, aws: AWS, *, count: int, distro: str, instance
             known_hosts=run_dir / "known_hosts", ssh_config=ctx.ssh_config,
             user=CONTRACT_USER, key_path=account.key_path,
             block_device=SPARE_DEVICE if needs_disk else None,
-            heartbeat=heartbeat("linux")) for i in instances]
+            heartbeat=deadman.heartbeat("linux")) for i in instances]

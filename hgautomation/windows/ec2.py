@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from hgautomation import console, errors, hgrepo, hosts, platforms, ssh
+from hgautomation.aws import deadman
 from hgautomation.aws.account import AWS
-from hgautomation.aws.deadman import heartbeat
 from hgautomation.context import Context
 from hgautomation.ssh.hostkeys import HostKey, generate_host_key
 from hgautomation.windows import recipes
@@ -110,7 +110,7 @@ def host_for(instance, host_key: HostKey, account, known_hosts, ssh_config) -> h
     return hosts.instance_host(
         instance_id=instance.id, address=instance.address, host_public_key=host_key.public,
         known_hosts=known_hosts, ssh_config=ssh_config, user=WINDOWS_USER,
-        key_path=account.key_path, wait=BOOT_WAIT, heartbeat=heartbeat("windows"))
+        key_path=account.key_path, wait=BOOT_WAIT, heartbeat=deadman.heartbeat("windows"))
 
 
 def first_boot_user_data(aws: AWS, host_key: HostKey) -> str:
