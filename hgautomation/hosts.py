@@ -14,12 +14,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hgautomation import errors, keygen, ssh
+from hgautomation.aws.deadman import Heartbeat
 from hgautomation.options import HostSpec
 
 DEFAULT_LINUX_USER = "hg"  # the contract's user; --host user@... or ssh config User change it
 STATIC_WAIT = 10.0  # a static host is up already: retry refused/timeouts only briefly
 BOOT_WAIT = 600.0  # a new instance may take minutes before sshd answers
-HEARTBEAT_SECONDS = 300.0  # how often a connection to a temporary instance renews it
 
 
 @dataclass
@@ -34,9 +34,8 @@ class Host:
     instance_id: str | None = None
     block_device: str | None = None  # spare disk for --filesystem ext4 etc., if any
     extra_known_hosts: Sequence[Path] = field(default_factory=tuple)
-    # A temporary instance's heartbeat: (argv, posix), run every HEARTBEAT_SECONDS
-    # while a connection is open, pushing its dead-man switch forward.
-    heartbeat: tuple[tuple[str, ...], bool] | None = None
+    # A temporary instance's heartbeat, run while a connection is open.
+    heartbeat: Heartbeat | None = None
 
     def connect(self) -> ssh.Connection:
         conn = ssh.connect(self.target, known_hosts=self.known_hosts,
@@ -45,8 +44,8 @@ class Host:
         # The key is pinned now; later connections (hg push) must not re-accept.
         self.accept_new_host_key = False
         if self.heartbeat is not None:
-            argv, posix = self.heartbeat
-            conn.keep_alive(argv, HEARTBEAT_SECONDS, posix=posix)
+            beat = self.heartbeat
+            conn.keep_alive(beat.argv, beat.interval, posix=beat.posix)
         return conn
 
 
@@ -87,7 +86,7 @@ def static_hosts(specs: Sequence[HostSpec], *, known_hosts: Path, ssh_config: Pa
 def instance_host(*, instance_id: str, address: str | None, host_public_key: str,
                   known_hosts: Path, ssh_config: Path | None, user: str, key_path: Path,
                   wait: float = BOOT_WAIT, block_device: str | None = None,
-                  heartbeat: tuple[Sequence[str], bool] | None = None) -> Host:
+                  heartbeat: Heartbeat | None = None) -> Host:
     """A temporary instance as a Host: its generated host key pinned under its id.
 
     The key is pinned before the first connection (HostKeyAlias = instance id), so
@@ -104,4 +103,4 @@ def instance_host(*, instance_id: str, address: str | None, host_public_key: str
                      identities_only=True)
     return Host(label=instance_id, target=target, known_hosts=known_hosts, wait=wait,
                 instance_id=instance_id, block_device=block_device,
-                heartbeat=(tuple(heartbeat[0]), heartbeat[1]) if heartbeat else None)
+                heartbeat=heartbeat)

@@ -18,8 +18,7 @@ T = TypeVar("T")
 
 def until(check: Callable[[], T | None], *, timeout: float, interval: float,
           what: str | Callable[[], str],
-          timeout_message: Callable[[], str] | None = None,
-          timeout_error: Callable[[], errors.HgAutomationError] | None = None,
+          timeout_error: Callable[[], str | errors.HgAutomationError] | None = None,
           min_attempts: int = 1, min_interval: float = 0.0, quiet: bool = False,
           sleep: Callable[[float], None] | None = None,
           clock: Callable[[], float] | None = None) -> T:
@@ -28,8 +27,8 @@ def until(check: Callable[[], T | None], *, timeout: float, interval: float,
     *check* may raise to end the wait early (e.g. an instance that died). *what* names
     what is awaited in the feedback ("i-0abc running"), or builds that name from the
     last state seen; *quiet* gives no feedback (retries of a quick operation).
-    *timeout_message* builds the WaitTimeout text (default: "<what> after <timeout>s");
-    *timeout_error* builds another error instead. The wait ends only after at least
+    *timeout_error* builds the WaitTimeout's text (default: "<what>: still waiting after
+    <timeout>s"), or another error to raise instead. The wait ends only after at least
     *min_attempts* checks; the pause between them is *interval*, shortened to the
     deadline but not below *min_interval*.
     """
@@ -47,11 +46,10 @@ def until(check: Callable[[], T | None], *, timeout: float, interval: float,
                 return result
             now = clock()
             if now >= deadline and attempts >= min_attempts:
-                if timeout_error is not None:
-                    raise timeout_error()
-                message = (timeout_message() if timeout_message
-                           else f"{_name(what)}: still waiting after {timeout:.0f}s")
-                raise errors.WaitTimeout(message)
+                error = (timeout_error() if timeout_error is not None
+                         else f"{_name(what)}: still waiting after {timeout:.0f}s")
+                raise error if isinstance(error, errors.HgAutomationError) \
+                    else errors.WaitTimeout(error)
             if not quiet:
                 out.waiting(_name(what), now - start)
             sleep(min(interval, max(min_interval, deadline - now)))

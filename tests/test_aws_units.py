@@ -87,14 +87,12 @@ def test_spot_falls_back_to_on_demand(session, aws_fresh):
             return _response(request, status, body)
         return None
 
-    with instances.temporary_instances(session, owner="alice", image_id=DEBIAN,
-                                       instance_type="c5.large", spot=True,
-                                       poll_interval=0.1) as [spot]:
+    spec = instances.LaunchSpec(owner="alice", image_id=DEBIAN, instance_type="c5.large",
+                                spot=True, poll_interval=0.1)
+    with instances.temporary_instances(session, spec) as [spot]:
         assert spot.spot
     session.client("ec2").meta.events.register("before-send.ec2.RunInstances", no_spot)
-    with instances.temporary_instances(session, owner="alice", image_id=DEBIAN,
-                                       instance_type="c5.large", spot=True,
-                                       poll_interval=0.1) as [plain]:
+    with instances.temporary_instances(session, spec) as [plain]:
         assert not plain.spot and plain.public_ip
     assert refused
     ec2 = aws_fresh.client("ec2")
@@ -104,9 +102,10 @@ def test_spot_falls_back_to_on_demand(session, aws_fresh):
 
 
 def test_error_inside_the_context_terminates_and_propagates(session, aws_fresh):
+    spec = instances.LaunchSpec(owner="alice", image_id=DEBIAN, instance_type="c5.large",
+                                poll_interval=0.1)
     with pytest.raises(RuntimeError, match="boom"), instances.temporary_instances(
-            session, owner="alice", image_id=DEBIAN, instance_type="c5.large", count=3,
-            poll_interval=0.1) as found:
+            session, spec, count=3) as found:
         assert len({i.id for i in found}) == 3
         raise RuntimeError("boom")
     ec2 = aws_fresh.client("ec2")
@@ -125,11 +124,11 @@ def test_image_build_reuse_and_stale_cleanup(session, aws_fresh):
 
     base = images.find_base_image(session, "136693071363", "debian-12-amd64-*")
     assert base.id == DEBIAN  # the newer of the two debian-12 images
-    options = dict(family="hg-linux-dev-debian12", owner="alice", base_image_id=base.id,
-                   instance_type="c5.large", provision=provision, poll_interval=0.1,
-                   stop_timeout=30, image_timeout=30)
+    spec = instances.LaunchSpec(owner="alice", image_id=base.id, instance_type="c5.large",
+                                poll_interval=0.1, wait_timeout=30)
+    options = dict(family="hg-linux-dev-debian12", provision=provision)
     fp1 = images.fingerprint({"v": 1}, [b"script one"])
-    first = images.ensure_image(session, fp=fp1, **options)
+    first = images.ensure_image(session, spec, fp=fp1, **options)
     assert provisioned and provisioned[0][1] == "running"
     assert first.fingerprint == fp1 and first.name.startswith("hg-linux-dev-debian12-")
     assert ec2.describe_instances(InstanceIds=[provisioned[0][0]])["Reservations"][0][
@@ -139,11 +138,11 @@ def test_image_build_reuse_and_stale_cleanup(session, aws_fresh):
     snap_tags = ec2.describe_snapshots(SnapshotIds=list(snaps))["Snapshots"][0]["Tags"]
     assert {"Key": "hgautomation:fingerprint", "Value": fp1} in snap_tags
 
-    again = images.ensure_image(session, fp=fp1, **options)
+    again = images.ensure_image(session, spec, fp=fp1, **options)
     assert again.id == first.id and len(provisioned) == 1
 
     fp2 = images.fingerprint({"v": 2}, [b"script one"])
-    second = images.ensure_image(session, fp=fp2, **options)
+    second = images.ensure_image(session, spec, fp=fp2, **options)
     assert second.id != first.id and len(provisioned) == 2
     ours = [i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]]
     assert ours == [second.id]

@@ -1,6 +1,6 @@
 """The Linux dead-man switch as it runs on an instance (aws/scripts/deadman.sh), for real
 but scaled down: a 3 s deadline, a 1 s poll, `poweroff` replaced by writing a file,
-and the tool's heartbeat (instances.heartbeat_argv) pushing the deadline forward."""
+and the tool's heartbeat (deadman.heartbeat) pushing the deadline forward."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from hgautomation.aws import instances
+from hgautomation.aws import deadman
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def start_switch(tmp_path: Path, seconds: int = 3) -> Path:
     marker = tmp_path / "powered-off"
-    script = instances.deadman_script("linux", seconds, poll=1, directory=str(tmp_path / "dm"),
-                                      poweroff=f"touch {marker}")
+    script = deadman.deadman_script("linux", seconds, poll=1, directory=str(tmp_path / "dm"),
+                                    poweroff=f"touch {marker}")
     # The watcher runs detached (setsid) here, not as a systemd unit of this machine.
     script = script.replace("[ -d /run/systemd/system ]", "false")
     subprocess.run(["sh", "-c", script], check=True, timeout=10)
@@ -27,7 +27,7 @@ def start_switch(tmp_path: Path, seconds: int = 3) -> Path:
 
 
 def beat(tmp_path: Path, seconds: int) -> None:
-    argv = instances.heartbeat_argv("linux", seconds)
+    argv = list(deadman.heartbeat("linux", seconds).argv)
     argv[4] = str(tmp_path / "dm" / "deadline")  # the same command, on this test's file
     subprocess.run(argv, check=True, timeout=10)
 
@@ -75,7 +75,7 @@ def test_a_garbled_deadline_never_powers_off_early(tmp_path):
 
 
 def test_the_heartbeat_does_nothing_without_a_switch(tmp_path):
-    argv = instances.heartbeat_argv("linux", 60)
+    argv = list(deadman.heartbeat("linux", 60).argv)
     argv[4] = str(tmp_path / "absent" / "deadline")
     assert subprocess.run(argv, check=False, timeout=10).returncode == 0
     assert not (tmp_path / "absent").exists()

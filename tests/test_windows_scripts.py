@@ -17,6 +17,7 @@ from harness.powershell import params_of, parse_single_quoted
 from unit.helpers import cibuildwheel_builds, pip_builds
 
 from hgautomation import errors, platforms
+from hgautomation.aws import deadman
 from hgautomation.windows import powershell as ps
 from hgautomation.windows import recipes
 
@@ -185,11 +186,10 @@ def rendered_scripts() -> dict[str, str]:
         "3.14", "x86", "-k 'it''s' --retest").text
     scripts["provision"] = recipes.provision_script("C:\\hgdev\\provision\\x.ps1").text
     scripts["prepare_image"] = recipes.prepare_image_script().text
-    scripts["heartbeat"] = recipes.heartbeat_script().text
+    heartbeat = deadman.heartbeat("windows").argv
+    scripts["heartbeat"] = ps.script_from_command_line(" ".join(heartbeat))
     scripts["user_data"] = recipes.user_data("ssh-ed25519 AAAA me", "KEY", "ssh-ed25519 BBBB")
-    from hgautomation.aws import instances
-
-    scripts["deadman"] = instances.deadman_user_data(scripts["user_data"], 60, "windows")
+    scripts["deadman"] = deadman.deadman_user_data(scripts["user_data"], 60, "windows")
     return scripts
 
 
@@ -230,8 +230,7 @@ def test_each_script_file_is_used_and_checked():
     assert set(SCRIPT_FILES) == {
         "prelude.ps1", "userdata.ps1", "provision.ps1", "prepare_image.ps1",
         "update_source.ps1", "build_wheel.ps1", "build_wheel_cibuildwheel.ps1",
-        "build_installer.ps1", "run_tests.ps1",
-        "heartbeat.ps1"}
+        "build_installer.ps1", "run_tests.ps1"}
     for name in SCRIPT_FILES:
         assert ps_tree.unchecked_native_calls(ps.read_script(name)) == [], name
 
@@ -391,9 +390,7 @@ def test_installers_of_one_arch_share_a_purge_and_a_build():
 
 
 def test_the_windows_dead_man_watcher_parses_and_shuts_down_when_late():
-    from hgautomation.aws import instances
-
-    script = instances.deadman_script("windows", 3600)
+    script = deadman.deadman_script("windows", 3600)
     watcher = script.split("$watch = @'\n", 1)[1].split("\n'@\n", 1)[0]
     assert ps_tree.syntax_errors(watcher) == []
     assert "-ge $d" in watcher and "shutdown.exe /s /f /t 0" in watcher

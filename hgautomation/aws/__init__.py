@@ -10,8 +10,11 @@ session opens):
   ``errors.AWSCredentialsError`` 6, ``AWSEndpointError`` 7, ``AWSError`` 5 with ``.code``).
 - ``keys``, ``security_groups``, ``iam``: the per-owner key pair and security groups,
   the shared instance profile.
-- ``instances.temporary_instances(...)``: instances terminated on every exit
-  (success, error, Ctrl-C, SIGTERM), with a dead-man switch for a process that dies.
+- ``instances.temporary_instances(session, spec)``: instances of one ``LaunchSpec``
+  (``AWS.launch_spec`` makes it from the account state) terminated on every exit
+  (success, error, Ctrl-C, SIGTERM).
+- ``deadman``: the dead-man switch in their user data, for a process that dies, and
+  the ``Heartbeat`` a connection sends to hold it off.
 - ``images``: base image lookup; content-addressed dev images (fingerprint, reuse,
   stale ones deregistered).
 - ``ssm``: wait until managed, run a command and poll it to a final status.

@@ -2,7 +2,8 @@
 
 :func:`open_aws` opens the session (region, credentials), settles the owner and,
 when asked, reconciles the account state a run needs (key pair, security groups,
-IAM instance profile). Commands run their local checks before calling it, since
+IAM instance profile); :meth:`AWS.launch_spec` turns that state into the one record
+instances are launched with. Commands run their local checks before calling it, since
 reconciling may change the account.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from hgautomation import console, errors
 from hgautomation.aws import iam, keys, security_groups
 from hgautomation.aws import tags as T
+from hgautomation.aws.instances import LaunchSpec
 from hgautomation.aws.session import AWSSession, open_session, translate_errors
 from hgautomation.options import AWSOptions, normalize_owner
 
@@ -46,6 +48,20 @@ class AWS:
         if self.account is None:  # pragma: no cover - a flow asked for what it did not open
             raise errors.HgAutomationError("AWS account state was not reconciled")
         return self.account
+
+    def launch_spec(self, platform: str, *, image_id: str, instance_type: str,
+                    user_data: str = "", purpose: str = "temp",
+                    block_device_mappings: Sequence[dict] = ()) -> LaunchSpec:
+        """How this owner's *platform* instances are launched: the machine given here,
+        the owner's key pair, security group and instance profile, ``--spot``."""
+        state = self.state
+        return LaunchSpec(
+            owner=self.owner, image_id=image_id, instance_type=instance_type,
+            platform=platform, purpose=purpose, user_data=user_data,
+            key_name=state.key_name,
+            security_group_ids=(state.security_group_ids[platform],),
+            instance_profile_arn=state.instance_profile_arn or None,
+            block_device_mappings=tuple(block_device_mappings), spot=self.options.spot)
 
 
 @contextlib.contextmanager

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -127,54 +127,33 @@ def wait_available(session: AWSSession, image_id: str, timeout: float,
 
     return poll.until(check, timeout=timeout, interval=interval,
                       what=f"image {image_id} available",
-                      timeout_message=lambda: f"image {image_id} still {state} "
+                      timeout_error=lambda: f"image {image_id} still {state} "
                                               f"after {timeout:.0f}s")
 
 
-def build_image(
-    session: AWSSession,
-    *,
-    family: str,
-    fp: str,
-    owner: str,
-    base_image_id: str,
-    instance_type: str,
-    provision: Callable[[inst.Instance], None],
-    security_group_ids: Sequence[str] = (),
-    key_name: str | None = None,
-    instance_profile_arn: str | None = None,
-    user_data: str = "",
-    platform: str = "linux",
-    block_device_mappings: list[dict] | None = None,
-    spot: bool = False,
-    image_timeout: float = 3600.0,
-    stop_timeout: float = 900.0,
-    extra_tags: dict[str, str] | None = None,
-    **instance_options,
-) -> Image:
-    """Temporary instance -> provision -> stop -> create image -> tag -> wait available.
-
-    The instance is terminated whatever happens.
+def build_image(session: AWSSession, spec: inst.LaunchSpec, *, family: str, fp: str,
+                provision: Callable[[inst.Instance], None],
+                extra_tags: Mapping[str, str] | None = None,
+                image_timeout: float = 3600.0) -> Image:
+    """Temporary instance of *spec* (its image is the base) -> provision -> stop ->
+    create image -> tag -> wait available. The instance is terminated whatever happens;
+    it may take ``spec.wait_timeout`` to stop.
     """
     con = console.get()
     ec2 = session.client("ec2")
     name = f"{family}-{fp[:16]}"
-    with inst.temporary_instances(
-            session, owner=owner, image_id=base_image_id, instance_type=instance_type,
-            security_group_ids=security_group_ids, key_name=key_name,
-            instance_profile_arn=instance_profile_arn, user_data=user_data,
-            platform=platform, purpose="image-build", spot=spot,
-            block_device_mappings=block_device_mappings, **instance_options) as [machine]:
+    builder = replace(spec, purpose="image-build")
+    with inst.temporary_instances(session, builder) as [machine]:
         with con.step(f"provision {machine.id} for {name}"):
             provision(machine)
         with con.step(f"stop {machine.id}"):
             with translate_errors("stop instance"):
                 ec2.stop_instances(InstanceIds=[machine.id])
-            inst.wait_for_state(session, [machine.id], {"stopped"}, stop_timeout,
+            inst.wait_for_state(session, [machine.id], {"stopped"}, spec.wait_timeout,
                                 what="instance")
         with con.step(f"create image {name}"):
-            image_tags = T.ours(None, **{T.IMAGE: family, T.FINGERPRINT: fp,
-                                         BUILT_BY: owner, "Name": name, **(extra_tags or {})})
+            image_tags = T.ours(None, **{T.IMAGE: family, T.FINGERPRINT: fp, BUILT_BY: spec.owner,
+                                         "Name": name, **(extra_tags or {})})
             with translate_errors("create image"):
                 image_id = ec2.create_image(
                     InstanceId=machine.id, Name=name,
@@ -192,10 +171,12 @@ def build_image(
     return image
 
 
-def ensure_image(session: AWSSession, *, family: str, fp: str, refresh: bool = False,
-                 is_stale: Callable[[Image, Image], bool] | None = None,
-                 **build_options) -> Image:
-    """Reuse the image of *family* with fingerprint *fp*, or build it; drop stale ones.
+def ensure_image(session: AWSSession, spec: inst.LaunchSpec, *, family: str, fp: str,
+                 provision: Callable[[inst.Instance], None],
+                 extra_tags: Mapping[str, str] | None = None, refresh: bool = False,
+                 is_stale: Callable[[Image, Image], bool] | None = None) -> Image:
+    """Reuse the image of *family* with fingerprint *fp*, or build it
+    (:func:`build_image`, same arguments); drop stale ones.
 
     ``refresh`` builds even when a matching image exists (say, on a newer base image).
     ``is_stale(other, image)`` tells which other images of the family go once *image*
@@ -206,7 +187,8 @@ def ensure_image(session: AWSSession, *, family: str, fp: str, refresh: bool = F
     if image is not None:
         con.info(f"image {image.id} {image.name} is up to date")
     else:
-        image = build_image(session, family=family, fp=fp, **build_options)
+        image = build_image(session, spec, family=family, fp=fp, provision=provision,
+                            extra_tags=extra_tags)
     stale = [i for i in find_ours(session, family)
              if i.id != image.id and (is_stale is None or is_stale(i, image))]
     if stale:

@@ -6,10 +6,8 @@ records and terminates them on every exit: success, error, Ctrl-C, SIGTERM.
 Launches happen in worker threads, so an interrupt (always delivered to the main
 thread) can never fall between ``RunInstances`` returning and the id being
 recorded; cleanup also finds instances by the run tag, and the dead-man switch
-(user data: power off once a deadline passes, + ``InstanceInitiatedShutdownBehavior=
-terminate``) covers a process that dies without cleaning up. While the tool is
-connected it moves the deadline forward (:func:`heartbeat_argv`, sent by the
-connection every few minutes), so a long run is never cut short.
+(:mod:`.deadman`, + ``InstanceInitiatedShutdownBehavior=terminate``) covers a process
+that dies without cleaning up. What is launched is one :class:`LaunchSpec`.
 """
 
 from __future__ import annotations
@@ -22,18 +20,14 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from hgautomation import console, errors, poll
+from hgautomation.aws import deadman
 from hgautomation.aws import tags as T
 from hgautomation.aws.session import AWSSession, client_error_code, translate_errors
 
-# An instance lives this long past boot or past the tool's last heartbeat.
-DEFAULT_MAX_LIFETIME_MINUTES = 60
-DEADMAN_POLL_SECONDS = 30
-DEADLINE_DIR = {"linux": "/run/hgautomation", "windows": "C:\\hgautomation"}
 IN_FLIGHT_WAIT = 30.0
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 # Spot errors after which an on-demand launch may still succeed.
@@ -41,7 +35,6 @@ SPOT_FALLBACK_CODES = {
     "InsufficientInstanceCapacity", "InsufficientCapacity", "SpotMaxPriceTooLow",
     "MaxSpotInstanceCountExceeded", "UnfulfillableCapacity", "InsufficientSpotCapacity",
 }
-_SCRIPTS = Path(__file__).parent / "scripts"
 
 
 @dataclass(frozen=True)
@@ -68,50 +61,6 @@ class Instance:
                    private_ip=data.get("PrivateIpAddress"),
                    instance_type=data.get("InstanceType", ""), name=tags.get("Name", ""),
                    spot=data.get("InstanceLifecycle") == "spot", tags=tags)
-
-
-# -- user data: the dead-man switch ------------------------------------------
-
-def deadman_script(platform: str, seconds: int, *, poll: int = DEADMAN_POLL_SECONDS,
-                   directory: str | None = None, poweroff: str = "poweroff") -> str:
-    """The dead-man switch for *platform* (``aws/scripts/deadman.{sh,ps1}``)."""
-    name = "deadman.ps1" if platform == "windows" else "deadman.sh"
-    text = (_SCRIPTS / name).read_text()
-    for key, value in (("DIR", directory or DEADLINE_DIR[platform]), ("SECONDS", seconds),
-                       ("POLL", poll), ("POWEROFF", poweroff)):
-        text = text.replace(f"@{key}@", str(value))
-    return text
-
-
-def heartbeat_argv(platform: str, seconds: int = DEFAULT_MAX_LIFETIME_MINUTES * 60) -> list[str]:
-    """The POSIX command that moves a Linux instance's deadline *seconds* ahead; it does
-    nothing on a machine without our dead-man switch (a ``--host``)."""
-    if platform != "linux":
-        raise ValueError("Windows heartbeats are PowerShell (windows/scripts/heartbeat.ps1)")
-    deadline = f"{DEADLINE_DIR['linux']}/deadline"
-    return ["sh", "-c", 'if [ -w "$1" ]; then echo $(( $(date +%s) + $2 )) > "$1"; fi',
-            "sh", deadline, str(int(seconds))]
-
-
-def deadman_user_data(user_data: str, max_lifetime_minutes: int, platform: str) -> str:
-    """*user_data* with the dead-man switch added: the instance terminates
-    *max_lifetime_minutes* after boot or after the tool's last heartbeat."""
-    seconds = max(1, int(max_lifetime_minutes)) * 60
-    script = deadman_script(platform, seconds)
-    if platform == "windows":
-        if "<powershell>" in user_data:
-            return user_data.replace("<powershell>", "<powershell>\n" + script, 1)
-        return f"<powershell>\n{script}</powershell>\n{user_data}"
-    from email.mime.multipart import MIMEMultipart
-    from email.mime.text import MIMEText
-
-    # cloud-init runs every part of a multipart user data in order.
-    message = MIMEMultipart()
-    message.attach(MIMEText(script, "x-shellscript"))
-    if user_data:
-        subtype = "cloud-config" if user_data.startswith("#cloud-config") else "x-shellscript"
-        message.attach(MIMEText(user_data, subtype))
-    return message.as_string()
 
 
 # -- signals during cleanup ---------------------------------------------------
@@ -213,7 +162,7 @@ def wait_for_state(session: AWSSession, instance_ids: Sequence[str], states: set
     goal = "/".join(sorted(states))
     return poll.until(
         check, timeout=timeout, interval=interval, what=f"{what} {goal}",
-        timeout_message=lambda: f"{what} {', '.join(pending)} not {goal} after {timeout:.0f}s")
+        timeout_error=lambda: f"{what} {', '.join(pending)} not {goal} after {timeout:.0f}s")
 
 
 # -- launching ----------------------------------------------------------------
@@ -331,75 +280,89 @@ def _cleanup(session: AWSSession, launches: _Launches, failing: bool) -> None:
                 raise
 
 
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What temporary instances are launched with, and how long to wait for them.
+
+    Built once per launch (``account.AWS.launch_spec`` fills in the owner's account
+    state); :func:`temporary_instances` and ``images.build_image`` take it whole.
+    """
+
+    owner: str
+    image_id: str
+    instance_type: str
+    platform: str = "linux"  # "linux" or "windows": the dead-man switch's flavour
+    purpose: str = "temp"  # in the instances' names and purpose tag
+    user_data: str = ""  # the dead-man switch is added to it
+    key_name: str | None = None
+    security_group_ids: tuple[str, ...] = ()
+    instance_profile_arn: str | None = None
+    subnet_id: str | None = None
+    block_device_mappings: tuple[Mapping, ...] = ()
+    spot: bool = False  # falls back to on-demand when EC2 has no spot capacity
+    tags: Mapping[str, str] = field(default_factory=dict)
+    max_lifetime_minutes: int = deadman.DEFAULT_MAX_LIFETIME_MINUTES
+    require_public_ip: bool = True
+    wait_timeout: float = 900.0
+    poll_interval: float = 3.0
+
+    def run_params(self) -> dict:
+        """The RunInstances parameters common to every instance of the launch."""
+        params: dict = {
+            "ImageId": self.image_id,
+            "InstanceType": self.instance_type,
+            "MinCount": 1,
+            "MaxCount": 1,
+            "InstanceInitiatedShutdownBehavior": "terminate",
+            "UserData": deadman.deadman_user_data(self.user_data, self.max_lifetime_minutes,
+                                                  self.platform),
+        }
+        if self.security_group_ids:
+            params["SecurityGroupIds"] = list(self.security_group_ids)
+        if self.key_name:
+            params["KeyName"] = self.key_name
+        if self.instance_profile_arn:
+            params["IamInstanceProfile"] = {"Arn": self.instance_profile_arn}
+        if self.block_device_mappings:
+            params["BlockDeviceMappings"] = [dict(m) for m in self.block_device_mappings]
+        if self.subnet_id:
+            params["SubnetId"] = self.subnet_id
+        return params
+
+
 @contextlib.contextmanager
-def temporary_instances(
-    session: AWSSession,
-    *,
-    owner: str,
-    image_id: str,
-    instance_type: str,
-    count: int = 1,
-    security_group_ids: Sequence[str] = (),
-    key_name: str | None = None,
-    user_data: str = "",
-    platform: str = "linux",
-    instance_profile_arn: str | None = None,
-    purpose: str = "temp",
-    tags: dict[str, str] | None = None,
-    block_device_mappings: list[dict] | None = None,
-    subnet_id: str | None = None,
-    spot: bool = False,
-    max_lifetime_minutes: int = DEFAULT_MAX_LIFETIME_MINUTES,
-    wait_timeout: float = 900.0,
-    require_public_ip: bool = True,
-    poll_interval: float = 3.0,
-) -> Iterator[list[Instance]]:
-    """Launch *count* instances, yield them running (with an address), always terminate them."""
+def temporary_instances(session: AWSSession, spec: LaunchSpec, *,
+                        count: int = 1) -> Iterator[list[Instance]]:
+    """Launch *count* instances of *spec*, yield them running (with an address), always
+    terminate them."""
     con = console.get()
     if count < 1:
         raise errors.UsageError("need at least one instance")
     run_id = f"hg{uuid.uuid4().hex[:16]}"
     now = T.now()
-    expires = now + _dt.timedelta(minutes=max_lifetime_minutes)
-    base_tags = T.ours(owner, **{T.RUN: run_id, T.PURPOSE: purpose,
-                                 T.EXPIRES_AT: T.iso(expires)})
-    base_tags.update(tags or {})
-    params: dict = {
-        "ImageId": image_id,
-        "InstanceType": instance_type,
-        "MinCount": 1,
-        "MaxCount": 1,
-        "InstanceInitiatedShutdownBehavior": "terminate",
-        "UserData": deadman_user_data(user_data, max_lifetime_minutes, platform),
-    }
-    if security_group_ids:
-        params["SecurityGroupIds"] = list(security_group_ids)
-    if key_name:
-        params["KeyName"] = key_name
-    if instance_profile_arn:
-        params["IamInstanceProfile"] = {"Arn": instance_profile_arn}
-    if block_device_mappings:
-        params["BlockDeviceMappings"] = block_device_mappings
-    if subnet_id:
-        params["SubnetId"] = subnet_id
+    expires = now + _dt.timedelta(minutes=spec.max_lifetime_minutes)
+    base_tags = T.ours(spec.owner, **{T.RUN: run_id, T.PURPOSE: spec.purpose,
+                                      T.EXPIRES_AT: T.iso(expires)})
+    base_tags.update(spec.tags)
+    params = spec.run_params()
 
     launches = _Launches(run_id)
     failing = True
     with _ACTIVE_LOCK:
         _ACTIVE[run_id] = launches
     try:
-        with con.step(f"launch {console.plural(count, instance_type + ' instance')} of {image_id} "
-                      f"(run {run_id})"):
+        with con.step(f"launch {console.plural(count, spec.instance_type + ' instance')} of "
+                      f"{spec.image_id} (run {run_id})"):
             with concurrent.futures.ThreadPoolExecutor(
                     max_workers=min(count, 8), thread_name_prefix="hg-launch") as pool:
                 futures = []
                 for index in range(count):
                     call = dict(params)
-                    name = f"hg-{purpose}-{owner}-{index + 1}"
+                    name = f"hg-{spec.purpose}-{spec.owner}-{index + 1}"
                     call["TagSpecifications"] = T.tag_specs(
                         ["instance", "volume"], dict(base_tags, Name=name))
                     futures.append(pool.submit(_launch_one, session, launches, index,
-                                               call, spot))
+                                               call, spec.spot))
                 try:
                     for fut in concurrent.futures.as_completed(futures):
                         fut.result()
@@ -413,8 +376,8 @@ def temporary_instances(
             ids = list(launches.ids)
             con.detail(f"launched {' '.join(ids)}")
             ready = wait_for_state(
-                session, ids, {"running"}, wait_timeout, interval=poll_interval,
-                need_address="PublicIpAddress" if require_public_ip else "PrivateIpAddress")
+                session, ids, {"running"}, spec.wait_timeout, interval=spec.poll_interval,
+                need_address="PublicIpAddress" if spec.require_public_ip else "PrivateIpAddress")
         order = {i: n for n, i in enumerate(ids)}
         records = sorted((Instance.from_api(i) for i in ready), key=lambda r: order[r.id])
         for r in records:

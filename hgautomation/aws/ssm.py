@@ -57,7 +57,7 @@ def run_command(session: AWSSession, instance_id: str, commands: Sequence[str], 
 
     inv = poll.until(check, timeout=timeout, interval=interval,
                      what=f"SSM command {command_id} on {instance_id}",
-                     timeout_message=lambda: f"SSM command {command_id} on {instance_id} "
+                     timeout_error=lambda: f"SSM command {command_id} on {instance_id} "
                                              f"still {status} after {timeout:.0f}s")
     result = CommandResult(command_id, instance_id, status,
                            inv.get("StandardOutputContent", ""),

@@ -14,14 +14,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from hgautomation import console, hosts, linux, platforms
+from hgautomation.aws import deadman
 from hgautomation.aws import images as images_
 from hgautomation.aws.account import AWS
-from hgautomation.aws.instances import (
-    Instance,
-    heartbeat_argv,
-    temporary_instances,
-    terminate_active,
-)
+from hgautomation.aws.instances import Instance, temporary_instances, terminate_active
 from hgautomation.context import Context
 from hgautomation.ssh.hostkeys import HostKey, generate_host_key
 
@@ -137,6 +133,9 @@ def ensure_image(ctx: Context, aws: AWS, distro: str, pythons: Sequence[str], *,
     base = images_.find_base_image(aws.session, owner_id, pattern)
     console.get().info(f"{distro}: newest base image {base.id} {base.name}")
     host_key = generate_host_key()
+    spec = aws.launch_spec(
+        "linux", image_id=base.id, instance_type=instance_type, user_data=user_data(host_key),
+        block_device_mappings=_block_devices(base.root_device_name or DEFAULT_ROOT_DEVICE))
 
     def provision(instance: Instance) -> None:
         with ctx.state.run_dir("linux-image-") as run_dir:
@@ -144,7 +143,7 @@ def ensure_image(ctx: Context, aws: AWS, distro: str, pythons: Sequence[str], *,
                 instance_id=instance.id, address=instance.address,
                 host_public_key=host_key.public, known_hosts=run_dir / "known_hosts",
                 ssh_config=ctx.ssh_config, user=base_user(distro), key_path=account.key_path,
-                heartbeat=(heartbeat_argv("linux"), True))
+                heartbeat=deadman.heartbeat("linux"))
             with console.get().step(f"connect to {host.target} (up to {host.wait:.0f}s "
                                     "for boot)"):
                 conn = host.connect()
@@ -154,14 +153,8 @@ def ensure_image(ctx: Context, aws: AWS, distro: str, pythons: Sequence[str], *,
                                 clone_url=clone_url, rust=rust)
 
     image = images_.ensure_image(
-        aws.session, family=family(distro), fp=fp, refresh=refresh, is_stale=_stale(recipe),
-        owner=aws.owner, base_image_id=base.id,
-        instance_type=instance_type, provision=provision,
-        security_group_ids=[account.security_group_ids["linux"]], key_name=account.key_name,
-        instance_profile_arn=account.instance_profile_arn or None,
-        user_data=user_data(host_key), platform="linux",
-        block_device_mappings=_block_devices(base.root_device_name or DEFAULT_ROOT_DEVICE),
-        spot=aws.options.spot,
+        aws.session, spec, family=family(distro), fp=fp, provision=provision,
+        refresh=refresh, is_stale=_stale(recipe),
         extra_tags={RECIPE_TAG: recipe, SCRIPTS_TAG: scripts_fingerprint(distro),
                     PYTHONS_TAG: ",".join(sorted(set(pythons))), BASE_TAG: base.id})
     report_newer_base(aws, distro, image, base)  # a reused image may be on an older one
@@ -244,18 +237,16 @@ def temporary_hosts(ctx: Context, aws: AWS, *, count: int, distro: str, instance
     # One user data for all: instances of one launch share the host key (they are
     # pinned per instance id, and all are ours and short-lived).
     host_key = generate_host_key()
-    with ctx.state.run_dir("linux-") as run_dir, temporary_instances(
-            aws.session, owner=aws.owner, image_id=image.id, instance_type=instance_type,
-            count=count, security_group_ids=[account.security_group_ids["linux"]],
-            key_name=account.key_name, user_data=user_data(host_key),
-            instance_profile_arn=account.instance_profile_arn or None,
-            purpose=f"linux-{distro}", spot=aws.options.spot,
-            block_device_mappings=_block_devices(image.root_device_name or DEFAULT_ROOT_DEVICE,
-                                                 spare_gb=32 if needs_disk else 0),
-    ) as instances:
+    spec = aws.launch_spec(
+        "linux", image_id=image.id, instance_type=instance_type, user_data=user_data(host_key),
+        purpose=f"linux-{distro}",
+        block_device_mappings=_block_devices(image.root_device_name or DEFAULT_ROOT_DEVICE,
+                                             spare_gb=32 if needs_disk else 0))
+    with ctx.state.run_dir("linux-") as run_dir, \
+            temporary_instances(aws.session, spec, count=count) as instances:
         yield [hosts.instance_host(
             instance_id=i.id, address=i.address, host_public_key=host_key.public,
             known_hosts=run_dir / "known_hosts", ssh_config=ctx.ssh_config,
             user=CONTRACT_USER, key_path=account.key_path,
             block_device=SPARE_DEVICE if needs_disk else None,
-            heartbeat=(heartbeat_argv("linux"), True)) for i in instances]
+            heartbeat=deadman.heartbeat("linux")) for i in instances]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from hgautomation import console, errors, hgrepo, hosts, platforms, ssh
+from hgautomation.aws import deadman
 from hgautomation.aws.account import AWS
 from hgautomation.context import Context
 from hgautomation.ssh.hostkeys import HostKey, generate_host_key
@@ -109,8 +110,12 @@ def host_for(instance, host_key: HostKey, account, known_hosts, ssh_config) -> h
     return hosts.instance_host(
         instance_id=instance.id, address=instance.address, host_public_key=host_key.public,
         known_hosts=known_hosts, ssh_config=ssh_config, user=WINDOWS_USER,
-        key_path=account.key_path, wait=BOOT_WAIT,
-        heartbeat=(recipes.heartbeat_script().argv, False))
+        key_path=account.key_path, wait=BOOT_WAIT, heartbeat=deadman.heartbeat("windows"))
+
+
+def first_boot_user_data(aws: AWS, host_key: HostKey) -> str:
+    """The user data of a new Windows instance: our key authorized, *host_key* installed."""
+    return recipes.user_data(aws.state.public_key, host_key.private_openssh, host_key.public)
 
 
 @contextlib.contextmanager
@@ -119,16 +124,12 @@ def windows_host(ctx: Context, aws: AWS, *, image_id: str, instance_type: str,
     """One temporary Windows instance of `image_id`, reachable over SSH; terminated on exit."""
     from hgautomation.aws.instances import temporary_instances
 
-    account = aws.state
     host_key = generate_host_key()
-    user_data = recipes.user_data(account.public_key, host_key.private_openssh, host_key.public)
-    with ctx.state.run_dir(f"windows-{purpose}-") as run_dir, temporary_instances(
-            aws.session, owner=aws.owner, image_id=image_id, instance_type=instance_type,
-            security_group_ids=[account.security_group_ids["windows"]],
-            key_name=account.key_name, user_data=user_data, platform="windows",
-            instance_profile_arn=account.instance_profile_arn or None,
-            purpose=purpose, spot=aws.options.spot) as [instance]:
-        yield host_for(instance, host_key, account, run_dir / "known_hosts", ctx.ssh_config)
+    spec = aws.launch_spec("windows", image_id=image_id, instance_type=instance_type,
+                           user_data=first_boot_user_data(aws, host_key), purpose=purpose)
+    with ctx.state.run_dir(f"windows-{purpose}-") as run_dir, \
+            temporary_instances(aws.session, spec) as [instance]:
+        yield host_for(instance, host_key, aws.state, run_dir / "known_hosts", ctx.ssh_config)
 
 
 @contextlib.contextmanager
@@ -222,17 +223,13 @@ def ensure_image(ctx: Context, aws: AWS, deps: DepsFiles, *,
     from hgautomation.aws import images
 
     out = console.get()
-    account = aws.state
     base = images.find_base_image(aws.session, platforms.AMAZON_OWNER_ID, base_image_name)
     out.info(f"base image {base.id} {base.name}")
     fp = image_fingerprint(base.id, deps)
     out.detail(f"{IMAGE_FAMILY} fingerprint {fp}")
     host_key = generate_host_key()
-    user_data = recipes.user_data(account.public_key, host_key.private_openssh, host_key.public)
-    return images.ensure_image(
-        aws.session, family=IMAGE_FAMILY, fp=fp, owner=aws.owner, base_image_id=base.id,
-        instance_type=instance_type, provision=provisioner(ctx, aws, deps, host_key),
-        security_group_ids=[account.security_group_ids["windows"]],
-        key_name=account.key_name, instance_profile_arn=account.instance_profile_arn or None,
-        user_data=user_data, platform="windows", block_device_mappings=root_volume(),
-        spot=aws.options.spot)
+    spec = aws.launch_spec("windows", image_id=base.id, instance_type=instance_type,
+                           user_data=first_boot_user_data(aws, host_key),
+                           block_device_mappings=root_volume())
+    return images.ensure_image(aws.session, spec, family=IMAGE_FAMILY, fp=fp,
+                               provision=provisioner(ctx, aws, deps, host_key))

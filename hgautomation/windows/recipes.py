@@ -241,14 +241,6 @@ def provision_script(deps_script_remote: str) -> Script:
     })
 
 
-def heartbeat_script() -> Script:
-    """Push the instance's dead-man switch forward (see aws/scripts/deadman.ps1)."""
-    from hgautomation.aws.instances import DEADLINE_DIR, DEFAULT_MAX_LIFETIME_MINUTES
-
-    return Script.load("heartbeat.ps1", {"Deadline": DEADLINE_DIR["windows"] + "\\deadline",
-                                         "Seconds": str(DEFAULT_MAX_LIFETIME_MINUTES * 60)})
-
-
 def prepare_image_script() -> Script:
     """AV verified on, keys removed, EC2Launch reset: the instance is ready to be imaged."""
     return Script.load("prepare_image.ps1")

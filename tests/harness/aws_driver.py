@@ -11,7 +11,7 @@ import sys
 import time
 
 from hgautomation import cli
-from hgautomation.aws.instances import temporary_instances
+from hgautomation.aws.instances import LaunchSpec, temporary_instances
 from hgautomation.aws.session import open_session
 from hgautomation.context import Context
 from hgautomation.state import StateDir
@@ -24,9 +24,9 @@ def main() -> int:
     ctx = Context(state=StateDir.at(sys.argv[1]))
     session = open_session(ctx.aws_region)
     try:
-        with temporary_instances(session, owner="driver", image_id=DEBIAN,
-                                 instance_type="c5.large", count=int(sys.argv[2]),
-                                 purpose="driver", poll_interval=0.2) as found:
+        spec = LaunchSpec(owner="driver", image_id=DEBIAN, instance_type="c5.large",
+                          purpose="driver", poll_interval=0.2)
+        with temporary_instances(session, spec, count=int(sys.argv[2])) as found:
             print("READY", " ".join(i.id for i in found), flush=True)
             time.sleep(120)
     except cli.SignalInterrupt as exc:

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from hgautomation import errors
-from hgautomation.aws import images
+from hgautomation.aws import images, instances
 from hgautomation.aws import tags as T
 
 FAMILY = "hg-linux-dev-debian12"
@@ -137,7 +137,9 @@ def test_ensure_image_reuses_and_deregisters_stale_ones_with_snapshots(stub, aws
     ec2.add_response("deregister_image", {}, {"ImageId": "ami-old"})
     ec2.add_response("delete_snapshot", {}, {"SnapshotId": "snap-o1"})
     ec2.add_response("delete_snapshot", {}, {"SnapshotId": "snap-o2"})
-    image = images.ensure_image(aws_session, family=FAMILY, fp=fp)
+    spec = instances.LaunchSpec(owner="alice", image_id="ami-base", instance_type="c5.large")
+    image = images.ensure_image(aws_session, spec, family=FAMILY, fp=fp,
+                                provision=lambda machine: pytest.fail("built, not reused"))
     assert image.id == "ami-cur"
     assert "is up to date" in captured.err_text
     assert "deregistering 1 stale image of hg-linux-dev-debian12: ami-old" \

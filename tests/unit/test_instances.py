@@ -1,14 +1,15 @@
-"""hgautomation.aws.instances: records, dead-man user data, terminate and waits (Stubber)."""
+"""hgautomation.aws.instances: records, the launch spec, terminate and waits (Stubber)."""
 
 from __future__ import annotations
 
 import email
-import re
+from pathlib import Path
 
 import pytest
 
 from hgautomation import errors
-from hgautomation.aws import instances
+from hgautomation.aws import account, deadman, instances
+from hgautomation.options import AWSOptions
 
 # -- Instance.from_api --------------------------------------------------------------
 
@@ -45,76 +46,65 @@ def test_instance_equality_ignores_tags():
     assert a != instances.Instance("i-1", "1.2.3.5", None)
 
 
-# -- deadman_user_data ----------------------------------------------------------------
+# -- LaunchSpec --------------------------------------------------------------------------
 
-def _parts(user_data: str) -> list[tuple[str, str]]:
-    message = email.message_from_string(user_data)
-    assert message.get_content_type() == "multipart/mixed"
-    return [(part.get_content_type(), part.get_payload(decode=True).decode())
-            for part in message.get_payload()]
-
-
-def test_linux_deadman_comes_first_then_cloud_config():
-    data = instances.deadman_user_data("#cloud-config\nssh_keys: {}\n", 30, "linux")
-    (kind1, script), (kind2, config) = _parts(data)
-    assert kind1 == "text/x-shellscript" and kind2 == "text/cloud-config"
-    assert script.startswith("#!/bin/sh\n")
-    assert "dir=/run/hgautomation" in script and "+ 1800 ))" in script
-    assert "while sleep 30; do" in script and "        poweroff\n" in script
-    assert "@" not in script.replace("@SECONDS@", "")  # every placeholder filled
-    assert config == "#cloud-config\nssh_keys: {}\n"
+def _aws(aws_session, *, spot=False, profile_arn="arn:aws:iam::1:instance-profile/hg/p"):
+    state = account.AccountState(
+        owner="alice", key_name="hg-alice", key_path=Path("/keys/hg-alice"),
+        public_key="ssh-ed25519 AAAA alice",
+        security_group_ids={"linux": "sg-linux", "windows": "sg-windows"},
+        instance_profile_arn=profile_arn)
+    return account.AWS(aws_session, "alice", AWSOptions(spot=spot), state)
 
 
-def test_linux_shell_user_data_is_a_shell_part():
-    data = instances.deadman_user_data("#!/bin/bash\necho hi\n", 5, "linux")
-    kinds = [k for k, _ in _parts(data)]
-    assert kinds == ["text/x-shellscript", "text/x-shellscript"]
-    assert _parts(data)[1][1] == "#!/bin/bash\necho hi\n"
+def test_launch_spec_is_made_from_the_account_state(aws_session):
+    disk = {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 32}}
+    spec = _aws(aws_session, spot=True).launch_spec(
+        "windows", image_id="ami-1", instance_type="m6i.large", user_data="<powershell>",
+        purpose="build", block_device_mappings=[disk])
+    assert spec == instances.LaunchSpec(
+        owner="alice", image_id="ami-1", instance_type="m6i.large", platform="windows",
+        purpose="build", user_data="<powershell>", key_name="hg-alice",
+        security_group_ids=("sg-windows",),
+        instance_profile_arn="arn:aws:iam::1:instance-profile/hg/p",
+        block_device_mappings=(disk,), spot=True)
+    plain = _aws(aws_session, profile_arn="").launch_spec(
+        "linux", image_id="ami-2", instance_type="c5.large")
+    assert plain.security_group_ids == ("sg-linux",)
+    assert plain.instance_profile_arn is None and plain.spot is False
+    assert (plain.purpose, plain.user_data, plain.block_device_mappings) == ("temp", "", ())
 
 
-def test_linux_without_user_data_has_only_the_deadman():
-    (only,) = _parts(instances.deadman_user_data("", 60, "linux"))
-    assert "+ 3600 ))" in only[1]
+def _parts(user_data: str) -> list[str]:
+    return [part.get_payload(decode=True).decode()
+            for part in email.message_from_string(user_data).get_payload()]
 
 
-@pytest.mark.parametrize("minutes,expected", [(0, 1), (-10, 1), (2.9, 2), (600, 600)])
-def test_lifetime_is_whole_minutes_and_at_least_one(minutes, expected):
-    (_, script), = _parts(instances.deadman_user_data("", minutes, "linux"))
-    assert f"+ {expected * 60} ))" in script
-    windows = instances.deadman_user_data("", minutes, "windows")
-    assert f"ToUnixTimeSeconds() + {expected * 60}" in windows
+def test_run_params_carry_the_whole_spec():
+    disk = {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 32}}
+    spec = instances.LaunchSpec(
+        owner="alice", image_id="ami-1", instance_type="c5.large", user_data="#cloud-config\n",
+        key_name="hg-alice", security_group_ids=("sg-1",), instance_profile_arn="arn:p",
+        subnet_id="subnet-1", block_device_mappings=(disk,), max_lifetime_minutes=5)
+    params = spec.run_params()
+    user_data = params.pop("UserData")
+    assert params == {
+        "ImageId": "ami-1", "InstanceType": "c5.large", "MinCount": 1, "MaxCount": 1,
+        "InstanceInitiatedShutdownBehavior": "terminate", "SecurityGroupIds": ["sg-1"],
+        "KeyName": "hg-alice", "IamInstanceProfile": {"Arn": "arn:p"},
+        "BlockDeviceMappings": [disk], "SubnetId": "subnet-1"}
+    # (the MIME boundary is random: compare the parts)
+    assert _parts(user_data) == _parts(deadman.deadman_user_data("#cloud-config\n", 5, "linux"))
+    assert "+ 300 ))" in _parts(user_data)[0]
 
 
-def test_windows_deadman_goes_into_the_existing_powershell_block():
-    data = instances.deadman_user_data("<powershell>\nWrite-Host hi\n</powershell>\n", 30,
-                                       "windows")
-    assert data.count("<powershell>") == 1 and data.count("</powershell>") == 1
-    assert data.startswith("<powershell>\n")
-    assert data.index("C:\\hgautomation\\deadline") < data.index("Write-Host hi")
-    assert "shutdown.exe /s /f /t 0" in data
-
-
-def test_windows_deadman_wraps_plain_user_data():
-    data = instances.deadman_user_data("", 10, "windows")
-    assert re.fullmatch(r"<powershell>\n(.*\n)+</powershell>\n", data)
-    assert "ToUnixTimeSeconds() + 600" in data
-
-
-def test_deadman_user_data_for_both_platforms():
-    """Moved from the end-to-end tier (test_aws_units.py)."""
-    linux = instances.deadman_user_data("#cloud-config\nssh_keys: {}\n", 30, "linux")
-    assert "+ 1800 ))" in linux and "text/cloud-config" in linux
-    windows = instances.deadman_user_data("<powershell>\nWrite-Host hi\n</powershell>", 30,
-                                          "windows")
-    assert windows.index("ToUnixTimeSeconds() + 1800") < windows.index("Write-Host hi")
-    assert windows.count("<powershell>") == 1
-
-
-def test_heartbeat_argv_moves_the_linux_deadline():
-    argv = instances.heartbeat_argv("linux", 3600)
-    assert argv[:2] == ["sh", "-c"] and argv[3:] == ["sh", "/run/hgautomation/deadline", "3600"]
-    with pytest.raises(ValueError):
-        instances.heartbeat_argv("windows")
+def test_run_params_leave_out_what_the_spec_does_not_set():
+    spec = instances.LaunchSpec(owner="alice", image_id="ami-1", instance_type="c5.large",
+                                platform="windows")
+    params = spec.run_params()
+    assert set(params) == {"ImageId", "InstanceType", "MinCount", "MaxCount",
+                           "InstanceInitiatedShutdownBehavior", "UserData"}
+    assert params["UserData"].startswith("<powershell>\n")  # the Windows switch
 
 
 # -- terminate ---------------------------------------------------------------------------
@@ -213,8 +203,8 @@ def test_wait_for_state_timeout_names_the_pending_instances(stub, aws_session, c
 
 def test_temporary_instances_needs_one_instance(stub, aws_session, captured):
     stub("ec2")
+    spec = instances.LaunchSpec(owner="alice", image_id="ami-1", instance_type="c5.large")
     with pytest.raises(errors.UsageError), instances.temporary_instances(
-            aws_session, owner="alice", image_id="ami-1", instance_type="c5.large",
-            count=0):
+            aws_session, spec, count=0):
         pass
     assert aws_session.counter.total == 0

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import pytest
 
 from hgautomation import platforms
-from hgautomation.aws import images
+from hgautomation.aws import account, deadman, images, instances
 from hgautomation.aws import tags as T
+from hgautomation.context import Context
 from hgautomation.linux import ec2
+from hgautomation.options import AWSOptions
+from hgautomation.state import StateDir
 
 
 @pytest.mark.parametrize("distro,title", [("debian12", "Debian 12"), ("debian13", "Debian 13"),
@@ -87,3 +93,37 @@ def test_block_devices_use_the_images_root_device():
     assert root["DeviceName"] == "/dev/sda1" and root["Ebs"]["VolumeSize"] == ec2.ROOT_VOLUME_GB
     root, spare = ec2._block_devices("/dev/xvda", spare_gb=32)
     assert (root["DeviceName"], spare["DeviceName"]) == ("/dev/xvda", ec2.SPARE_DEVICE)
+
+
+def test_temporary_hosts_launch_one_spec_of_the_account_state(monkeypatch, tmp_path):
+    """The launch site: one LaunchSpec from the account state, each host with the Linux
+    heartbeat (a field lost on the way, e.g. the spare disk, fails here)."""
+    state = account.AccountState(
+        owner="alice", key_name="hg-alice", key_path=Path("/keys/k"), public_key="ssh-ed25519 A",
+        security_group_ids={"linux": "sg-l", "windows": "sg-w"}, instance_profile_arn="arn:p")
+    aws = account.AWS(object(), "alice", AWSOptions(spot=True), state)
+    image = images.Image("ami-dev", "dev", "1", root_device_name="/dev/xvda")
+    monkeypatch.setattr(ec2, "image_for_tests", lambda ctx, aws, distro, python: image)
+    launched = []
+
+    @contextlib.contextmanager
+    def fake_launch(session, spec, *, count=1):
+        launched.append((spec, count))
+        yield [instances.Instance(f"i-{n}", f"192.0.2.{n}", None) for n in range(count)]
+
+    monkeypatch.setattr(ec2, "temporary_instances", fake_launch)
+    ctx = Context(state=StateDir.at(tmp_path / "state"))
+    with ec2.temporary_hosts(ctx, aws, count=2, distro="debian12", instance_type="c5.xlarge",
+                             needs_disk=True) as hosts:
+        assert [h.instance_id for h in hosts] == ["i-0", "i-1"]
+        assert all(h.heartbeat == deadman.heartbeat("linux") for h in hosts)
+        assert hosts[0].block_device == ec2.SPARE_DEVICE
+    ((spec, count),) = launched
+    assert count == 2
+    assert (spec.owner, spec.image_id, spec.instance_type, spec.platform, spec.purpose) == (
+        "alice", "ami-dev", "c5.xlarge", "linux", "linux-debian12")
+    assert (spec.key_name, spec.security_group_ids, spec.instance_profile_arn, spec.spot) == (
+        "hg-alice", ("sg-l",), "arn:p", True)
+    assert [m["DeviceName"] for m in spec.block_device_mappings] == ["/dev/xvda",
+                                                                     ec2.SPARE_DEVICE]
+    assert spec.user_data.startswith("#cloud-config")

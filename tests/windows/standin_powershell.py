@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path("/C:")
 LOG = ROOT / "standin" / "scripts"
+HEARTBEAT = "# hgautomation heartbeat:"
 FLAGS = ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-EncodedCommand"]
 
 
@@ -38,11 +39,15 @@ def main() -> int:
         print(f"stand-in powershell: unexpected arguments {args}", file=sys.stderr)
         return 64
     script = base64.b64decode(args[5], validate=True).decode("utf-16-le")
-    name = re.findall(r"^# -- (\S+\.ps1) --$", script, re.M)[-1]
+    if script.startswith(HEARTBEAT):
+        # aws/scripts/heartbeat.ps1, sent as it is (no prelude, no parameters block).
+        name, p = "heartbeat.ps1", {}
+    else:
+        name = re.findall(r"^# -- (\S+\.ps1) --$", script, re.M)[-1]
+        p = params(script)
     LOG.mkdir(parents=True, exist_ok=True)
     number = len(list(LOG.iterdir())) + 1
     (LOG / f"{number:03d}-{name}").write_text(script)
-    p = params(script)
     print(f"stand-in powershell: {name} {sorted(p)}")
     if name == "provision.ps1":
         if not Path(posix(p["DepsScript"])).is_file():
