@@ -31,7 +31,7 @@ class Connection:
         self.target = target
         self._jumps = list(jumps)
         self._files = transfer.Files(client, target)
-        self._running: set[runner.Remote] = set()
+        self.running: set[runner.Remote] = set()  # commands under way (see runner.run)
         self._stop_heartbeat: threading.Event | None = None
 
     # -- lifecycle
@@ -52,7 +52,7 @@ class Connection:
         """Stop what still runs on the host (e.g. closed from another thread), then close."""
         if self._stop_heartbeat is not None:
             self._stop_heartbeat.set()
-        for remote in list(self._running):
+        for remote in list(self.running):
             remote.stop()
         self._files.close()
         with contextlib.suppress(Exception):
@@ -85,9 +85,8 @@ class Connection:
         shell (``["sh", "-c", script, ...]``). ``posix=False`` for a host whose shell
         is PowerShell. An interrupt stops the whole remote command (see :mod:`.runner`).
         """
-        return runner.run(self.client, self.target, argv, check=check, prefix=prefix,
-                          env=env, timeout=timeout, quiet=quiet, sink=sink, stdin=stdin,
-                          posix=posix, active=self._running)
+        return runner.run(self, argv, check=check, prefix=prefix, env=env, timeout=timeout,
+                          quiet=quiet, sink=sink, stdin=stdin, posix=posix)
 
     def output(self, argv: Sequence[str], *, check: bool = True,
                timeout: float | None = 120, stdin: bytes | None = None) -> str:

@@ -213,17 +213,19 @@ class Remote:
             self.channel.close()
 
 
-def run(client, target, argv: Sequence[str], *, check: bool = True,
+def run(conn, argv: Sequence[str], *, check: bool = True,
         prefix: str = "", env: dict[str, str] | None = None, timeout: float | None = None,
         quiet: bool = False, sink: list[str] | None = None,
-        stdin: bytes | None = None, posix: bool = True,
-        active: set[Remote] | None = None) -> int:
-    """Run ``argv`` on ``client``'s host; see ``Connection.run``.
+        stdin: bytes | None = None, posix: bool = True) -> int:
+    """Run ``argv`` on the host of ``conn`` (its ``client`` and ``target``); see
+    ``Connection.run``.
 
-    ``active`` (the connection's) holds the command while it runs, so closing the
-    connection from another thread stops it too.
+    ``conn.running`` holds the command while it runs, so closing the connection from
+    another thread stops it too.
     """
     import paramiko
+
+    client, target, active = conn.client, conn.target, conn.running
 
     if isinstance(argv, str):
         raise TypeError("a remote command is an argv (a sequence of words), not a string")
@@ -245,8 +247,7 @@ def run(client, target, argv: Sequence[str], *, check: bool = True,
 
     remote = Remote(client, target, on_line=emit, on_partial=None if quiet else partial,
                     timeout=timeout)
-    if active is not None:
-        active.add(remote)
+    active.add(remote)
     try:
         remote.start(argv, stdin, posix=posix)
         remote.read()
@@ -260,8 +261,7 @@ def run(client, target, argv: Sequence[str], *, check: bool = True,
         remote.stop()
         raise
     finally:
-        if active is not None:
-            active.discard(remote)
+        active.discard(remote)
         remote.close()
     if check and status != 0:
         raise errors.RemoteCommandError(

@@ -270,7 +270,7 @@ def test_a_dropped_connection_stops_a_command_without_stdin(ssh_host, target):
     while time.monotonic() < deadline and not _remote_processes(f"sleep 6{marker}"):
         time.sleep(0.05)
     assert _remote_processes(f"sleep 6{marker}")
-    conn._running.clear()  # as if this process died: no stop of ours, only the drop
+    conn.running.clear()  # as if this process died: no stop of ours, only the drop
     conn.client.close()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _remote_processes(marker):
