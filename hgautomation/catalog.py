@@ -146,6 +146,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "{prog} check-host --host hg@buildbox",
     ),
     "try": (
+        "{prog} try -r .",
         "{prog} try -r 'draft() and ::.'",
     ),
     "completion": (

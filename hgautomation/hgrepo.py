@@ -68,14 +68,34 @@ def _error_line(data: bytes) -> str:
     return _last_line(data)
 
 
-def resolve_revision(repo: LocalRepo, revision: str) -> str:
-    """The full node of ``revision`` (exactly one changeset) or a LocalRepoError."""
-    result = repo.run("log", "-r", revision, "-T", "{node}\\n", check=False)
+@dataclass(frozen=True)
+class Revision:
+    """One changeset a revset names: its local number, full node and phase."""
+
+    rev: int
+    node: str
+    phase: str
+
+
+def _log(repo: LocalRepo, revision: str, template: str) -> str:
+    result = repo.run("log", "-r", revision, "-T", template, check=False)
     if result.returncode != 0:
         raise errors.LocalRepoError(
             f"cannot resolve revision {revision!r} in {repo.root}: "
             f"{_error_line(result.stderr)}")
-    nodes = result.stdout.decode().split()
+    return result.stdout.decode()
+
+
+def resolve_revset(repo: LocalRepo, revset: str) -> list[Revision]:
+    """Every changeset ``revset`` names, in the revset's order (possibly none)."""
+    lines = _log(repo, revset, "{rev} {phase} {node}\\n").splitlines()
+    return [Revision(int(rev), node, phase)
+            for rev, phase, node in (line.split() for line in lines if line.strip())]
+
+
+def resolve_revision(repo: LocalRepo, revision: str) -> str:
+    """The full node of ``revision`` (exactly one changeset) or a LocalRepoError."""
+    nodes = _log(repo, revision, "{node}\\n").split()
     if len(nodes) != 1:
         raise errors.LocalRepoError(
             f"revision {revision!r} names {len(nodes)} changesets in {repo.root}; "

@@ -2,6 +2,8 @@
 
 Request payload (JSON): ``{"bundle": <base64 of an hg bundle, type gzip-v2>,
 "node": <40 hex>, "branch": str, "user": str, "message": <full description>}``.
+The bundle holds the draft ancestry of every draft the revision set names; node,
+branch, user and message are those of the highest of them.
 
 Response payload: a JSON list of messages (what the server has always sent; the
 old client printed each element) or ``{"messages": [str, ...]}``, each message shown
@@ -16,8 +18,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +59,25 @@ class TryResult:
     error_type: str = ""
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What ``try -r REVSET`` sends: the drafts the set names and the one it is named after.
+
+    The bundle holds the draft ancestry of ``nodes``; ``head`` is the highest of them.
+    """
+
+    head: Changeset
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The bundle as it will be sent, and how many changesets hg put into it."""
+
+    data: bytes
+    changesets: int
+
+
 def describe(repo: hgrepo.LocalRepo, rev: str) -> Changeset:
     """Resolve REV (exactly one changeset) and read its branch, user, description, phase."""
     node = hgrepo.resolve_revision(repo, rev)
@@ -65,26 +86,63 @@ def describe(repo: hgrepo.LocalRepo, rev: str) -> Changeset:
                      description=entry["desc"], phase=entry["phase"])
 
 
-@contextlib.contextmanager
-def draft_bundle(repo: hgrepo.LocalRepo, cs: Changeset) -> Iterator[Path]:
-    """Bundle the non-public ancestry of ``cs`` into a temp file, removed on exit."""
-    if cs.phase == "public":
+def select(repo: hgrepo.LocalRepo, revset: str) -> Selection:
+    """Resolve REVSET as Mercurial's try client does: any number of changesets.
+
+    Public members are left out (they are the base), secret ones are refused (never
+    sent), and a set left without a draft is an error.
+    """
+    revisions = hgrepo.resolve_revset(repo, revset)
+    if not revisions:
         raise errors.LocalRepoError(
-            f"revision {cs.node[:12]} is public: the Try server only takes draft "
-            "changesets", hint="commit your change as a draft or pick a draft revision")
+            f"revision {revset!r} names no changeset in {repo.root}",
+            hint="'hg log -r REVSET' shows what a revset names")
+    secret = [r for r in revisions if r.phase == "secret"]
+    if secret:
+        first = min(secret, key=lambda r: r.rev)
+        more = f" (and {len(secret) - 1} more)" if len(secret) > 1 else ""
+        raise errors.UsageError(
+            f"revision {revset!r} includes secret changeset {first.rev}:{first.node[:12]}"
+            f"{more}: secret changesets are never sent to the Try server",
+            hint=f"leave it out of -r, or make it shareable with "
+                 f"'hg phase --draft -r {first.rev}'")
+    drafts = [r for r in revisions if r.phase != "public" and r.node != hgrepo.NULL_NODE]
+    if not drafts:
+        if all(r.node == hgrepo.NULL_NODE for r in revisions):
+            raise errors.LocalRepoError(
+                f"revision {revset!r} is the null revision: {repo.root} has no changeset "
+                "checked out", hint="commit first, or name a revision with -r")
+        what = (f"revision {revisions[0].node[:12]} is public" if len(revisions) == 1
+                else f"revision {revset!r} names only public changesets")
+        raise errors.LocalRepoError(
+            f"{what}: the Try server only takes draft changesets",
+            hint="commit your change as a draft or pick a draft revision")
+    drafts.sort(key=lambda r: r.rev)
+    head = describe(repo, drafts[-1].node)
+    return Selection(head=head, nodes=tuple(r.node for r in drafts))
+
+
+_FOUND = re.compile(rb"^(\d+) changesets? found$", re.MULTILINE)
+
+
+def bundle(repo: hgrepo.LocalRepo, selection: Selection) -> Bundle:
+    """Bundle the draft ancestry of the selection (base: ``public()``) through a temp file."""
     tmpdir = Path(tempfile.mkdtemp(prefix="hgautomation-try-"))
     path = tmpdir / "try.hg"
+    revs = [arg for node in selection.nodes for arg in ("-r", node)]
     try:
-        result = repo.run("bundle", "--type", "gzip-v2", "--base", "public()",
-                          "-r", cs.node, str(path), check=False)
+        result = repo.run("bundle", "--type", "gzip-v2", "--base", "public()", *revs,
+                          str(path), check=False)
         if result.returncode == 1:  # hg's "no changes found"
             raise errors.LocalRepoError(
-                f"nothing to send: {cs.node[:12]} has no draft ancestors to bundle")
+                f"nothing to send: {selection.head.node[:12]} has no draft ancestors "
+                "to bundle")
         if result.returncode != 0:
             lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
             raise errors.LocalRepoError(
                 f"hg bundle failed: {lines[-1] if lines else result.returncode}")
-        yield path
+        found = _FOUND.search(result.stdout + result.stderr)
+        return Bundle(path.read_bytes(), int(found.group(1)) if found else 0)
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()

@@ -17,6 +17,7 @@ import base64
 import io
 import json
 import os
+import shlex
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -25,6 +26,7 @@ import pytest
 from harness import hgsource
 
 from hgautomation import tryserver
+from hgautomation.catalog import EXAMPLES
 
 FUNCTION = "ci-try-server-upload"
 
@@ -114,30 +116,111 @@ def test_submit_prints_resolved_info_and_server_messages(cli, lambda_simple, rep
     assert f"submitted {node[:12]}" in proc.stdout
 
 
+def _received(proc) -> dict:
+    """The request moto echoed back (nothing queued), shown by the CLI as ``remote: {...}``."""
+    echoed = [line[len("remote: "):] for line in proc.stderr.splitlines()
+              if line.startswith("remote: {")]
+    assert len(echoed) == 1, proc.stderr
+    return json.loads(echoed[0])
+
+
+def _bundled_nodes(repo: Path, tmp_path: Path, payload: dict) -> set[str]:
+    """Apply the received bundle to a clone holding only the public changesets; what it adds.
+
+    The clone accepting it proves the base is public; the changesets it adds (drafts in
+    the clone) are exactly what the bundle held.
+    """
+    bundle = tmp_path / "received.hg"
+    bundle.write_bytes(base64.b64decode(payload["bundle"]))
+    public = tmp_path / "public-clone"
+    public_head = _hg(repo, "log", "-r", "max(public())", "-T", "{node}")
+    hgsource.hg("clone", "-q", "-r", public_head, str(repo), str(public), timeout=60)
+    before = set(_hg(public, "log", "-T", "{node}\n").split())
+    assert before == set(_hg(repo, "log", "-r", "public()", "-T", "{node}\n").split())
+    _hg(public, "unbundle", str(bundle))
+    return set(_hg(public, "log", "-T", "{node}\n").split()) - before
+
+
 def test_payload_received_by_server_is_the_draft_bundle(cli, lambda_simple, repo, tmp_path):
     # Nothing queued: moto echoes the request, which the CLI shows as it is.
     node = _hg(repo, "log", "-r", "tip", "-T", "{node}")
     proc = _run(cli, lambda_simple, repo, tmp_path / "tmp", "try", "-r", "tip")
     assert proc.returncode == 0, proc.stderr
-    echoed = [line[len("remote: "):] for line in proc.stderr.splitlines()
-              if line.startswith("remote: {")]
-    assert len(echoed) == 1, proc.stderr
-    payload = json.loads(echoed[0])
+    payload = _received(proc)
     assert payload["node"] == node
     assert payload["branch"] == "default"
     assert payload["user"] == "Dev <dev@example.org>"
     assert payload["message"] == "try: draft two\n\nLonger explanation."
-    bundle = tmp_path / "received.hg"
-    bundle.write_bytes(base64.b64decode(payload["bundle"]))
-    # A clone with only the public changesets accepts the bundle and then has exactly
-    # the two drafts more: the bundle holds the draft ancestry and nothing else.
-    public = tmp_path / "public-clone"
-    public_head = _hg(repo, "log", "-r", "max(public())", "-T", "{node}")
-    hgsource.hg("clone", "-q", "-r", public_head, str(repo), str(public), timeout=60)
-    assert _hg(public, "log", "-T", "{rev}\n").split() == ["1", "0"]
-    _hg(public, "unbundle", str(bundle))
-    assert _hg(public, "log", "-r", node, "-T", "{desc|firstline}") == "try: draft two"
-    assert len(_hg(public, "log", "-T", "{rev}\n").split()) == 4
+    # The bundle holds the draft ancestry and nothing else.
+    drafts = set(_hg(repo, "log", "-r", "draft()", "-T", "{node}\n").split())
+    assert len(drafts) == 2
+    assert _bundled_nodes(repo, tmp_path, payload) == drafts
+
+
+@pytest.mark.parametrize("example", EXAMPLES["try"])
+def test_help_examples_send_the_whole_stack(cli, lambda_simple, repo, tmp_path, example):
+    """Each example of ``try --help``, run as printed on a stack of two drafts.
+
+    Before revision sets were taken, ``-r 'draft() and ::.'`` (two changesets) exited 4.
+    """
+    argv = shlex.split(example.format(prog="hgautomation"))[1:]
+    tip = _hg(repo, "log", "-r", "tip", "-T", "{node}")
+    proc = _run(cli, lambda_simple, repo, tmp_path / "tmp", *argv)
+    assert proc.returncode == 0, proc.stderr
+    assert "sending 2 draft changesets in a " in proc.stderr
+    payload = _received(proc)
+    # Named after the highest revision (hg lists 'draft() and ::.' lowest first).
+    assert payload["node"] == tip
+    assert payload["message"] == "try: draft two\n\nLonger explanation."
+    assert _bundled_nodes(repo, tmp_path, payload) == set(
+        _hg(repo, "log", "-r", "draft()", "-T", "{node}\n").split())
+
+
+def test_a_set_naming_an_older_draft_sends_only_its_ancestry(cli, lambda_simple, repo, tmp_path):
+    first = _hg(repo, "log", "-r", "min(draft())", "-T", "{node}")
+    proc = _run(cli, lambda_simple, repo, tmp_path / "tmp", "try", "-r", "1 + min(draft())")
+    assert proc.returncode == 0, proc.stderr
+    payload = _received(proc)
+    assert payload["node"] == first and payload["message"] == "draft one"
+    assert _bundled_nodes(repo, tmp_path, payload) == {first}
+
+
+@pytest.mark.parametrize("revset", [".", "draft()", "draft() and ::."])
+def test_a_secret_changeset_is_never_sent(cli, lambda_simple, repo, tmp_path, revset):
+    """A secret changeset on top of the drafts: named, it is refused; otherwise left out."""
+    (repo / "c.txt").write_text("private\n")
+    _hg(repo, "commit", "-A", "--secret", "-m", "secret work", "-u", "Dev <dev@example.org>")
+    secret = _hg(repo, "log", "-r", "tip", "-T", "{node}")
+    _queue(lambda_simple, "sentinel-not-consumed")
+    proc = _run(cli, lambda_simple, repo, tmp_path / "tmp", "try", "-r", revset + " + secret()")
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"usage error: revision '{revset} + secret()' includes secret "
+                           f"changeset 4:{secret[:12]}: secret changesets are never sent"), last
+    assert "Traceback" not in proc.stderr
+    resp = lambda_simple.client("lambda").invoke(FunctionName=FUNCTION, Payload=b"{}")
+    assert resp["Payload"].read() == b"sentinel-not-consumed"
+    if revset == ".":
+        return
+    # The drafts below the secret changeset go without it.
+    proc = _run(cli, lambda_simple, repo, tmp_path / "tmp2", "try", "-r", revset)
+    assert proc.returncode == 0, proc.stderr
+    payload = _received(proc)
+    assert payload["node"] != secret
+    assert secret not in _bundled_nodes(repo, tmp_path, payload)
+
+
+@pytest.mark.parametrize("revset,message", [
+    ("draft() and public()", "revision 'draft() and public()' names no changeset in "),
+    ("public()", "revision 'public()' names only public changesets: the Try server only "
+                 "takes draft changesets"),
+])
+def test_a_set_without_drafts_is_refused(cli, lambda_simple, repo, tmp_path, revset, message):
+    proc = _run(cli, lambda_simple, repo, tmp_path / "tmp", "try", "-r", revset)
+    assert proc.returncode == 4, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert message in last, last
+    assert "Traceback" not in proc.stderr
 
 
 def test_public_revision_is_refused(cli, lambda_simple, repo, tmp_path):

@@ -1,4 +1,4 @@
-"""`try`: send the draft ancestry of a revision to the Try server."""
+"""`try`: send the draft ancestry of a revision set to the Try server."""
 
 from __future__ import annotations
 
@@ -13,16 +13,18 @@ from hgautomation.errors import TryServerError
 def main(ctx: Context, args: argparse.Namespace) -> int:
     out = console.get()
     repo = hgrepo.LocalRepo(ctx.hg_repo)
-    cs = tryserver.describe(repo, args.revision)
+    selection = tryserver.select(repo, args.revision)
+    cs = selection.head
     out.info(f"node:    {cs.node}")
     out.info(f"branch:  {cs.branch}")
     out.info(f"user:    {cs.user}")
     out.info(f"summary: {cs.summary}")
-    with tryserver.draft_bundle(repo, cs) as path:
-        bundle = path.read_bytes()
-    payload = tryserver.build_payload(bundle, cs)
+    bundle = tryserver.bundle(repo, selection)
+    payload = tryserver.build_payload(bundle.data, cs)
     with open_aws(ctx, args, with_owner=False) as aws, \
-            out.step(f"sending {len(bundle):,}-byte bundle to {args.function} "
+            out.step(f"sending {bundle.changesets} draft changeset"
+                     f"{'' if bundle.changesets == 1 else 's'} in a "
+                     f"{len(bundle.data):,}-byte bundle to {args.function} "
                      f"({aws.session.region})"):
         result = tryserver.invoke(aws.session, args.function, payload)
     for line in result.messages:

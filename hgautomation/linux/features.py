@@ -53,6 +53,7 @@ WHY_MISSING: dict[str, dict[str, str]] = {
     "pygit2": dict.fromkeys(_EVERYWHERE,
                             "left out: its test also needs missing-correct-output, never true"),
     "tla": {"debian13": "not packaged for Debian 13"},
+    "darcs": {"ubuntu24.04": "not packaged for Ubuntu 24.04"},
     "cargo": dict.fromkeys(_EVERYWHERE, _NEEDS_RUSTUP),
     "rustfmt": dict.fromkeys(_EVERYWHERE, _NEEDS_RUSTUP),
 }

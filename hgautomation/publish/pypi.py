@@ -15,7 +15,8 @@ import io
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
@@ -30,6 +31,9 @@ KNOWN_INDEXES = {
     "https://upload.pypi.org/legacy/": "https://pypi.org/simple/",
     "https://test.pypi.org/legacy/": "https://test.pypi.org/simple/",
 }
+# Waits before reading the index again while it does not list an upload yet (a CDN in
+# front of it may lag by seconds): 60 s in all, then the read-back fails.
+VERIFY_RETRY_DELAYS = (2.0, 4.0, 8.0, 16.0, 30.0)
 
 
 @dataclass
@@ -256,11 +260,31 @@ def _http_error(repo: Repository, wheel: Artifact, exc) -> errors.PublishError:
         f"{repo.display} refused {wheel.name}: HTTP {status} {reason}")
 
 
-def verify(repo: Repository, wheels: Sequence[Artifact]) -> None:
-    """Every wheel is listed by the index with the expected sha256."""
-    listed = index_files(repo)
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(names) if len(names) <= 3 else f"{names[0]} and {len(names) - 1} more wheels"
+
+
+def verify(repo: Repository, wheels: Sequence[Artifact], *,
+           delays: Sequence[float] = VERIFY_RETRY_DELAYS,
+           sleep: Callable[[float], None] = time.sleep) -> None:
+    """Every wheel is listed by the index with the expected sha256.
+
+    A wheel not listed yet is read again after each of ``delays`` (the index's CDN can
+    lag an upload by seconds); a wheel listed with another sha256 fails at once.
+    """
+    for delay in (*delays, None):
+        listed = index_files(repo)
+        missing = [w.name for w in wheels if w.name not in listed]
+        different = [w.name for w in wheels if w.name in listed and listed[w.name] != w.sha256]
+        if not missing and not different:
+            return
+        if different or delay is None:
+            break
+        # Not a poll.until wait: the delays grow, and running out is this PublishError.
+        console.get().info(f"PyPI does not list {_names(missing)} yet; "
+                           f"checking again in {delay:g} s")
+        sleep(delay)
     wrong = [w.name for w in wheels if listed.get(w.name) != w.sha256]
-    if wrong:
-        raise errors.PublishError(
-            f"after upload, {repo.display} does not list with the expected sha256: "
-            + ", ".join(wrong))
+    raise errors.PublishError(
+        f"after upload, {repo.display} does not list with the expected sha256: "
+        + ", ".join(wrong))

@@ -159,7 +159,65 @@ def test_verify(listed):
     pypi.verify(_repo(), [_wheel("a.whl", SHA_A)])
     with pytest.raises(errors.PublishError, match=r"expected sha256: b\.whl, c\.whl"):
         pypi.verify(_repo(), [_wheel("a.whl", SHA_A), _wheel("b.whl", SHA_B),
-                              _wheel("c.whl", SHA_A)])
+                              _wheel("c.whl", SHA_A)], delays=(), sleep=_no_sleep)
+
+
+def _no_sleep(seconds):
+    raise AssertionError(f"slept {seconds} s")
+
+
+class _LaggingIndex:
+    """An index that lists the uploads only from its ``lag``-th read on (never if None)."""
+
+    def __init__(self, lag, files):
+        self.lag, self.files, self.reads, self.slept = lag, files, 0, []
+
+    def index_files(self, repo, project=pypi.PROJECT):
+        self.reads += 1
+        if self.lag is not None and self.reads > self.lag:
+            return self.files
+        return {"old.whl": SHA_B}
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+
+
+def test_verify_reads_again_while_the_index_lags(monkeypatch, captured):
+    """Without the retry a CDN a few seconds behind failed a good release."""
+    index = _LaggingIndex(2, {"a.whl": SHA_A, "b.whl": SHA_A})
+    monkeypatch.setattr(pypi, "index_files", index.index_files)
+    pypi.verify(_repo(), [_wheel("a.whl", SHA_A), _wheel("b.whl", SHA_A)], sleep=index.sleep)
+    assert index.reads == 3 and index.slept == [2.0, 4.0]
+    assert captured.err_text.splitlines() == [
+        "PyPI does not list a.whl, b.whl yet; checking again in 2 s",
+        "PyPI does not list a.whl, b.whl yet; checking again in 4 s"]
+
+
+def test_verify_gives_up_after_its_bound(monkeypatch, captured):
+    index = _LaggingIndex(None, {})
+    monkeypatch.setattr(pypi, "index_files", index.index_files)
+    wheels = [_wheel(f"w{i}.whl", SHA_A) for i in range(5)]
+    with pytest.raises(errors.PublishError, match=r"expected sha256: w0\.whl, w1\.whl, "
+                                                  r"w2\.whl, w3\.whl, w4\.whl$"):
+        pypi.verify(_repo(), wheels, delays=(0.5, 1.0), sleep=index.sleep)
+    assert index.reads == 3 and index.slept == [0.5, 1.0]
+    assert captured.err_text.splitlines() == [
+        "PyPI does not list w0.whl and 4 more wheels yet; checking again in 0.5 s",
+        "PyPI does not list w0.whl and 4 more wheels yet; checking again in 1 s"]
+
+
+def test_verify_bound_is_about_a_minute():
+    assert 45 <= sum(pypi.VERIFY_RETRY_DELAYS) <= 75
+    assert list(pypi.VERIFY_RETRY_DELAYS) == sorted(pypi.VERIFY_RETRY_DELAYS)  # a backoff
+
+
+def test_verify_does_not_wait_for_a_different_file(monkeypatch, captured):
+    # A file listed with another sha256 will not change by waiting.
+    monkeypatch.setattr(pypi, "index_files", lambda repo, project=pypi.PROJECT: {"b.whl": SHA_B})
+    with pytest.raises(errors.PublishError, match=r"expected sha256: a\.whl, b\.whl$"):
+        pypi.verify(_repo(), [_wheel("a.whl", SHA_A), _wheel("b.whl", SHA_A)],
+                    sleep=_no_sleep)
+    assert captured.err_text == ""
 
 
 def test_repository_display_hides_credentials():

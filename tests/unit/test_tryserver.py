@@ -85,7 +85,7 @@ def test_parse_response(raw, error, messages, failed, error_type):
     assert (result.messages, result.failed, result.error_type) == (messages, failed, error_type)
 
 
-# -- describe / draft_bundle with a scripted repository -------------------------------------------
+# -- describe / select / bundle with a scripted repository ---------------------------------
 
 class ScriptedRepo(hgrepo.LocalRepo):
     """A LocalRepo whose hg answers come from a list, recording the argv of each call."""
@@ -116,27 +116,72 @@ def test_describe_reads_the_changeset():
     assert repo.calls[1] == ("log", "-r", NODE, "-T", "json")
 
 
-def test_draft_bundle_yields_the_file_then_removes_it():
+NODE2 = "fedcba9876543210fedcba9876543210fedcba98"
+LOG_HEAD = json.dumps([{"node": NODE2, "branch": "default", "user": "Dev", "desc": "two\n",
+                        "phase": "draft"}]).encode()
+
+
+def _set(*entries: tuple[int, str, str]) -> tuple[int, bytes, bytes]:
+    """hg's answer to ``log -r REVSET -T '{rev} {phase} {node}\\n'``."""
+    return 0, "".join(f"{r} {phase} {node}\n" for r, phase, node in entries).encode(), b""
+
+
+def test_select_names_the_try_after_the_highest_draft():
+    # Revset order is the user's ("reverse(...)", "2 + 3"): the highest rev wins, not the first.
+    repo = ScriptedRepo([_set((3, "draft", NODE2), (1, "public", "1" * 40), (2, "draft", NODE)),
+                         (0, NODE2.encode() + b"\n", b""), (0, LOG_HEAD, b"")])
+    selection = tryserver.select(repo, "reverse(::tip)")
+    assert selection.head.node == NODE2 and selection.head.description == "two\n"
+    assert selection.nodes == (NODE, NODE2)  # public members are the base, not sent
+    assert repo.calls[0] == ("log", "-r", "reverse(::tip)", "-T", "{rev} {phase} {node}\\n")
+    assert repo.calls[2] == ("log", "-r", NODE2, "-T", "json")
+
+
+@pytest.mark.parametrize("answer,error,message", [
+    (_set(), errors.LocalRepoError, "revision 'S' names no changeset in /repo"),
+    (_set((1, "public", NODE)), errors.LocalRepoError,
+     "revision 0123456789ab is public: the Try server only takes draft changesets"),
+    (_set((0, "public", NODE2), (1, "public", NODE)), errors.LocalRepoError,
+     "revision 'S' names only public changesets: the Try server only takes draft"),
+    (_set((-1, "public", hgrepo.NULL_NODE)), errors.LocalRepoError,
+     "revision 'S' is the null revision: /repo has no changeset checked out"),
+    # Secret changesets are never sent, even next to drafts; the lowest one is named.
+    (_set((2, "draft", NODE2), (5, "secret", "5" * 40), (4, "secret", NODE)), errors.UsageError,
+     "revision 'S' includes secret changeset 4:0123456789ab \\(and 1 more\\): secret "
+     "changesets are never sent to the Try server"),
+])
+def test_select_refuses(answer, error, message):
+    repo = ScriptedRepo([answer])
+    with pytest.raises(error, match=message) as raised:
+        tryserver.select(repo, "S")
+    assert "\n" not in raised.value.one_line()
+    assert len(repo.calls) == 1  # nothing bundled
+
+
+def test_select_keeps_hgs_reason_for_a_bad_revset():
+    repo = ScriptedRepo([(255, b"", b"hg: parse error at 4: not a prefix: end\n")])
+    with pytest.raises(errors.LocalRepoError, match="cannot resolve revision 'foo\\(' in "
+                                                    "/repo: parse error at 4"):
+        tryserver.select(repo, "foo(")
+
+
+SELECTION = tryserver.Selection(head=CS, nodes=(NODE2, NODE))
+
+
+def test_bundle_reads_the_file_then_removes_it():
+    seen = {}
+
     def bundle(args):
-        Path(args[-1]).write_bytes(b"HG20...")
-        return 0, b"", b""
+        seen["path"] = Path(args[-1])
+        seen["path"].write_bytes(b"HG20...")
+        return 0, b"2 changesets found\n", b""
 
     repo = ScriptedRepo([bundle])
-    with tryserver.draft_bundle(repo, CS) as path:
-        assert path.read_bytes() == b"HG20..."
-        directory = path.parent
-    assert repo.calls[0][:7] == ("bundle", "--type", "gzip-v2", "--base", "public()", "-r",
-                                 NODE)
-    assert not path.exists() and not directory.exists()
-
-
-def test_public_changesets_are_refused():
-    public = tryserver.Changeset(NODE, "default", "u", "d", "public")
-    repo = ScriptedRepo([])
-    with pytest.raises(errors.LocalRepoError, match="0123456789ab is public") as raised, \
-            tryserver.draft_bundle(repo, public):
-        pass
-    assert raised.value.exit_code == 4 and repo.calls == []
+    result = tryserver.bundle(repo, SELECTION)
+    assert result == tryserver.Bundle(b"HG20...", 2)
+    assert repo.calls[0][:-1] == ("bundle", "--type", "gzip-v2", "--base", "public()",
+                                  "-r", NODE2, "-r", NODE)
+    assert not seen["path"].exists() and not seen["path"].parent.exists()
 
 
 @pytest.mark.parametrize("answer,message", [
@@ -146,10 +191,16 @@ def test_public_changesets_are_refused():
     ((255, b"", b""), "hg bundle failed: 255"),
 ])
 def test_bundle_failures(answer, message):
-    repo = ScriptedRepo([answer])
-    with pytest.raises(errors.LocalRepoError, match=message), \
-            tryserver.draft_bundle(repo, CS):
-        pass
+    seen = {}
+
+    def fail(args):
+        seen["dir"] = Path(args[-1]).parent
+        return answer
+
+    repo = ScriptedRepo([fail])
+    with pytest.raises(errors.LocalRepoError, match=message):
+        tryserver.bundle(repo, SELECTION)
+    assert not seen["dir"].exists()
 
 
 # -- invoke over a stubbed Lambda client ----------------------------------------------------------
