@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 
-from hgautomation import console, hgrepo, tryserver
-from hgautomation.commands import open_aws
+from hgautomation import console, hgrepo, options, tryserver
+from hgautomation.commands import open_aws, revision
 from hgautomation.context import Context
+from hgautomation.declare import Command, Option
 from hgautomation.errors import TryServerError
+from hgautomation.options import AWSOptions
 
 
-def main(ctx: Context, args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class TryOptions:
+    revision: str
+    function: str
+
+
+def main(ctx: Context, opts: TryOptions) -> int:
     out = console.get()
     repo = hgrepo.LocalRepo(ctx.hg_repo)
-    cs = tryserver.describe(repo, args.revision)
+    cs = tryserver.describe(repo, opts.revision)
     out.info(f"node:    {cs.node}")
     out.info(f"branch:  {cs.branch}")
     out.info(f"user:    {cs.user}")
@@ -21,10 +29,10 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
     with tryserver.draft_bundle(repo, cs) as path:
         bundle = path.read_bytes()
     payload = tryserver.build_payload(bundle, cs)
-    with open_aws(ctx, args, with_owner=False) as aws, \
-            out.step(f"sending {len(bundle):,}-byte bundle to {args.function} "
+    with open_aws(ctx, AWSOptions(profile=ctx.aws_profile), with_owner=False) as aws, \
+            out.step(f"sending {len(bundle):,}-byte bundle to {opts.function} "
                      f"({aws.session.region})"):
-        result = tryserver.invoke(aws.session, args.function, payload)
+        result = tryserver.invoke(aws.session, opts.function, payload)
     for line in result.messages:
         out.remote_line("remote: ", line)
     if result.failed:
@@ -33,3 +41,16 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
         raise TryServerError(f"the Try server rejected the submission{kind}: {first}")
     out.result(f"submitted {cs.node[:12]} to the Try server")
     return 0
+
+
+COMMAND = Command(
+    "try",
+    options=(
+        revision(),
+        Option("--function", default="ci-try-server-upload", validator=options.non_empty,
+               help="name of the Try server's Lambda function (default: %(default)s)"),
+    ),
+    record=TryOptions,
+    flow=main,
+    examples=("{prog} try -r 'draft() and ::.'",),
+)
