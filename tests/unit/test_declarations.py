@@ -190,3 +190,8 @@ def test_flows_never_see_argparse(path):
 def test_the_argparse_detector_detects():
     source = "import argparse\ndef main(ctx, args: argparse.Namespace):\n    pass\n"
     assert len(argparse_in_commands(source)) == 3
+
+
+def test_the_global_record_holds_exactly_the_global_options():
+    fields = [f.name for f in dataclasses.fields(arguments.GlobalOptions)]
+    assert fields == [o.dest for o in catalog.GLOBAL_OPTIONS]
