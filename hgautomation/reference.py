@@ -4,7 +4,7 @@ Regenerate after changing a command, an option or its help::
 
     python -m hgautomation.reference > docs/reference.rst
 
-``tests/unit/test_reference.py`` fails while the committed file differs from this rendering.
+``tests/unit/test_declarations.py`` fails while the committed file differs from this rendering.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def render() -> str:
     """The whole reference, as committed in ``docs/reference.rst``."""
     commands = {name: catalog.command(name) for name in catalog.COMMANDS}
     lines = [".. Generated from the command declarations; do not edit. Regenerate with",
-             f"   ``{REGENERATE}``", "   (tests/unit/test_reference.py fails while the two "
+             f"   ``{REGENERATE}``", "   (tests/unit/test_declarations.py fails while the two "
              "differ).", ""]
     lines += _title("Command reference", "=", overline=True)
     lines += ["", f"Every command of ``{PROG}`` (the ``hgautomation`` console script is the "
