@@ -4,12 +4,11 @@ Each subcommand maps to ``module:function`` under ``hgautomation.commands``;
 the module is imported only when that subcommand runs, so ``--help`` and
 argument errors never pay for boto3, paramiko or twine. The parser itself
 lives in :mod:`hgautomation.arguments`; the top-level help (what a bare
-``automation.py`` prints) is rendered from the tables here without it.
+``automation.py`` prints) is rendered from :mod:`hgautomation.catalog` without it.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import textwrap
@@ -32,8 +31,8 @@ def overview(prog: str, columns: int = 79) -> str:
     global_options = [("-h, --help", "show this help and exit"),
                       ("--version", "show the versions of this tool, Python, boto3, "
                                     "paramiko and twine")] + [
-        (", ".join(flags) + (f" {spec['metavar']}" if "metavar" in spec else ""), spec["help"])
-        for flags, spec in GLOBAL_OPTIONS]
+        (", ".join(o.flags) + (f" {o.metavar}" if o.metavar else ""), o.help)
+        for o in GLOBAL_OPTIONS]
     commands = [(name, help_text) for name, (help_text, _target) in COMMANDS.items()]
     commands.append(("help [COMMAND]", "show this help, or the options and examples of "
                                        "COMMAND"))
@@ -83,22 +82,24 @@ def _help_and_version(argv: list[str]) -> tuple[str | None, list[str]]:
     return None, argv
 
 
-def _context(args):
+def _context(options):
+    """The Context of a run from its global options (:class:`arguments.GlobalOptions`)."""
     from pathlib import Path
 
     from hgautomation.context import Context
     from hgautomation.state import StateDir
 
-    verbosity = -1 if args.quiet else min(args.verbose, 1)
+    verbosity = -1 if options.quiet else min(options.verbose, 1)
     return Context(
-        state=StateDir.at(args.state_path),
+        state=StateDir.at(options.state_path),
         verbosity=verbosity,
-        debug=args.debug,
-        explicit_region=args.aws_region,
-        aws_profile=args.aws_profile,
-        explicit_hg_repo=Path(args.hg_repo) if args.hg_repo else None,
-        ssh_config=Path(args.ssh_config).expanduser().absolute() if args.ssh_config else None,
-        identity=_identity(args.identity),
+        debug=options.debug,
+        explicit_region=options.aws_region,
+        aws_profile=options.aws_profile,
+        explicit_hg_repo=Path(options.hg_repo) if options.hg_repo else None,
+        ssh_config=(Path(options.ssh_config).expanduser().absolute() if options.ssh_config
+                    else None),
+        identity=_identity(options.identity),
     )
 
 
@@ -116,12 +117,6 @@ def _identity(value: str | None):
     if not usable:
         raise errors.UsageError(f"-i/--identity: {path} is not a readable file")
     return path
-
-
-def _load(target: str):
-    module_name, func_name = target.split(":")
-    module = importlib.import_module(f"hgautomation.commands.{module_name}")
-    return getattr(module, func_name)
 
 
 def _on_sigterm(signum, frame):
@@ -147,23 +142,22 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             return 0
         from hgautomation import arguments
 
-        args = arguments.parse_args(argv, prog)
-        if args.command is None or args.help:
+        parsed = arguments.parse_args(argv, prog)
+        if parsed.command is None or parsed.help:
             sys.stdout.write(overview(prog))
             sys.stdout.flush()
             return 0
         from hgautomation import console
 
-        debug = debug or bool(args.debug)
-        ctx = _context(args)
-        console.configure(ctx.verbosity).machine = getattr(args, "template", "text") == "json"
-        log = _open_log(ctx, args.command, argv)
-        _report_sources(args.sources, args, debug)
+        debug = debug or bool(parsed.globals.debug)
+        ctx = _context(parsed.globals)
+        console.configure(ctx.verbosity).machine = parsed.json
+        log = _open_log(ctx, parsed.command.name, argv)
+        _report_sources(parsed.sources, parsed.values, debug)
         import signal  # not needed for --help: a millisecond of start-up saved
 
         signal.signal(signal.SIGTERM, _on_sigterm)
-        handler = _load(COMMANDS[args.command][1])
-        code = int(handler(ctx, args) or 0)
+        code = int(parsed.command.flow(ctx, parsed.options) or 0)
         _close_log(f"exit {code}")
         return code
     except errors.HgAutomationError as exc:
@@ -185,13 +179,13 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
                        errors.INTERNAL_ERROR_EXIT, debug, log)
 
 
-def _report_sources(sources: dict[str, str], args, debug: bool) -> None:
+def _report_sources(sources: dict[str, str], values: dict[str, object], debug: bool) -> None:
     """Where each value the command line did not give came from: in the log, and on
     stderr with --debug."""
     from hgautomation import console
 
     for dest, source in sorted(sources.items()):
-        line = f"setting {dest} = {getattr(args, dest)!r} (from {source})"
+        line = f"setting {dest} = {values[dest]!r} (from {source})"
         if debug:
             sys.stderr.write(line + "\n")
         console.get().trace(line)

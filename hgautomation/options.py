@@ -1,10 +1,10 @@
-"""Typed options: the validators argparse calls (``type=``) and the records commands hand down.
+"""Typed options: the validators of declared options and the records commands hand down.
 
 Every value a user types is checked once, here, when the command line is parsed
-(the CLI wraps each validator as an argparse ``type=``): a bad value is a
-:class:`~hgautomation.errors.UsageError` (exit 2) before anything starts. Below the command
-layer nothing sees an argparse Namespace; flows take the frozen dataclasses of
-this module instead.
+(each :class:`~hgautomation.declare.Option` names its validator; the CLI wraps it as
+an argparse ``type=``): a bad value is a :class:`~hgautomation.errors.UsageError`
+(exit 2) before anything starts. No flow sees argparse; flows take frozen records
+built of the dataclasses of this module.
 """
 
 from __future__ import annotations

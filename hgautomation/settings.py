@@ -10,55 +10,44 @@ the value comes from (first found wins)::
 
 The file is read only when it exists; an unknown section or key is an error that
 names it (with the closest known one), so a typo never passes silently.
-Values are validated by the option itself (its ``type=`` and choices), by the
-caller (:mod:`hgautomation.arguments`), which owns the parser.
+Which option each setting defaults is declared with the option
+(:class:`hgautomation.declare.Option` ``settings``); values are validated as the
+option itself validates them, by the caller (:mod:`hgautomation.arguments`).
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hgautomation import errors
 
-
-@dataclass(frozen=True)
-class Setting:
-    dest: str  # the option's attribute on the parsed arguments
-    key: str | None  # "section.key" in the file and in --config; None: not there
-    env: str | None  # HGAUTOMATION_* variable; None: not there
-    commands: tuple[str, ...] = ()  # () = every command that has the option
+if TYPE_CHECKING:
+    from hgautomation.declare import Option
 
 
-_WINDOWS_BUILDS = ("build-all-windows-packages", "build-inno", "build-wix",
-                   "build-windows-wheel")
-
-SETTINGS: tuple[Setting, ...] = (
-    Setting("aws_region", "aws.region", "HGAUTOMATION_AWS_REGION"),
-    Setting("aws_profile", "aws.profile", "HGAUTOMATION_AWS_PROFILE"),
-    Setting("owner", "aws.owner", "HGAUTOMATION_OWNER"),
-    Setting("ingress_cidr", "aws.ingress-cidr", "HGAUTOMATION_INGRESS_CIDR"),
-    Setting("ssh_config", "ssh.config", "HGAUTOMATION_SSH_CONFIG"),
-    Setting("identity", "ssh.identity", "HGAUTOMATION_IDENTITY"),
-    Setting("hg_repo", None, "HGAUTOMATION_HG_REPO"),
-    Setting("verbose", None, "HGAUTOMATION_VERBOSE"),
-    Setting("quiet", None, "HGAUTOMATION_QUIET"),
-    Setting("debug", None, "HGAUTOMATION_DEBUG"),
-    Setting("distro", "linux.distro", None, ("run-tests-linux",)),
-    Setting("instance_type", "linux.instance-type", None, ("run-tests-linux",)),
-    Setting("instance_type", "windows.bootstrap-instance-type", None,
-            ("bootstrap-windows-dev",)),
-    Setting("instance_type", "windows.build-instance-type", None, _WINDOWS_BUILDS),
-    Setting("instance_type", "windows.tests-instance-type", None, ("run-tests-windows",)),
-    Setting("base_image_name", "windows.base-image-name", None),
-    Setting("ssh_host", "publish.ssh-host", None, ("publish-windows-artifacts",)),
-    Setting("ssh_username", "publish.ssh-username", None, ("publish-windows-artifacts",)),
-    Setting("release_dir", "publish.release-dir", None, ("publish-windows-artifacts",)),
-)
 # The state directory holds the file, so it comes from the command line or here.
 STATE_PATH_ENV = "HGAUTOMATION_STATE_PATH"
-KEYS = sorted({s.key for s in SETTINGS if s.key})
+
+
+class Keys:
+    """The ``section.key`` names a file or ``--config`` may set: the run's command's
+    first; every command's (``every()``, which imports them all) only for a name that
+    is not among those, to tell another command's key from a typo."""
+
+    def __init__(self, near: Iterable[str], every: Callable[[], Iterable[str]]):
+        self._near = set(near)
+        self._every = every
+        self._all: list[str] | None = None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._near or key in self.all()
+
+    def all(self) -> list[str]:
+        if self._all is None:
+            self._all = sorted(set(self._every()) | self._near)
+        return self._all
 
 
 def file_path(state_path: str | None) -> Path:
@@ -68,16 +57,16 @@ def file_path(state_path: str | None) -> Path:
     return StateDir.at(state_path).root / "config"
 
 
-def _unknown(key: str, where: str) -> errors.ConfigurationError:
+def _unknown(key: str, where: str, keys: Keys) -> errors.ConfigurationError:
     import difflib
 
-    close = difflib.get_close_matches(key, KEYS, n=1)
+    close = difflib.get_close_matches(key, keys.all(), n=1)
     return errors.ConfigurationError(
         f"{where}: unknown setting {key!r}",
-        hint=f"did you mean {close[0]!r}?" if close else f"known: {', '.join(KEYS)}")
+        hint=f"did you mean {close[0]!r}?" if close else f"known: {', '.join(keys.all())}")
 
 
-def read_file(path: Path) -> dict[str, tuple[str, str]]:
+def read_file(path: Path, keys: Keys) -> dict[str, tuple[str, str]]:
     """``{"aws.region": (value, "PATH")}`` from an hgrc-style file; {} if it is absent."""
     import configparser
 
@@ -95,43 +84,41 @@ def read_file(path: Path) -> dict[str, tuple[str, str]]:
     for section in parser.sections():
         for name, value in parser.items(section):
             key = f"{section}.{name}"
-            if key not in KEYS:
-                raise _unknown(key, str(path))
+            if key not in keys:
+                raise _unknown(key, str(path), keys)
             found[key] = (value.strip(), str(path))
     return found
 
 
-def parse_overrides(items: list[str] | None) -> dict[str, tuple[str, str]]:
+def parse_overrides(items: list[str] | None, keys: Keys) -> dict[str, tuple[str, str]]:
     """``--config SECTION.KEY=VALUE`` values (later ones win)."""
     found = {}
     for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or "." not in key:
             raise errors.UsageError(f"--config {item!r}: expected SECTION.KEY=VALUE")
-        if key not in KEYS:
-            raise _unknown(key, "--config")
+        if key not in keys:
+            raise _unknown(key, "--config", keys)
         found[key] = (value, "--config")
     return found
 
 
-def candidates(command: str, available: set[str], given: set[str],
+def candidates(options: Iterable[Option], given: set[str],
                overrides: dict[str, tuple[str, str]],
                file_values: dict[str, tuple[str, str]],
-               environ: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
-    """For each option of `command` the user did not give (`given`, dests): the raw
-    value and where it comes from, by precedence. `available`: the command's dests."""
-    environ = os.environ if environ is None else environ
+               environ: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """For each of a command's `options` (global ones included) the user did not give
+    (`given`: dests) and that a setting may default: the raw value and where it comes
+    from, by precedence."""
     chosen: dict[str, tuple[str, str]] = {}
-    for setting in SETTINGS:
-        if setting.dest not in available or setting.dest in given or setting.dest in chosen:
+    for option in options:
+        key, env = option.setting, option.env
+        if option.dest in given or option.dest in chosen or option.dest == "state_path":
             continue
-        if setting.commands and command not in setting.commands:
-            continue
-        if setting.key and setting.key in overrides:
-            chosen[setting.dest] = overrides[setting.key]
-        elif setting.env and environ.get(setting.env):
-            chosen[setting.dest] = (environ[setting.env], setting.env)
-        elif setting.key and setting.key in file_values:
-            chosen[setting.dest] = (file_values[setting.key][0],
-                                    f"{file_values[setting.key][1]} ({setting.key})")
+        if key and key in overrides:
+            chosen[option.dest] = overrides[key]
+        elif env and environ.get(env):
+            chosen[option.dest] = (environ[env], env)
+        elif key and key in file_values:
+            chosen[option.dest] = (file_values[key][0], f"{file_values[key][1]} ({key})")
     return chosen

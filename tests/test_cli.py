@@ -47,8 +47,8 @@ def test_top_level_help_lists_global_options_and_stays_light(tmp_path, hgautomat
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
     assert "hgautomation.cli" in imported
     assert not imported & {"boto3", "botocore", "paramiko", "twine", "requests"}
-    for flags, _spec in cli.GLOBAL_OPTIONS:
-        assert flags[-1] in result.stdout
+    for option in cli.GLOBAL_OPTIONS:
+        assert option.flags[-1] in result.stdout
     # Combined with another global option, argparse parses and the same help appears.
     again = hgautomation("--state-path", str(tmp_path / "s"), "--help", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
@@ -77,15 +77,15 @@ def test_every_subcommand_has_help(name, tmp_path, hgautomation):
 def test_every_example_is_a_valid_command_line(name):
     import shlex
 
-    from hgautomation import arguments
-    from hgautomation.catalog import EXAMPLES
+    from hgautomation import arguments, catalog
 
-    assert EXAMPLES[name]
-    for line in EXAMPLES[name]:
+    examples = catalog.command(name).examples
+    assert examples
+    for line in examples:
         words = shlex.split(line.format(prog="hgautomation"))
         argv = words[1:words.index(">")] if ">" in words else words[1:]  # no redirection
-        args = arguments.parse_args(argv, "hgautomation")  # UsageError if not
-        assert args.command == name
+        parsed = arguments.parse_args(argv, "hgautomation")  # UsageError if not
+        assert parsed.command.name == name
 
 
 def test_version(tmp_path, hgautomation):
@@ -194,16 +194,19 @@ def test_every_error_class_has_its_own_exit_code():
 def test_an_error_raised_by_a_flow_is_one_line_with_its_code(tmp_path, hgautomation):
     # A subcommand whose flow raises one of our errors, run through cli.main.
     program = textwrap.dedent(f"""
-        import sys, types
+        import dataclasses, sys, types
         from hgautomation import cli
         from hgautomation import errors
+        from hgautomation.declare import Command
 
         module = types.ModuleType("hgautomation.commands.fake_flow")
-        def main(ctx, args):
+        def main(ctx, opts):
             raise errors.RemoteCommandError("make exited 2", hint="see the output above")
-        module.main = main
+        Nothing = dataclasses.make_dataclass("Nothing", [], frozen=True)
+        module.COMMAND = Command("fake-flow", options=(), record=Nothing, flow=main,
+                                 examples=())
         sys.modules[module.__name__] = module
-        cli.COMMANDS["fake-flow"] = ("a flow that is not there", "fake_flow:main")
+        cli.COMMANDS["fake-flow"] = ("a flow that is not there", "fake_flow:COMMAND")
         sys.exit(cli.main(["--state-path", {str(tmp_path / 'state')!r}, "fake-flow"],
                           prog="hgautomation"))
     """)

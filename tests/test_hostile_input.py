@@ -9,12 +9,11 @@ directory holds no repository, so each case ends at the first check that refuses
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import pytest
 
-from hgautomation import arguments, catalog, cli, errors
+from hgautomation import catalog, cli, errors
 
 HOSTILE = {
     "empty": "",
@@ -37,14 +36,13 @@ SKIP = {"-h", "--help", "--debug"}  # --debug shows tracebacks on purpose
 
 
 def _options(command: str) -> list[tuple[str, bool]]:
-    """(option string, takes a value) for every option of ``command``."""
-    parser = arguments.build_parser("hgautomation", only=[command])
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    """(option string, takes a value) for every option of ``command`` (its own and the
+    global ones, as declared)."""
     found = []
-    for action in sub.choices[command]._actions:
-        if not action.option_strings or set(action.option_strings) & SKIP:
+    for option in (*catalog.command(command).options, *catalog.GLOBAL_OPTIONS):
+        if option.positional or set(option.flags) & SKIP:
             continue
-        found.append((max(action.option_strings, key=len), action.nargs != 0))
+        found.append((max(option.flags, key=len), option.takes_value))
     return found
 
 

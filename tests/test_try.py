@@ -25,8 +25,7 @@ from pathlib import Path
 import pytest
 from harness import hgsource
 
-from hgautomation import tryserver
-from hgautomation.catalog import EXAMPLES
+from hgautomation import catalog, tryserver
 
 FUNCTION = "ci-try-server-upload"
 
@@ -157,7 +156,7 @@ def test_payload_received_by_server_is_the_draft_bundle(cli, lambda_simple, repo
     assert _bundled_nodes(repo, tmp_path, payload) == drafts
 
 
-@pytest.mark.parametrize("example", EXAMPLES["try"])
+@pytest.mark.parametrize("example", catalog.command("try").examples)
 def test_help_examples_send_the_whole_stack(cli, lambda_simple, repo, tmp_path, example):
     """Each example of ``try --help``, run as printed on a stack of two drafts.
 

@@ -7,21 +7,38 @@ repository is then pushed into ``/hgdev/src`` so runs only send new changesets.
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hgautomation import console, errors, hgrepo, hosts, linux
-from hgautomation.commands import open_aws, static_hosts
+from hgautomation import console, errors, hgrepo, hosts, linux, options, platforms
+from hgautomation.commands import aws_options, host_options, open_aws, static_hosts
 from hgautomation.context import Context
+from hgautomation.declare import Command, Option
+from hgautomation.options import AWSOptions, StaticHosts
 
 
-def main(ctx: Context, args: argparse.Namespace) -> int:
-    if not args.host:
-        return _images(ctx, args)
+@dataclass(frozen=True)
+class BootstrapLinuxOptions:
+    hosts: StaticHosts
+    pythons: tuple[str, ...]
+    user: str
+    authorized_key: str | None
+    hg: str
+    pip_index_url: str | None
+    distros: tuple[str, ...]
+    parallel: bool
+    no_rust: bool
+    refresh_images: bool
+    clone_url: str | None
+    aws: AWSOptions
+
+
+def main(ctx: Context, opts: BootstrapLinuxOptions) -> int:
+    if not opts.hosts.specs:
+        return _images(ctx, opts)
     out = console.get()
-    if args.authorized_key:
-        key_file = Path(args.authorized_key).expanduser()
+    if opts.authorized_key:
+        key_file = Path(opts.authorized_key).expanduser()
     else:
         key_file = Path(f"{hosts.tool_key(ctx.state.keys, create=True)}.pub")
     try:
@@ -33,26 +50,22 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
         raise errors.ConfigurationError(f"{key_file} does not hold an OpenSSH public key")
     repo = None
     try:
-        repo = hgrepo.LocalRepo(ctx.hg_repo, hg=args.hg)
+        repo = hgrepo.LocalRepo(ctx.hg_repo, hg=opts.hg)
     except errors.LocalRepoError:
         out.warn("no local Mercurial repository: /hgdev/src stays empty until the first run")
-    wanted = static_hosts(args)
-    targets = hosts.static_hosts(
-        wanted.specs, known_hosts=ctx.state.known_hosts, ssh_config=ctx.ssh_config,
-        identity=ctx.identity,
-        accept_new_host_key=wanted.accept_new_host_key, default_user="root")
+    targets = static_hosts(ctx, opts.hosts, provisioning=True)
     for host in targets:
-        with out.step(f"provision {host.target} ({','.join(args.pythons)})"), \
+        with out.step(f"provision {host.target} ({','.join(opts.pythons)})"), \
                 host.connect() as conn:
-            linux.provision(conn, args.user, public_key, args.pythons,
+            linux.provision(conn, opts.user, public_key, opts.pythons,
                             prefix=f"[{host.label}] " if len(targets) > 1 else "",
-                            pip_index_url=args.pip_index_url, clone_url=args.clone_url,
-                            rust=not args.no_rust)
+                            pip_index_url=opts.pip_index_url, clone_url=opts.clone_url,
+                            rust=not opts.no_rust)
         if repo is not None:
             # Seed /hgdev/src as the contract user, so later pushes are incremental.
             node = hgrepo.resolve_revision(repo, ".")
             identity = Path(str(key_file)[:-4]) if str(key_file).endswith(".pub") else None
-            as_user = replace(host.target, user=args.user,
+            as_user = replace(host.target, user=opts.user,
                               identity_files=(identity,) if identity and identity.exists()
                               else host.target.identity_files,
                               identities_only=bool(identity and identity.exists()))
@@ -61,21 +74,64 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
                 out.info(f"pushed {result.changesets} changesets" if result.pushed
                          else "/hgdev/src has the local history already")
             with out.step(f"test requirements on {host.target}"), host.connect() as conn:
-                linux.install_test_requirements(conn, args.user, args.pip_index_url)
+                linux.install_test_requirements(conn, opts.user, opts.pip_index_url)
     out.result(f"{len(targets)} host{'s' if len(targets) != 1 else ''} provisioned")
     return 0
 
 
-def _images(ctx: Context, args: argparse.Namespace) -> int:
+def _images(ctx: Context, opts: BootstrapLinuxOptions) -> int:
     from hgautomation.linux import ec2  # boto3: only for the EC2 path
 
-    with open_aws(ctx, args, kinds=("linux",)) as aws:
-        images = ec2.ensure_images(ctx, aws, args.distros, args.pythons,
-                                   parallel=args.parallel, refresh=args.refresh_images,
-                                   rust=not args.no_rust,
-                                   clone_url=args.clone_url or ec2.DEFAULT_CLONE_URL,
-                                   pip_index_url=args.pip_index_url)
+    with open_aws(ctx, opts.aws, kinds=("linux",)) as aws:
+        images = ec2.ensure_images(ctx, aws, opts.distros, opts.pythons,
+                                   parallel=opts.parallel, refresh=opts.refresh_images,
+                                   rust=not opts.no_rust,
+                                   clone_url=opts.clone_url or ec2.DEFAULT_CLONE_URL,
+                                   pip_index_url=opts.pip_index_url)
         console.get().table(["distro", "image", "name"],
-                            [[d, i.id, i.name] for d, i in zip(args.distros, images)],
+                            [[d, i.id, i.name] for d, i in zip(opts.distros, images)],
                             title="Linux dev images:")
     return 0
+
+
+COMMAND = Command(
+    "bootstrap-linux-dev",
+    options=(
+        *host_options(),
+        Option("--pythons", kind="list", choices=platforms.LINUX_PYTHONS,
+               default=list(platforms.LINUX_PYTHONS), metavar="PYTHON",
+               help="Pythons to install, 'a b' or 'a,b' (default: all: "
+                    f"{','.join(platforms.LINUX_PYTHONS)})"),
+        Option("--user", default="hg",
+               help="with --host: the contract user to create (default: %(default)s)"),
+        Option("--authorized-key", metavar="FILE",
+               help="with --host: public key to authorize for that user (default: the "
+                    "tool's own key in the state dir)"),
+        Option("--hg", default="hg", metavar="PATH",
+               help="local hg used to seed /hgdev/src (default: %(default)s)"),
+        Option("--pip-index-url", metavar="URL",
+               help="package index for Mercurial in venv-bootstrap, on --host machines or "
+                    "EC2 image builders (default: PyPI)"),
+        Option("--distros", kind="list", choices=tuple(platforms.LINUX_DISTROS),
+               default=list(platforms.LINUX_DISTROS), metavar="DISTRO",
+               help="distros, 'a b' or 'a,b' (default: all: "
+                    f"{','.join(platforms.LINUX_DISTROS)})"),
+        Option("--parallel", kind="flag", help="build the distro images at the same time"),
+        Option("--no-rust", kind="flag",
+               help="leave out the pinned Rust toolchain (rustup from static.rust-lang.org; "
+                    "needed for --rust/--rhg runs and the cargo/rustfmt features)"),
+        Option("--refresh-images", kind="flag",
+               help="build the images even if up to date (e.g. on a newer base image)"),
+        Option("--clone-url", metavar="URL", validator=options.repository_url,
+               help="repository cloned into /hgdev/src: for EC2 images (default: "
+                    "https://www.mercurial-scm.org/repo/hg); with --host only if given "
+                    "(otherwise the local repository is pushed)"),
+        *aws_options(),
+    ),
+    record=BootstrapLinuxOptions,
+    flow=main,
+    examples=(
+        "{prog} bootstrap-linux-dev --distros debian12,ubuntu24.04",
+        "{prog} bootstrap-linux-dev --host hg@buildbox --pythons 3.12,3.13",
+    ),
+)

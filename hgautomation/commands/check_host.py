@@ -3,27 +3,31 @@ then which of the test suite's features each host has and what their absence ski
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-from hgautomation import console, errors, hosts, linux
-from hgautomation.commands import static_hosts
+from hgautomation import console, errors, linux, platforms
+from hgautomation.commands import host_options, static_hosts
 from hgautomation.context import Context
+from hgautomation.declare import Command, Option
 from hgautomation.linux import features
+from hgautomation.options import StaticHosts
 
 
-def main(ctx: Context, args: argparse.Namespace) -> int:
-    if not args.host:
+@dataclass(frozen=True)
+class CheckHostOptions:
+    hosts: StaticHosts
+    python_version: str
+    no_features: bool
+
+
+def main(ctx: Context, opts: CheckHostOptions) -> int:
+    if not opts.hosts.specs:
         raise errors.UsageError("check-host needs --host [USER@]ADDRESS[:PORT]")
     out = console.get()
-    wanted = static_hosts(args)
-    targets = hosts.static_hosts(
-        wanted.specs, known_hosts=ctx.state.known_hosts, ssh_config=ctx.ssh_config,
-        identity=ctx.identity,
-        accept_new_host_key=wanted.accept_new_host_key,
-        fallback_identity=hosts.tool_key(ctx.state.root / "keys"))
-    checkout = None if args.no_features else _checkout(ctx, args)
-    python = linux.python_path(args.python_version)
+    targets = static_hosts(ctx, opts.hosts)
+    checkout = None if opts.no_features else _checkout(ctx)
+    python = linux.python_path(opts.python_version)
     failing = []
     for host in targets:
         with out.step(f"check {host.target}"), host.connect() as conn:
@@ -51,7 +55,7 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _checkout(ctx: Context, args: argparse.Namespace) -> Path | None:
+def _checkout(ctx: Context) -> Path | None:
     """The local checkout whose tests/hghave.py and tests are checked against the host."""
     try:
         root = Path(ctx.hg_repo)
@@ -77,3 +81,20 @@ def _show_features(report: features.FeatureReport) -> None:
                   title="test features missing")
     out.result(f"{report.skipped} of {report.tests} tests would be skipped for a missing "
                "host feature")
+
+
+COMMAND = Command(
+    "check-host",
+    options=(
+        *host_options(),
+        Option("--python-version", choices=platforms.LINUX_PYTHONS,
+               default=platforms.DEFAULT_LINUX_PYTHON,
+               help="Python whose test features are checked (default: %(default)s)"),
+        Option("--no-features", kind="flag",
+               help="skip the report of the test suite's features (tests/hghave.py of the "
+                    "local checkout) on the host"),
+    ),
+    record=CheckHostOptions,
+    flow=main,
+    examples=("{prog} check-host --host hg@buildbox",),
+)

@@ -5,17 +5,36 @@ Installed by redirecting it where the shell looks (README: "Shell completion").
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 
 from hgautomation import console
 from hgautomation.context import Context
+from hgautomation.declare import Command, Option
 
 
-def main(ctx: Context, args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class CompletionOptions:
+    shell: str
+    prog: str  # the program name the script completes
+
+
+def main(ctx: Context, opts: CompletionOptions) -> int:
     import shtab
 
     from hgautomation import arguments
 
-    parser = arguments.build_parser(args.prog)  # every command's options
-    console.get().result(shtab.complete(parser, shell=args.shell).rstrip("\n"))
+    parser = arguments.build_parser(opts.prog)  # every command's options
+    console.get().result(shtab.complete(parser, shell=opts.shell).rstrip("\n"))
     return 0
+
+
+COMMAND = Command(
+    "completion",
+    options=(Option("shell", choices=("bash", "zsh"), help="the shell to complete for"),),
+    record=CompletionOptions,
+    flow=main,
+    examples=(
+        "{prog} completion bash > ~/.local/share/bash-completion/completions/{prog}",
+        "{prog} completion zsh > ~/.zfunc/_{prog}",
+    ),
+)

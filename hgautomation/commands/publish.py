@@ -9,22 +9,41 @@ files) before anything is sent; then PyPI, then the release host.
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 
-from hgautomation import console, errors
+from hgautomation import console, errors, options
+from hgautomation.commands import template
 from hgautomation.context import Context
+from hgautomation.declare import Command, Option
+from hgautomation.options import HostSpec
 from hgautomation.publish import artifacts
 
 
-def main(ctx: Context, args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class PublishOptions:
+    template: str
+    mercurial_version: str
+    revision: str | None
+    pypi: bool
+    mercurial_scm_org: bool
+    ssh_username: str | None
+    ssh_host: HostSpec
+    ssh_port: int | None
+    release_dir: str
+    repository: str | None
+    repository_url: str | None
+    dry_run: bool
+
+
+def main(ctx: Context, opts: PublishOptions) -> int:
     out = console.get()
-    version = args.mercurial_version  # validated by options.version
-    if not args.pypi and not args.mercurial_scm_org:
+    version = opts.mercurial_version  # validated by options.version
+    if not opts.pypi and not opts.mercurial_scm_org:
         raise errors.UsageError("--no-pypi and --no-mercurial-scm-org leave nothing to do")
-    if args.pypi and "+" in version:
+    if opts.pypi and "+" in version:
         raise errors.UsageError(f"PyPI does not accept local versions like {version!r}",
                                 hint="publish with --no-pypi, or a public version")
-    builds, node = _declared_builds(ctx, args.revision or version)
+    builds, node = _declared_builds(ctx, opts.revision or version)
     dist = ctx.hg_repo / "dist"
     with out.step(f"checking the artifacts for {version} in {dist}"):
         found = artifacts.collect(dist, version, builds)
@@ -35,12 +54,12 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
     with out.step(f"twine check ({len(wheels)} wheels)"):
         pypi.check_wheels(wheels)
 
-    repo = pypi.open_repository(args.repository, args.repository_url) if args.pypi else None
-    host_label = f"{args.ssh_host.address}:{args.release_dir.rstrip('/')}/"
+    repo = pypi.open_repository(opts.repository, opts.repository_url) if opts.pypi else None
+    host_label = f"{opts.ssh_host.address}:{opts.release_dir.rstrip('/')}/"
     rows, files = [], []
     for a in found:
-        dests = [host_label + a.name] if args.mercurial_scm_org else []
-        to = ["release host"] if args.mercurial_scm_org else []
+        dests = [host_label + a.name] if opts.mercurial_scm_org else []
+        to = ["release host"] if opts.mercurial_scm_org else []
         if a.is_wheel and repo is not None:
             dests.insert(0, repo.display)
             to.insert(0, "PyPI")
@@ -49,24 +68,24 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
                       "destinations": dests})
     if repo is not None:
         out.info(f"PyPI: {repo.display}")
-    if args.mercurial_scm_org:
+    if opts.mercurial_scm_org:
         out.info(f"release host: {host_label}")
     out.table(("file", "size", "sha256", "to"), rows,
               title=f"Mercurial {version}: {len(found)} files")
-    document = {"version": version, "revision": node, "dry_run": args.dry_run,
+    document = {"version": version, "revision": node, "dry_run": opts.dry_run,
                 "files": files, "pypi": None, "release_host": None}
-    if args.dry_run:
+    if opts.dry_run:
         out.result("dry run: nothing sent")
         out.emit(document)
         return 0
 
-    if not args.mercurial_scm_org:
-        return _publish(ctx, args, version, repo, wheels, found, None, document)
+    if not opts.mercurial_scm_org:
+        return _publish(ctx, opts, version, repo, wheels, found, None, document)
     from hgautomation import ssh
 
-    host = args.ssh_host
-    target = ssh.resolve(host.address, user=args.ssh_username or host.user,
-                         port=args.ssh_port or host.port, ssh_config=ctx.ssh_config,
+    host = opts.ssh_host
+    target = ssh.resolve(host.address, user=opts.ssh_username or host.user,
+                         port=opts.ssh_port or host.port, ssh_config=ctx.ssh_config,
                          identity_files=(ctx.identity,) if ctx.identity else ())
     with out.step(f"connecting to {target}"):
         try:
@@ -81,7 +100,7 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
                 hint=f"verify the fingerprint, then add the key to {' or '.join(files)}") \
                 from None
     with conn:
-        return _publish(ctx, args, version, repo, wheels, found, conn, document)
+        return _publish(ctx, opts, version, repo, wheels, found, conn, document)
 
 
 def _declared_builds(ctx: Context, revision: str):
@@ -99,12 +118,12 @@ def _declared_builds(ctx: Context, revision: str):
     return declared.read(repo, node), node
 
 
-def _publish(ctx: Context, args: argparse.Namespace, version, repo, wheels, found,
+def _publish(ctx: Context, opts: PublishOptions, version, repo, wheels, found,
              conn, document: dict) -> int:
     from hgautomation.publish import pypi, release_host
 
     out = console.get()
-    directory = args.release_dir
+    directory = opts.release_dir
     # Everything that can refuse is asked before the first byte goes anywhere.
     pypi_plan = host_plan = None
     if repo is not None:
@@ -146,3 +165,50 @@ def _publish(ctx: Context, args: argparse.Namespace, version, repo, wheels, foun
                                     "already_there": [a.name for a in host_plan.already_there]}
     out.emit(document)
     return 0
+
+
+COMMAND = Command(
+    "publish-windows-artifacts",
+    options=(
+        template(),
+        Option("mercurial_version", metavar="VERSION", validator=options.version,
+               help="Mercurial version being released (e.g. 7.2.1)"),
+        Option("-r", "--revision",
+               help="the released revision, whose declaration (install script, "
+                    "pyproject.toml) names the wheels (default: the tag VERSION)"),
+        Option("--no-pypi", kind="off", help="do not upload wheels to PyPI"),
+        Option("--no-mercurial-scm-org", kind="off",
+               help="do not upload installers to mercurial-scm.org"),
+        Option("--ssh-username", settings=("publish.ssh-username",),
+               help="user name on the release host (default: --ssh-host's, else the ssh "
+                    "config's, else the local user)"),
+        Option("--ssh-host", default=options.parse_host_spec("mercurial-scm.org"),
+               validator=options.parse_host_spec, metavar="[USER@]HOST[:PORT]",
+               settings=("publish.ssh-host",),
+               help="release host, resolved as ssh resolves it (default: mercurial-scm.org)"),
+        Option("--ssh-port", validator=options.port,
+               help="SSH port of the release host (default: the ssh config's, else 22)"),
+        Option("--release-dir", default="/var/www/release/windows",
+               settings=("publish.release-dir",),
+               help="directory for installers and latest.dat on the release host "
+                    "(default: %(default)s)"),
+        Option("--repository",
+               help="twine repository name from .pypirc (default: TWINE_REPOSITORY, else "
+                    "pypi)"),
+        Option("--repository-url",
+               help="upload URL of the package index (default: TWINE_REPOSITORY_URL, else "
+                    "the repository's)"),
+        Option("--dry-run", kind="flag",
+               help="check the artifacts and print the plan; send nothing"),
+    ),
+    record=PublishOptions,
+    flow=main,
+    examples=(
+        "{prog} publish-windows-artifacts 7.2.4 --dry-run",
+        "{prog} publish-windows-artifacts 7.2.4 --ssh-username alice",
+    ),
+    json_keys={"": "dry_run files pypi release_host revision version",
+               "files[]": "destinations name sha256 size",
+               "pypi": "already_there repository uploaded",
+               "release_host": "already_there directory host uploaded"},
+)

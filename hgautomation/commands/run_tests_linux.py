@@ -8,7 +8,6 @@ summarize (time to connect and sync, to build, to test), exit 1 if a test failed
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import datetime
 import time
@@ -16,9 +15,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hgautomation import console, errors, hgrepo, hosts, linux
-from hgautomation.commands import open_aws, static_hosts
+from hgautomation import console, errors, hgrepo, hosts, linux, options, platforms
+from hgautomation.commands import (
+    aws_options,
+    host_options,
+    open_aws,
+    revision,
+    static_hosts,
+    template,
+)
 from hgautomation.context import Context
+from hgautomation.declare import Command, Option
+from hgautomation.options import AWSOptions, StaticHosts
 from hgautomation.state import check_writable
 
 STATIC_FILESYSTEMS = ("default", "tmpfs")
@@ -53,19 +61,38 @@ class ShardResult:
     connections: list = field(default_factory=list)
 
 
-def main(ctx: Context, args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class RunTestsLinuxOptions:
+    template: str
+    distro: str
+    filesystem: str
+    instance_type: str
+    python_version: str
+    revision: str
+    hosts: StaticHosts
+    instances: int | None
+    hg: str
+    include_working_copy: bool
+    results_dir: str | None
+    full_install: bool
+    rebuild: bool
+    aws: AWSOptions
+    test_flags: tuple[str, ...]
+
+
+def main(ctx: Context, opts: RunTestsLinuxOptions) -> int:
     out = console.get()
     start = time.monotonic()
-    repo = hgrepo.LocalRepo(ctx.hg_repo, hg=args.hg)
+    repo = hgrepo.LocalRepo(ctx.hg_repo, hg=opts.hg)
     with out.step("resolve revision"):
-        node = hgrepo.resolve_revision(repo, args.revision)
-        out.info(f"revision {args.revision} is {node}")
-        diff = hgrepo.working_copy_diff(repo) if args.include_working_copy else None
-        if args.include_working_copy:
+        node = hgrepo.resolve_revision(repo, opts.revision)
+        out.info(f"revision {opts.revision} is {node}")
+        diff = hgrepo.working_copy_diff(repo) if opts.include_working_copy else None
+        if opts.include_working_copy:
             out.info(f"working copy: {len(diff)} bytes of uncommitted changes"
                      if diff else "working copy: no uncommitted changes")
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    results_dir = Path(args.results_dir).expanduser().absolute() if args.results_dir \
+    results_dir = Path(opts.results_dir).expanduser().absolute() if opts.results_dir \
         else ctx.state.results / f"run-tests-linux-{stamp}-{node[:12]}"
     # Where the report lands is checked now, not after the run (and the host) are gone.
     try:
@@ -74,40 +101,34 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
         raise errors.ConfigurationError(
             f"cannot create the results directory {results_dir}: {exc.strerror}") from exc
     check_writable(results_dir, "results directory")
-    plan = linux.build_plan(args.test_flags, full_install=args.full_install)
-    if args.rebuild and not plan.local:
+    plan = linux.build_plan(opts.test_flags, full_install=opts.full_install)
+    if opts.rebuild and not plan.local:
         raise errors.UsageError(f"--rebuild has nothing to rebuild: {plan.why}")
     run = TestRun(repo=repo, node=node, diff=diff,
-                  python=linux.python_path(args.python_version),
-                  test_flags=tuple(args.test_flags), filesystem=args.filesystem,
-                  results_dir=results_dir, plan=plan, rebuild=args.rebuild)
+                  python=linux.python_path(opts.python_version),
+                  test_flags=tuple(opts.test_flags), filesystem=opts.filesystem,
+                  results_dir=results_dir, plan=plan, rebuild=opts.rebuild)
 
-    if args.host:
-        if args.filesystem not in STATIC_FILESYSTEMS:
+    if opts.hosts.specs:
+        if opts.filesystem not in STATIC_FILESYSTEMS:
             raise errors.UsageError(
-                f"--filesystem {args.filesystem} needs a spare block device, which only "
+                f"--filesystem {opts.filesystem} needs a spare block device, which only "
                 "EC2 runs attach", hint=f"with --host use {' or '.join(STATIC_FILESYSTEMS)}")
-        if args.instances is not None and args.instances != len(args.host):
+        if opts.instances is not None and opts.instances != len(opts.hosts.specs):
             raise errors.UsageError(
-                f"--instances {args.instances} with --host needs {args.instances} --host "
-                f"values (got {len(args.host)})")
-        wanted = static_hosts(args)
-        targets = hosts.static_hosts(
-            wanted.specs, known_hosts=ctx.state.known_hosts, ssh_config=ctx.ssh_config,
-            identity=ctx.identity,
-            accept_new_host_key=wanted.accept_new_host_key,
-            fallback_identity=hosts.tool_key(ctx.state.root / "keys"))
-        shards = _run_all(targets, run)
+                f"--instances {opts.instances} with --host needs {opts.instances} --host "
+                f"values (got {len(opts.hosts.specs)})")
+        shards = _run_all(static_hosts(ctx, opts.hosts), run)
     else:
-        if args.accept_new_host_key:
+        if opts.hosts.accept_new_host_key:
             raise errors.UsageError("--accept-new-host-key applies to --host only "
                                     "(EC2 host keys are generated and pinned by the tool)")
         from hgautomation.linux import ec2
 
-        with open_aws(ctx, args, kinds=("linux",)) as aws, ec2.temporary_hosts(
-                ctx, aws, count=args.instances or 1, distro=args.distro,
-                instance_type=args.instance_type, python=args.python_version,
-                needs_disk=args.filesystem not in STATIC_FILESYSTEMS) as targets:
+        with open_aws(ctx, opts.aws, kinds=("linux",)) as aws, ec2.temporary_hosts(
+                ctx, aws, count=opts.instances or 1, distro=opts.distro,
+                instance_type=opts.instance_type, python=opts.python_version,
+                needs_disk=opts.filesystem not in STATIC_FILESYSTEMS) as targets:
             shards = _run_all(targets, run)
     return _summarize(shards, results_dir, time.monotonic() - start)
 
@@ -201,7 +222,7 @@ def timing_line(shards: Sequence[ShardResult], total_seconds: float) -> str:
 
 def _summary_json(shards: Sequence[ShardResult], report, results_dir: Path,
                   total_seconds: float) -> dict:
-    """The run in -T json output (README: "Machine-readable output")."""
+    """The run in -T json output (keys: ``COMMAND.json_keys``)."""
     return {
         "passed": len(report.passed) if report else None,
         "failed": list(report.failed) if report else None,
@@ -248,3 +269,52 @@ def _summarize(shards: list[ShardResult], results_dir: Path, total_seconds: floa
             + ("without a report" if s.report is None else "with no failing test reported"),
             hint="see its output above", status=s.status)
     return 0
+
+
+COMMAND = Command(
+    "run-tests-linux",
+    options=(
+        template(),
+        Option("--distro", choices=tuple(platforms.LINUX_DISTROS),
+               default=platforms.DEFAULT_LINUX_DISTRO, settings=("linux.distro",),
+               help="Linux distribution (default: %(default)s)"),
+        Option("--filesystem", choices=platforms.FILESYSTEMS, default="default",
+               help="filesystem for /hgwork (default: %(default)s)"),
+        Option("--instance-type", default="c5.9xlarge", settings=("linux.instance-type",),
+               help="EC2 instance type (default: %(default)s)"),
+        Option("--python-version", choices=platforms.LINUX_PYTHONS,
+               default=platforms.DEFAULT_LINUX_PYTHON,
+               help="Python to run the tests with (default: %(default)s)"),
+        revision(),
+        *host_options(),
+        Option("--instances", validator=options.bounded_int(1, options.MAX_INSTANCES),
+               metavar="N",
+               help="shard the tests over N hosts in parallel (with --host: one --host per "
+                    f"shard; at most {options.MAX_INSTANCES})"),
+        Option("--hg", default="hg", metavar="PATH",
+               help="local hg used to resolve and push the revision (default: %(default)s)"),
+        Option("--include-working-copy", kind="flag",
+               help="carry uncommitted changes of tracked files to the host"),
+        Option("--results-dir", metavar="DIR",
+               help="where the JSON report lands (default: STATE/results/<run>)"),
+        Option("--full-install", kind="flag",
+               help="let run-tests.py pip-install the revision as it does by default "
+                    "(release testing); otherwise the host keeps a build of the work tree, "
+                    "reused while C/Rust/setup files and the Python are unchanged, and runs "
+                    "the tests with --local"),
+        Option("--rebuild", kind="flag",
+               help="build the work tree afresh even if a build of the same inputs exists"),
+        *aws_options(),
+        Option("test_flags", kind="passthrough", metavar="TEST_FLAGS",
+               help="arguments for run-tests.py (tests and flags; put flags after --)"),
+    ),
+    record=RunTestsLinuxOptions,
+    flow=main,
+    examples=(
+        "{prog} run-tests-linux --host hg@buildbox test-commit.t",
+        "{prog} run-tests-linux --python-version 3.13 -- -j8 --retest",
+        "{prog} run-tests-linux -r . --distro ubuntu24.04 --filesystem tmpfs",
+    ),
+    json_keys={"": "failed hosts passed report seconds skipped tests",
+               "hosts[]": "build build_seconds host status sync_seconds test_seconds"},
+)

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 
-from hgautomation import console, hgrepo, tryserver
-from hgautomation.commands import open_aws
+from hgautomation import console, hgrepo, options, tryserver
+from hgautomation.commands import open_aws, revision
 from hgautomation.context import Context
+from hgautomation.declare import Command, Option
 from hgautomation.errors import TryServerError
+from hgautomation.options import AWSOptions
 
 
-def main(ctx: Context, args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class TryOptions:
+    revision: str
+    function: str
+
+
+def main(ctx: Context, opts: TryOptions) -> int:
     out = console.get()
     repo = hgrepo.LocalRepo(ctx.hg_repo)
-    selection = tryserver.select(repo, args.revision)
+    selection = tryserver.select(repo, opts.revision)
     cs = selection.head
     out.info(f"node:    {cs.node}")
     out.info(f"branch:  {cs.branch}")
@@ -21,12 +29,12 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
     out.info(f"summary: {cs.summary}")
     bundle = tryserver.bundle(repo, selection)
     payload = tryserver.build_payload(bundle.data, cs)
-    with open_aws(ctx, args, with_owner=False) as aws, \
+    with open_aws(ctx, AWSOptions(profile=ctx.aws_profile), with_owner=False) as aws, \
             out.step(f"sending {bundle.changesets} draft changeset"
                      f"{'' if bundle.changesets == 1 else 's'} in a "
-                     f"{len(bundle.data):,}-byte bundle to {args.function} "
+                     f"{len(bundle.data):,}-byte bundle to {opts.function} "
                      f"({aws.session.region})"):
-        result = tryserver.invoke(aws.session, args.function, payload)
+        result = tryserver.invoke(aws.session, opts.function, payload)
     for line in result.messages:
         out.remote_line("remote: ", line)
     if result.failed:
@@ -35,3 +43,16 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
         raise TryServerError(f"the Try server rejected the submission{kind}: {first}")
     out.result(f"submitted {cs.node[:12]} to the Try server")
     return 0
+
+
+COMMAND = Command(
+    "try",
+    options=(
+        revision(),
+        Option("--function", default="ci-try-server-upload", validator=options.non_empty,
+               help="name of the Try server's Lambda function (default: %(default)s)"),
+    ),
+    record=TryOptions,
+    flow=main,
+    examples=("{prog} try -r .", "{prog} try -r 'draft() and ::.'"),
+)

@@ -1,5 +1,8 @@
-"""-T json documents checked against the keys README.rst documents (its
-"Machine-readable output" list), read independently of the product."""
+"""-T json documents checked against the keys docs/reference.rst documents (its
+"Machine-readable output" list), read as a reader of the docs would, not from the product.
+
+docs/reference.rst is generated from the command declarations, and a unit test keeps
+the committed file equal to that rendering."""
 
 from __future__ import annotations
 
@@ -7,12 +10,12 @@ import json
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "README.rst"
+REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference.rst"
 
 
 def documented() -> dict[str, set[str]]:
     """``{"list-ec2-resources": {...}, "list-ec2-resources.resources[]": {...}, ...}``."""
-    section = README.read_text().split("\nMachine-readable output\n", 1)[1]
+    section = REFERENCE.read_text().split("\nMachine-readable output\n", 1)[1]
     block = section.split("::\n\n", 1)[1].split("\n\n", 1)[0]
     found = {}
     for line in block.splitlines():
@@ -27,7 +30,7 @@ def check(command: str, stdout: str) -> dict:
     it has exactly the documented keys; returns the document."""
     document = json.loads(stdout)  # one document, nothing else on stdout
     keys = documented()
-    assert command in keys, f"README documents no keys for {command}"
+    assert command in keys, f"docs/reference.rst documents no keys for {command}"
     assert set(document) == keys[command], (command, sorted(document))
     for path, expected in keys.items():
         if not path.startswith(command + "."):

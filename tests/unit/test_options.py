@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from hgautomation import arguments, catalog, errors, options
-from hgautomation.commands import aws_options, static_hosts
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -94,8 +93,7 @@ def test_bounded_int():
 
 INGRESS_COMMANDS = sorted(
     name for name in catalog.COMMANDS
-    if "--ingress-cidr" in arguments.build_parser(only=[name])._subparsers._group_actions[0]
-    .choices[name].format_help())
+    if any("--ingress-cidr" in o.flags for o in catalog.command(name).options))
 
 
 def test_ingress_commands_include_windows_and_linux():
@@ -110,8 +108,8 @@ def _required(name: str) -> list[str]:
 
 @pytest.mark.parametrize("name", INGRESS_COMMANDS)
 def test_a_bare_address_means_32_on_every_command(name):
-    args = arguments.parse_args([name, "--ingress-cidr", "192.0.2.7", *_required(name)])
-    assert aws_options(args).ingress_cidr == "192.0.2.7/32"
+    parsed = arguments.parse_args([name, "--ingress-cidr", "192.0.2.7", *_required(name)])
+    assert parsed.options.aws.ingress_cidr == "192.0.2.7/32"
 
 
 @pytest.mark.parametrize("name", INGRESS_COMMANDS)
@@ -128,14 +126,13 @@ def test_abbreviations_are_refused():
         arguments.parse_args(["publish-windows-artifacts", "1.0", "--repo", "x"])
 
 
-def test_typed_values_reach_the_namespace():
-    args = arguments.parse_args(["run-tests-linux", "--host", "hg@box:2222", "--host", "b",
-                                 "--instances", "2", "--owner", "Alice", "--", "-j8"])
-    hosts = static_hosts(args)
-    assert [(h.user, h.address, h.port) for h in hosts.specs] == [("hg", "box", 2222),
-                                                                  (None, "b", None)]
-    assert args.instances == 2 and aws_options(args).owner == "alice"
-    assert args.test_flags == ["-j8"]
+def test_typed_values_reach_the_record():
+    opts = arguments.parse_args(["run-tests-linux", "--host", "hg@box:2222", "--host", "b",
+                                 "--instances", "2", "--owner", "Alice", "--", "-j8"]).options
+    assert [(h.user, h.address, h.port) for h in opts.hosts.specs] == [("hg", "box", 2222),
+                                                                       (None, "b", None)]
+    assert opts.instances == 2 and opts.aws.owner == "alice"
+    assert opts.test_flags == ("-j8",)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -162,7 +159,7 @@ def test_bad_values_are_usage_errors(argv, message):
     ([], []),
 ])
 def test_run_tests_flags_keep_the_order_typed(argv, expected):
-    assert arguments.parse_args(["run-tests-linux", *argv]).test_flags == expected
+    assert arguments.parse_args(["run-tests-linux", *argv]).options.test_flags == tuple(expected)
 
 
 @pytest.mark.parametrize("argv", [["-j", "8", "test-a.t"], ["test-a.t", "--shard", "2"]])
@@ -172,8 +169,8 @@ def test_an_option_with_a_separate_value_must_follow_the_double_dash(argv):
 
 
 def test_our_verbose_among_test_flags_is_pointed_out(captured):
-    args = arguments.parse_args(["run-tests-linux", "test-a.t", "-v"])
-    assert args.verbose == 1 and args.test_flags == ["test-a.t"]
+    parsed = arguments.parse_args(["run-tests-linux", "test-a.t", "-v"])
+    assert parsed.globals.verbose == 1 and parsed.options.test_flags == ("test-a.t",)
     assert "-v is hgautomation's own option" in captured.err_text
 
 
@@ -183,11 +180,11 @@ def test_an_ingress_open_to_everyone_needs_its_own_flag(value):
         assert options.cidr(value) == "0.0.0.0/32"  # one (odd) address, not everyone
         return
     with pytest.raises(errors.UsageError, match="every address") as refused:
-        aws_options(arguments.parse_args(["setup-ec2-account", "--ingress-cidr", value]))
+        arguments.parse_args(["setup-ec2-account", "--ingress-cidr", value])
     assert "--allow-any-address" in refused.value.hint
-    args = arguments.parse_args(["setup-ec2-account", "--ingress-cidr", value,
-                                 "--allow-any-address"])
-    assert aws_options(args).ingress_cidr == value
+    parsed = arguments.parse_args(["setup-ec2-account", "--ingress-cidr", value,
+                                   "--allow-any-address"])
+    assert parsed.options.aws.ingress_cidr == value
 
 
 def test_a_widened_cidr_is_warned_about(captured):
@@ -217,39 +214,40 @@ def test_unusual_but_valid_host_names_pass(spec):
 
 @pytest.mark.parametrize("argv,expected", [
     (["build-windows-wheel", "--arch", "x86,x64", "--python-version", "3.12"],
-     (["x86", "x64"], ["3.12"])),
+     (("x86", "x64"), ("3.12",))),
     (["build-windows-wheel", "--arch", "x86", "arm64,x64", "--python-version=3.12,3.13"],
-     (["x86", "arm64", "x64"], ["3.12", "3.13"])),
+     (("x86", "arm64", "x64"), ("3.12", "3.13"))),
     (["build-windows-wheel", "--arch=x86", "--python-version", "3.9", "3.10"],
-     (["x86"], ["3.9", "3.10"])),
+     (("x86",), ("3.9", "3.10"))),
 ])
 def test_list_options_take_words_and_commas(argv, expected):
-    args = arguments.parse_args(argv, environ={})
-    assert (args.arch, args.python_version) == expected
+    opts = arguments.parse_args(argv, environ={}).options
+    assert (opts.arch, opts.python_version) == expected
 
 
 def test_both_list_spellings_for_the_linux_lists():
     a = arguments.parse_args(["bootstrap-linux-dev", "--distros", "debian12,debian13",
-                              "--pythons", "3.12", "3.13"], environ={})
+                              "--pythons", "3.12", "3.13"], environ={}).options
     b = arguments.parse_args(["bootstrap-linux-dev", "--distros", "debian12", "debian13",
-                              "--pythons=3.12,3.13"], environ={})
-    assert a.distros == b.distros == ["debian12", "debian13"]
-    assert a.pythons == b.pythons == ["3.12", "3.13"]
+                              "--pythons=3.12,3.13"], environ={}).options
+    assert a.distros == b.distros == ("debian12", "debian13")
+    assert a.pythons == b.pythons == ("3.12", "3.13")
 
 
 def test_commas_elsewhere_are_left_alone():
     # run-tests-linux takes one Python; a comma in what goes to run-tests.py stays.
-    args = arguments.parse_args(["run-tests-linux", "--python-version", "3.12", "--",
-                                 "-k", "a,b"], environ={})
-    assert args.python_version == "3.12" and args.test_flags == ["-k", "a,b"]
+    opts = arguments.parse_args(["run-tests-linux", "--python-version", "3.12", "--",
+                                 "-k", "a,b"], environ={}).options
+    assert opts.python_version == "3.12" and opts.test_flags == ("-k", "a,b")
 
 
 def test_what_the_command_line_gives_beats_the_environment():
     env = {"HGAUTOMATION_VERBOSE": "0", "HGAUTOMATION_AWS_REGION": "eu-west-3"}
-    args = arguments.parse_args(["-vv", "list-ec2-resources", "--region=us-east-2"],
-                                environ=env)
-    assert args.verbose == 2 and args.aws_region == "us-east-2" and args.sources == {}
-    args = arguments.parse_args(["list-ec2-resources"], environ=env)
-    assert (args.verbose, args.aws_region) == (0, "eu-west-3")
-    assert args.sources == {"verbose": "HGAUTOMATION_VERBOSE",
-                            "aws_region": "HGAUTOMATION_AWS_REGION"}
+    parsed = arguments.parse_args(["-vv", "list-ec2-resources", "--region=us-east-2"],
+                                  environ=env)
+    assert parsed.globals.verbose == 2 and parsed.globals.aws_region == "us-east-2"
+    assert parsed.sources == {}
+    parsed = arguments.parse_args(["list-ec2-resources"], environ=env)
+    assert (parsed.globals.verbose, parsed.globals.aws_region) == (0, "eu-west-3")
+    assert parsed.sources == {"verbose": "HGAUTOMATION_VERBOSE",
+                              "aws_region": "HGAUTOMATION_AWS_REGION"}
