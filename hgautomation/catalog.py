@@ -34,8 +34,8 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
            help="private key for SSH hosts you name (--host, the release host), as "
                 "ssh -i; the ssh config's IdentityFile otherwise"),
     Option("--config", kind="append", metavar="SECTION.KEY=VALUE",
-           help="set a configuration value for this run (repeatable; see <state>/config "
-                "in README)"),
+           help="set a configuration value for this run (repeatable; the keys are in "
+                "docs/configuration.rst)"),
     Option("-v", "--verbose", kind="count", settings=("HGAUTOMATION_VERBOSE",),
            help="more output"),
     Option("-q", "--quiet", kind="flag", settings=("HGAUTOMATION_QUIET",),

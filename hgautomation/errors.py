@@ -2,7 +2,7 @@
 
 ``cli.main`` turns an :class:`HgAutomationError` into one line on stderr and
 exits with the class's ``exit_code``; ``--debug`` adds the traceback.
-The table in ``EXIT_CODES`` is what README.rst documents.
+The table in ``EXIT_CODES`` is what docs/faults.rst documents.
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ def _all_error_classes() -> list[type[HgAutomationError]]:
     return seen
 
 
-# exit code -> class name, for README.rst and the uniqueness test.
+# exit code -> class name, for docs/faults.rst and the uniqueness test.
 EXIT_CODES: dict[int, str] = {
     cls.exit_code: cls.__name__
     for cls in _all_error_classes()

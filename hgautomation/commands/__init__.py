@@ -160,4 +160,4 @@ def version() -> Option:
 def template() -> Option:
     return Option("-T", "--template", choices=("text", "json"), default="text",
                   help="output format: 'json' prints one JSON document on stdout (keys in "
-                       "README), everything else on stderr (default: text)")
+                       "docs/reference.rst), everything else on stderr (default: text)")

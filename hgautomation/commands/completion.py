@@ -1,6 +1,6 @@
 """`completion bash|zsh`: a completion script generated from the whole parser (shtab).
 
-Installed by redirecting it where the shell looks (README: "Shell completion").
+Installed by redirecting it where the shell looks (docs/commands.rst, ``completion``).
 """
 
 from __future__ import annotations
