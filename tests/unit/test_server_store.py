@@ -52,7 +52,8 @@ class MotoDeployment:
         """Every message waiting in *job*'s queue (received, then made visible again)."""
         sqs, url = self.clients.sqs, self.config.queues[job]
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
-                                  VisibilityTimeout=0).get("Messages", [])
+                                  VisibilityTimeout=0,
+                                  WaitTimeSeconds=0).get("Messages", [])
         return [json.loads(m["Body"]) for m in got]
 
     def put_job(self, try_id: str, job: str, **attributes: Any) -> None:
