@@ -221,7 +221,7 @@ def test_a_job_that_cannot_be_queued_is_an_error_not_a_wait(deployment):
     broken = store.Config(table=deployment.config.table, bucket=deployment.config.bucket,
                           jobs=("linux",), queues={"linux": "https://sqs.us-west-2."
                                                    "amazonaws.com/123456789012/nope"})
-    with pytest.raises(Exception, match="NonExistentQueue|does not exist"):
+    with pytest.raises(Exception, match=r"NonExistentQueue|does not exist"):
         store.create_try(deployment.clients, broken, submission(), now=NOW)
     (meta,) = [i for i in deployment.items() if i["sk"] == "META"]
     assert meta["state"] == "error"
