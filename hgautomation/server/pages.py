@@ -43,6 +43,10 @@ th, td { text-align: left; padding: 5px 10px; border-bottom: 1px solid var(--lin
   vertical-align: top; }
 th { background: var(--head); font-weight: 600; font-size: 12px; color: var(--muted);
   white-space: nowrap; }
+th.num { text-align: right; }
+table.jobs { width: auto; min-width: 50%; }
+td.summary a { text-decoration: none; }
+td.summary a:hover { text-decoration: underline; }
 tr:hover td { background: #f6f8fa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.nowrap { white-space: nowrap; }
@@ -192,60 +196,89 @@ def _diff(output: str) -> str:
     return '<pre class="diff">' + "\n".join(lines) + "</pre>"
 
 
+DASH = '<span class="muted">\u2014</span>'
+
+
+def _anchor(job: str, test: str = "") -> str:
+    """The id of a job's section (or of one failed test in it): text, escaped by callers."""
+    return f"job-{job}" + (f"-{test}" if test else "")
+
+
+def _has_results(j: store.Job) -> bool:
+    """Whether the job has counts to show (else zeros would read as "ran nothing")."""
+    return j.state in (model.PASSED, model.FAILED) or bool(j.passed or j.failed or j.skipped)
+
+
 def _job_rows(t: store.Try, now: float) -> str:
     rows = []
     for j in t.jobs:
         log = (f'<a href="{text(store.log_path(t.id, j.name))}">log</a>' if j.log_key
-               else '<span class="muted">\u2014</span>')
+               else DASH)
         if j.state == model.RUNNING and j.duration is None:
             then = store.parse_iso_time(j.started)
             took = (f'<span class="muted">{text(duration(now - then))} so far</span>'
-                    if then is not None else "\u2014")
+                    if then is not None else DASH)
         else:
-            took = text(duration(j.duration))
-        failed = len(j.failed)
+            took = text(duration(j.duration)) if j.duration is not None else DASH
+        if _has_results(j):
+            failed = len(j.failed)
+            counts = (f'<td class="num">{j.passed}</td>'
+                      f'<td class="num">{f"<strong>{failed}</strong>" if failed else 0}</td>'
+                      f'<td class="num">{j.skipped}</td>')
+        else:
+            counts = f'<td class="num">{DASH}</td>' * 3
+        attempt = f"{j.attempt} of {model.MAX_ATTEMPTS}" if j.attempt else DASH
         rows.append(
             "<tr>"
-            f'<td class="mono"><a href="#job-{text(j.name)}">{text(j.name)}</a></td>'
+            f'<td class="mono"><a href="#{text(_anchor(j.name))}">{text(j.name)}</a></td>'
             f"<td>{state_label(j.state)}</td>"
-            f'<td class="num">{j.attempt} of {model.MAX_ATTEMPTS}</td>'
-            f'<td class="num">{j.passed}</td>'
-            f'<td class="num">{f"<strong>{failed}</strong>" if failed else 0}</td>'
-            f'<td class="num">{j.skipped}</td>'
+            f'<td class="num">{attempt}</td>{counts}'
             f'<td class="num">{took}</td>'
             f"<td>{log}</td>"
             "</tr>")
-    return ("<table>\n<thead><tr><th>Job</th><th>State</th><th>Attempt</th><th>Passed</th>"
-            "<th>Failed</th><th>Skipped</th><th>Duration</th><th>Log</th></tr></thead>\n"
+    return ('<table class="jobs">\n<thead><tr><th>Job</th><th>State</th>'
+            '<th class="num">Attempt</th><th class="num">Passed</th>'
+            '<th class="num">Failed</th><th class="num">Skipped</th>'
+            '<th class="num">Duration</th><th>Log</th></tr></thead>\n'
             "<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>")
 
 
 def _job_section(t: store.Try, j: store.Job) -> str:
-    parts = [f'<h2 id="job-{text(j.name)}">Job <span class="mono">{text(j.name)}</span> '
+    parts = [f'<h2 id="{text(_anchor(j.name))}">Job <span class="mono">{text(j.name)}</span> '
              f"{state_label(j.state)}</h2>"]
-    facts = [f"attempt {j.attempt} of {model.MAX_ATTEMPTS}",
-             f"{j.passed} passed, {len(j.failed)} failed, {j.skipped} skipped"]
+    facts = []
+    if j.attempt:
+        facts.append(f"attempt {j.attempt} of {model.MAX_ATTEMPTS}")
+    if _has_results(j):
+        facts.append(f"{j.passed} passed, {len(j.failed)} failed, {j.skipped} skipped")
     if j.started:
         facts.append(f"started {j.started}")
     if j.ended:
         facts.append(f"ended {j.ended}")
-    parts.append(f'<p class="muted">{text(" · ".join(facts))}'
-                 + (f' · <a href="{text(store.log_path(t.id, j.name))}">full log</a>'
-                    if j.log_key else "") + "</p>")
+    if facts or j.log_key:
+        parts.append(f'<p class="muted">{text(" · ".join(facts))}'
+                     + (f' · <a href="{text(store.log_path(t.id, j.name))}">full log</a>'
+                        if j.log_key else "") + "</p>")
     if j.error:
         parts.append(f'<p class="error"><strong>Error:</strong> {text(j.error)}</p>')
     outputs = {f.name: f.output for f in j.failures}
     names = list(j.failed) + [n for n in outputs if n not in j.failed]
+    if names:
+        links = ", ".join(f'<a class="mono" href="#{text(_anchor(j.name, n))}">{text(n)}</a>'
+                          for n in names)
+        parts.append(f"<p>Failed tests ({len(names)}): {links}</p>")
     for name in names:
         output = outputs.get(name)
         shown = _diff(output) if output else '<p class="muted">No output recorded.</p>'
-        parts.append(f"<details open><summary><h3 class=\"mono\">{text(name)}</h3>"
-                     f' <span class="muted">failed</span></summary>\n{shown}\n</details>')
+        parts.append(f'<details open id="{text(_anchor(j.name, name))}"><summary>'
+                     f'<h3 class="mono">{text(name)}</h3> <span class="muted">failed</span>'
+                     f"</summary>\n{shown}\n</details>")
     if not names and j.state == model.PASSED:
         parts.append('<p class="muted">Every test passed.</p>')
-    elif not names and _is_running(j.state):
-        waiting = "Waiting for an agent." if j.state == model.QUEUED else "Running."
-        parts.append(f'<p class="muted">{waiting}</p>')
+    elif j.state == model.QUEUED:
+        parts.append('<p class="muted">Waiting for an agent.</p>')
+    elif j.state == model.RUNNING:
+        parts.append('<p class="muted">Running: results appear here when the job ends.</p>')
     return "\n".join(parts)
 
 
