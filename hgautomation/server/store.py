@@ -380,10 +380,15 @@ def recent_tries(table: Any, limit: int = RECENT_LIMIT) -> list[Try]:
     """The newest *limit* tries, newest first, their jobs without failure outputs."""
     from boto3.dynamodb.conditions import Key
 
-    page = table.query(IndexName=model.RECENT_INDEX,
-                       KeyConditionExpression=Key("kind").eq("try"),
-                       ScanIndexForward=False, Limit=limit)
-    metas = page.get("Items", [])
+    kwargs: dict[str, Any] = {"IndexName": model.RECENT_INDEX, "ScanIndexForward": False,
+                              "KeyConditionExpression": Key("kind").eq("try")}
+    metas: list[dict] = []
+    while len(metas) < limit:  # a page ends at 1 MB: long descriptions make it short
+        page = table.query(Limit=limit - len(metas), **kwargs)
+        metas += page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     keys = [model.job_key(str(m["id"]), str(n)) for m in metas for n in m.get("jobs") or ()]
     jobs: dict[str, list[dict]] = {}
     for item in _batch_get(table, keys, _LIST_JOB_FIELDS):

@@ -295,3 +295,23 @@ def test_the_log_url_is_presigned_and_served_as_text(deployment):
     assert url.startswith(f"https://{deployment.config.bucket}.s3.")
     assert "X-Amz-Signature=" in url and "X-Amz-Expires=300" in url
     assert "response-content-type=text%2Fplain" in url
+
+
+class _ShortPages:
+    """A table whose queries stop after 2 items, as DynamoDB's do at 1 MB."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+        self.name, self.meta = table.name, table.meta
+
+    def query(self, **kwargs: Any) -> dict:
+        return self._table.query(**dict(kwargs, Limit=min(2, kwargs.get("Limit", 2))))
+
+
+def test_recent_tries_reads_on_past_a_short_page(deployment):
+    """Breaking: a list cut at the first page (long descriptions fill 1 MB quickly)."""
+    for i in range(5):
+        store.create_try(deployment.clients, deployment.config,
+                         submission(message=f"change {i}"), now=NOW + i)
+    records = store.recent_tries(_ShortPages(deployment.clients.table), limit=4)
+    assert [r.summary for r in records] == ["change 4", "change 3", "change 2", "change 1"]

@@ -22,13 +22,14 @@ DIFF = ("--- /tmp/hg/tests/test-commit.t\n+++ /tmp/hg/tests/test-commit.t.err\n"
         "@@ -1,3 +1,3 @@\n   $ hg commit -m x\n-  committed\n+  <script>alert(4)</script>\n")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def deployment() -> Iterator[MotoDeployment]:
+    """One deployment for the module: these tests only read it."""
     with moto_deployment() as d:
         yield d
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def tries(deployment: MotoDeployment) -> dict[str, str]:
     """Three tries: hostile (queued), failed (with a diff and a log), running."""
     ids = {}
