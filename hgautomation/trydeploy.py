@@ -28,15 +28,11 @@ from typing import Any
 
 from hgautomation import console, errors
 from hgautomation.aws.session import AWSSession, client_error_code, translate_errors
-from hgautomation.server import model
+from hgautomation.server import model, store
 
 PATH = f"/{model.PREFIX}/"  # IAM path of our roles, group and policy (not aws/iam.py's)
 TAGS = {model.TAG_MANAGED: "1"}
-TTL_ATTRIBUTE = "expires"
 LOG_RETENTION_DAYS = 30
-# Jobs wait in the queue for an agent: keep them as long as SQS allows.
-QUEUE_RETENTION_SECONDS = 14 * 24 * 3600
-QUEUE_LONG_POLL_SECONDS = 20  # idle agents wait on the queue instead of asking again
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say: no build time in the zip
 
 # name -> (handler, role, timeout seconds, memory MB)
@@ -178,7 +174,7 @@ def agent_policy(t: Target) -> dict:
     return _policy(
         _statement(["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueUrl",
                     "sqs:ReceiveMessage"],
-                   [t.queue_arn(model.queue_name("*"))], "Jobs"),
+                   [t.queue_arn(model.queue_name(j)) for j in t.jobs], "Jobs"),
         _statement(["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
                    [t.table_arn, f"{t.table_arn}/index/*"], "State"),
         _statement(["s3:GetObject"], [f"{t.bucket_arn}/tries/*/bundle.hg"], "Bundles"),
@@ -194,22 +190,12 @@ def bucket_policy(t: Target) -> dict:
         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
 
 
-PUBLIC_ACCESS_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
-                       "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
-
-
 def queue_attributes(t: Target, name: str) -> dict[str, str]:
-    """The attributes queue `name` must have (a job queue redrives to its DLQ)."""
-    wanted = {"MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS),
-              "SqsManagedSseEnabled": "true"}
+    """The attributes queue `name` must have (a job's queue redrives to its DLQ)."""
     for job in t.jobs:
         if name == model.queue_name(job):
-            wanted["VisibilityTimeout"] = str(model.DEFAULT_LEASE_SECONDS)
-            wanted["ReceiveMessageWaitTimeSeconds"] = str(QUEUE_LONG_POLL_SECONDS)
-            wanted["RedrivePolicy"] = json.dumps({
-                "deadLetterTargetArn": t.queue_arn(model.dlq_name(job)),
-                "maxReceiveCount": model.MAX_ATTEMPTS}, sort_keys=True)
-    return wanted
+            return store.queue_attributes(t.queue_arn(model.dlq_name(job)))
+    return store.dlq_attributes()
 
 
 def _same_attribute(key: str, current: str | None, wanted: str) -> bool:
@@ -231,35 +217,13 @@ def attribute_changes(current: dict[str, str], wanted: dict[str, str]) -> dict[s
     return {k: v for k, v in wanted.items() if not _same_attribute(k, current.get(k), v)}
 
 
-def table_definition() -> dict:
-    """CreateTable's arguments: keys pk/sk, the `recent` index (kind, id), on demand."""
-    strings = ("pk", "sk", "kind", "id")
-    return {
-        "TableName": model.TABLE,
-        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in strings],
-        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
-                      {"AttributeName": "sk", "KeyType": "RANGE"}],
-        "GlobalSecondaryIndexes": [{
-            "IndexName": model.RECENT_INDEX,
-            "KeySchema": [{"AttributeName": "kind", "KeyType": "HASH"},
-                          {"AttributeName": "id", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"}}],
-        "BillingMode": "PAY_PER_REQUEST",
-    }
-
-
-def environment(t: Target, queue_urls: dict[str, str], web_url: str | None) -> dict[str, str]:
-    """Both functions' environment (TRY_WEB_URL once the web function's URL exists)."""
-    env = {"TRY_TABLE": t.table, "TRY_BUCKET": t.bucket, "TRY_JOBS": ",".join(t.jobs)}
-    for job in t.jobs:
-        env[queue_env(job)] = queue_urls.get(job, "")
-    if web_url:
-        env["TRY_WEB_URL"] = web_url.rstrip("/")
-    return env
-
-
-def queue_env(job: str) -> str:
-    return "TRY_QUEUE_" + job.upper().replace("-", "_")
+def environment(t: Target, queue_urls: dict[str, str | None],
+                web_url: str | None) -> dict[str, str]:
+    """Both functions' environment (TRY_WEB_URL once the web function's URL exists; a
+    queue's URL once it exists)."""
+    return store.Config(table=t.table, bucket=t.bucket, jobs=t.jobs,
+                        queues={j: u for j, u in queue_urls.items() if u},
+                        web_url=(web_url or "").rstrip("/")).environment()
 
 
 def function_config(t: Target, name: str, env: dict[str, str]) -> dict:
@@ -352,7 +316,7 @@ class Observed:
 _MISSING = {"NoSuchBucket", "NoSuchEntity", "ResourceNotFoundException",
             "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "404",
             "NoSuchTagSet", "NoSuchTagSetError", "NoSuchBucketPolicy",
-            "NoSuchPublicAccessBlockConfiguration",
+            "NoSuchPublicAccessBlockConfiguration", "NoSuchLifecycleConfiguration",
             "ServerSideEncryptionConfigurationNotFoundError"}
 
 
@@ -423,7 +387,8 @@ def _observe_bucket(session: AWSSession, name: str) -> dict | None:
     encryption = _get(s3.get_bucket_encryption, Bucket=name) or {}
     block = _get(s3.get_public_access_block, Bucket=name) or {}
     policy = _get(s3.get_bucket_policy, Bucket=name) or {}
-    return {"tags": _tags(tagging.get("TagSet")),
+    lifecycle = _get(s3.get_bucket_lifecycle_configuration, Bucket=name) or {}
+    return {"tags": _tags(tagging.get("TagSet")), "lifecycle": lifecycle.get("Rules", []),
             "encryption": encryption.get("ServerSideEncryptionConfiguration", {}).get(
                 "Rules", []),
             "public_access_block": block.get("PublicAccessBlockConfiguration"),
@@ -619,12 +584,12 @@ def deploy(session: AWSSession, jobs: Sequence[str], *, dry_run: bool = False,
     code = package() if code is None else code
     web = found.functions[model.WEB_FUNCTION]
     web_url = (web or {}).get("url", {}) and web["url"].get("FunctionUrl")
-    env = environment(t, {j: u or "" for j, u in queue_urls.items()}, web_url or None)
+    env = environment(t, queue_urls, web_url or None)
     _reconcile_function(session, t, model.WEB_FUNCTION, code, env, web, change)
     new_url = _reconcile_url(session, t, web, change)
     if new_url != web_url:
         web_url = new_url
-        env = environment(t, {j: u or "" for j, u in queue_urls.items()}, web_url)
+        env = environment(t, queue_urls, web_url)
         if not dry_run:  # the URL is new: the web function learns it too
             _reconcile_function(session, t, model.WEB_FUNCTION, code, env,
                                 _observe_function(session.client("lambda"),
@@ -639,22 +604,28 @@ def _reconcile_bucket(session: AWSSession, t: Target, bucket: dict | None,
                       change: _Changes) -> None:
     s3 = session.client("s3")
     name = t.bucket
+    wanted = store.bucket_definition()
     if bucket is None:
         kwargs: dict[str, Any] = {"Bucket": name}
         if t.region != "us-east-1":  # us-east-1 takes no location constraint
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": t.region}
         change("s3-bucket", name, "create", "", lambda: s3.create_bucket(**kwargs))
-        bucket = {"tags": {}, "encryption": [], "public_access_block": None, "policy": None}
-    if bucket["public_access_block"] != PUBLIC_ACCESS_BLOCK:
+        bucket = {"tags": {}, "encryption": [], "public_access_block": None, "policy": None,
+                  "lifecycle": []}
+    block = wanted["put_public_access_block"]
+    if bucket["public_access_block"] != block["PublicAccessBlockConfiguration"]:
         change("s3-bucket", name, "update", "block public access",
-               lambda: s3.put_public_access_block(
-                   Bucket=name, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK))
+               lambda: s3.put_public_access_block(Bucket=name, **block))
     if not _encrypted(bucket["encryption"]):
-        change("s3-bucket", name, "update", "default encryption (SSE-S3)",
-               lambda: s3.put_bucket_encryption(
-                   Bucket=name, ServerSideEncryptionConfiguration={"Rules": [{
-                       "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
-                       "BucketKeyEnabled": True}]}))
+        change("s3-bucket", name, "update", "default encryption",
+               lambda: s3.put_bucket_encryption(Bucket=name,
+                                                **wanted["put_bucket_encryption"]))
+    rules = lifecycle_rules(bucket["lifecycle"], wanted["put_bucket_lifecycle_configuration"][
+        "LifecycleConfiguration"]["Rules"])
+    if rules is not None:
+        change("s3-bucket", name, "update", "expiry of old tries",
+               lambda: s3.put_bucket_lifecycle_configuration(
+                   Bucket=name, LifecycleConfiguration={"Rules": rules}))
     policy = bucket_policy(t)
     if not bucket["policy"] or not same_policy(bucket["policy"], policy):
         change("s3-bucket", name, "update", "policy: TLS only",
@@ -664,6 +635,25 @@ def _reconcile_bucket(session: AWSSession, t: Target, bucket: dict | None,
         change("s3-bucket", name, "update", "tags",
                lambda: s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": [
                    {"Key": k, "Value": v} for k, v in sorted(tags.items())]}))
+
+
+def lifecycle_rules(current: list[dict], ours: list[dict]) -> list[dict] | None:
+    """The bucket's lifecycle rules with ours as we want them (others kept), or None
+    when they already are."""
+    by_id = {r.get("ID"): r for r in current}
+    if all(_lifecycle_same(by_id.get(r["ID"]), r) for r in ours):
+        return None
+    mine = {r["ID"] for r in ours}
+    return [r for r in current if r.get("ID") not in mine] + list(ours)
+
+
+def _lifecycle_same(have: dict | None, want: dict) -> bool:
+    if have is None:
+        return False
+    prefix = (have.get("Filter") or {}).get("Prefix", have.get("Prefix"))
+    return (have.get("Status") == want["Status"]
+            and prefix == want["Filter"]["Prefix"]
+            and have.get("Expiration") == want["Expiration"])
 
 
 def _encrypted(rules: list[dict]) -> bool:
@@ -692,7 +682,8 @@ def _reconcile_queue(session: AWSSession, t: Target, name: str, queue: dict | No
 def _reconcile_table(session: AWSSession, t: Target, table: dict | None,
                      change: _Changes) -> None:
     db = session.client("dynamodb")
-    definition = table_definition()
+    definition = store.table_definition()
+    ttl_wanted = store.ttl_definition()["TimeToLiveSpecification"]
     name = definition["TableName"]
     if table is None:
         def create() -> None:
@@ -733,10 +724,10 @@ def _reconcile_table(session: AWSSession, t: Target, table: dict | None,
             raise errors.AWSError(f"DynamoDB table {name} is not ours")
     ttl = table["ttl"]
     if not (ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
-            and ttl.get("AttributeName") == TTL_ATTRIBUTE):
-        change("dynamodb-table", name, "update", f"time to live ({TTL_ATTRIBUTE})",
-               lambda: db.update_time_to_live(TableName=name, TimeToLiveSpecification={
-                   "Enabled": True, "AttributeName": TTL_ATTRIBUTE}))
+            and ttl.get("AttributeName") == ttl_wanted["AttributeName"]):
+        change("dynamodb-table", name, "update",
+               f"time to live ({ttl_wanted['AttributeName']})",
+               lambda: db.update_time_to_live(**store.ttl_definition()))
 
 
 def _keys(schema: list[dict] | None) -> list[str]:
