@@ -2,9 +2,9 @@
 
 :func:`deploy` reads everything first (:func:`observe`), refuses before any change if
 a resource with one of our fixed names is not ours (:func:`conflicts`), then creates or
-repairs what differs, in dependency order: bucket, queues, table, log groups, roles,
-the submitters' group, the agents' policy, the web function and its public URL, the
-upload function. A second run makes no mutating call. With ``dry_run`` nothing changes
+repairs what differs, in dependency order: bucket, queues, table, roles, the
+submitters' group, the agents' policy, the web function and its public URL, the upload
+function. (Lambda makes each function's log group on its first run.) A second run makes no mutating call. With ``dry_run`` nothing changes
 and the changes are only listed. :func:`destroy` removes what carries our tag
 (``model.TAG_MANAGED``; the group, which IAM cannot tag, by its path) under our fixed
 names, and nothing else.
@@ -32,7 +32,6 @@ from hgautomation.server import model, store
 
 PATH = f"/{model.PREFIX}/"  # IAM path of our roles, group and policy (not aws/iam.py's)
 TAGS = {model.TAG_MANAGED: "1"}
-LOG_RETENTION_DAYS = 30
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say: no build time in the zip
 
 # name -> (handler, role, timeout seconds, memory MB)
@@ -126,6 +125,10 @@ def target(session: AWSSession, jobs: Sequence[str]) -> Target:
 
 # -- the desired state: pure functions of the target ----------------------------------
 
+# What reading tries takes (server.store: a try's items, the recent index, a batch of tries).
+READ_TRIES = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")
+
+
 def _statement(actions: Sequence[str], resources: Sequence[str], sid: str) -> dict:
     return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions),
             "Resource": sorted(resources)}
@@ -136,16 +139,19 @@ def _policy(*statements: dict) -> dict:
 
 
 def _logs_statement(t: Target, function: str) -> dict:
-    # The log group exists (deploy makes it, with a retention): streams and events only.
-    return _statement(["logs:CreateLogStream", "logs:PutLogEvents"],
-                      [f"{t.log_group_arn(function)}:*"], "FunctionLogs")
+    # Lambda makes the function's log group on its first run; nothing else is written.
+    return _statement(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                      [t.log_group_arn(function), f"{t.log_group_arn(function)}:*"],
+                      "FunctionLogs")
 
 
 def upload_policy(t: Target) -> dict:
     """The upload function: store the bundle, record the try, queue its jobs."""
     return _policy(
         _statement(["s3:PutObject"], [f"{t.bucket_arn}/tries/*"], "Bundles"),
-        _statement(["dynamodb:BatchWriteItem", "dynamodb:PutItem"], [t.table_arn], "Tries"),
+        # UpdateItem and Query: a job that cannot be queued is recorded as an error.
+        _statement(["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query",
+                    "dynamodb:UpdateItem"], [t.table_arn], "Tries"),
         _statement(["sqs:SendMessage"], [t.queue_arn(model.queue_name(j)) for j in t.jobs],
                    "Jobs"),
         _logs_statement(t, model.UPLOAD_FUNCTION))
@@ -154,8 +160,7 @@ def upload_policy(t: Target) -> dict:
 def web_policy(t: Target) -> dict:
     """The web function: read tries (and the recent index), presign log downloads."""
     return _policy(
-        _statement(["dynamodb:GetItem", "dynamodb:Query"],
-                   [t.table_arn, f"{t.table_arn}/index/*"], "Tries"),
+        _statement(READ_TRIES, [t.table_arn, f"{t.table_arn}/index/*"], "Tries"),
         _statement(["s3:GetObject"], [f"{t.bucket_arn}/tries/*"], "JobLogs"),
         _logs_statement(t, model.WEB_FUNCTION))
 
@@ -165,8 +170,7 @@ def submitters_policy(t: Target) -> dict:
     return _policy(
         _statement(["lambda:InvokeFunction"], [t.function_arn(model.UPLOAD_FUNCTION)],
                    "Submit"),
-        _statement(["dynamodb:GetItem", "dynamodb:Query"],
-                   [t.table_arn, f"{t.table_arn}/index/*"], "ReadTries"))
+        _statement(READ_TRIES, [t.table_arn, f"{t.table_arn}/index/*"], "ReadTries"))
 
 
 def agent_policy(t: Target) -> dict:
@@ -306,7 +310,6 @@ class Observed:
     bucket: dict | None = None
     queues: dict[str, dict | None] = field(default_factory=dict)  # queue name -> ...
     table: dict | None = None
-    log_groups: dict[str, dict | None] = field(default_factory=dict)  # function -> ...
     roles: dict[str, dict | None] = field(default_factory=dict)
     group: dict | None = None
     agent_policy: dict | None = None
@@ -349,10 +352,6 @@ def observe(session: AWSSession, t: Target) -> Observed:
             found.queues[name] = _observe_queue(sqs, name)
     with translate_errors(f"DynamoDB table {t.table}"):
         found.table = _observe_table(session, t)
-    logs = session.client("logs")
-    for function in FUNCTIONS:
-        with translate_errors(f"log group {log_group(function)}"):
-            found.log_groups[function] = _observe_log_group(logs, t, function)
     iam = session.client("iam")
     for role in (model.UPLOAD_ROLE, model.WEB_ROLE):
         with translate_errors(f"IAM role {role}"):
@@ -414,16 +413,6 @@ def _observe_table(session: AWSSession, t: Target) -> dict | None:
     ttl = db.describe_time_to_live(TableName=t.table)["TimeToLiveDescription"]
     tags = db.list_tags_of_resource(ResourceArn=table["TableArn"]).get("Tags", [])
     return {"table": table, "ttl": ttl, "tags": _tags(tags)}
-
-
-def _observe_log_group(logs: Any, t: Target, function: str) -> dict | None:
-    name = log_group(function)
-    groups = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
-    group = next((g for g in groups if g["logGroupName"] == name), None)
-    if group is None:
-        return None
-    tags = logs.list_tags_for_resource(resourceArn=t.log_group_arn(function)).get("tags", {})
-    return {"retention": group.get("retentionInDays"), "tags": _tags(tags)}
 
 
 def _observe_role(iam: Any, name: str) -> dict | None:
@@ -489,8 +478,6 @@ def conflicts(t: Target, found: Observed) -> list[str]:
     for name, entry in found.queues.items():
         check("SQS queue", name, entry)
     check("DynamoDB table", model.TABLE, found.table)
-    for function, entry in found.log_groups.items():
-        check("log group", log_group(function), entry)
     for name, entry in found.roles.items():
         check("IAM role", name, entry)
     if found.group is not None and found.group["group"].get("Path") != PATH:
@@ -573,8 +560,6 @@ def deploy(session: AWSSession, jobs: Sequence[str], *, dry_run: bool = False,
     urls = {name: _reconcile_queue(session, t, name, found.queues[name], change)
             for name in t.queue_names}
     _reconcile_table(session, t, found.table, change)
-    for function in FUNCTIONS:
-        _reconcile_log_group(session, t, function, found.log_groups[function], change)
     roles = {model.UPLOAD_ROLE: upload_policy(t), model.WEB_ROLE: web_policy(t)}
     for role, document in roles.items():
         _reconcile_role(session, role, document, found.roles[role], change)
@@ -733,20 +718,6 @@ def _reconcile_table(session: AWSSession, t: Target, table: dict | None,
 def _keys(schema: list[dict] | None) -> list[str]:
     order = {"HASH": 0, "RANGE": 1}
     return [k["AttributeName"] for k in sorted(schema or [], key=lambda k: order[k["KeyType"]])]
-
-
-def _reconcile_log_group(session: AWSSession, t: Target, function: str, group: dict | None,
-                         change: _Changes) -> None:
-    logs = session.client("logs")
-    name = log_group(function)
-    if group is None:
-        change("log-group", name, "create", "", lambda: logs.create_log_group(
-            logGroupName=name, tags=TAGS))
-        group = {"retention": None}
-    if group["retention"] != LOG_RETENTION_DAYS:
-        change("log-group", name, "update", f"retention {LOG_RETENTION_DAYS} days",
-               lambda: logs.put_retention_policy(logGroupName=name,
-                                                 retentionInDays=LOG_RETENTION_DAYS))
 
 
 def _reconcile_role(session: AWSSession, name: str, document: dict, role: dict | None,
@@ -911,18 +882,13 @@ def destroy(session: AWSSession, *, dry_run: bool = False) -> list[Change]:
     path) in the session's account and region; returns what was (or would be) removed."""
     t = target(session, ())
     change = _Changes(dry_run)
-    lam, logs = session.client("lambda"), session.client("logs")
+    lam = session.client("lambda")
     for name in FUNCTIONS:
         with translate_errors(f"Lambda function {name}"):
             function = _get(lam.get_function, FunctionName=name)
         if function and (function.get("Tags") or {}).get(model.TAG_MANAGED) == "1":
             change("lambda-function", name, "delete", "",
                    lambda name=name: lam.delete_function(FunctionName=name))
-        with translate_errors(f"log group {log_group(name)}"):
-            group = _observe_log_group(logs, t, name)
-        if group and group["tags"].get(model.TAG_MANAGED) == "1":
-            change("log-group", log_group(name), "delete", "",
-                   lambda name=name: logs.delete_log_group(logGroupName=log_group(name)))
     _destroy_queues(session, change)
     db = session.client("dynamodb")
     with translate_errors(f"DynamoDB table {t.table}"):

@@ -190,6 +190,11 @@ class LambdaRuntime:
             aws_access_key_id="testing", aws_secret_access_key="testing",
             region_name=self.region).client("lambda", endpoint_url=self.moto_url)
 
+    def code_of(self, code_sha256: str) -> bytes | None:
+        """The zip of a function (by its ``CodeSha256``), as it was deployed."""
+        with self._lock:
+            return self._code.get(code_sha256)
+
     def _remember_code(self, body: bytes) -> None:
         try:
             request = json.loads(body or b"{}")
