@@ -4,7 +4,8 @@
 a resource with one of our fixed names is not ours (:func:`conflicts`), then creates or
 repairs what differs, in dependency order: bucket, queues, table, roles, the
 submitters' group, the agents' policy, the web function and its public URL, the upload
-function. (Lambda makes each function's log group on its first run.) A second run makes no mutating call. With ``dry_run`` nothing changes
+function (Lambda makes each function's log group on its first run). A second run makes
+no mutating call. With ``dry_run`` nothing changes
 and the changes are only listed. :func:`destroy` removes what carries our tag
 (``model.TAG_MANAGED``; the group, which IAM cannot tag, by its path) under our fixed
 names, and nothing else.

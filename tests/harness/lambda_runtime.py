@@ -179,6 +179,10 @@ class LambdaRuntime:
             reply = conn.getresponse()
             data = reply.read()
             kept = {k: v for k, v in reply.getheaders() if k.lower() not in HOP_BY_HOP}
+            for key, value in list(kept.items()):
+                # moto labels its Lambda answers text/html; Lambda's are JSON.
+                if key.lower() == "content-type" and value.startswith("text/html"):
+                    kept[key] = "application/json"
             return _Reply(reply.status, kept, data)
         finally:
             conn.close()
