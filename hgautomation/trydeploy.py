@@ -187,14 +187,6 @@ def agent_policy(t: Target) -> dict:
                                       f"{t.bucket_arn}/tries/*/report.json"], "Results"))
 
 
-def bucket_policy(t: Target) -> dict:
-    """Nothing reaches the bucket without TLS."""
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*",
-        "Action": "s3:*", "Resource": [t.bucket_arn, f"{t.bucket_arn}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
-
-
 def queue_attributes(t: Target, name: str) -> dict[str, str]:
     """The attributes queue `name` must have (a job's queue redrives to its DLQ)."""
     for job in t.jobs:
@@ -319,7 +311,7 @@ class Observed:
 
 _MISSING = {"NoSuchBucket", "NoSuchEntity", "ResourceNotFoundException",
             "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "404",
-            "NoSuchTagSet", "NoSuchTagSetError", "NoSuchBucketPolicy",
+            "NoSuchTagSet", "NoSuchTagSetError",
             "NoSuchPublicAccessBlockConfiguration", "NoSuchLifecycleConfiguration",
             "ServerSideEncryptionConfigurationNotFoundError"}
 
@@ -386,13 +378,11 @@ def _observe_bucket(session: AWSSession, name: str) -> dict | None:
     tagging = _get(s3.get_bucket_tagging, Bucket=name) or {}
     encryption = _get(s3.get_bucket_encryption, Bucket=name) or {}
     block = _get(s3.get_public_access_block, Bucket=name) or {}
-    policy = _get(s3.get_bucket_policy, Bucket=name) or {}
     lifecycle = _get(s3.get_bucket_lifecycle_configuration, Bucket=name) or {}
     return {"tags": _tags(tagging.get("TagSet")), "lifecycle": lifecycle.get("Rules", []),
             "encryption": encryption.get("ServerSideEncryptionConfiguration", {}).get(
                 "Rules", []),
-            "public_access_block": block.get("PublicAccessBlockConfiguration"),
-            "policy": policy.get("Policy")}
+            "public_access_block": block.get("PublicAccessBlockConfiguration")}
 
 
 def _observe_queue(sqs: Any, name: str) -> dict | None:
@@ -596,8 +586,7 @@ def _reconcile_bucket(session: AWSSession, t: Target, bucket: dict | None,
         if t.region != "us-east-1":  # us-east-1 takes no location constraint
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": t.region}
         change("s3-bucket", name, "create", "", lambda: s3.create_bucket(**kwargs))
-        bucket = {"tags": {}, "encryption": [], "public_access_block": None, "policy": None,
-                  "lifecycle": []}
+        bucket = {"tags": {}, "encryption": [], "public_access_block": None, "lifecycle": []}
     block = wanted["put_public_access_block"]
     if bucket["public_access_block"] != block["PublicAccessBlockConfiguration"]:
         change("s3-bucket", name, "update", "block public access",
@@ -612,10 +601,6 @@ def _reconcile_bucket(session: AWSSession, t: Target, bucket: dict | None,
         change("s3-bucket", name, "update", "expiry of old tries",
                lambda: s3.put_bucket_lifecycle_configuration(
                    Bucket=name, LifecycleConfiguration={"Rules": rules}))
-    policy = bucket_policy(t)
-    if not bucket["policy"] or not same_policy(bucket["policy"], policy):
-        change("s3-bucket", name, "update", "policy: TLS only",
-               lambda: s3.put_bucket_policy(Bucket=name, Policy=json.dumps(policy)))
     if bucket["tags"].get(model.TAG_MANAGED) != "1":
         tags = {**bucket["tags"], **TAGS}
         change("s3-bucket", name, "update", "tags",

@@ -149,7 +149,6 @@ def test_deploy_creates_every_resource_as_designed(cli, aws_fresh, lambda_runtim
         "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
         "RestrictPublicBuckets": True}
     assert tag in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]
-    assert "aws:SecureTransport" in s3.get_bucket_policy(Bucket=bucket)["Policy"]
 
     sqs = aws_fresh.client("sqs")
     attributes = sqs.get_queue_attributes(QueueUrl=doc["queues"]["linux"],
