@@ -221,8 +221,8 @@ def test_deploy_refuses_before_any_change(stub, aws_session, monkeypatch, captur
         "UserId": "x"})
     monkeypatch.setattr(trydeploy, "observe", lambda session, t: trydeploy.Observed(
         queues={"hg-try-job-linux": {"tags": {}}}))
-    with pytest.raises(errors.AWSError, match="not ours .*SQS queue hg-try-job-linux; "
-                                              "nothing changed"):
+    with pytest.raises(errors.AWSError, match=r"not ours .*SQS queue hg-try-job-linux; "
+                                              r"nothing changed"):
         trydeploy.deploy(aws_session, ["linux"])
     assert aws_session.counter.mutating == 0
 
