@@ -91,6 +91,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "try": (
         "send draft changesets to the Try server",
         "try_:COMMAND"),
+    "deploy-try-server": (
+        "create or repair the Try server (bucket, queues, table, functions, IAM)",
+        "try_server:DEPLOY"),
+    "destroy-try-server": (
+        "remove the Try server and every try it holds",
+        "try_server:DESTROY"),
     "completion": (
         "print a bash or zsh completion script for this tool",
         "completion:COMMAND"),

@@ -131,7 +131,9 @@ def _refuse_html(response_dict=None, **kwargs) -> None:
 
     headers = (response_dict or {}).get("headers") or {}
     content_type = str(headers.get("content-type", headers.get("Content-Type", "")))
-    if content_type.lower().startswith("text/html"):
+    # An empty answer is no page, whatever its label (moto's server labels S3's empty
+    # answers text/html).
+    if content_type.lower().startswith("text/html") and (response_dict or {}).get("body"):
         raise ResponseParserError("an HTML page instead of an AWS response")
 
 
