@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from hgautomation import console, errors, poll
+from hgautomation import console, errors, platforms, poll
 from hgautomation.aws import instances as inst
 from hgautomation.aws import tags as T
 from hgautomation.aws.session import AWSSession, translate_errors
@@ -142,6 +142,10 @@ def build_image(session: AWSSession, spec: inst.LaunchSpec, *, family: str, fp: 
     con = console.get()
     ec2 = session.client("ec2")
     name = f"{family}-{fp[:16]}"
+    price = platforms.hourly_estimate(spec.instance_type, windows=spec.platform == "windows")
+    con.info(f"building {name} on a {spec.instance_type} "
+             + (f"(about ${price:.2f}/hour while it builds)" if price is not None
+                else "(no price known for this type)"))
     builder = replace(spec, purpose="image-build")
     with inst.temporary_instances(session, builder) as [machine]:
         with con.step(f"provision {machine.id} for {name}"):

@@ -21,7 +21,7 @@ from hgautomation.aws.instances import Instance, temporary_instances, terminate_
 from hgautomation.context import Context
 from hgautomation.ssh.hostkeys import HostKey, generate_host_key
 
-BUILD_INSTANCE_TYPE = "c5.large"
+BUILD_INSTANCE_TYPE = platforms.LINUX_BUILDER_INSTANCE_TYPE
 CONTRACT_USER = "hg"
 ROOT_VOLUME_GB = 32
 SPARE_DEVICE = "/dev/sdf"  # attached with needs_disk; Nitro exposes it as an nvme disk
@@ -182,10 +182,11 @@ def image_for_tests(ctx: Context, aws: AWS, distro: str, python: str) -> images_
 def ensure_images(ctx: Context, aws: AWS, distros: Sequence[str], pythons: Sequence[str], *,
                   parallel: bool = False, refresh: bool = False,
                   clone_url: str = DEFAULT_CLONE_URL, rust: bool = True,
-                  pip_index_url: str | None = None) -> list[images_.Image]:
+                  pip_index_url: str | None = None,
+                  instance_type: str = BUILD_INSTANCE_TYPE) -> list[images_.Image]:
     """The dev image of each distro, one after the other or all at once."""
     options = {"refresh": refresh, "clone_url": clone_url, "rust": rust,
-               "pip_index_url": pip_index_url}
+               "pip_index_url": pip_index_url, "instance_type": instance_type}
     if not parallel or len(distros) < 2:
         return [ensure_image(ctx, aws, d, pythons, **options) for d in distros]
     return _build_parallel(ctx, aws, distros, pythons, options)

@@ -251,3 +251,23 @@ def test_what_the_command_line_gives_beats_the_environment():
     assert (parsed.globals.verbose, parsed.globals.aws_region) == (0, "eu-west-3")
     assert parsed.sources == {"verbose": "HGAUTOMATION_VERBOSE",
                               "aws_region": "HGAUTOMATION_AWS_REGION"}
+
+
+def test_the_image_builder_is_sized_for_compiling_and_can_be_chosen(tmp_path):
+    """bootstrap-linux-dev --builder-instance-type (default: 8 vCPUs), also from
+    <state>/config's linux.builder-instance-type; the help names the default's price."""
+    from hgautomation import catalog, platforms
+
+    default = arguments.parse_args(["bootstrap-linux-dev", "--state-path", str(tmp_path)],
+                                   environ={}).options
+    assert default.builder_instance_type == "c5.2xlarge"
+    assert platforms.hourly_estimate("c5.2xlarge") == pytest.approx(0.34)
+    chosen = arguments.parse_args(["bootstrap-linux-dev", "--builder-instance-type",
+                                   "c6i.4xlarge"], environ={}).options
+    assert chosen.builder_instance_type == "c6i.4xlarge"
+    (tmp_path / "config").write_text("[linux]\nbuilder-instance-type = c6i.8xlarge\n")
+    configured = arguments.parse_args(["--state-path", str(tmp_path), "bootstrap-linux-dev"],
+                                      environ={})
+    assert configured.options.builder_instance_type == "c6i.8xlarge"
+    option = catalog.command("bootstrap-linux-dev").option("builder_instance_type")
+    assert "c5.2xlarge, 8 vCPUs, about $0.34/hour" in option.help_text
