@@ -44,6 +44,7 @@ class CIError(ValueError):
     def __init__(self, line: int, message: str):
         super().__init__(f"{CI_FILE} line {line}: {message}")
         self.line = line
+        self.message = message
 
 
 # -- a reader for the YAML the file is written in ----------------------------------------------
@@ -214,10 +215,7 @@ class _Reader:
                 raise CIError(line.number, f"unexpected {rest!r} after {text[:end]}")
             return _unquote(text[:end], line.number)
         if first in "[{":
-            flow = text.split(" #", 1)[0].strip()
-            if flow in ("[]", "{}"):
-                return [] if flow == "[]" else {}
-            raise CIError(line.number, f"a flow collection ({text!r}) is not supported")
+            return _flow(text, line.number)
         if first == "-" and _is_item(text):
             raise CIError(line.number, f"unexpected sequence item {text!r}")
         parts = [_plain(text, line.number)]
@@ -237,6 +235,45 @@ class _Reader:
         if blank:  # blank lines after the scalar are not its own
             self.i -= blank
         return "".join(p for p in parts if p)
+
+
+_FLOW_SCALAR = re.compile(
+    r"""\s*(?:"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s,\[\]{}#'"&*!|>%@`][^,\[\]{}]*?)"""
+    r"""(?=\s*[,\]])""")
+_FLOW_NEXT = re.compile(r"\s*([,\]])")
+
+
+def _flow(text: str, line: int) -> list | dict:
+    """``[]``, ``{}``, or a one-line ``[a, "b"]`` of scalars (``tags: [windows]``)."""
+    def refuse() -> CIError:
+        return CIError(line, f"a flow collection ({text!r}) is not supported")
+
+    if text[0] == "{":
+        if re.fullmatch(r"\{\s*\}(\s+#.*)?", text):
+            return {}
+        raise refuse()
+    items: list = []
+    pos = 1
+    while True:
+        closing = _FLOW_NEXT.match(text, pos)
+        if closing and closing.group(1) == "]" and (not items or text[pos - 1] == ","):
+            pos = closing.end()
+            break
+        item = _FLOW_SCALAR.match(text, pos)
+        if item is None:
+            raise refuse()
+        token = item.group().strip()
+        items.append(_unquote(token, line) if token[0] in "'\"" else _plain(token, line))
+        after = _FLOW_NEXT.match(text, item.end())
+        if after is None:
+            raise refuse()
+        pos = after.end()
+        if after.group(1) == "]":
+            break
+    rest = text[pos:]
+    if rest.strip() and not re.match(r"\s+#", rest):
+        raise refuse()
+    return items
 
 
 def _plain(text: str, line: int) -> str:
@@ -267,7 +304,9 @@ def entries(text: str) -> dict[str, Entry]:
         if body.startswith("\t"):
             raise CIError(number, "a tab in the indentation")
         lines.append(_Line(number, len(stripped) - len(body), body))
-    starts = [n for n, line in enumerate(lines) if line.indent == 0 and not line.skipped]
+    # Entries start at column 0; a sequence there belongs to the key above it.
+    starts = [n for n, line in enumerate(lines)
+              if line.indent == 0 and not line.skipped and not _is_item(line.text)]
     if starts and lines[starts[0]].text == "---":
         starts = starts[1:]
     found: dict[str, Entry] = {}
@@ -336,8 +375,10 @@ def _resolve(found: dict[str, Entry], name: str, seen: tuple[str, ...] = ()) -> 
     for parent in parents:
         if parent not in found:
             raise CIError(entry.line, f"{name!r} extends {parent!r}, which is not defined")
-        if found[parent].error is not None:
-            raise found[parent].error
+        error = found[parent].error
+        if error is not None:
+            raise CIError(error.line, f"{error.message} (in {parent!r}, which {name!r} "
+                                      "extends)")
         merged = _merge(merged, _resolve(found, parent, seen + (name,)))
     own = {k: v for k, v in entry.value.items() if k != "extends"}
     merged = _merge(merged, own)
@@ -428,9 +469,8 @@ def windows_wheel_jobs(text: str) -> list[WheelJob]:
         if entry.name in mentions or any(
                 re.search(rf"(?<![\w.-]){re.escape(m)}(?![\w.-])", entry.raw)
                 for m in mentions if m != entry.name):
-            raise CIError(entry.error.line,
-                          f"{str(entry.error).split(': ', 1)[1]} (in {entry.name!r}, "
-                          "which may build Windows wheels)")
+            raise CIError(entry.error.line, f"{entry.error.message} (in {entry.name!r}, "
+                                            "which may build Windows wheels)")
     if "include" in found:
         raise CIError(found["include"].line, "the CI configuration includes other files, "
                                              "which are not read here")
