@@ -380,7 +380,7 @@ def _publish_windows_artifacts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-pypi", dest="pypi", action="store_false",
                    help="do not upload wheels to PyPI")
     p.add_argument("--no-mercurial-scm-org", dest="mercurial_scm_org", action="store_false",
-                   help="do not upload installers to mercurial-scm.org")
+                   help="do not upload to mercurial-scm.org (wheels, installers, latest.dat)")
     p.add_argument("--ssh-username", help="user name on the release host (default: "
                    "--ssh-host's, else the ssh config's, else the local user)")
     p.add_argument("--ssh-host", default=options.parse_host_spec("mercurial-scm.org"),
