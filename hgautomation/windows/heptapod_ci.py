@@ -371,6 +371,8 @@ def _resolve(found: dict[str, Entry], name: str, seen: tuple[str, ...] = ()) -> 
     parents = entry.value.get("extends", [])
     if isinstance(parents, str):
         parents = [parents]
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise CIError(entry.line, f"extends of {name!r} is not a name or a list of names")
     merged: dict = {}
     for parent in parents:
         if parent not in found:
@@ -386,11 +388,13 @@ def _resolve(found: dict[str, Entry], name: str, seen: tuple[str, ...] = ()) -> 
     return merged
 
 
-def _ancestors(found: dict[str, Entry], name: str) -> list[str]:
-    parents = found[name].value.get("extends", []) if isinstance(found[name].value, dict) \
-        else []
+def _ancestors(found: dict[str, Entry], name: str, seen: frozenset = frozenset()) -> list[str]:
+    """Every entry `name` extends, however deep (a loop is _resolve's to report)."""
+    value = found[name].value
+    parents = value.get("extends", []) if isinstance(value, dict) else []
     parents = [parents] if isinstance(parents, str) else parents
-    return [a for p in parents if p in found for a in [p] + _ancestors(found, p)]
+    return [a for p in parents if isinstance(p, str) and p in found and p not in seen
+            for a in [p] + _ancestors(found, p, seen | {name})]
 
 
 def _script_lines(value: object) -> list[str]:
@@ -401,10 +405,18 @@ def _script_lines(value: object) -> list[str]:
     return []
 
 
-def _is_windows(name: str, job: dict) -> bool:
+def _is_windows(name: str, job: dict, commands: list[str], line: int) -> bool:
+    """Whether a job running cibuildwheel builds Windows wheels, told by its name, what
+    it extends, its runner tags or its command; a job that says no platform is an error."""
     tags = job.get("tags", [])
-    names = [name, *job["extends"], *(tags if isinstance(tags, list) else [tags])]
-    return any("windows" in str(n).lower() for n in names)
+    words = " ".join(str(w) for w in [name, *job["extends"], *commands,
+                                      *(tags if isinstance(tags, list) else [tags])]).lower()
+    if "windows" in words or "cibuildwheel.exe" in words:
+        return True
+    if re.search(r"mac|darwin|osx|linux|ios|android|pyodide", words):
+        return False
+    raise CIError(line, f"job {name!r} runs cibuildwheel for a platform its name, "
+                        "extends, tags and command do not tell")
 
 
 def _cibw_variables(value: object, line: int, where: str) -> dict[str, str]:
@@ -490,7 +502,8 @@ def windows_wheel_jobs(text: str) -> list[WheelJob]:
             continue
         job = _resolve(found, entry.name)
         script = _script_lines(job.get("script"))
-        if not any("cibuildwheel" in s for s in script) or not _is_windows(entry.name, job):
+        commands = [s for s in script if "cibuildwheel" in s]
+        if not commands or not _is_windows(entry.name, job, commands, entry.line):
             continue
         where = f"job {entry.name!r}"
         for command in script:

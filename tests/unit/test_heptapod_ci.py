@@ -155,6 +155,14 @@ def test_unreadable_entries_matter_only_where_wheels_may_be():
      "is not defined"),
     (("    parallel:\n", "    parallel:\n      count: 2\n    unused:\n"),
      "parallel is neither a number nor a matrix"),
+    (("build-c-wheel-macos:\n    extends: .all\n    tags:\n      - $WHEEL_MACOS_TAG",
+      "build-c-wheel-other:\n    extends: .all\n    tags:\n      - $RUNNER"),
+     "job 'build-c-wheel-other' runs "
+     "cibuildwheel for a platform its name, extends, tags and command do not tell"),
+    (("    extends: .windows\n", "    extends:\n      - a: b\n"),
+     "extends of 'build-c-wheel-windows' is not a name or a list of names"),
+    ((".all:\n  when: on_success", ".all:\n  extends: .windows\n  when: on_success"),
+     "extends of '.windows' loops"),
 ])
 def test_what_a_wheel_job_does_not_say_plainly_is_refused(change, message):
     text = CI_WINDOWS_WHEELS.replace(*change)
