@@ -370,11 +370,17 @@ def clone(source: Path, dest: Path) -> Path:
 
 
 def without_cibuildwheel(repo: Path) -> None:
-    """Commit the form of an older branch: no Windows wheels declared for cibuildwheel."""
+    """Commit the form of an older branch: no Windows wheels declared for cibuildwheel,
+    neither by its CI nor by its pyproject.toml."""
     pyproject = repo / "pyproject.toml"
     text = pyproject.read_text()
     assert "[tool.cibuildwheel.windows]" in text
     pyproject.write_text(text.replace("[tool.cibuildwheel.windows]", "[tool.not-windows]"))
+    ci = repo / "contrib" / "heptapod-ci.yml"
+    text = ci.read_text()
+    assert '- "cibuildwheel.exe --output-dir wheels/win32"' in text
+    ci.write_text(text.replace('- "cibuildwheel.exe --output-dir wheels/win32"',
+                               '- "echo no wheels"'))
     hgsource.hg("commit", "-q", "-m", "no cibuildwheel windows", "-u", "test", cwd=repo)
 
 
@@ -387,8 +393,8 @@ def without_cibuildwheel(repo: Path) -> None:
 ])
 def test_build_windows_wheel_copies_back_and_reports(played, hg_source, standin, tmp_path,
                                                      builder, pythons, arches, expected):
-    """Wheels the way the revision declares them: through cibuildwheel (7.2.4's
-    pyproject.toml, ARM64 included), or one `pip wheel` per interpreter (older branches)."""
+    """Wheels the way the revision declares them: through cibuildwheel (7.2.4's CI,
+    ARM64 from 3.11 on), or one `pip wheel` per interpreter (older branches)."""
     win = played
     repo = clone(hg_source, tmp_path / "repo")
     if builder == "pip":
@@ -433,24 +439,31 @@ def test_build_windows_wheel_copies_back_and_reports(played, hg_source, standin,
         assert data.endswith(script_text.encode())  # the very file that build made
         assert [name, str(len(data)), hashlib.sha256(data).hexdigest()] in rows
     assert ["artifact", "size", "sha256"] in rows
-    declared = {"cibuildwheel": "18 wheels (cibuildwheel; x86, x64, arm64)",
-                "pip": "12 wheels (pip wheel; x86, x64)"}[builder]
+    declared = {"cibuildwheel": "16 wheels (cibuildwheel; x86, x64, arm64) in "
+                                "contrib/heptapod-ci.yml",
+                "pip": "12 wheels (pip wheel; x86, x64) in "
+                       "contrib/install-windows-dependencies.ps1"}[builder]
     assert f"the revision declares {declared}" in result.stdout + result.stderr
     assert win.instances(LIVE) == []
 
 
-def test_undeclared_wheels_are_refused_before_aws(played, hg_source, tmp_path):
-    """An older branch declares no ARM64 wheel: asking for one stops before any
-    resource exists, naming what the revision does declare."""
+@pytest.mark.parametrize("older,python", [(True, "3.12"), (False, "3.10")])
+def test_undeclared_wheels_are_refused_before_aws(played, hg_source, tmp_path, older,
+                                                  python):
+    """An older branch declares no ARM64 wheel, and 7.2.4's CI (like its release on
+    PyPI) none for 3.9 and 3.10, though its pyproject.toml does: asking for one stops
+    before any resource exists, naming what the revision does declare."""
     win = played
     repo = clone(hg_source, tmp_path / "repo")
-    without_cibuildwheel(repo)
-    result = win.run("build-windows-wheel", "--python-version", "3.12", "--arch", "arm64",
+    if older:
+        without_cibuildwheel(repo)
+    result = win.run("build-windows-wheel", "--python-version", python, "--arch", "arm64",
                      "--hg-repo", str(repo), cwd=repo)
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("usage error: this revision builds no Windows wheel for 3.12 "
+    assert line.startswith(f"usage error: this revision builds no Windows wheel for {python} "
                            "arm64; it declares 3.9 x86, 3.9 x64, ")
+    assert ("3.11 arm64" in line) is not older
     assert win.instances() == []
 
 
@@ -462,6 +475,9 @@ def test_unexpected_artifact_name_fails_the_build(played, hg_source, standin, tm
     result, _ = win.run_with_first_boot("build-all-windows-packages", "--version", "7.2.4",
                                         "--hg-repo", str(repo), cwd=repo)
     assert result.returncode == 13, result.stderr
+    # The plan: 7.2.4's release, its CI's 16 wheels and the 4 installers.
+    assert "build-all-windows-packages: 20 artifacts of " in result.stderr
+    assert "wheel 3.11 arm64" in result.stderr and "wheel 3.10 arm64" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(
         "artifact error: expected mercurial-7.2.4-cp39-cp39-win32.whl in C:\\hgdev\\src\\dist")
     assert "found mercurial-7.2.3-cp39-cp39-win32.whl instead" in result.stderr
