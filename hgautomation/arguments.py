@@ -260,6 +260,8 @@ def _bootstrap_windows_dev(p: argparse.ArgumentParser) -> None:
     # The image is provisioned by this revision's contrib/install-windows-dependencies.ps1.
     _revision(p)
     _windows_instance_type(p, "bootstrap")
+    p.add_argument("--refresh-image", action="store_true",
+                   help="build the image even if up to date (e.g. on a newer base image)")
     _aws_options(p)
 
 

@@ -19,6 +19,6 @@ def main(ctx: Context, args: argparse.Namespace) -> int:
     deps = ec2.read_deps_files(repo, node)
     with open_aws(ctx, args, kinds=("windows",)) as aws:
         image = ec2.ensure_image(ctx, aws, deps, base_image_name=args.base_image_name,
-                                 instance_type=args.instance_type)
+                                 instance_type=args.instance_type, refresh=args.refresh_image)
     console.get().result(f"{image.id} {image.name}")
     return 0
