@@ -21,6 +21,7 @@ import base64
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -33,7 +34,8 @@ from harness.powershell import params_of
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOWS_2022_NEWEST = "ami-0481743ed9f9d2efe"  # Windows_Server-2022-English-Full-Base-2025.10.15
-WINDOWS_2025_NEWEST = "ami-0651400ce715c354e"
+WINDOWS_2022_OLDER = "ami-0f9f77c37d00ba12e"  # Windows_Server-2022-English-Full-Base-2025.09.10
+WINDOWS_2025_PATTERN = "Windows_Server-2025-English-Full-Base-*"
 OWNER = "wintester"
 CLI_TIMEOUT = 240
 
@@ -138,7 +140,8 @@ def played(win):
 
 
 def our_public_key(state: Path) -> str:
-    (pub,) = (state / "keys").glob("*.pub")
+    """The owner's ed25519 key: what the tool logs in with (user data installs it)."""
+    pub = state / "keys" / f"hg-automation-{OWNER}.pub"
     return " ".join(pub.read_text().split()[:2])
 
 
@@ -171,7 +174,19 @@ def test_bootstrap_windows_dev_launches_connects_and_cleans_up(played, hg_source
     assert data.startswith("<powershell>\n") and "</powershell>" in data
     assert "shutdown.exe /s" in data
     assert win.params["AuthorizedKey"] == our_public_key(win.state)
+    assert win.params["AuthorizedKey"].startswith("ssh-ed25519 ")
     assert win.params["HostKeyPub"].startswith("ssh-ed25519 ")
+
+    # Launched with the owner's RSA 2048 key pair: EC2 refuses ed25519 ones for Windows
+    # AMIs (tests/harness/aws_rules.py), and the Administrator password (RDP) is
+    # encrypted with it. The private key is PKCS#1 PEM, 0600, for
+    # `aws ec2 get-password-data --priv-launch-key`.
+    assert instance["KeyName"] == f"hg-automation-{OWNER}.windows"
+    (pair,) = win.ec2.describe_key_pairs(KeyNames=[instance["KeyName"]])["KeyPairs"]
+    assert pair["KeyType"] == "rsa"
+    assert {t["Key"]: t["Value"] for t in pair["Tags"]}["hgautomation:owner"] == OWNER
+    assert_windows_key_file(win.state / "keys" / instance["KeyName"])
+    assert win.ec2.get_password_data(InstanceId=instance["InstanceId"])["PasswordData"]
 
     # SSM: the Windows feature step, on this instance, via AWS-RunPowerShellScript.
     commands = win.aws.client("ssm").list_commands()["Commands"]
@@ -187,28 +202,42 @@ def test_bootstrap_windows_dev_launches_connects_and_cleans_up(played, hg_source
     assert list((win.state / "runs").iterdir()) == []
 
 
-def make_image(win, fingerprint: str, name: str) -> str:
-    """An image of ours as the AWS layer tags it (built from a throwaway instance)."""
+def assert_windows_key_file(path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    data = path.read_bytes()
+    assert data.startswith(b"-----BEGIN RSA PRIVATE KEY-----\n")
+    key = serialization.load_pem_private_key(data, password=None)
+    assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
+
+
+def make_image(win, fingerprint: str, name: str, base: str | None = None) -> str:
+    """An image of ours as the AWS layer tags it (built from a throwaway instance);
+    *base*: the base image it says it was built on."""
+    from hgautomation.aws import images
     from hgautomation.aws import tags as T
 
     reservation = win.ec2.run_instances(ImageId=WINDOWS_2022_NEWEST, MinCount=1, MaxCount=1,
                                         InstanceType="t3.micro")
     instance_id = reservation["Instances"][0]["InstanceId"]
     tags = T.ours(None, **{T.IMAGE: "hg-windows-dev", T.FINGERPRINT: fingerprint,
-                           "Name": name})
+                           "Name": name, **({images.BASE_TAG: base} if base else {})})
     image_id = win.ec2.create_image(InstanceId=instance_id, Name=name,
                                     TagSpecifications=T.tag_specs(["image"], tags))["ImageId"]
     win.ec2.terminate_instances(InstanceIds=[instance_id])
     return image_id
 
 
-def current_fingerprint(repo: Path, base: str = WINDOWS_2022_NEWEST) -> str:
-    from hgautomation import hgrepo
+def current_fingerprint(repo: Path, pattern: str | None = None) -> str:
+    from hgautomation import hgrepo, platforms
     from hgautomation.windows import ec2
 
     local = hgrepo.LocalRepo(repo, hg=hgsource.hg_executable())
     node = hgrepo.resolve_revision(local, ".")
-    return ec2.image_fingerprint(base, ec2.read_deps_files(local, node))
+    return ec2.image_fingerprint(ec2.read_deps_files(local, node),
+                                 pattern or platforms.DEFAULT_WINDOWS_BASE_IMAGE)
 
 
 def test_bootstrap_reuses_the_image_with_the_same_fingerprint(win, hg_source):
@@ -225,7 +254,39 @@ def test_bootstrap_reuses_the_image_with_the_same_fingerprint(win, hg_source):
 
 
 def test_other_base_image_pattern_means_other_fingerprint(hg_source):
-    assert current_fingerprint(hg_source) != current_fingerprint(hg_source, WINDOWS_2025_NEWEST)
+    assert current_fingerprint(hg_source) != \
+        current_fingerprint(hg_source, WINDOWS_2025_PATTERN)
+
+
+def test_a_newer_base_image_is_reported_not_rebuilt(played, hg_source):
+    """An image of our recipe built on last month's Windows AMI is used as it is: the
+    newer AMI is reported with the command that rebuilds, nothing launched or
+    deregistered. With that command (--refresh-image) a build starts on the newest AMI
+    (here it stops where the Linux stand-in cannot go on, exit 10) and the image stays."""
+    win = played
+    image_id = make_image(win, current_fingerprint(hg_source), "hg-windows-dev-current",
+                          base=WINDOWS_2022_OLDER)
+    result = win.run("bootstrap-windows-dev", "--hg-repo", str(hg_source), cwd=hg_source)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [image_id, "hg-windows-dev-current"]
+    node = hgsource.hg("log", "-r", ".", "-T", "{node|short}", cwd=hg_source)
+    assert ("a newer Windows base image is available (ami-0481743ed9f9d2efe "
+            "Windows_Server-2022-English-Full-Base-2025.10.15; "
+            f"{image_id} was built on {WINDOWS_2022_OLDER}): "
+            f"bootstrap-windows-dev -r {node} --refresh-image rebuilds") in result.stderr
+    assert win.instances() == []
+    assert [i["ImageId"] for i in win.ec2.describe_images(Owners=["self"])["Images"]] == \
+        [image_id]
+
+    result, instance = win.run_with_first_boot(
+        "bootstrap-windows-dev", "--refresh-image", "--hg-repo", str(hg_source),
+        cwd=hg_source)
+    assert result.returncode == 10, result.stderr
+    assert instance["ImageId"] == WINDOWS_2022_NEWEST
+    assert instance["KeyName"] == f"hg-automation-{OWNER}.windows"
+    assert [i["ImageId"] for i in win.ec2.describe_images(Owners=["self"])["Images"]] == \
+        [image_id]
+    assert win.instances(LIVE) == []
 
 
 def test_missing_dependency_script_is_a_clear_error(win, tmp_path):
