@@ -261,9 +261,11 @@ def invoke(session: AWSSession, function: str, payload: bytes) -> TryResult:
                         hint=f"check --function and --aws-region; the Try server lives in "
                              f"{TRY_REGION}") from exc
                 if status == 413 or code == "RequestEntityTooLargeException":
+                    named = (f" {console.printable(code[:100])}"
+                             if code and code != str(status) else "")
                     raise errors.TryServerError(
-                        f"Lambda refused the request as too large (HTTP {status} "
-                        f"{console.printable(code[:100])}); {function} did not run",
+                        f"Lambda refused the request as too large (HTTP {status}{named}); "
+                        f"{function} did not run",
                         hint="send fewer or smaller changesets") from exc
                 raise
     result = parse_response(raw[:MAX_REPLY_BYTES], response.get("FunctionError"))
