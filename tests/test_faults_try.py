@@ -239,8 +239,8 @@ def test_a_rejection_line_is_escaped_and_cut(cli, repo, tmp_path, endpoint):
     assert line == ("try server: the Try server rejected the submission (\\x1b]0;t\\x07"
                     + "T" * 94 + "…): \\x1b[2Jrejected " + "x" * 187 + "…")
     shown = remote_lines(proc)
-    assert shown == ["remote: \\x1b[2Jrejected " + "x" * 486
-                     + " … 2,999,514 more characters not shown (see the run's log)"]
+    assert shown == ["remote: \\x1b[2Jrejected " + "x" * 487
+                     + " … 2,999,513 more characters not shown (see the run's log)"]
     assert len(proc.stderr) < 10_000
     assert fake.uploads == 1
 
