@@ -93,7 +93,7 @@ class AWSSession:
             console.get().trace(f"aws {model.service_model.service_name}.{model.name}")
 
     def _announce_retry(self, attempts: int = 0, response=None, caught_exception=None,
-                        operation=None, **kwargs) -> None:
+                        operation=None, request_dict=None, **kwargs) -> None:
         """Say that a failed attempt is retried: a stuck endpoint is never silent.
 
         Only reports; botocore's retry handler decides (this returns None).
@@ -102,18 +102,36 @@ class AWSSession:
                   if response and len(response) > 1 and isinstance(response[1], dict) else 0)
         if caught_exception is None and status < 500 and status != 429:
             return
-        if attempts >= self.max_attempts:
+        # A client of its own (see `client`) may allow fewer attempts than the session.
+        config = ((request_dict or {}).get("context") or {}).get("client_config")
+        limit = (getattr(config, "retries", None) or {}).get("total_max_attempts",
+                                                             self.max_attempts)
+        if attempts >= limit:
             return
         why = (type(caught_exception).__name__ if caught_exception is not None
                else f"HTTP {status}")
         name = getattr(operation, "name", "AWS call")
         from hgautomation import console
 
-        console.get().info(f"    AWS {name}: {why}; retrying ({attempts + 1}/"
-                           f"{self.max_attempts})")
+        console.get().info(f"    AWS {name}: {why}; retrying ({attempts + 1}/{limit})")
 
-    def client(self, service: str):
-        """A client for *service*; one per session and service (clients are thread-safe)."""
+    def client(self, service: str, *, attempts: int | None = None,
+               read_timeout: int | None = None):
+        """A client for *service*; one per session and service (clients are thread-safe).
+
+        ``attempts`` and ``read_timeout`` (at least this long; ``HGAUTOMATION_AWS_TIMEOUT``
+        may give more) make a client of its own with the session's other settings, e.g.
+        one attempt for a call that must never be sent twice.
+        """
+        if attempts is not None or read_timeout is not None:
+            from botocore.config import Config
+
+            overrides: dict[str, Any] = {}
+            if attempts is not None:
+                overrides["retries"] = {"mode": "standard", "total_max_attempts": attempts}
+            if read_timeout is not None:
+                overrides["read_timeout"] = max(read_timeout, self.config.read_timeout)
+            return self.boto.client(service, config=self.config.merge(Config(**overrides)))
         with self._lock:
             if service not in self._clients:
                 self._clients[service] = self.boto.client(service, config=self.config)
