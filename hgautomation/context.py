@@ -76,7 +76,7 @@ class Context:
             return  # no usable checkout: the command says so if it needs one
         if state == checkout or checkout in state.parents:
             raise ConfigurationError(
-                f"the state directory {self.state.root} is inside the Mercurial checkout "
+                f"the state directory {state} is inside the Mercurial checkout "
                 f"{checkout}, where its private keys could be committed",
                 hint="give --state-path a directory outside the checkout (default "
                      "~/.hgautomation)")
