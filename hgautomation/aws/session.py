@@ -191,6 +191,9 @@ class CredentialProcess:
         except (OSError, ValueError) as exc:
             raise self._error(f"cannot be started ({getattr(exc, 'strerror', None) or exc})"
                               ) from exc
+        # One still running when the tool exits (a refresh in a worker thread while the
+        # main thread was interrupted) is stopped at exit.
+        _RUNNING.add(self)
 
     @property
     def returncode(self) -> int | None:
@@ -199,7 +202,7 @@ class CredentialProcess:
     def _error(self, what: str) -> errors.AWSCredentialsError:
         return errors.AWSCredentialsError(
             f"the credential_process ({self.program}) of AWS profile {self.profile!r} {what}",
-            hint="see its credential_process in ~/.aws/config")
+            hint="check that profile's credential_process in the AWS config file")
 
     def communicate(self, input: bytes | None = None, timeout: float | None = None
                     ) -> tuple[bytes, bytes]:
@@ -233,6 +236,8 @@ class CredentialProcess:
         except BaseException:
             self._stop()
             raise
+        finally:
+            _RUNNING.discard(self)
         out, err = answer[0]
         if self._proc.returncode == 0:
             self._check_json(out)
@@ -269,6 +274,14 @@ class CredentialProcess:
                 stream.close()
 
 
+_RUNNING: set[CredentialProcess] = set()
+
+
+def _stop_running() -> None:
+    for process in list(_RUNNING):
+        process._stop()
+
+
 def bound_credential_processes() -> None:
     """Make botocore run every profile's ``credential_process`` as a
     :class:`CredentialProcess` (also a source profile's, and on refresh).
@@ -290,6 +303,9 @@ def bound_credential_processes() -> None:
                              popen or functools.partial(CredentialProcess, profile_name))
 
     credentials.ProcessProvider = BoundedProcessProvider
+    import atexit
+
+    atexit.register(_stop_running)
 
 
 def known_regions() -> set[str]:
