@@ -133,8 +133,11 @@ class Console:
         stamp = time.strftime("%H:%M:%S", time.gmtime())
         try:
             self._log.write("".join(f"{stamp} {line}\n" for line in text.split("\n")))
-        except (OSError, ValueError):
-            self._log = None  # a full disk does not stop the run; the log just ends
+        except (OSError, ValueError) as exc:
+            # A full disk does not stop the run: the log ends, and the run says so once.
+            self._log = None
+            self._write_unlogged(f"warning: the rest of this run is not logged (cannot "
+                                 f"write its log: {getattr(exc, 'strerror', None) or exc})")
 
     def _write(self, stream: IO[str], text: str, end: str = "\n") -> None:
         with self._lock:

@@ -47,11 +47,31 @@ def test_version_refuses_anything_else(text):
         options.version(text)
 
 
-@pytest.mark.parametrize("text, expected", [("Alice Smith", "alice-smith"),
-                                            ("bob@example.org", "bob-example-org"),
-                                            ("x" * 40, "x" * 32)])
-def test_owner_normalizes(text, expected):
+@pytest.mark.parametrize("text, expected", [("alice", "alice"), ("Alice", "alice"),
+                                            ("alice-smith", "alice-smith"),
+                                            ("x" * 32, "x" * 32), ("r2d2", "r2d2")])
+def test_owner_is_kept_as_typed_but_for_case(text, expected):
     assert options.owner(text) == expected
+
+
+# Normalization once made these alice-smith, bob-example-org and 32 x's: each could
+# collide with another owner, so they are refused, with the normal form as a hint.
+@pytest.mark.parametrize("text, hint", [("Alice Smith", "alice-smith"),
+                                        ("bob@example.org", "bob-example-org"),
+                                        ("x" * 40, "x" * 32), ("a.b", "a-b"), ("a_b", "a-b"),
+                                        ("-a", "a"), ("bob\n", "bob")])
+def test_owner_that_normalization_would_change_is_refused(text, hint):
+    with pytest.raises(errors.UsageError, match="invalid owner") as raised:
+        options.owner(text)
+    assert raised.value.hint == f"e.g. {hint!r}"
+
+
+@pytest.mark.parametrize("text", ["élève", "日本", "\u212a", "İ"])
+def test_non_ascii_owner_is_refused_without_a_guess(text):
+    # élève would be l-ve: a guess that only confuses.
+    with pytest.raises(errors.UsageError, match="ASCII letters") as raised:
+        options.owner(text)
+    assert raised.value.hint is None
 
 
 @pytest.mark.parametrize("text", ["", "   ", "!!!", "---"])
