@@ -125,7 +125,13 @@ def ensure_key_pair(session: AWSSession, keys_dir: Path, owner: str, *,
             raise errors.AWSError(
                 f"key pair {name} exists in EC2 with another key and is not tagged as ours",
                 hint="delete it or choose another --owner")
-        con.info(f"key pair {name}: EC2 holds a different key; replacing it")
+        # One owner used from two machines (or a lost state directory): each run puts
+        # its own key back, so the other machine's next launch replaces it again.
+        created = remote.get("CreateTime")
+        since = f", imported {created:%Y-%m-%d %H:%M} UTC" if hasattr(created, "strftime") else ""
+        con.warn(f"key pair {name}: EC2 holds a different key{since} (another machine or "
+                 f"state directory using owner {owner!r}); replacing it with {path}.pub "
+                 "(give each machine its own --owner to keep both)")
         with translate_errors(f"delete key pair {name}"):
             ec2.delete_key_pair(KeyName=name)
     else:

@@ -140,7 +140,10 @@ def test_a_different_key_of_ours_is_replaced(stub, aws_session, tmp_path, captur
     stub("ec2").add_response("delete_key_pair", {}, {"KeyName": NAME})
     _import(stub, _public(key).encode())
     keys.ensure_key_pair(aws_session, tmp_path, "alice")
-    assert "EC2 holds a different key; replacing it" in captured.err_text
+    assert ("warning: key pair hg-automation-alice: EC2 holds a different key (another "
+            "machine or state directory using owner 'alice'); replacing it with "
+            f"{tmp_path / NAME}.pub (give each machine its own --owner to keep both)"
+            ) in captured.err_text
 
 
 def test_a_different_key_not_ours_is_refused(stub, aws_session, tmp_path, captured):
