@@ -13,11 +13,12 @@ import contextlib
 import os
 import select
 import shlex
-import signal
 import socket
 import subprocess
 import tempfile
-import time
+import threading
+
+from hgautomation.ssh import group
 
 # Seconds the proxy's process group gets between SIGTERM and SIGKILL.
 STOP_GRACE = 1.0
@@ -30,13 +31,14 @@ class ProxyCommand:
         self.command = command
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
         try:
-            self.process = subprocess.Popen(
+            self.process = group.start(
                 shlex.split(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=self._stderr, bufsize=0, start_new_session=True)
+                stderr=self._stderr, bufsize=0)
         except BaseException:
             self._stderr.close()
             raise
         self.timeout: float | None = None
+        self._lock = threading.Lock()
         self._stopped = False
         self._ended_alone: int | None = None  # its status if it ended before close()
         self._last_error = ""
@@ -67,43 +69,21 @@ class ProxyCommand:
 
     def close(self) -> None:
         """Stop the command's whole process group and reap it (bounded)."""
-        if self._stopped:
-            return
-        self._ended_alone = self._status()
-        self._last_error = self.last_error()
-        self._stopped = True
+        with self._lock:  # the transport's thread and ours may both close it
+            if self._stopped:
+                return
+            self._ended_alone = self._status()
+            self._last_error = self.last_error()
+            self._stopped = True
         for pipe in (self.process.stdin, self.process.stdout):
             with contextlib.suppress(OSError):
                 pipe.close()
-        self._signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
-        while self._status() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        self._signal(signal.SIGKILL)  # the command, or what it left in its group
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=STOP_GRACE)
+        group.stop(self.process, STOP_GRACE)
         with contextlib.suppress(OSError):
             self._stderr.close()
 
-    def _signal(self, signum: int) -> None:
-        # The leader is never reaped before this (see _status), so its id, which
-        # names the group, cannot have been reused meanwhile.
-        with contextlib.suppress(OSError):
-            os.killpg(self.process.pid, signum)
-
     def _status(self) -> int | None:
-        """The command's exit status (negative: killed by that signal), None while it
-        runs; the process is left unreaped (WNOWAIT)."""
-        if self.process.returncode is not None:
-            return self.process.returncode
-        try:
-            info = os.waitid(os.P_PID, self.process.pid,
-                             os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return self.process.poll()
-        if info is None:
-            return None
-        return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+        return group.status(self.process)
 
     # -- for messages
     def ended(self) -> str | None:
