@@ -284,9 +284,13 @@ def _connect_failure(exc: BaseException, sock, transport) -> str:
     where it misleads)."""
     import paramiko
 
-    inner = getattr(transport, "saved_exception", None)
-    if str(exc) == "No existing session" and inner is not None:
-        exc = inner  # the transport died in the handshake: say why
+    if str(exc) == "No existing session":
+        # paramiko's word for a handshake that did not complete: it died (say why),
+        # or the ConnectTimeout ran out while it waited.
+        inner = getattr(transport, "saved_exception", None)
+        if inner is None:
+            return "no SSH handshake within the ConnectTimeout"
+        exc = inner
     cause = exc.__cause__ or exc.__context__
     ended = sock.ended() if isinstance(sock, proxy.ProxyCommand) else None
     if ended is not None:

@@ -153,11 +153,12 @@ class Remote:
             # stdin), so the status gets a short wait only.
             channel = self.channel
             ended = channel.exit_status_ready() or channel.status_event.wait(STATUS_AFTER_EOF)
-            how = f"ended (exit {channel.recv_exit_status()}" if ended else "closed its output ("
-            tail = f"; its output: {short(self._before_start[-1])}" if self._before_start \
-                else ("; " if ended else "") + "no output"
+            said = f"its output: {short(self._before_start[-1])}" if self._before_start \
+                else "no output"
+            how = (f"ended (exit {channel.recv_exit_status()}{'; ' if self._before_start else ', '}"
+                   if ended else "closed its output (")
             raise errors.HostContractError(
-                f"{self.target}: the login shell {how}{tail}) before running "
+                f"{self.target}: the login shell {how}{said}) before running "
                 f"{short(self.command)}",
                 hint="a login shell must run the command it is given: look for an exit, "
                      "or closed output, in the shell's startup files (~/.bashrc)")
