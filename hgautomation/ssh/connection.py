@@ -174,6 +174,7 @@ def _connect_one(target: Target, known_hosts: Path, extra_known_hosts: Iterable[
     import paramiko
 
     known_hosts = Path(known_hosts)
+    _check_proxy_command(target)
     keys = _check_identities(target)
     wait = max(wait, 0.0)
     attempts = 0
@@ -284,6 +285,9 @@ def _connect_failure(exc: BaseException, sock, transport) -> str:
     where it misleads)."""
     import paramiko
 
+    ended = sock.ended() if isinstance(sock, proxy.ProxyCommand) else None
+    if ended is not None:
+        return f"its ProxyCommand ended ({ended})"
     if str(exc) == "No existing session":
         # paramiko's word for a handshake that did not complete: it died (say why),
         # or the ConnectTimeout ran out while it waited.
@@ -292,9 +296,6 @@ def _connect_failure(exc: BaseException, sock, transport) -> str:
             return "no SSH handshake within the ConnectTimeout"
         exc = inner
     cause = exc.__cause__ or exc.__context__
-    ended = sock.ended() if isinstance(sock, proxy.ProxyCommand) else None
-    if ended is not None:
-        return f"its ProxyCommand ended ({ended})"
     if isinstance(exc, paramiko.SSHException) and str(exc).startswith(
             "Error reading SSH protocol banner"):
         if _banner_not_text(exc):
@@ -309,6 +310,26 @@ def _connect_failure(exc: BaseException, sock, transport) -> str:
 
 def _banner_not_text(exc: BaseException) -> bool:
     return isinstance(exc.__cause__ or exc.__context__, UnicodeDecodeError)
+
+
+def _check_proxy_command(target: Target) -> None:
+    """A ProxyCommand whose program cannot be found or run is known before connecting."""
+    import shlex
+    import shutil
+
+    if not target.proxy_command:
+        return
+    try:
+        words = shlex.split(target.proxy_command)
+    except ValueError as exc:
+        why = str(exc)
+    else:
+        if words and shutil.which(words[0]):
+            return
+        why = "No such file or directory" if words else "empty"
+    raise errors.ConfigurationError(
+        f"{target}: ProxyCommand cannot run ({why}): {target.proxy_command}",
+        hint="check the ssh config (--ssh-config)")
 
 
 def _check_identities(target: Target) -> list[Path]:

@@ -17,11 +17,14 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 
 from hgautomation.ssh import group
 
 # Seconds the proxy's process group gets between SIGTERM and SIGKILL.
 STOP_GRACE = 1.0
+# Seconds between looks at whether the command ended while its output stays silent.
+EXIT_POLL = 0.2
 
 
 class ProxyCommand:
@@ -54,12 +57,20 @@ class ProxyCommand:
             raise EOFError(f"the ProxyCommand ended ({self.ended()})") from exc
 
     def recv(self, size: int) -> bytes:
-        """Up to ``size`` bytes; b"" once the command's output has ended."""
+        """Up to ``size`` bytes; b"" once the command's output has ended, or the command
+        itself (what it left running may hold its output open)."""
         stdout = self.process.stdout
-        ready, _, _ = select.select([stdout], [], [], self.timeout)
-        if not ready:
-            raise socket.timeout()
-        return os.read(stdout.fileno(), size)
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while True:
+            wait = EXIT_POLL if deadline is None else min(EXIT_POLL,
+                                                         max(0.0, deadline - time.monotonic()))
+            ready, _, _ = select.select([stdout], [], [], wait)
+            if ready:
+                return os.read(stdout.fileno(), size)
+            if self._status() is not None:
+                return b""
+            if deadline is not None and time.monotonic() >= deadline:
+                raise socket.timeout()
 
     @property
     def closed(self) -> bool:
