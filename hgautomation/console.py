@@ -7,7 +7,8 @@ is imported only when a progress bar is actually drawn on a terminal.
 
 With a log open (:meth:`Console.open_log`; the CLI opens one per run), every
 message goes there too, whatever the verbosity, with a timestamp, plus what only
-the log gets (:meth:`Console.trace`: each AWS call).
+the log gets (:meth:`Console.trace`: each AWS call, and the libraries' own logging:
+paramiko, botocore, urllib3 never write to the terminal, see :func:`configure`).
 
 Remote text (a host's command output, the Try server's reply) is untrusted: it is
 shown and logged through :func:`printable`, so it cannot move the cursor, clear the
@@ -17,6 +18,7 @@ screen, retitle the window or start a line of its own.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import sys
 import threading
@@ -436,7 +438,27 @@ def get() -> Console:
     return _current
 
 
+class _LibraryLog(logging.Handler):
+    """Python logging (paramiko's transport thread, botocore, urllib3) into the run's
+    log, never onto the terminal: the tool reports failures itself, in one line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is dropped
+            return
+        get().trace(f"[{record.name}] {record.levelname}: {text}")
+
+
 def configure(verbosity: int) -> Console:
+    """The console of this run; library logging from now on goes to its log only
+    (without a handler Python's last resort would print WARNING and up on stderr)."""
     global _current
     _current = Console(verbosity)
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _LibraryLog)]:
+        root.removeHandler(handler)
+    root.addHandler(_LibraryLog())
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)  # a library's DeprecationWarning is not for the user
     return _current
