@@ -146,8 +146,15 @@ def test_owner_defaults_to_caller_identity_and_env(aws_fresh, run_cli):
     assert re.search(r"^instance profile: arn:aws:iam::\d{12}:instance-profile/"
                      r"hgautomation/hg-ephemeral-ec2-1$", result.stdout, re.M), result.stdout
     result = _ok(run_cli("setup-ec2-account", "--ingress-cidr", CIDR_A,
-                         env={"HGAUTOMATION_OWNER": "Dave.Smith"}))
-    assert "hg-linux-dev-1-dave-smith" in result.stdout
+                         env={"HGAUTOMATION_OWNER": "Dave-Smith"}))
+    assert "hg-linux-dev-1-dave-smith" in result.stdout  # capitals count as lower case
+    # An owner that would have to be changed to be used is refused, not normalised:
+    # "Dave.Smith" and "Dave-Smith" would otherwise share resources.
+    refused = run_cli("setup-ec2-account", "--ingress-cidr", CIDR_A,
+                      env={"HGAUTOMATION_OWNER": "Dave.Smith"})
+    assert refused.returncode == 3, refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        "configuration error: HGAUTOMATION_OWNER: --owner: invalid owner 'Dave.Smith'")
 
 
 def test_two_owners_and_look_alikes(aws_fresh, run_cli, tmp_path):
