@@ -5,14 +5,16 @@
 
 The first run creates a virtualenv (build/venv-automation next to this file,
 or $HGAUTOMATION_VENV), installs the pinned, hashed requirements.txt into it
-with `pip install --require-hashes`, records a stamp, and re-executes this
-script with the virtualenv's interpreter (os.execv; a child process on
-Windows). Later runs compare the stamp (sha256 of requirements.txt plus the
-version and identity of the venv's interpreter) and go straight on, with no
-venv or pip work. Changing requirements.txt reinstalls on the next run; a
-venv whose interpreter is gone or changed is rebuilt, except when this
-script runs with that venv's own interpreter. Standard library only (the
-work is in hgautomation/venv_bootstrap.py); any Python >= 3.9.
+with `pip install --require-hashes` (one line per phase on stderr; pip's own
+output goes to hgautomation-pip.log in the venv, its end shown if pip
+fails), records a stamp, and re-executes this script with the virtualenv's
+interpreter (os.execv; a child process on Windows). Later runs compare the
+stamp (sha256 of requirements.txt plus the version and identity of the
+venv's interpreter) and go straight on, with no venv or pip work. Changing
+requirements.txt reinstalls on the next run; a venv whose interpreter is
+gone or changed is rebuilt, except when this script runs with that venv's
+own interpreter. Standard library only (the work is in
+hgautomation/venv_bootstrap.py); any Python >= 3.9.
 
 Environment:
   HGAUTOMATION_VENV               where the virtualenv lives

@@ -220,6 +220,7 @@ def parse_args(argv: Sequence[str], prog: str | None = None,
     # makes us fill in one subparser too many, never one too few.
     named = [a for a in argv if a in COMMANDS]
     first = catalog.command(named[0]) if named else None
+    _check_before_command(argv, first, prog)
     argv = split_lists(argv, first)
     parser = build_parser(prog, only=named)
     namespace, extra = parser.parse_known_args(argv)
@@ -243,6 +244,70 @@ def parse_args(argv: Sequence[str], prog: str | None = None,
     record = None if shown_help else command.build({**values, "prog": parser.prog})
     return Parsed(prog=parser.prog, globals=_globals(values), command=command,
                   options=record, sources=sources, values=values, help=shown_help)
+
+
+def _check_before_command(argv: Sequence[str], command: Command | None,
+                          prog: str | None) -> None:
+    """A command's own option typed before the command name (``-T json list-…``) would
+    make argparse take its value for the command: say where it belongs instead."""
+    takes_value = {f for o in GLOBAL_OPTIONS if o.takes_value for f in o.flags}
+    known = {f for o in GLOBAL_OPTIONS for f in o.flags} | {"-h", "--help", "--version"}
+    prog = prog or "hgautomation"
+    skip = False
+    for i, token in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if token == "--" or (command is not None and token == command.name) \
+                or (command is None and not token.startswith("-")):
+            return
+        flag = token.partition("=")[0]
+        if flag in known:
+            skip = flag in takes_value and "=" not in token
+            continue
+        if not token.startswith("-") or token == "-":
+            return
+        found = _commands_taking(flag, command)
+        if not found:
+            return  # an unknown option: argparse says so
+        option, owners = found
+        typed = " ".join(argv[i:i + 2]) if option.takes_value and token == option_flag(
+            option, token) and i + 1 < len(argv) else token
+        if len(owners) == 1:
+            raise errors.UsageError(f"{option_flag(option, token)} is an option of "
+                                    f"{owners[0]}: put it after the command name",
+                                    hint=f"e.g. {prog} {owners[0]} {typed}")
+        raise errors.UsageError(f"{option_flag(option, token)} is an option of COMMAND, "
+                                "not a global one: put it after the command name",
+                                hint=f"e.g. {prog} {owners[0]} {typed}; commands that take "
+                                     f"it: {', '.join(owners)}")
+
+
+def option_flag(option: Option, token: str) -> str:
+    """The flag of `option` that `token` spells (``-Tjson`` spells ``-T``)."""
+    return next((f for f in option.flags if token == f or token.startswith(f + "=")
+                 or (len(f) == 2 and f[1] != "-" and token.startswith(f))), token)
+
+
+def _commands_taking(token: str, command: Command | None
+                     ) -> tuple[Option, list[str]] | None:
+    """The option `token` names (``-Tjson`` is ``-T``) and the commands that take it:
+    just the named command when one is named, else every command (imports them all)."""
+    def option_of(c: Command) -> Option | None:
+        for o in c.options:
+            if o.positional:
+                continue
+            for f in o.flags:
+                if token == f or (len(f) == 2 and f[1] != "-" and o.takes_value
+                                  and token.startswith(f)):
+                    return o
+        return None
+
+    candidates = [command] if command is not None else [catalog.command(n) for n in COMMANDS]
+    found = [(c.name, o) for c in candidates if (o := option_of(c)) is not None]
+    if not found:
+        return None
+    return found[0][1], [name for name, _ in found]
 
 
 def _globals(values: dict[str, object]) -> GlobalOptions:

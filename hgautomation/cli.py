@@ -87,8 +87,9 @@ def _context(options):
     from pathlib import Path
 
     from hgautomation.context import Context
-    from hgautomation.state import StateDir
+    from hgautomation.state import StateDir, check_home, local_path
 
+    check_home()
     verbosity = -1 if options.quiet else min(options.verbose, 1)
     return Context(
         state=StateDir.at(options.state_path),
@@ -97,7 +98,7 @@ def _context(options):
         explicit_region=options.aws_region,
         aws_profile=options.aws_profile,
         explicit_hg_repo=Path(options.hg_repo) if options.hg_repo else None,
-        ssh_config=(Path(options.ssh_config).expanduser().absolute() if options.ssh_config
+        ssh_config=(local_path(options.ssh_config, "--ssh-config") if options.ssh_config
                     else None),
         identity=_identity(options.identity),
     )
@@ -105,13 +106,15 @@ def _context(options):
 
 def _identity(value: str | None):
     """-i FILE: an existing, readable private key (checked before anything starts)."""
-    from pathlib import Path
+    from hgautomation.state import local_path
 
     if value is None:
         return None
     try:
-        path = Path(value).expanduser().absolute()
+        path = local_path(value, "-i/--identity")
         usable = path.is_file() and os.access(path, os.R_OK)
+    except errors.ConfigurationError as exc:
+        raise errors.UsageError(exc.message, hint=exc.hint) from None
     except (OSError, ValueError) as exc:  # too long a name, a NUL byte
         raise errors.UsageError(f"-i/--identity: not a usable path ({exc})") from None
     if not usable:
@@ -151,6 +154,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
         debug = debug or bool(parsed.globals.debug)
         ctx = _context(parsed.globals)
+        ctx.check_state_outside_checkout()
         console.configure(ctx.verbosity).machine = parsed.json
         log = _open_log(ctx, parsed.command.name, argv)
         _report_sources(parsed.sources, parsed.values, debug)
@@ -196,29 +200,52 @@ LOGS_KEPT = 100
 
 def _open_log(ctx, command: str, argv: list[str]):
     """The run's full-detail log, <state>/logs/<UTC time>-<command>.log; None if the
-    state directory cannot hold one (the run goes on without it)."""
+    state directory cannot hold one: the run says so in one line and goes on."""
     import time
 
     from hgautomation import __version__, console
 
+    path = None
     try:
         logs = ctx.state.logs
-        old = sorted(logs.glob("*.log"))
-        for path in old[:max(0, len(old) - LOGS_KEPT + 1)]:
-            path.unlink(missing_ok=True)
+        _rotate_logs(logs)
         now = time.time()
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
         path = logs / f"{stamp}-{command}.log"
         for n in range(2, 100):  # runs started in the same millisecond
-            if not path.exists():
+            if not os.path.lexists(path):
                 break
             path = logs / f"{stamp}-{command}-{n}.log"
         console.get().open_log(path, f"hgautomation {__version__} (Python "
                                      f"{sys.version.split()[0]}), pid {os.getpid()}: "
                                      f"{' '.join(argv)}")
         return path
-    except (OSError, errors.HgAutomationError):
+    except (OSError, errors.HgAutomationError) as exc:
+        reason = (exc.one_line() if isinstance(exc, errors.HgAutomationError)
+                  else f"cannot write {path or ctx.state.root / 'logs'}: "
+                       f"{exc.strerror or exc}")
+        console.get().warn(f"this run is not logged ({reason})")
         return None
+
+
+def _rotate_logs(logs) -> None:
+    """Keep the newest LOGS_KEPT - 1 logs (this run's makes LOGS_KEPT). Only regular
+    files named like a log count; what cannot be removed is skipped, not fatal."""
+    import stat
+
+    old = []
+    for path in logs.glob("*.log"):
+        try:
+            if stat.S_ISREG(path.lstat().st_mode):
+                old.append(path)
+        except OSError:
+            continue
+    old.sort()
+    for path in old[:max(0, len(old) - LOGS_KEPT + 1)]:
+        try:
+            path.unlink()
+        except OSError:
+            continue
 
 
 def _close_log(last: str) -> None:

@@ -7,12 +7,19 @@ is imported only when a progress bar is actually drawn on a terminal.
 
 With a log open (:meth:`Console.open_log`; the CLI opens one per run), every
 message goes there too, whatever the verbosity, with a timestamp, plus what only
-the log gets (:meth:`Console.trace`: each AWS call).
+the log gets (:meth:`Console.trace`: each AWS call, and the libraries' own logging:
+paramiko, botocore, urllib3 never write to the terminal, see :func:`configure`).
+
+Remote text (a host's command output, the Try server's reply) is untrusted: it is
+shown and logged through :func:`printable`, so it cannot move the cursor, clear the
+screen, retitle the window or start a line of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 import sys
 import threading
 import time
@@ -25,6 +32,31 @@ QUIET, NORMAL, VERBOSE = -1, 0, 1
 # Without a terminal, a wait reports itself once per this many seconds.
 WAIT_REPORT_EVERY = 30.0
 _SPINNER = "|/-\\"
+# A remote reply that arrives whole (the Try server's): what the terminal shows of it;
+# the log has each line whole, up to REMOTE_LOG_CHARS characters in all.
+REMOTE_SHOWN_LINES = 200
+REMOTE_SHOWN_CHARS = 500
+REMOTE_LOG_CHARS = 1024 * 1024
+
+# What a terminal acts on instead of showing: C0 controls but tab, DEL, C1 controls
+# (ESC, CSI, OSC start sequences; CR and LF rewrite or forge lines), and the Unicode
+# marks that reorder or split text invisibly (bidi controls, line/paragraph separators).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e"
+                          "\u2066-\u2069]")
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r"}
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    code = ord(char)
+    return _SHORT_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character shown as an escape (``\\x1b``, ``\\n``,
+    ``\\r``, ``\\u202e``); tabs stay. Character by character, so the escape of a
+    string is the escapes of its parts joined."""
+    return _UNPRINTABLE.sub(_escape, text) if _UNPRINTABLE.search(text) else text
 
 
 class Progress:
@@ -103,8 +135,11 @@ class Console:
         stamp = time.strftime("%H:%M:%S", time.gmtime())
         try:
             self._log.write("".join(f"{stamp} {line}\n" for line in text.split("\n")))
-        except (OSError, ValueError):
-            self._log = None  # a full disk does not stop the run; the log just ends
+        except (OSError, ValueError) as exc:
+            # A full disk does not stop the run: the log ends, and the run says so once.
+            self._log = None
+            self._write_unlogged(f"warning: the rest of this run is not logged (cannot "
+                                 f"write its log: {getattr(exc, 'strerror', None) or exc})")
 
     def _write(self, stream: IO[str], text: str, end: str = "\n") -> None:
         with self._lock:
@@ -164,12 +199,18 @@ class Console:
         return answer.strip().lower() in ("y", "yes")
 
     def remote_line(self, prefix: str, line: str, shown: int = 0) -> None:
-        """One line of a remote command's output, streamed as it arrives.
+        """One line of a remote command's output, streamed as it arrives, escaped
+        (:func:`printable`).
 
         ``shown``: how much of it :meth:`remote_partial` already wrote. If that part
         is still the last thing on the screen, only the rest is added; otherwise the
         rest gets a line (and the prefix) of its own.
         """
+        if shown:
+            head = printable(line[:shown])
+            line, shown = head + printable(line[shown:]), len(head)
+        else:
+            line = printable(line)
         if self.verbosity < NORMAL:
             self.trace(f"{prefix}{line}")
             return
@@ -187,9 +228,10 @@ class Console:
         self._write(self.err, f"{prefix}{line}")
 
     def remote_partial(self, prefix: str, text: str) -> None:
-        """The start of a remote line that has not ended yet (progress dots)."""
+        """The start of a remote line that has not ended yet (progress dots), escaped."""
         if self.verbosity < NORMAL:
             return
+        text = printable(text)
         with self._lock:
             if self._open_line == prefix:
                 self._raw(text)
@@ -203,6 +245,38 @@ class Console:
             except BrokenPipeError:
                 pass
             self._open_line = prefix
+
+    def remote_reply(self, prefix: str, lines: Sequence[str]) -> None:
+        """A remote reply that came whole, each element one escaped line: the first
+        ``REMOTE_SHOWN_LINES``, each cut at ``REMOTE_SHOWN_CHARS`` characters, are shown;
+        the log has the lines whole, up to ``REMOTE_LOG_CHARS`` characters in all, and
+        says what it left out."""
+        show = self.verbosity >= NORMAL
+        budget = REMOTE_LOG_CHARS
+        logged = 0
+        for n, raw in enumerate(lines):
+            if budget <= 0 and (n >= REMOTE_SHOWN_LINES or not show):
+                break  # nothing more to show or to log
+            if budget > 0:
+                entry = raw[:budget]
+                budget -= len(entry)
+                logged += 1
+                cut = len(raw) - len(entry)
+                self.trace(f"{prefix}{printable(entry)}"
+                           + (f" … {cut:,} more characters not logged" if cut else ""))
+            if show and n < REMOTE_SHOWN_LINES:
+                text = printable(raw[:REMOTE_SHOWN_CHARS])
+                if len(raw) > REMOTE_SHOWN_CHARS:
+                    text += (f" … {len(raw) - REMOTE_SHOWN_CHARS:,} more characters not "
+                             "shown (see the run's log)")
+                with self._lock:
+                    self._write_unlogged(f"{prefix}{text}")
+        if show and len(lines) > REMOTE_SHOWN_LINES:
+            self._write(self.err, f"{prefix}… {len(lines) - REMOTE_SHOWN_LINES:,} more lines "
+                                  "not shown (see the run's log)")
+        if logged < len(lines):
+            self.trace(f"{prefix}… {len(lines) - logged:,} more lines not logged (a reply "
+                       f"is logged up to {REMOTE_LOG_CHARS:,} characters)")
 
     def _write_unlogged(self, text: str) -> None:
         """Under the lock: a line on stderr only (its whole form was logged already)."""
@@ -364,7 +438,27 @@ def get() -> Console:
     return _current
 
 
+class _LibraryLog(logging.Handler):
+    """Python logging (paramiko's transport thread, botocore, urllib3) into the run's
+    log, never onto the terminal: the tool reports failures itself, in one line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is dropped
+            return
+        get().trace(f"[{record.name}] {record.levelname}: {text}")
+
+
 def configure(verbosity: int) -> Console:
+    """The console of this run; library logging from now on goes to its log only
+    (without a handler Python's last resort would print WARNING and up on stderr)."""
     global _current
     _current = Console(verbosity)
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _LibraryLog)]:
+        root.removeHandler(handler)
+    root.addHandler(_LibraryLog())
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)  # a library's DeprecationWarning is not for the user
     return _current

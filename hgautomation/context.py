@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hgautomation.errors import AWSCredentialsError, LocalRepoError
-from hgautomation.state import StateDir
+from hgautomation.errors import AWSCredentialsError, ConfigurationError, LocalRepoError
+from hgautomation.state import StateDir, local_path
 
 FALLBACK_REGION = "us-west-2"
 
@@ -47,7 +47,7 @@ class Context:
     def hg_repo(self) -> Path:
         """--hg-repo, else the Mercurial repository containing the current directory."""
         if self.explicit_hg_repo is not None:
-            root = self.explicit_hg_repo.expanduser().absolute()
+            root = local_path(self.explicit_hg_repo, "--hg-repo")
             if not _has_store(root):
                 raise LocalRepoError(f"{_short(root)} is not a Mercurial repository (no .hg)")
             return root
@@ -58,6 +58,28 @@ class Context:
             f"no Mercurial repository at or above {self.cwd}",
             hint="run inside a Mercurial checkout or pass --hg-repo",
         )
+
+
+    def check_state_outside_checkout(self) -> None:
+        """Refuse a state directory inside the Mercurial checkout this run works on
+        (--hg-repo, else the one containing the working directory): its private keys
+        would be one ``hg addremove`` away from being committed (exit 3)."""
+        try:
+            root = (local_path(self.explicit_hg_repo, "--hg-repo")
+                    if self.explicit_hg_repo is not None
+                    else next((c for c in (self.cwd, *self.cwd.parents) if _has_store(c)),
+                              None))
+            if root is None or not _has_store(root):
+                return
+            state, checkout = self.state.root.resolve(), root.resolve()
+        except (OSError, RuntimeError, LocalRepoError, ConfigurationError):
+            return  # no usable checkout: the command says so if it needs one
+        if state == checkout or checkout in state.parents:
+            raise ConfigurationError(
+                f"the state directory {state} is inside the Mercurial checkout "
+                f"{checkout}, where its private keys could be committed",
+                hint="give --state-path a directory outside the checkout (default "
+                     "~/.hgautomation)")
 
 
 def _has_store(root: Path) -> bool:

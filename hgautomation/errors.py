@@ -167,6 +167,17 @@ class TryServerError(HgAutomationError):
     label = "try server"
 
 
+class TryOutcomeUnknown(TryServerError):
+    """The bundle was sent but the answer was lost: the Try server may have it.
+
+    Never retried (a retry would submit it twice); its own code so that a script
+    that retries on 14 does not resend it.
+    """
+
+    exit_code = 15
+    label = "try outcome unknown"
+
+
 class Interrupted(HgAutomationError):
     """SIGINT or SIGTERM: cleanup ran, then we stop."""
 

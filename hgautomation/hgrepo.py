@@ -40,9 +40,22 @@ class LocalRepo:
             result = subprocess.run(self.command(*args), capture_output=True, check=False,
                                     env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
         except FileNotFoundError as exc:
+            import shutil
+
+            found = shutil.which(self.hg)
+            if found:  # it exists: what is missing is the interpreter its #! line names
+                raise errors.ConfigurationError(
+                    f"cannot run Mercurial: {found}: its interpreter (#! line) is missing",
+                    hint="reinstall Mercurial, or put another hg first on PATH") from exc
             raise errors.ConfigurationError(
                 f"cannot run Mercurial: {self.hg!r} not found",
                 hint="is Mercurial installed and on PATH?") from exc
+        except OSError as exc:  # not executable, a directory, a bad interpreter line
+            where = exc.filename if exc.filename and exc.filename != self.hg else None
+            raise errors.ConfigurationError(
+                f"cannot run Mercurial: {self.hg!r}: {exc.strerror or exc}"
+                + (f" ({where})" if where else ""),
+                hint="is the hg on PATH (or --hg) an executable file?") from exc
         except subprocess.TimeoutExpired as exc:
             raise errors.WaitTimeout(
                 f"'hg {' '.join(args[:2])}' did not finish within {timeout:.0f}s") from exc

@@ -29,12 +29,25 @@ def normalize_owner(raw: str) -> str:
     return owner[:MAX_OWNER].strip("-")
 
 
+OWNER_RULE = ("ASCII letters, digits and dashes, at most 32, not starting or ending with "
+              "a dash; capitals are taken as lower case")
+_OWNER = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
+
+
 def owner(text: str) -> str:
-    """``--owner``: normalized; empty after normalization is an error."""
-    value = normalize_owner(text)
-    if not value:
-        raise errors.UsageError(f"invalid owner {text!r} (use letters, digits and dashes)")
-    return value
+    """``--owner``: kept as typed (lower-cased), so that two owners never share resources.
+
+    Anything normalization would change beyond case (``élève`` -> ``l-ve``, ``a.b`` and
+    ``a_b`` -> ``a-b``, a 40-character name cut to 32) is refused, with the normal form
+    as a hint: different owners must not end up with one name.
+    """
+    value = text.lower() if text.isascii() else text
+    if _OWNER.fullmatch(value):
+        return value
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    normal = normalize_owner(text) if text.isascii() else ""  # élève: no good guess
+    raise errors.UsageError(f"invalid owner {shown!r}: owners are {OWNER_RULE}",
+                            hint=f"e.g. {normal!r}" if normal else None)
 
 
 def cidr(text: str) -> str:

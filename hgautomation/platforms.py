@@ -69,6 +69,35 @@ class WindowsArtifact:
         raise ValueError(f"unknown artifact kind {self.kind!r}")
 
 
+# Approximate on-demand USD/hour (us-east-1, Linux, late 2025) for a cost estimate only.
+HOURLY_USD = {
+    "t3.micro": 0.0104, "t3.small": 0.0208, "t3.medium": 0.0416, "t3.large": 0.0832,
+    "t3.xlarge": 0.1664, "t3.2xlarge": 0.3328,
+    "m5.large": 0.096, "m5.xlarge": 0.192, "m6i.large": 0.096, "m6i.xlarge": 0.192,
+    "m6i.2xlarge": 0.384, "m7i.large": 0.1008, "m7i.xlarge": 0.2016,
+    "c5.large": 0.085, "c5.xlarge": 0.17, "c5.2xlarge": 0.34, "c5.4xlarge": 0.68,
+    "c5.9xlarge": 1.53, "c6i.large": 0.085, "c6i.xlarge": 0.17, "c6i.2xlarge": 0.34,
+    "c6i.4xlarge": 0.68, "c6i.8xlarge": 1.36, "c7i.large": 0.08925, "c7i.xlarge": 0.1785,
+}
+# Windows adds a license fee per vCPU-hour (approximate).
+WINDOWS_PER_VCPU_USD = 0.046
+VCPUS = {"large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32,
+         "9xlarge": 36, "micro": 2, "small": 2, "medium": 2}
+
+
+def hourly_estimate(instance_type: str, windows: bool = False) -> float | None:
+    price = HOURLY_USD.get(instance_type)
+    if price is None:
+        return None
+    if windows:
+        price += WINDOWS_PER_VCPU_USD * VCPUS.get(instance_type.split(".")[-1], 2)
+    return price
+
+
+# The Linux image builder compiles CPython once per Python (six of them) and Rust's
+# tools: 8 vCPUs, as Mercurial's own automation used "for compiling Python".
+LINUX_BUILDER_INSTANCE_TYPE = "c5.2xlarge"
+
 # Default EC2 instance types of the Windows flows. Windows instances are billed
 # per started hour, so each is sized to use its hours, not to shave minutes:
 # the image build is download/installer-bound (4 vCPUs for EBS throughput);

@@ -23,6 +23,35 @@ DEFAULT_STATE_PATH = Path("~/.hgautomation")
 _CHECKED: set[Path] = set()  # state directories proven writable by this process
 
 
+def local_path(text: str | os.PathLike, what: str) -> Path:
+    """`text` with ``~``/``~user`` expanded, made absolute against the working directory.
+
+    ``~unknownuser``, or ``~`` for a user with neither ``HOME`` nor a passwd entry, is a
+    ConfigurationError naming `what` (e.g. ``--state-path``); so is a NUL byte.
+    """
+    raw = os.fspath(text)
+    try:
+        return Path(raw).expanduser().absolute()
+    except RuntimeError:  # pathlib: "Could not determine home directory."
+        head = str(raw).split(os.sep, 1)[0]
+        if head == "~":
+            check_home()
+        raise ConfigurationError(f"{what} {raw}: no user {head[1:]!r} to expand {head!r}",
+                                 hint="give an absolute path") from None
+    except (OSError, ValueError) as exc:  # a NUL byte; a working directory gone
+        raise ConfigurationError(f"{what}: not a usable path ({exc})") from None
+
+
+def check_home() -> None:
+    """The tool reads ~/.ssh and ~/.aws and keeps its state in ~/.hgautomation: a user
+    with neither ``HOME`` nor a passwd entry is exit 3, before anything starts."""
+    if os.path.expanduser("~") != "~":
+        return
+    who = f"user id {os.getuid()}" if hasattr(os, "getuid") else "this user"
+    raise ConfigurationError(f"no home directory: HOME is unset and {who} has no "
+                             "passwd entry", hint="set HOME")
+
+
 def check_writable(directory: Path, what: str) -> None:
     """Write and remove a small file in *directory*: unreadable, read-only or full is exit 3."""
     try:
@@ -46,7 +75,7 @@ class StateDir:
 
     @classmethod
     def at(cls, path: str | os.PathLike | None) -> StateDir:
-        return cls(Path(path or DEFAULT_STATE_PATH).expanduser().absolute())
+        return cls(local_path(path or DEFAULT_STATE_PATH, "state directory"))
 
     def ensure(self) -> StateDir:
         """Create the directory (0700) and prove it writable, once per process."""

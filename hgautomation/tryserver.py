@@ -8,23 +8,33 @@ branch, user and message are those of the highest of them.
 Response payload: a JSON list of messages (what the server has always sent; the
 old client printed each element) or ``{"messages": [str, ...]}``, each message shown
 as ``remote: <line>``; a bare JSON string is accepted too, and anything else is
-shown as it is (so an echoing function shows the request it received).
-A failed submission is a Lambda function error (``FunctionError`` set) whose
-payload is Lambda's usual ``{"errorMessage": str, "errorType": str, ...}``.
+shown as it is, with a warning (so an echoing function shows the request it
+received). A failed submission is a Lambda function error (``FunctionError`` set)
+whose payload is Lambda's usual ``{"errorMessage": str, "errorType": str, ...}``.
+
+The reply is untrusted: at most ``MAX_REPLY_BYTES`` are read, parsing never fails
+(too deep, not UTF-8, not JSON: it is shown as text), and the console escapes and
+bounds what it shows (``Console.remote_reply``).
+
+A submission is sent once: the Invoke has a single attempt (only a connection that
+was never made is tried again). An answer lost after the bundle went out is
+:class:`~hgautomation.errors.TryOutcomeUnknown`: the server may have received it.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hgautomation import errors, hgrepo
+from hgautomation import console, errors, hgrepo
 
 if TYPE_CHECKING:
     from hgautomation.aws.session import AWSSession
@@ -32,6 +42,10 @@ if TYPE_CHECKING:
 # Lambda's limit for a synchronous (RequestResponse) invocation payload: 6 MB.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 TRY_REGION = "us-west-2"  # where Mercurial's Try server runs
+# Lambda answers at most 6 MB; a reply is read up to this much, the rest left unread.
+MAX_REPLY_BYTES = 8 * 1024 * 1024
+# Seconds to wait for the answer once the bundle is sent: the server stores it first.
+INVOKE_READ_TIMEOUT = 300
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,7 @@ class TryResult:
     messages: list[str]
     failed: bool
     error_type: str = ""
+    note: str = ""  # why the reply is shown as it came (not a list of messages)
 
 
 @dataclass(frozen=True)
@@ -168,11 +183,28 @@ def build_payload(bundle: bytes, cs: Changeset) -> bytes:
     return payload
 
 
+def _text(value: object) -> str:
+    """A reply element as text; a structure too deep to print is said to be so."""
+    if isinstance(value, str):
+        return value
+    try:
+        return str(value)
+    except RecursionError:
+        return "(a value nested too deeply to show)"
+
+
 def parse_response(raw: bytes, function_error: str | None) -> TryResult:
-    """Turn the function's response payload into lines to show (see module doc)."""
+    """Turn the function's response payload into lines to show (see module doc).
+
+    Never raises: whatever the bytes, the result is lines of text.
+    """
     text = raw.decode("utf-8", errors="replace")
+    note = "the Try server's reply is not a JSON list of messages; shown as it came"
     try:
         data = json.loads(text) if text.strip() else None
+    except RecursionError:
+        data, note = None, ("the Try server's reply is nested too deeply to read as JSON; "
+                            "shown as it came")
     except ValueError:
         data = None
     else:
@@ -180,37 +212,80 @@ def parse_response(raw: bytes, function_error: str | None) -> TryResult:
             return TryResult(data.splitlines() or [""], bool(function_error))
     if function_error:
         if isinstance(data, dict) and "errorMessage" in data:
-            return TryResult(str(data["errorMessage"]).splitlines(), True,
-                             str(data.get("errorType", "")))
+            return TryResult(_text(data["errorMessage"]).splitlines(), True,
+                             _text(data.get("errorType", "")))
         return TryResult(text.splitlines() or [f"function error ({function_error})"],
                          True, function_error)
     if isinstance(data, list):
-        return TryResult([str(m) for m in data], False)
+        return TryResult([_text(m) for m in data], False)
     if isinstance(data, dict) and isinstance(data.get("messages"), list):
-        return TryResult([str(m) for m in data["messages"]], False)
-    return TryResult(text.splitlines(), False)
+        return TryResult([_text(m) for m in data["messages"]], False)
+    return TryResult(text.splitlines(), False, note=note if text.strip() else "")
 
 
 def invoke(session: AWSSession, function: str, payload: bytes) -> TryResult:
-    """Invoke ``function`` synchronously; AWS failures become one-line errors."""
-    from botocore.config import Config
-    from botocore.exceptions import ClientError
+    """Invoke ``function`` synchronously, once; AWS failures become one-line errors."""
+    from botocore import exceptions as bx
 
-    from hgautomation.aws.session import translate_errors
+    from hgautomation.aws.session import client_error_code, translate_errors
 
-    # The server may take a while to store the bundle: wait longer than the usual 60 s.
-    client = session.boto.client("lambda", config=session.config.merge(
-        Config(read_timeout=300)))
-    with translate_errors(f"lambda:Invoke {function}"):
-        try:
-            response = client.invoke(FunctionName=function,
-                                     InvocationType="RequestResponse", Payload=payload)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                raise errors.TryServerError(
-                    f"no Lambda function named {function!r} in region {session.region}",
-                    hint=f"check --function and --aws-region; the Try server lives in "
-                         f"{TRY_REGION}") from exc
-            raise
-        raw = response["Payload"].read()
-    return parse_response(raw, response.get("FunctionError"))
+    # One attempt: botocore would resend the whole bundle after a lost answer.
+    client = session.client("lambda", attempts=1, read_timeout=INVOKE_READ_TIMEOUT)
+    action = f"lambda:Invoke {function}"
+    with translate_errors(action):
+        for attempt in range(1, session.max_attempts + 1):
+            try:
+                response = client.invoke(FunctionName=function,
+                                         InvocationType="RequestResponse", Payload=payload)
+                raw = _read_reply(response["Payload"])
+                break
+            except bx.ConnectionError as exc:
+                # No connection was made (refused, DNS, TLS, proxy): nothing was sent.
+                if attempt == session.max_attempts:
+                    raise errors.AWSEndpointError(
+                        f"cannot reach AWS ({action}): {exc}; nothing was sent") from exc
+                console.get().info(f"    AWS Invoke: {type(exc).__name__}; retrying "
+                                   f"({attempt + 1}/{session.max_attempts})")
+                time.sleep(min(2 ** (attempt - 1), 8))
+            except (bx.HTTPClientError, bx.IncompleteReadError) as exc:
+                raise errors.TryOutcomeUnknown(
+                    f"the bundle was sent to {function} but its answer was lost "
+                    f"({type(exc).__name__}): the Try server may have received it",
+                    hint="check whether it arrived before sending it again") from exc
+            except bx.ClientError as exc:
+                code = client_error_code(exc)
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if code == "ResourceNotFoundException":
+                    raise errors.TryServerError(
+                        f"no Lambda function named {function!r} in region {session.region}",
+                        hint=f"check --function and --aws-region; the Try server lives in "
+                             f"{TRY_REGION}") from exc
+                if status == 413 or code == "RequestEntityTooLargeException":
+                    named = (f" {console.printable(code[:100])}"
+                             if code and code != str(status) else "")
+                    raise errors.TryServerError(
+                        f"Lambda refused the request as too large (HTTP {status}{named}); "
+                        f"{function} did not run",
+                        hint="send fewer or smaller changesets") from exc
+                raise
+    result = parse_response(raw[:MAX_REPLY_BYTES], response.get("FunctionError"))
+    if len(raw) > MAX_REPLY_BYTES:
+        return dataclasses.replace(result, note=f"the Try server's reply is longer than "
+                                                f"{MAX_REPLY_BYTES:,} bytes: the rest was not read")
+    return result
+
+
+def _read_reply(body) -> bytes:
+    """The response body, up to one byte past ``MAX_REPLY_BYTES`` (that byte says "more").
+
+    Read to its end otherwise, so that botocore checks it against its Content-Length.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_REPLY_BYTES:
+        chunk = body.read(min(1 << 20, MAX_REPLY_BYTES + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

@@ -289,18 +289,48 @@ def _remove_venv(venv: str) -> None:
         shutil.rmtree(venv, ignore_errors=True)
 
 
+PIP_LOG_NAME = "hgautomation-pip.log"  # in the venv: pip's whole output, last install
+PIP_TAIL = 25  # lines of that output shown when pip fails
+
+
+def pip_log(venv: str) -> str:
+    """Where the last install's pip output is kept (in the venv, overwritten each time)."""
+    return os.path.join(venv, PIP_LOG_NAME)
+
+
 def _pip_install(venv: str, requirements: str) -> None:
-    _note(f"installing {os.path.basename(requirements)} into {venv}")
-    # pip's output goes to stderr so that stdout stays the CLI's; the user's
-    # pip configuration (pip.conf, PIP_* variables) applies as usual.
+    log = pip_log(venv)
+    _note(f"installing {os.path.basename(requirements)} into {venv} (pip's output: {log})")
+    # pip's output goes to the log, not the terminal (a first run is one line per
+    # phase); its tail is shown if it fails. The user's pip configuration (pip.conf,
+    # PIP_* variables) applies as usual; it runs without input, so a prompt cannot hang
+    # unseen.
     command = [venv_python(venv), "-m", "pip", "install", "--disable-pip-version-check",
-               "--require-hashes", "-r", requirements]
-    code = _run_child(command, stdout=sys.stderr.fileno())
+               "--no-input", "--require-hashes", "-r", requirements]
+    import subprocess
+
+    try:
+        out = open(log, "wb")  # noqa: SIM115 - closed below, after the child
+    except OSError as exc:
+        raise BootstrapError(f"cannot write {log}: {exc.strerror}", EXIT_VENV_FAILED) from exc
+    with out:
+        code = _run_child(command, stdin=subprocess.DEVNULL, stdout=out,
+                          stderr=subprocess.STDOUT)
     if code != 0:
+        tail = _tail(log, PIP_TAIL)
+        if tail:
+            sys.stderr.write("".join(f"  pip: {line}\n" for line in tail))
         raise BootstrapError(
             f"pip install --require-hashes -r {requirements} failed with exit code {code} "
-            "(its output is above); nothing was recorded, the next run tries again",
-            EXIT_PIP_FAILED)
+            f"(the end of its output is above, all of it in {log}); nothing was recorded, "
+            "the next run tries again", EXIT_PIP_FAILED)
+
+
+def _tail(path: str, count: int) -> list[str]:
+    """The last `count` non-blank lines of the file at `path` (none if unreadable)."""
+    data = _read(path) or b""
+    lines = [ln.rstrip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return lines[-count:]
 
 
 def _write_atomically(path: str, text: str) -> None:

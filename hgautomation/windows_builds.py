@@ -20,6 +20,9 @@ class WindowsBuilds:
     wheels: tuple[tuple[str, str], ...]
     wheel_builder: str  # "cibuildwheel" or "pip"
     cibuildwheel: str | None = None  # the installer's pin, "cibuildwheel==3.3.0"
+    # The file naming the wheels: contrib/heptapod-ci.yml, pyproject.toml or the
+    # install script (windows/declared.py's CI_FILE, PYPROJECT, INSTALL_SCRIPT).
+    declared_by: str = "contrib/install-windows-dependencies.ps1"
 
     @property
     def installer_python(self) -> str:
@@ -42,8 +45,8 @@ class WindowsBuilds:
         arches = sorted({arch for _, arch in self.wheels},
                         key=platforms.WINDOWS_WHEEL_ARCHES.index)
         how = "cibuildwheel" if self.wheel_builder == "cibuildwheel" else "pip wheel"
-        return (f"{len(self.wheels)} wheels ({how}; {', '.join(arches)}), "
-                f"installers with Python {self.installer_python} x64")
+        return (f"{len(self.wheels)} wheels ({how}; {', '.join(arches)}) in "
+                f"{self.declared_by}, installers with Python {self.installer_python} x64")
 
 
 def _version_key(python: str) -> tuple[int, ...]:

@@ -67,6 +67,21 @@ def test_reconcile_creates_then_second_run_mutates_nothing(aws_fresh, tmp_path, 
     tags = {t["Key"]: t["Value"] for t in pair["Tags"]}
     assert tags["hgautomation:managed"] == "1" and tags["hgautomation:owner"] == "alice"
     assert "hgautomation:created-at" in tags
+    # The Windows launch key pair: RSA 2048 (EC2 refuses ed25519 for Windows AMIs), its
+    # private key PKCS#1 PEM 0600 (what `aws ec2 get-password-data --priv-launch-key`
+    # reads), tagged like the other.
+    windows = tmp_path / "keys" / "hg-automation-alice.windows"
+    assert stat.S_IMODE(windows.stat().st_mode) == 0o600
+    assert windows.read_bytes().startswith(b"-----BEGIN RSA PRIVATE KEY-----")
+    pair = ec2.describe_key_pairs(KeyNames=["hg-automation-alice.windows"],
+                                  IncludePublicKey=True)["KeyPairs"][0]
+    assert pair["KeyType"] == "rsa"
+    assert pair["PublicKey"].split()[:2] == (tmp_path / "keys" /
+                                             "hg-automation-alice.windows.pub").read_text().split()
+    tags = {t["Key"]: t["Value"] for t in pair["Tags"]}
+    assert tags["hgautomation:managed"] == "1" and tags["hgautomation:owner"] == "alice"
+    assert re.search(r"^private key \(Windows\): .*/keys/hg-automation-alice\.windows$",
+                     first.stdout, re.M), first.stdout
     for kind in ("linux", "windows"):
         assert _ingress(ec2, f"hg-{kind}-dev-1-alice") == [(22, CIDR_A)]
     attached = iam.list_attached_role_policies(RoleName="hg-ephemeral-ec2-role-1")
@@ -131,8 +146,15 @@ def test_owner_defaults_to_caller_identity_and_env(aws_fresh, run_cli):
     assert re.search(r"^instance profile: arn:aws:iam::\d{12}:instance-profile/"
                      r"hgautomation/hg-ephemeral-ec2-1$", result.stdout, re.M), result.stdout
     result = _ok(run_cli("setup-ec2-account", "--ingress-cidr", CIDR_A,
-                         env={"HGAUTOMATION_OWNER": "Dave.Smith"}))
-    assert "hg-linux-dev-1-dave-smith" in result.stdout
+                         env={"HGAUTOMATION_OWNER": "Dave-Smith"}))
+    assert "hg-linux-dev-1-dave-smith" in result.stdout  # capitals count as lower case
+    # An owner that would have to be changed to be used is refused, not normalised:
+    # "Dave.Smith" and "Dave-Smith" would otherwise share resources.
+    refused = run_cli("setup-ec2-account", "--ingress-cidr", CIDR_A,
+                      env={"HGAUTOMATION_OWNER": "Dave.Smith"})
+    assert refused.returncode == 3, refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        "configuration error: HGAUTOMATION_OWNER: --owner: invalid owner 'Dave.Smith'")
 
 
 def test_two_owners_and_look_alikes(aws_fresh, run_cli, tmp_path):
@@ -163,6 +185,9 @@ def test_two_owners_and_look_alikes(aws_fresh, run_cli, tmp_path):
 
     listing = _ok(run_cli("list-ec2-resources", "--owner", "alice"))
     assert image in listing.stdout
+    # Both of alice's key pairs, and the untagged one of an older tool.
+    assert re.search(r"^3 key pairs:$", listing.stdout, re.M), listing.stdout
+    assert re.search(r"^key-\S+ +hg-automation-alice\.windows +alice ", listing.stdout, re.M)
     # A table per type, each without its empty columns, within 100 columns.
     assert re.search(r"^3 instances:\nid +name +owner +age +state +\$/hour$",
                      listing.stdout, re.M), listing.stdout
@@ -208,7 +233,8 @@ def test_two_owners_and_look_alikes(aws_fresh, run_cli, tmp_path):
     assert not set(alice) & live
     assert set(bob) | {untagged, hgx, other} <= live
     keys = {k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]}
-    assert keys == {"hg-automation-bob", "hgx-automation-alice", "hg-automation"}
+    assert keys == {"hg-automation-bob", "hg-automation-bob.windows", "hgx-automation-alice",
+                    "hg-automation"}
     groups = {g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]}
     assert {"hg-linux-dev-1-bob", "hg-windows-dev-1-bob", "hg-linux-dev-1",
             "hgx-linux-dev-1-alice"} <= groups
@@ -220,7 +246,7 @@ def test_two_owners_and_look_alikes(aws_fresh, run_cli, tmp_path):
     live = {i["InstanceId"] for i in live_instances(ec2)}
     assert untagged not in live and set(bob) | {hgx, other} <= live
     keys = {k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]}
-    assert keys == {"hg-automation-bob", "hgx-automation-alice"}
+    assert keys == {"hg-automation-bob", "hg-automation-bob.windows", "hgx-automation-alice"}
     groups = {g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]}
     assert "hg-linux-dev-1" not in groups and "hgx-linux-dev-1-alice" in groups
 

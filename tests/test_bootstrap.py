@@ -223,6 +223,16 @@ def test_first_run_creates_venv_installs_and_reexecs(mini):
     assert f"python-version {sys.version_info.major}.{sys.version_info.minor}." in stamp
 
 
+def test_first_run_is_one_line_per_phase_with_pip_output_in_a_log(mini):
+    """Once: pip's whole output (about 150 lines for requirements.txt) on the terminal."""
+    log = mini.venv / "hgautomation-pip.log"
+    assert errors_only(mini.first.stderr) == [
+        f"automation.py: creating virtualenv {mini.venv}",
+        f"automation.py: installing requirements.txt into {mini.venv} (pip's output: {log})"]
+    assert "Successfully installed six" in log.read_text()
+    assert "Collecting" not in mini.first.stderr
+
+
 def test_second_run_takes_the_fast_path_without_pip(mini, tmp_path):
     env = pip_env(tmp_path, wheels=tmp_path / "no-wheels-here")  # any pip run would fail
     before = mini.stamp.stat().st_mtime_ns
@@ -270,6 +280,12 @@ def test_pip_failure_shows_pip_output_writes_no_stamp_and_next_run_retries(tmp_p
     last = errors_only(result.stderr)[-1]
     assert last.startswith("automation.py: error: pip install --require-hashes -r ")
     assert "failed with exit code 1" in last
+    # Only the end of pip's output is shown; all of it is in the log the line names.
+    log = repo / "build" / "venv-automation" / "hgautomation-pip.log"
+    assert f"all of it in {log})" in last
+    shown = [line for line in errors_only(result.stderr) if line.startswith("  pip: ")]
+    assert 0 < len(shown) <= 25
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in log.read_text()
     assert result.stdout == ""
     venv = repo / "build" / "venv-automation"
     assert venv.is_dir() and not (venv / STAMP).exists()

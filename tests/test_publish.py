@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from harness import hgsource, jsondoc
-from unit.helpers import PYPROJECT_CIBUILDWHEEL, install_script
+from unit.helpers import CI_WINDOWS_WHEELS, PYPROJECT_CIBUILDWHEEL, install_script
 
 from hgautomation import platforms
 from hgautomation.windows import declared
@@ -27,14 +27,17 @@ def hg(repo: Path, *args: str) -> None:
     hgsource.hg("-R", str(repo), *args, timeout=60)
 
 
-def commit_declaration(repo: Path, pyproject: str | None, message: str) -> None:
-    """The two files a revision declares its Windows builds in (7.2's form)."""
+def commit_declaration(repo: Path, pyproject: str | None, message: str,
+                       ci: str | None = CI_WINDOWS_WHEELS) -> None:
+    """The files a revision declares its Windows builds in (7.2.4's form: its CI names
+    the wheels)."""
     (repo / "contrib").mkdir(exist_ok=True)
     (repo / declared.INSTALL_SCRIPT).write_text(install_script())
-    if pyproject is None:
-        (repo / declared.PYPROJECT).unlink(missing_ok=True)
-    else:
-        (repo / declared.PYPROJECT).write_text(pyproject)
+    for path, text in ((declared.PYPROJECT, pyproject), (declared.CI_FILE, ci)):
+        if text is None:
+            (repo / path).unlink(missing_ok=True)
+        else:
+            (repo / path).write_text(text)
     hg(repo, "commit", "-A", "-q", "-m", message)
 
 
@@ -74,12 +77,13 @@ def sha256(path: Path) -> str:
 
 
 def build_dist(dist: Path, version: str = VERSION, big_last: int = 0,
-               pyproject: str | None = PYPROJECT_CIBUILDWHEEL) -> dict[str, Path]:
+               pyproject: str | None = PYPROJECT_CIBUILDWHEEL,
+               ci: str | None = CI_WINDOWS_WHEELS) -> dict[str, Path]:
     """Every artifact the declaration names; the last installer is ``big_last`` bytes
     if given."""
     dist.mkdir(parents=True, exist_ok=True)
     made = {}
-    matrix = declared.parse(install_script(), pyproject).matrix()
+    matrix = declared.parse(install_script(), pyproject, ci).matrix()
     for n, spec in enumerate(matrix):
         path = dist / spec.filename(version)
         if spec.kind == "wheel":
@@ -113,7 +117,7 @@ def release(cli, ssh_host, pypi, tmp_path):
     hgsource.hg("init", str(repo), timeout=60)
     # The released revision, tagged as Mercurial tags its releases (dist/ is ignored).
     (repo / ".hgignore").write_text("^dist/\n")
-    commit_declaration(repo, PYPROJECT_CIBUILDWHEEL, "7.2-like declaration")
+    commit_declaration(repo, PYPROJECT_CIBUILDWHEEL, "7.2.4-like declaration")
     hg(repo, "tag", VERSION)
     # Over the `cli` fixture's environment, which has no TWINE_* of its own.
     env = {"HOME": str(home), "TWINE_USERNAME": pypi.username,
@@ -223,8 +227,8 @@ def test_publish_rerun_skips_and_latest_is_backed_up(release):
 
     proc = release.run()
     assert proc.returncode == 0, proc.stderr
-    assert "PyPI: 18 uploaded, 0 already there, all verified" in proc.stdout
-    assert "mercurial-scm.org: 22 uploaded, 0 already there, all verified" in proc.stdout
+    assert "PyPI: 16 uploaded, 0 already there, all verified" in proc.stdout
+    assert "mercurial-scm.org: 20 uploaded, 0 already there, all verified" in proc.stdout
 
     wheels = {n: p for n, p in made.items() if n.endswith(".whl")}
     on_index = {p.name: sha256(p) for p in release.pypi.packages_dir.iterdir()}
@@ -249,9 +253,9 @@ def test_publish_rerun_skips_and_latest_is_backed_up(release):
     mtimes = {p.name: p.stat().st_mtime_ns for p in release.dir.iterdir()}
     proc = release.run()
     assert proc.returncode == 0, proc.stderr
-    assert "PyPI: 0 uploaded, 18 already there, all verified" in proc.stdout
-    assert "mercurial-scm.org: 0 uploaded, 22 already there, all verified" in proc.stdout
-    assert proc.stderr.count("already published (same sha256), skipped") == 40
+    assert "PyPI: 0 uploaded, 16 already there, all verified" in proc.stdout
+    assert "mercurial-scm.org: 0 uploaded, 20 already there, all verified" in proc.stdout
+    assert proc.stderr.count("already published (same sha256), skipped") == 36
     assert "latest.dat is already up to date" in proc.stderr
     assert {p.name: p.stat().st_mtime_ns for p in release.dir.iterdir()} == mtimes
     assert len(list((release.state / "backups").iterdir())) == 1
@@ -278,7 +282,7 @@ def test_missing_artifacts_listed(release):
     proc = release.run()
     assert proc.returncode == 13, proc.stderr
     last = _last_line(proc)
-    assert last.startswith("artifact error: 2 of 22 artifacts for 7.2.1 missing")
+    assert last.startswith("artifact error: 2 of 20 artifacts for 7.2.1 missing")
     assert all(n in last for n in gone)
     assert len(proc.stderr.strip().splitlines()) <= 3  # the step line, its failure, the error
     assert release.published() == []
@@ -300,15 +304,39 @@ def test_ssh_host_takes_user_host_and_port_as_ssh_does(release):
     assert document["release_host"]["already_there"] == []
 
 
+def test_the_release_needs_only_the_files_mercurial_releases(release):
+    """7.2.4's pyproject.toml alone would ask for cp39 and cp310 win_arm64 wheels, which
+    its CI never builds and PyPI never had: the release is its CI's 16 wheels and the 4
+    installers, and a stray wheel in dist/ is neither required nor sent."""
+    made = build_dist(release.dist)
+    assert len(made) == 20
+    assert not any(n.endswith(("cp39-win_arm64.whl", "cp310-win_arm64.whl")) for n in made)
+    stray = release.dist / f"mercurial-{VERSION}-cp39-cp39-win_arm64.whl"
+    make_wheel(stray, VERSION, "cp39-cp39-win_arm64")
+    proc = release.run("--dry-run", "-T", "json")
+    assert proc.returncode == 0, proc.stderr
+    document = jsondoc.check("publish-windows-artifacts", proc.stdout)
+    assert sorted(f["name"] for f in document["files"]) == sorted(made)
+    assert stray.name not in proc.stdout + proc.stderr
+    # A revision whose CI builds no Windows wheel: pyproject's 18 are the release.
+    commit_declaration(release.hg_repo, PYPROJECT_CIBUILDWHEEL, "no CI wheels", ci=None)
+    proc = release.run("--dry-run", "--revision", "tip")
+    assert proc.returncode == 13, proc.stderr
+    assert _last_line(proc).startswith("artifact error: 1 of 22 artifacts for 7.2.1 missing")
+    assert f"missing in {release.dist}: mercurial-{VERSION}-cp310-cp310-win_arm64.whl " \
+        in _last_line(proc)
+    assert release.published() == []
+
+
 def test_the_released_revisions_declaration_names_the_files(release):
     """An older declaration (no cibuildwheel: one pip wheel per interpreter, no ARM64)
     asks for its 16 files; the tag is the default revision, --revision names another."""
-    made = build_dist(release.dist, pyproject=None)
+    made = build_dist(release.dist, pyproject=None, ci=None)
     assert len(made) == 16
-    commit_declaration(release.hg_repo, None, "older declaration, untagged")
-    proc = release.run("--dry-run")  # the tag: the 7.2 declaration, 18 wheels
+    commit_declaration(release.hg_repo, None, "older declaration, untagged", ci=None)
+    proc = release.run("--dry-run")  # the tag: the 7.2.4 declaration, 16 wheels
     assert proc.returncode == 13, proc.stderr
-    assert _last_line(proc).startswith("artifact error: 6 of 22 artifacts for 7.2.1 missing")
+    assert _last_line(proc).startswith("artifact error: 4 of 20 artifacts for 7.2.1 missing")
     assert "win_arm64.whl" in _last_line(proc)
     proc = release.run("--dry-run", "--revision", "tip")
     assert proc.returncode == 0, proc.stderr
@@ -405,16 +433,16 @@ def test_pypirc_repository_and_missing_credentials(release):
         f"password = {release.pypi.password}\n")
     proc = release.run("--no-mercurial-scm-org", env=env, index=("--repository", "staging"))
     assert proc.returncode == 0, proc.stderr
-    assert "PyPI: 18 uploaded" in proc.stdout
+    assert "PyPI: 16 uploaded" in proc.stdout
     assert sorted(p.name for p in release.pypi.packages_dir.iterdir()) == sorted(
         n for n in made if n.endswith(".whl"))
     assert list(release.dir.iterdir()) == []  # --no-mercurial-scm-org
-    # TWINE_REPOSITORY_URL works like --repository-url; all 18 are now skipped.
+    # TWINE_REPOSITORY_URL works like --repository-url; all 16 are now skipped.
     env.update(TWINE_REPOSITORY_URL=release.pypi.url, TWINE_USERNAME="nobody",
                TWINE_PASSWORD="unused")
     proc = release.run("--no-mercurial-scm-org", env=env, index=())
     assert proc.returncode == 0, proc.stderr
-    assert "PyPI: 0 uploaded, 18 already there, all verified" in proc.stdout
+    assert "PyPI: 0 uploaded, 16 already there, all verified" in proc.stdout
 
 
 def test_twine_check_failure_stops_everything(release):

@@ -115,11 +115,17 @@ def test_submit_prints_resolved_info_and_server_messages(cli, lambda_simple, rep
     assert f"submitted {node[:12]}" in proc.stdout
 
 
-def _received(proc) -> dict:
-    """The request moto echoed back (nothing queued), shown by the CLI as ``remote: {...}``."""
-    echoed = [line[len("remote: "):] for line in proc.stderr.splitlines()
-              if line.startswith("remote: {")]
-    assert len(echoed) == 1, proc.stderr
+def _received(proc, state: Path) -> dict:
+    """The request moto echoed back (nothing queued): the CLI shows ``remote: {...``, cut
+    at 500 characters, and the run's log (the newest in `state`) has it whole."""
+    shown = [line for line in proc.stderr.splitlines() if line.startswith("remote: {")]
+    assert len(shown) == 1, proc.stderr
+    assert "warning: the Try server's reply is not a JSON list of messages" in proc.stderr
+    log = max((state / "logs").glob("*-try.log"), key=lambda path: path.stat().st_mtime_ns)
+    echoed = [line.partition(" remote: ")[2] for line in log.read_text().splitlines()
+              if " remote: {" in line]
+    assert len(echoed) == 1, log
+    assert shown[0].startswith("remote: " + echoed[0][:400])
     return json.loads(echoed[0])
 
 
@@ -145,7 +151,7 @@ def test_payload_received_by_server_is_the_draft_bundle(cli, lambda_simple, repo
     node = _hg(repo, "log", "-r", "tip", "-T", "{node}")
     proc = _run(cli, lambda_simple, repo, tmp_path / "tmp", "try", "-r", "tip")
     assert proc.returncode == 0, proc.stderr
-    payload = _received(proc)
+    payload = _received(proc, tmp_path / "state")
     assert payload["node"] == node
     assert payload["branch"] == "default"
     assert payload["user"] == "Dev <dev@example.org>"
@@ -167,7 +173,7 @@ def test_help_examples_send_the_whole_stack(cli, lambda_simple, repo, tmp_path, 
     proc = _run(cli, lambda_simple, repo, tmp_path / "tmp", *argv)
     assert proc.returncode == 0, proc.stderr
     assert "sending 2 draft changesets in a " in proc.stderr
-    payload = _received(proc)
+    payload = _received(proc, tmp_path / "state")
     # Named after the highest revision (hg lists 'draft() and ::.' lowest first).
     assert payload["node"] == tip
     assert payload["message"] == "try: draft two\n\nLonger explanation."
@@ -179,7 +185,7 @@ def test_a_set_naming_an_older_draft_sends_only_its_ancestry(cli, lambda_simple,
     first = _hg(repo, "log", "-r", "min(draft())", "-T", "{node}")
     proc = _run(cli, lambda_simple, repo, tmp_path / "tmp", "try", "-r", "1 + min(draft())")
     assert proc.returncode == 0, proc.stderr
-    payload = _received(proc)
+    payload = _received(proc, tmp_path / "state")
     assert payload["node"] == first and payload["message"] == "draft one"
     assert _bundled_nodes(repo, tmp_path, payload) == {first}
 
@@ -204,7 +210,7 @@ def test_a_secret_changeset_is_never_sent(cli, lambda_simple, repo, tmp_path, re
     # The drafts below the secret changeset go without it.
     proc = _run(cli, lambda_simple, repo, tmp_path / "tmp2", "try", "-r", revset)
     assert proc.returncode == 0, proc.stderr
-    payload = _received(proc)
+    payload = _received(proc, tmp_path / "state")
     assert payload["node"] != secret
     assert secret not in _bundled_nodes(repo, tmp_path, payload)
 

@@ -21,6 +21,7 @@ import base64
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -33,7 +34,8 @@ from harness.powershell import params_of
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOWS_2022_NEWEST = "ami-0481743ed9f9d2efe"  # Windows_Server-2022-English-Full-Base-2025.10.15
-WINDOWS_2025_NEWEST = "ami-0651400ce715c354e"
+WINDOWS_2022_OLDER = "ami-0f9f77c37d00ba12e"  # Windows_Server-2022-English-Full-Base-2025.09.10
+WINDOWS_2025_PATTERN = "Windows_Server-2025-English-Full-Base-*"
 OWNER = "wintester"
 CLI_TIMEOUT = 240
 
@@ -138,7 +140,8 @@ def played(win):
 
 
 def our_public_key(state: Path) -> str:
-    (pub,) = (state / "keys").glob("*.pub")
+    """The owner's ed25519 key: what the tool logs in with (user data installs it)."""
+    pub = state / "keys" / f"hg-automation-{OWNER}.pub"
     return " ".join(pub.read_text().split()[:2])
 
 
@@ -171,7 +174,19 @@ def test_bootstrap_windows_dev_launches_connects_and_cleans_up(played, hg_source
     assert data.startswith("<powershell>\n") and "</powershell>" in data
     assert "shutdown.exe /s" in data
     assert win.params["AuthorizedKey"] == our_public_key(win.state)
+    assert win.params["AuthorizedKey"].startswith("ssh-ed25519 ")
     assert win.params["HostKeyPub"].startswith("ssh-ed25519 ")
+
+    # Launched with the owner's RSA 2048 key pair: EC2 refuses ed25519 ones for Windows
+    # AMIs (tests/harness/aws_rules.py), and the Administrator password (RDP) is
+    # encrypted with it. The private key is PKCS#1 PEM, 0600, for
+    # `aws ec2 get-password-data --priv-launch-key`.
+    assert instance["KeyName"] == f"hg-automation-{OWNER}.windows"
+    (pair,) = win.ec2.describe_key_pairs(KeyNames=[instance["KeyName"]])["KeyPairs"]
+    assert pair["KeyType"] == "rsa"
+    assert {t["Key"]: t["Value"] for t in pair["Tags"]}["hgautomation:owner"] == OWNER
+    assert_windows_key_file(win.state / "keys" / instance["KeyName"])
+    assert win.ec2.get_password_data(InstanceId=instance["InstanceId"])["PasswordData"]
 
     # SSM: the Windows feature step, on this instance, via AWS-RunPowerShellScript.
     commands = win.aws.client("ssm").list_commands()["Commands"]
@@ -187,28 +202,42 @@ def test_bootstrap_windows_dev_launches_connects_and_cleans_up(played, hg_source
     assert list((win.state / "runs").iterdir()) == []
 
 
-def make_image(win, fingerprint: str, name: str) -> str:
-    """An image of ours as the AWS layer tags it (built from a throwaway instance)."""
+def assert_windows_key_file(path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    data = path.read_bytes()
+    assert data.startswith(b"-----BEGIN RSA PRIVATE KEY-----\n")
+    key = serialization.load_pem_private_key(data, password=None)
+    assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
+
+
+def make_image(win, fingerprint: str, name: str, base: str | None = None) -> str:
+    """An image of ours as the AWS layer tags it (built from a throwaway instance);
+    *base*: the base image it says it was built on."""
+    from hgautomation.aws import images
     from hgautomation.aws import tags as T
 
     reservation = win.ec2.run_instances(ImageId=WINDOWS_2022_NEWEST, MinCount=1, MaxCount=1,
                                         InstanceType="t3.micro")
     instance_id = reservation["Instances"][0]["InstanceId"]
     tags = T.ours(None, **{T.IMAGE: "hg-windows-dev", T.FINGERPRINT: fingerprint,
-                           "Name": name})
+                           "Name": name, **({images.BASE_TAG: base} if base else {})})
     image_id = win.ec2.create_image(InstanceId=instance_id, Name=name,
                                     TagSpecifications=T.tag_specs(["image"], tags))["ImageId"]
     win.ec2.terminate_instances(InstanceIds=[instance_id])
     return image_id
 
 
-def current_fingerprint(repo: Path, base: str = WINDOWS_2022_NEWEST) -> str:
-    from hgautomation import hgrepo
+def current_fingerprint(repo: Path, pattern: str | None = None) -> str:
+    from hgautomation import hgrepo, platforms
     from hgautomation.windows import ec2
 
     local = hgrepo.LocalRepo(repo, hg=hgsource.hg_executable())
     node = hgrepo.resolve_revision(local, ".")
-    return ec2.image_fingerprint(base, ec2.read_deps_files(local, node))
+    return ec2.image_fingerprint(ec2.read_deps_files(local, node),
+                                 pattern or platforms.DEFAULT_WINDOWS_BASE_IMAGE)
 
 
 def test_bootstrap_reuses_the_image_with_the_same_fingerprint(win, hg_source):
@@ -225,7 +254,39 @@ def test_bootstrap_reuses_the_image_with_the_same_fingerprint(win, hg_source):
 
 
 def test_other_base_image_pattern_means_other_fingerprint(hg_source):
-    assert current_fingerprint(hg_source) != current_fingerprint(hg_source, WINDOWS_2025_NEWEST)
+    assert current_fingerprint(hg_source) != \
+        current_fingerprint(hg_source, WINDOWS_2025_PATTERN)
+
+
+def test_a_newer_base_image_is_reported_not_rebuilt(played, hg_source):
+    """An image of our recipe built on last month's Windows AMI is used as it is: the
+    newer AMI is reported with the command that rebuilds, nothing launched or
+    deregistered. With that command (--refresh-image) a build starts on the newest AMI
+    (here it stops where the Linux stand-in cannot go on, exit 10) and the image stays."""
+    win = played
+    image_id = make_image(win, current_fingerprint(hg_source), "hg-windows-dev-current",
+                          base=WINDOWS_2022_OLDER)
+    result = win.run("bootstrap-windows-dev", "--hg-repo", str(hg_source), cwd=hg_source)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [image_id, "hg-windows-dev-current"]
+    node = hgsource.hg("log", "-r", ".", "-T", "{node|short}", cwd=hg_source)
+    assert ("a newer Windows base image is available (ami-0481743ed9f9d2efe "
+            "Windows_Server-2022-English-Full-Base-2025.10.15; "
+            f"{image_id} was built on {WINDOWS_2022_OLDER}): "
+            f"bootstrap-windows-dev -r {node} --refresh-image rebuilds") in result.stderr
+    assert win.instances() == []
+    assert [i["ImageId"] for i in win.ec2.describe_images(Owners=["self"])["Images"]] == \
+        [image_id]
+
+    result, instance = win.run_with_first_boot(
+        "bootstrap-windows-dev", "--refresh-image", "--hg-repo", str(hg_source),
+        cwd=hg_source)
+    assert result.returncode == 10, result.stderr
+    assert instance["ImageId"] == WINDOWS_2022_NEWEST
+    assert instance["KeyName"] == f"hg-automation-{OWNER}.windows"
+    assert [i["ImageId"] for i in win.ec2.describe_images(Owners=["self"])["Images"]] == \
+        [image_id]
+    assert win.instances(LIVE) == []
 
 
 def test_missing_dependency_script_is_a_clear_error(win, tmp_path):
@@ -370,11 +431,17 @@ def clone(source: Path, dest: Path) -> Path:
 
 
 def without_cibuildwheel(repo: Path) -> None:
-    """Commit the form of an older branch: no Windows wheels declared for cibuildwheel."""
+    """Commit the form of an older branch: no Windows wheels declared for cibuildwheel,
+    neither by its CI nor by its pyproject.toml."""
     pyproject = repo / "pyproject.toml"
     text = pyproject.read_text()
     assert "[tool.cibuildwheel.windows]" in text
     pyproject.write_text(text.replace("[tool.cibuildwheel.windows]", "[tool.not-windows]"))
+    ci = repo / "contrib" / "heptapod-ci.yml"
+    text = ci.read_text()
+    assert '- "cibuildwheel.exe --output-dir wheels/win32"' in text
+    ci.write_text(text.replace('- "cibuildwheel.exe --output-dir wheels/win32"',
+                               '- "echo no wheels"'))
     hgsource.hg("commit", "-q", "-m", "no cibuildwheel windows", "-u", "test", cwd=repo)
 
 
@@ -387,8 +454,8 @@ def without_cibuildwheel(repo: Path) -> None:
 ])
 def test_build_windows_wheel_copies_back_and_reports(played, hg_source, standin, tmp_path,
                                                      builder, pythons, arches, expected):
-    """Wheels the way the revision declares them: through cibuildwheel (7.2.4's
-    pyproject.toml, ARM64 included), or one `pip wheel` per interpreter (older branches)."""
+    """Wheels the way the revision declares them: through cibuildwheel (7.2.4's CI,
+    ARM64 from 3.11 on), or one `pip wheel` per interpreter (older branches)."""
     win = played
     repo = clone(hg_source, tmp_path / "repo")
     if builder == "pip":
@@ -433,24 +500,31 @@ def test_build_windows_wheel_copies_back_and_reports(played, hg_source, standin,
         assert data.endswith(script_text.encode())  # the very file that build made
         assert [name, str(len(data)), hashlib.sha256(data).hexdigest()] in rows
     assert ["artifact", "size", "sha256"] in rows
-    declared = {"cibuildwheel": "18 wheels (cibuildwheel; x86, x64, arm64)",
-                "pip": "12 wheels (pip wheel; x86, x64)"}[builder]
+    declared = {"cibuildwheel": "16 wheels (cibuildwheel; x86, x64, arm64) in "
+                                "contrib/heptapod-ci.yml",
+                "pip": "12 wheels (pip wheel; x86, x64) in "
+                       "contrib/install-windows-dependencies.ps1"}[builder]
     assert f"the revision declares {declared}" in result.stdout + result.stderr
     assert win.instances(LIVE) == []
 
 
-def test_undeclared_wheels_are_refused_before_aws(played, hg_source, tmp_path):
-    """An older branch declares no ARM64 wheel: asking for one stops before any
-    resource exists, naming what the revision does declare."""
+@pytest.mark.parametrize("older,python", [(True, "3.12"), (False, "3.10")])
+def test_undeclared_wheels_are_refused_before_aws(played, hg_source, tmp_path, older,
+                                                  python):
+    """An older branch declares no ARM64 wheel, and 7.2.4's CI (like its release on
+    PyPI) none for 3.9 and 3.10, though its pyproject.toml does: asking for one stops
+    before any resource exists, naming what the revision does declare."""
     win = played
     repo = clone(hg_source, tmp_path / "repo")
-    without_cibuildwheel(repo)
-    result = win.run("build-windows-wheel", "--python-version", "3.12", "--arch", "arm64",
+    if older:
+        without_cibuildwheel(repo)
+    result = win.run("build-windows-wheel", "--python-version", python, "--arch", "arm64",
                      "--hg-repo", str(repo), cwd=repo)
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("usage error: this revision builds no Windows wheel for 3.12 "
+    assert line.startswith(f"usage error: this revision builds no Windows wheel for {python} "
                            "arm64; it declares 3.9 x86, 3.9 x64, ")
+    assert ("3.11 arm64" in line) is not older
     assert win.instances() == []
 
 
@@ -462,6 +536,9 @@ def test_unexpected_artifact_name_fails_the_build(played, hg_source, standin, tm
     result, _ = win.run_with_first_boot("build-all-windows-packages", "--version", "7.2.4",
                                         "--hg-repo", str(repo), cwd=repo)
     assert result.returncode == 13, result.stderr
+    # The plan: 7.2.4's release, its CI's 16 wheels and the 4 installers.
+    assert "build-all-windows-packages: 20 artifacts of " in result.stderr
+    assert "wheel 3.11 arm64" in result.stderr and "wheel 3.10 arm64" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(
         "artifact error: expected mercurial-7.2.4-cp39-cp39-win32.whl in C:\\hgdev\\src\\dist")
     assert "found mercurial-7.2.3-cp39-cp39-win32.whl instead" in result.stderr

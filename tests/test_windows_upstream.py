@@ -1,7 +1,8 @@
 """The Windows flows checked against Mercurial's own tree (the cached 7.2.4 sdist): the
-build matrix is what the tree declares (cibuildwheel itself is the oracle for its
-wheels), the packaging CLI must accept every argv we send, the artifact names must be
-what its packaging produces, and every path we use must be one its installer creates."""
+build matrix is what the tree's CI builds (cibuildwheel itself, run as each CI job runs
+it, is the oracle for its wheels, and for pyproject's, the fallback), the packaging CLI
+must accept every argv we send, the artifact names must be what its packaging produces,
+and every path we use must be one its installer creates."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from harness import oracles
 
 from hgautomation import platforms
-from hgautomation.windows import declared, recipes
+from hgautomation.windows import declared, heptapod_ci, recipes
 
 VERSIONS = ("7.2.4", "7.3rc0", "6.9.5")
 
@@ -35,7 +36,15 @@ def packaging_parser(tree):
 
 @pytest.fixture(scope="module")
 def builds(tree):
-    """What the tree declares, read by our own reader from its two files."""
+    """What the tree declares, read by our own reader from its three files."""
+    return declared.parse((tree / declared.INSTALL_SCRIPT).read_text(),
+                          (tree / declared.PYPROJECT).read_text(),
+                          (tree / declared.CI_FILE).read_text())
+
+
+@pytest.fixture(scope="module")
+def pyproject_builds(tree):
+    """What pyproject.toml alone declares: the fallback for a CI without wheel jobs."""
     return declared.parse((tree / declared.INSTALL_SCRIPT).read_text(),
                           (tree / declared.PYPROJECT).read_text())
 
@@ -64,11 +73,26 @@ def test_the_checkout_builds_its_wheels_with_the_cibuildwheel_it_installs(builds
     assert builds.cibuildwheel == dev_pin, "the oracle must be the checkout's cibuildwheel"
 
 
-def test_the_declared_wheels_are_what_cibuildwheel_would_build(builds, tree):
-    theirs = cibuildwheel_identifiers(tree)
+def test_the_ci_wheels_are_what_cibuildwheel_builds_in_each_ci_run(builds, tree):
+    """Every run of the CI's Windows wheel jobs (its parallel matrix), given to
+    cibuildwheel itself with the tree's pyproject.toml: together, our 16 wheels."""
+    jobs = heptapod_ci.windows_wheel_jobs((tree / declared.CI_FILE).read_text())
+    assert [job.name for job in jobs] == ["build-c-wheel-windows"]
+    theirs = [i for job in jobs for run in job.runs
+              for i in cibuildwheel_identifiers(tree, **dict(run))]
     ours = [identifier(py, arch) for py, arch in builds.wheels]
+    assert sorted(ours) == sorted(theirs)  # each run builds a wheel no other run builds
+    assert builds.declared_by == declared.CI_FILE and len(ours) == 16
+    assert not any(i in ours for i in ("cp39-win_arm64", "cp310-win_arm64"))
+
+
+def test_the_pyproject_wheels_are_what_cibuildwheel_would_build(pyproject_builds, tree):
+    """The fallback (a revision whose CI builds no Windows wheel) is cibuildwheel's own
+    reading of pyproject.toml."""
+    theirs = cibuildwheel_identifiers(tree)
+    ours = [identifier(py, arch) for py, arch in pyproject_builds.wheels]
     assert sorted(ours) == sorted(theirs)
-    assert len(ours) == 18 and any(i.endswith("-win_arm64") for i in ours)
+    assert len(ours) == 18 and "cp39-win_arm64" in ours
 
 
 def test_each_wheel_step_selects_exactly_its_own_wheel(builds, tree):

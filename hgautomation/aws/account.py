@@ -27,11 +27,15 @@ class AccountState:
     """What instances of this owner are launched with."""
 
     owner: str
-    key_name: str
+    key_name: str  # the owner's ed25519 key pair: Linux launches, SSH to every instance
     key_path: Path
     public_key: str
     security_group_ids: dict[str, str] = field(default_factory=dict)  # kind -> sg id
     instance_profile_arn: str = ""
+    # The RSA key pair Windows instances launch with (EC2 refuses ed25519 there); its
+    # private key decrypts the Administrator password. Only when "windows" was asked.
+    windows_key_name: str = ""
+    windows_key_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -53,12 +57,18 @@ class AWS:
                     user_data: str = "", purpose: str = "temp",
                     block_device_mappings: Sequence[dict] = ()) -> LaunchSpec:
         """How this owner's *platform* instances are launched: the machine given here,
-        the owner's key pair, security group and instance profile, ``--spot``."""
+        the owner's key pair (the RSA one on Windows), security group and instance
+        profile, ``--spot``."""
         state = self.state
+        key_name = state.key_name
+        if platform == "windows":
+            if not state.windows_key_name:  # pragma: no cover - reconciled without "windows"
+                raise errors.HgAutomationError("the Windows key pair was not reconciled")
+            key_name = state.windows_key_name
         return LaunchSpec(
             owner=self.owner, image_id=image_id, instance_type=instance_type,
             platform=platform, purpose=purpose, user_data=user_data,
-            key_name=state.key_name,
+            key_name=key_name,
             security_group_ids=(state.security_group_ids[platform],),
             instance_profile_arn=state.instance_profile_arn or None,
             block_device_mappings=tuple(block_device_mappings), spot=self.options.spot)
@@ -91,7 +101,8 @@ def ensure_account_state(session: AWSSession, owner: str, keys_dir: Path,
                          ingress_cidr: str | None, *,
                          kinds: tuple[str, ...] = ("linux", "windows"),
                          rdp: bool = False) -> AccountState:
-    """Create or repair what *owner* needs; a second call makes no mutating AWS call.
+    """Create or repair what *owner* needs for instances of *kinds* (the Windows key
+    pair only for "windows"); a second call makes no mutating AWS call.
 
     *ingress_cidr* None asks a public echo service for this machine's address.
     """
@@ -99,13 +110,17 @@ def ensure_account_state(session: AWSSession, owner: str, keys_dir: Path,
     with con.step(f"reconcile AWS account state for owner {owner}"):
         cidr = ingress_cidr or security_groups.caller_cidr()
         pair = keys.ensure_key_pair(session, keys_dir, owner)
+        windows = (keys.ensure_key_pair(session, keys_dir, owner, windows=True)
+                   if "windows" in kinds else None)
         groups = {kind: security_groups.ensure_security_group(session, kind, owner, cidr,
                                                               rdp=rdp)
                   for kind in kinds}
         profile_arn = iam.ensure_instance_profile(session)
     return AccountState(owner=owner, key_name=pair.name, key_path=pair.private_key_path,
                         public_key=pair.public_key, security_group_ids=groups,
-                        instance_profile_arn=profile_arn)
+                        instance_profile_arn=profile_arn,
+                        windows_key_name=windows.name if windows else "",
+                        windows_key_path=windows.private_key_path if windows else None)
 
 
 def resolve_owner(session: AWSSession, explicit: str | None) -> str:

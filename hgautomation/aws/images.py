@@ -1,10 +1,13 @@
 """Base image lookup, and our content-addressed dev images (shared by every owner).
 
 Our images are named ``<family>-<fingerprint[:16]>`` (family e.g.
-``hg-linux-dev-debian12``) and tagged with the full fingerprint: a hash of the
-instance config, provisioning scripts and pinned requirements. A matching image
-is reused; other images of the family are stale and deregistered with their
-snapshots once a new one is available.
+``hg-linux-dev-debian12``) and tagged with the full fingerprint: a hash of our
+*recipe* (:func:`recipe_fingerprint`: the base image's owner and name pattern, the
+instance config, the provisioning scripts), never of the base AMI of the day. A
+matching image is reused; a newer base AMI is only reported
+(:func:`report_newer_base`) and acted on when the user asks (``refresh``). Other
+images of the family are stale and deregistered with their snapshots once a new
+one is available.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from hgautomation import console, errors, poll
+from hgautomation import console, errors, platforms, poll
 from hgautomation.aws import instances as inst
 from hgautomation.aws import tags as T
 from hgautomation.aws.session import AWSSession, translate_errors
 
 BUILT_BY = "hgautomation:built-by"
+BASE_TAG = "hgautomation:base-image"  # the base AMI an image was built on
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,25 @@ def fingerprint(config: dict, files: Sequence[Path | bytes] = ()) -> str:
         h.update(len(data).to_bytes(8, "big"))
         h.update(data)
     return h.hexdigest()
+
+
+def recipe_fingerprint(family: str, base_owner: str, base_pattern: str, config: dict,
+                       files: Sequence[Path | bytes] = ()) -> str:
+    """:func:`fingerprint` of an image's recipe: the base image *choice* (owner and name
+    pattern), *config* and *files*; a new base AMI alone does not change it."""
+    return fingerprint({"family": family, "base_owner": base_owner,
+                        "base_pattern": base_pattern, **config}, files)
+
+
+def report_newer_base(image: Image, base: Image, *, title: str, rebuild: str) -> bool:
+    """Say so (and True) when *base* is not the base image *image* was built on;
+    *rebuild* is the command that builds on it. Nothing is acted on here."""
+    built_on = image.tags.get(BASE_TAG, "")
+    if not built_on or base.id == built_on:
+        return False
+    console.get().info(f"a newer {title} base image is available ({base.id} {base.name}; "
+                       f"{image.id} was built on {built_on}): {rebuild} rebuilds")
+    return True
 
 
 def find_base_image(session: AWSSession, owner_id: str, name_pattern: str) -> Image:
@@ -142,6 +165,10 @@ def build_image(session: AWSSession, spec: inst.LaunchSpec, *, family: str, fp: 
     con = console.get()
     ec2 = session.client("ec2")
     name = f"{family}-{fp[:16]}"
+    price = platforms.hourly_estimate(spec.instance_type, windows=spec.platform == "windows")
+    con.info(f"building {name} on a {spec.instance_type} "
+             + (f"(about ${price:.2f}/hour while it builds)" if price is not None
+                else "(no price known for this type)"))
     builder = replace(spec, purpose="image-build")
     with inst.temporary_instances(session, builder) as [machine]:
         with con.step(f"provision {machine.id} for {name}"):

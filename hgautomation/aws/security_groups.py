@@ -104,6 +104,15 @@ def ensure_security_group(session: AWSSession, kind: str, owner: str, ingress_ci
         with translate_errors(f"authorize ingress on {name}"):
             ec2.authorize_security_group_ingress(GroupId=group_id,
                                                  IpPermissions=_permissions(missing))
+    others = sorted({cidr for _, _, cidr in stale
+                     if not cidr.startswith(("sg:", "proto:"))} - {ingress_cidr})
+    if others:
+        # One owner used from two machines (or an address that changed): each run
+        # narrows ingress to its own address, cutting the other off its instances.
+        con.warn(f"security group {name} allowed {', '.join(others)}, not this machine's "
+                 f"{ingress_cidr}: another machine using owner {owner!r}, or a changed "
+                 "address; from now on only this address reaches the instances of "
+                 f"{owner!r} (give each machine its own --owner to keep both)")
     if stale:
         con.info(f"security group {name}: removing {console.plural(len(stale), 'outdated rule')}")
         with translate_errors(f"revoke ingress on {name}"):

@@ -103,6 +103,15 @@ def key_pair_name(owner: str) -> str:
     return f"hg-automation-{owner}"
 
 
+def windows_key_pair_name(owner: str) -> str:
+    """The owner's RSA launch key pair for Windows: ``hg-automation-<owner>.windows``.
+
+    The dot cannot occur in an owner (``[a-z0-9-]``), so no owner's
+    :func:`key_pair_name` is ever this name (``-windows`` could be: owner ``a-windows``).
+    """
+    return f"{key_pair_name(owner)}.windows"
+
+
 def security_group_name(kind: str, owner: str) -> str:
     """kind: 'linux' or 'windows' -> hg-linux-dev-1-<owner>."""
     return f"hg-{kind}-dev-1-{owner}"

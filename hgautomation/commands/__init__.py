@@ -42,8 +42,11 @@ def aws_options(*, creates_instances: bool = True, ingress: bool = True) -> tupl
     """AWS options of every subcommand that touches our EC2 resources."""
     found = [Option("--owner", validator=options.owner, part=AWS,
                     settings=("aws.owner", "HGAUTOMATION_OWNER"),
-                    help="whose personal EC2 resources to use (env HGAUTOMATION_OWNER; "
-                         "default: derived from the caller's AWS identity)")]
+                    help="whose personal EC2 resources to use: ASCII letters, digits and "
+                         "dashes, at most 32, capitals taken as lower case; anything else "
+                         "is refused, so that two owners never share a name (env "
+                         "HGAUTOMATION_OWNER; default: the caller's AWS user or role "
+                         "session name, each run of other characters made a dash)")]
     if ingress:
         found += [
             Option("--ingress-cidr", metavar="CIDR", validator=options.cidr, part=AWS,

@@ -16,6 +16,8 @@ from hgautomation.context import Context
 from hgautomation.declare import Command, Option
 from hgautomation.options import AWSOptions, StaticHosts
 
+_BUILDER_PRICE = platforms.hourly_estimate(platforms.LINUX_BUILDER_INSTANCE_TYPE) or 0.0
+
 
 @dataclass(frozen=True)
 class BootstrapLinuxOptions:
@@ -30,6 +32,7 @@ class BootstrapLinuxOptions:
     no_rust: bool
     refresh_images: bool
     clone_url: str | None
+    builder_instance_type: str
     aws: AWSOptions
 
 
@@ -87,7 +90,8 @@ def _images(ctx: Context, opts: BootstrapLinuxOptions) -> int:
                                    parallel=opts.parallel, refresh=opts.refresh_images,
                                    rust=not opts.no_rust,
                                    clone_url=opts.clone_url or ec2.DEFAULT_CLONE_URL,
-                                   pip_index_url=opts.pip_index_url)
+                                   pip_index_url=opts.pip_index_url,
+                                   instance_type=opts.builder_instance_type)
         console.get().table(["distro", "image", "name"],
                             [[d, i.id, i.name] for d, i in zip(opts.distros, images)],
                             title="Linux dev images:")
@@ -126,6 +130,12 @@ COMMAND = Command(
                help="repository cloned into /hgdev/src: for EC2 images (default: "
                     "https://www.mercurial-scm.org/repo/hg); with --host only if given "
                     "(otherwise the local repository is pushed)"),
+        Option("--builder-instance-type", metavar="TYPE",
+               default=platforms.LINUX_BUILDER_INSTANCE_TYPE,
+               settings=("linux.builder-instance-type",),
+               help="EC2 instance type that builds the images, compiling the Pythons "
+                    f"(default: %(default)s, 8 vCPUs, about ${_BUILDER_PRICE:.2f}/hour; the "
+                    "build prints its type and price)"),
         *aws_options(),
     ),
     record=BootstrapLinuxOptions,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from hgautomation import console, hgrepo
 from hgautomation.commands import aws_options, base_image, open_aws, revision, windows_instance_type
 from hgautomation.context import Context
-from hgautomation.declare import Command
+from hgautomation.declare import Command, Option
 from hgautomation.options import AWSOptions
 
 if TYPE_CHECKING:
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 class BootstrapWindowsOptions:
     machine: MachineOptions
     revision: str
+    refresh_image: bool
     aws: AWSOptions
 
 
@@ -32,7 +33,8 @@ def main(ctx: Context, opts: BootstrapWindowsOptions) -> int:
     deps = ec2.read_deps_files(repo, node)
     with open_aws(ctx, opts.aws, kinds=("windows",)) as aws:
         image = ec2.ensure_image(ctx, aws, deps, base_image_name=opts.machine.base_image_name,
-                                 instance_type=opts.machine.instance_type)
+                                 instance_type=opts.machine.instance_type,
+                                 refresh=opts.refresh_image)
     console.get().result(f"{image.id} {image.name}")
     return 0
 
@@ -40,8 +42,12 @@ def main(ctx: Context, opts: BootstrapWindowsOptions) -> int:
 COMMAND = Command(
     "bootstrap-windows-dev",
     # The image is provisioned by this revision's contrib/install-windows-dependencies.ps1.
-    options=(base_image(), revision(), windows_instance_type("bootstrap"), *aws_options()),
+    options=(base_image(), revision(), windows_instance_type("bootstrap"),
+             Option("--refresh-image", kind="flag",
+                    help="build the image even if up to date (e.g. on a newer base image)"),
+             *aws_options()),
     record=BootstrapWindowsOptions,
     flow=main,
-    examples=("{prog} bootstrap-windows-dev -r stable",),
+    examples=("{prog} bootstrap-windows-dev -r stable",
+              "{prog} bootstrap-windows-dev -r stable --refresh-image"),
 )

@@ -140,7 +140,7 @@ BUILD_WHEEL = Command(
         windows_pythons(many=True),
         Option("--arch", kind="list", choices=platforms.WINDOWS_WHEEL_ARCHES,
                help="architecture(s) (default: every one the revision declares for the "
-                    "Python; arm64 where it builds with cibuildwheel)"),
+                    "Python; arm64 where it declares it)"),
         revision(), base_image(), windows_instance_type("build"), *aws_options(),
     ),
     record=BuildOptions,

@@ -111,7 +111,8 @@ def setup_account(ctx: Context, opts: SetupOptions) -> int:
     with open_aws(ctx, opts.aws, kinds=("linux", "windows"), rdp=opts.rdp) as aws:
         session, owner, state = aws.session, aws.owner, aws.state
         con = console.get()
-        rows = [["key pair", state.key_name, ""]]
+        rows = [["key pair", state.key_name, ""],
+                ["key pair (Windows)", state.windows_key_name, ""]]
         rows += [["security group", tags.security_group_name(kind, owner), sg]
                  for kind, sg in state.security_group_ids.items()]
         profile = state.instance_profile_arn
@@ -119,8 +120,9 @@ def setup_account(ctx: Context, opts: SetupOptions) -> int:
                      ""])
         con.table(["resource", "name", "id"], rows,
                   title=f"account state of owner {owner} in {session.region}:")
-        # The two long values on lines of their own: the table stays narrow.
+        # The long values on lines of their own: the table stays narrow.
         con.result(f"private key: {state.key_path}")
+        con.result(f"private key (Windows): {state.windows_key_path}")
         if profile:
             con.result(f"instance profile: {profile}")
     return 0

@@ -174,11 +174,12 @@ COMMAND = Command(
         Option("mercurial_version", metavar="VERSION", validator=options.version,
                help="Mercurial version being released (e.g. 7.2.1)"),
         Option("-r", "--revision",
-               help="the released revision, whose declaration (install script, "
-                    "pyproject.toml) names the wheels (default: the tag VERSION)"),
+               help="the released revision, whose declaration (its CI's Windows wheel "
+                    "jobs, else pyproject.toml) names the wheels (default: the tag "
+                    "VERSION)"),
         Option("--no-pypi", kind="off", help="do not upload wheels to PyPI"),
         Option("--no-mercurial-scm-org", kind="off",
-               help="do not upload installers to mercurial-scm.org"),
+               help="do not upload to mercurial-scm.org (wheels, installers, latest.dat)"),
         Option("--ssh-username", settings=("publish.ssh-username",),
                help="user name on the release host (default: --ssh-host's, else the ssh "
                     "config's, else the local user)"),
@@ -190,8 +191,8 @@ COMMAND = Command(
                help="SSH port of the release host (default: the ssh config's, else 22)"),
         Option("--release-dir", default="/var/www/release/windows",
                settings=("publish.release-dir",),
-               help="directory for installers and latest.dat on the release host "
-                    "(default: %(default)s)"),
+               help="directory for the wheels, installers and latest.dat on the release "
+                    "host (default: %(default)s)"),
         Option("--repository",
                help="twine repository name from .pypirc (default: TWINE_REPOSITORY, else "
                     "pypi)"),

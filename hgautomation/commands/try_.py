@@ -35,14 +35,21 @@ def main(ctx: Context, opts: TryOptions) -> int:
                      f"{len(bundle.data):,}-byte bundle to {opts.function} "
                      f"({aws.session.region})"):
         result = tryserver.invoke(aws.session, opts.function, payload)
-    for line in result.messages:
-        out.remote_line("remote: ", line)
+    # Escaped and bounded: the reply is the server's text, not ours.
+    out.remote_reply("remote: ", result.messages)
+    if result.note:
+        out.warn(result.note)
     if result.failed:
-        kind = f" ({result.error_type})" if result.error_type else ""
-        first = result.messages[0] if result.messages else "no message"
+        kind = f" ({_clip(result.error_type, 100)})" if result.error_type else ""
+        first = _clip(result.messages[0], 200) if result.messages else "no message"
         raise TryServerError(f"the Try server rejected the submission{kind}: {first}")
     out.result(f"submitted {cs.node[:12]} to the Try server")
     return 0
+
+
+def _clip(text: str, width: int) -> str:
+    """Server text for our own error line: escaped, at most `width` characters of it."""
+    return console.printable(text[:width]) + ("…" if len(text) > width else "")
 
 
 COMMAND = Command(

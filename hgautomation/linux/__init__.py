@@ -40,13 +40,13 @@ def script_exit_codes(name: str) -> dict[str, int]:
 
 def run_script(conn: ssh.Connection, name: str, *args: str, prefix: str = "",
                sudo: bool = False, check: bool = True, quiet: bool = False,
-               sink: list[str] | None = None) -> int:
+               sink: list[str] | None = None, timeout: float | None = None) -> int:
     """Run a shipped script on the host with ``bash -s`` (as root with ``sudo``)."""
     argv = ["bash", "-s", "--", *args]
     if sudo:
         argv = ["sudo", "-n", *argv]
     return conn.run(argv, stdin=script(name), prefix=prefix, check=check, quiet=quiet,
-                    sink=sink)
+                    sink=sink, timeout=timeout)
 
 
 def python_path(version: str) -> str:
@@ -283,8 +283,17 @@ class CheckItem:
     detail: str
 
 
+# check-host.sh's last line: the check ran to its end (no verdict is no pass).
+CHECK_END = "check-host: complete"
+CHECK_TIMEOUT = 120.0  # seconds for check-host.sh (a few on a healthy host)
+
+
 def check(conn: ssh.Connection) -> list[CheckItem]:
-    """Every contract item, as reported by ``check-host.sh`` plus an SFTP probe."""
+    """Every contract item, as reported by ``check-host.sh`` plus an SFTP probe.
+
+    A run of the script that does not end with its ``CHECK_END`` line checked
+    nothing: HostContractError, with the last line it printed.
+    """
     items = []
     try:
         conn.sftp.stat(".")
@@ -292,8 +301,14 @@ def check(conn: ssh.Connection) -> list[CheckItem]:
     except (errors.HgAutomationError, OSError) as exc:
         items.append(CheckItem("missing", True, "sftp", str(exc)))
     lines: list[str] = []
-    run_script(conn, "check-host.sh", quiet=True, sink=lines)
-    for line in lines:
+    run_script(conn, "check-host.sh", quiet=True, sink=lines, timeout=CHECK_TIMEOUT)
+    if not lines or lines[-1] != CHECK_END:
+        raise errors.HostContractError(
+            f"{conn.target}: the contract check did not run to its end ("
+            + (f"last output: {lines[-1][:200]}" if lines else "no output") + ")",
+            hint="something in the host's shell startup (~/.bashrc, BASH_ENV) ends or "
+                 "silences bash before the check runs")
+    for line in lines[:-1]:
         parts = line.split("\t")
         if len(parts) == 4:
             items.append(CheckItem(parts[0], parts[1] == "required", parts[2], parts[3]))

@@ -21,7 +21,7 @@ from hgautomation.aws.instances import Instance, temporary_instances, terminate_
 from hgautomation.context import Context
 from hgautomation.ssh.hostkeys import HostKey, generate_host_key
 
-BUILD_INSTANCE_TYPE = "c5.large"
+BUILD_INSTANCE_TYPE = platforms.LINUX_BUILDER_INSTANCE_TYPE
 CONTRACT_USER = "hg"
 ROOT_VOLUME_GB = 32
 SPARE_DEVICE = "/dev/sdf"  # attached with needs_disk; Nitro exposes it as an nvme disk
@@ -29,7 +29,7 @@ DEFAULT_ROOT_DEVICE = "/dev/xvda"  # only if the image does not say (it always s
 DEFAULT_CLONE_URL = "https://www.mercurial-scm.org/repo/hg"
 RECIPE_TAG = "hgautomation:recipe"
 PYTHONS_TAG = "hgautomation:pythons"
-BASE_TAG = "hgautomation:base-image"
+BASE_TAG = images_.BASE_TAG
 SCRIPTS_TAG = "hgautomation:scripts"  # the provisioning scripts alone
 BOOTSTRAP_SCRIPT = linux.SCRIPTS / "bootstrap-debian.sh"
 USER_DATA = linux.SCRIPTS / "user-data.yaml"
@@ -47,7 +47,7 @@ def base_user(distro: str) -> str:
 
 def user_data(host_key: HostKey) -> str:
     template = USER_DATA.read_text()
-    indented = "\n".join("    " + line for line in host_key.private_openssh.strip().splitlines())
+    indented = "\n".join("    " + line for line in host_key.private.strip().splitlines())
     return (template.replace("@HOST_PRIVATE_KEY@", indented)
             .replace("@HOST_PUBLIC_KEY@", host_key.public))
 
@@ -71,10 +71,10 @@ def recipe_fingerprint(distro: str, clone_url: str = DEFAULT_CLONE_URL, rust: bo
     base image *choice* (owner and name pattern: not the newest AMI of the day),
     the clone's source. A new base AMI alone does not change it."""
     owner_id, pattern = platforms.LINUX_DISTROS[distro]
-    config = {"family": family(distro), "base_owner": owner_id, "base_pattern": pattern,
-              "root_volume_gb": ROOT_VOLUME_GB, "user": CONTRACT_USER,
+    config = {"root_volume_gb": ROOT_VOLUME_GB, "user": CONTRACT_USER,
               "clone_url": clone_url, "rust": rust}
-    return images_.fingerprint(config, [script, REQUIREMENTS_SCRIPT, USER_DATA])
+    return images_.recipe_fingerprint(family(distro), owner_id, pattern, config,
+                                      [script, REQUIREMENTS_SCRIPT, USER_DATA])
 
 
 def scripts_fingerprint(distro: str) -> str:
@@ -107,12 +107,9 @@ def report_newer_base(aws: AWS, distro: str, image: images_.Image,
     if base is None:
         owner_id, pattern = platforms.LINUX_DISTROS[distro]
         base = images_.find_base_image(aws.session, owner_id, pattern)
-    built_on = image.tags.get(BASE_TAG, "")
-    if built_on and base.id != built_on:
-        console.get().info(
-            f"a newer {platforms.distro_title(distro)} base image is available ({base.id} "
-            f"{base.name}; {image.id} was built on {built_on}): "
-            f"bootstrap-linux-dev --distros {distro} --refresh-images rebuilds")
+    images_.report_newer_base(
+        image, base, title=platforms.distro_title(distro),
+        rebuild=f"bootstrap-linux-dev --distros {distro} --refresh-images")
 
 
 def ensure_image(ctx: Context, aws: AWS, distro: str, pythons: Sequence[str], *,
@@ -182,10 +179,11 @@ def image_for_tests(ctx: Context, aws: AWS, distro: str, python: str) -> images_
 def ensure_images(ctx: Context, aws: AWS, distros: Sequence[str], pythons: Sequence[str], *,
                   parallel: bool = False, refresh: bool = False,
                   clone_url: str = DEFAULT_CLONE_URL, rust: bool = True,
-                  pip_index_url: str | None = None) -> list[images_.Image]:
+                  pip_index_url: str | None = None,
+                  instance_type: str = BUILD_INSTANCE_TYPE) -> list[images_.Image]:
     """The dev image of each distro, one after the other or all at once."""
     options = {"refresh": refresh, "clone_url": clone_url, "rust": rust,
-               "pip_index_url": pip_index_url}
+               "pip_index_url": pip_index_url, "instance_type": instance_type}
     if not parallel or len(distros) < 2:
         return [ensure_image(ctx, aws, d, pythons, **options) for d in distros]
     return _build_parallel(ctx, aws, distros, pythons, options)

@@ -27,6 +27,8 @@ HOST_FEATURES = (
     "svn-bindings", "svn13", "svn15", "tic", "tla", "unziplinks", "vcr",
     "virtualenv", "xz",
 )
+# Seconds for hghave's checks on the host (each runs a tool or imports a module).
+CHECK_TIMEOUT = 300.0
 
 # Why a feature stays missing on a provisioned host: not packaged, or left out on purpose.
 _EVERYWHERE = ("debian12", "debian13", "ubuntu22.04", "ubuntu24.04")
@@ -142,9 +144,9 @@ def check_features(conn: ssh.Connection, python: str, checkout: Path,
         status = conn.run(["env", "-u", "HGRCPATH", f"TESTDIR={remote_dir}", python, "-",
                            remote_dir, *features],
                           stdin=linux.script("features.py"), check=False, quiet=True,
-                          sink=lines)
+                          sink=lines, timeout=CHECK_TIMEOUT)
     finally:
-        conn.run(["rm", "-rf", remote_dir], check=False, quiet=True)
+        conn.run(["rm", "-rf", remote_dir], check=False, quiet=True, timeout=60)
     try:
         results = json.loads(lines[-1]) if status == 0 and lines else None
     except ValueError:

@@ -39,8 +39,10 @@ Stable API (every flow that reaches a host goes through it)::
   that ``ssh``-based tools (``hg push``) connect exactly like the communicator.
 
 Modules: :mod:`.target` (where to connect), :mod:`.hostkeys` (verification),
-:mod:`.connection` (connect, Connection), :mod:`.runner` (remote commands),
-:mod:`.transfer` (SFTP), :mod:`.text` (quoting and message wording).
+:mod:`.identity` (key files, read before connecting), :mod:`.connection` (connect,
+Connection), :mod:`.proxy` (ProxyCommand), :mod:`.group` (local helper processes,
+stopped whole), :mod:`.runner` (remote commands), :mod:`.transfer` (SFTP),
+:mod:`.text` (quoting and message wording).
 paramiko is imported inside the functions: importing this package is cheap.
 """
 

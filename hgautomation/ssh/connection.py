@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from hgautomation import errors, poll
-from hgautomation.ssh import hostkeys, runner, transfer
+from hgautomation.ssh import hostkeys, identity, proxy, runner, transfer
 from hgautomation.ssh.target import Target, jump_hosts
 from hgautomation.ssh.text import describe
 
@@ -151,6 +151,7 @@ def connect(target: Target, *, known_hosts: Path,
     """
     extra_known_hosts = tuple(extra_known_hosts)  # read again on every attempt and hop
     hostkeys.check_known_hosts(known_hosts, writable=accept_new_host_key)
+    hostkeys.check_extra_known_hosts(extra_known_hosts)
     # ProxyJump: connect to each hop in turn and tunnel through it with a
     # direct-tcpip channel, as ssh -J does.
     jumps: list[Connection] = []
@@ -173,7 +174,8 @@ def _connect_one(target: Target, known_hosts: Path, extra_known_hosts: Iterable[
     import paramiko
 
     known_hosts = Path(known_hosts)
-    _check_identities(target)
+    _check_proxy_command(target)
+    keys = _check_identities(target)
     wait = max(wait, 0.0)
     attempts = 0
     last_error = "no attempt made"
@@ -183,6 +185,7 @@ def _connect_one(target: Target, known_hosts: Path, extra_known_hosts: Iterable[
         nonlocal attempts, last_error
         attempts += 1
         client = paramiko.SSHClient()
+        sock = None
         ok = False
         try:
             hostkeys.load_known_hosts(client, known_hosts, extra_known_hosts, accept_new)
@@ -199,7 +202,7 @@ def _connect_one(target: Target, known_hosts: Path, extra_known_hosts: Iterable[
             client.connect(
                 key_host, port=key_port, username=target.user, sock=sock,
                 transport_factory=_transport,
-                key_filename=[str(p) for p in target.identity_files] or None,
+                key_filename=[str(p) for p in keys] or None,
                 look_for_keys=not target.identities_only,
                 allow_agent=not target.identities_only,
                 password=password, timeout=target.connect_timeout,
@@ -212,28 +215,35 @@ def _connect_one(target: Target, known_hosts: Path, extra_known_hosts: Iterable[
             raise hostkeys.key_changed(target.known_hosts_name, exc.key, exc.expected_key,
                                        known_hosts) from exc
         except paramiko.AuthenticationException as exc:
-            raise errors.HostConnectionError(
-                f"authentication failed for {target.user}@{target.hostname}:{target.port} "
-                f"({exc}; offered: {_offered(target)})",
-                hint="check the user and IdentityFile (--ssh-config)") from exc
-        except (socket.gaierror, UnicodeError) as exc:
-            # A name that does not resolve will not resolve in ten seconds either.
-            raise errors.HostConnectionError(
-                f"cannot connect to {target.user}@{target.hostname}:{target.port}: "
-                f"{describe(exc)}", hint="check the host name (and --ssh-config)") from exc
+            raise _auth_failed(target, keys, str(exc)) from exc
         except FileNotFoundError as exc:
             raise errors.ConfigurationError(
                 f"{target}: identity file missing: {exc.filename}") from exc
+        except paramiko.IncompatiblePeer as exc:
+            # Another protocol version or no common algorithm: no retry changes that.
+            raise errors.HostConnectionError(
+                f"cannot connect to {where(target)}: not a usable SSH server "
+                f"({describe(exc)})") from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            last_error = describe(exc)
+            if isinstance(exc, paramiko.SSHException) and _authenticating(client):
+                # Past key exchange and the host key check: the server said no to our
+                # keys (paramiko reports the last key class it tried, not the refusal).
+                raise _auth_failed(target, keys, "") from exc
+            last_error = _connect_failure(exc, sock, client.get_transport())
+            if _banner_not_text(exc):
+                raise errors.HostConnectionError(
+                    f"cannot connect to {where(target)}: {last_error}") from exc
             return None
         finally:
             if not ok:
                 client.close()
+                if sock is not None:
+                    with contextlib.suppress(Exception):
+                        sock.close()  # a ProxyCommand the transport never took over
 
     def gave_up() -> errors.HostConnectionError:
         return errors.HostConnectionError(
-            f"cannot connect to {target.user}@{target.hostname}:{target.port}: {last_error}"
+            f"cannot connect to {where(target)}: {last_error}"
             + (f" (gave up after {attempts} attempts)" if attempts > 1 else ""))
 
     # Refused, timed out or cut: retried for ``wait`` seconds (a host still booting
@@ -245,22 +255,102 @@ def _connect_one(target: Target, known_hosts: Path, extra_known_hosts: Iterable[
                       quiet=not wait)
 
 
-def _check_identities(target: Target) -> None:
-    """With only the named keys to offer, a missing key is known before connecting."""
+def where(target: Target) -> str:
+    """The host as the user named it, and where that led when the name was an alias."""
+    if target.proxy_command:
+        return f"{target} (through its ProxyCommand)"
+    if target.hostname != target.name:
+        return f"{target.user}@{target.name} ({target.hostname}:{target.port})"
+    return str(target)
+
+
+def _auth_failed(target: Target, keys: Sequence[Path], why: str) -> errors.HostConnectionError:
+    return errors.HostConnectionError(
+        f"authentication failed for {where(target)} "
+        f"({why + '; ' if why else ''}offered: {_offered(target, keys)})",
+        hint="check the user and IdentityFile (--ssh-config)")
+
+
+def _authenticating(client) -> bool:
+    """Whether ``client``'s transport got as far as authentication (key exchange done,
+    host key accepted) and is still up, unauthenticated."""
+    transport = client.get_transport()
+    return (transport is not None and transport.is_active()
+            and getattr(transport, "session_id", None) is not None
+            and not transport.is_authenticated())
+
+
+def _connect_failure(exc: BaseException, sock, transport) -> str:
+    """What went wrong with one attempt, in a few words (without paramiko's wording
+    where it misleads)."""
+    import paramiko
+
+    ended = sock.ended() if isinstance(sock, proxy.ProxyCommand) else None
+    if ended is not None:
+        return f"its ProxyCommand ended ({ended})"
+    if str(exc) == "No existing session":
+        # paramiko's word for a handshake that did not complete: it died (say why),
+        # or the ConnectTimeout ran out while it waited.
+        inner = getattr(transport, "saved_exception", None)
+        if inner is None:
+            return "no SSH handshake within the ConnectTimeout"
+        exc = inner
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, paramiko.SSHException) and str(exc).startswith(
+            "Error reading SSH protocol banner"):
+        if _banner_not_text(exc):
+            return "the server's SSH banner is not text (not an SSH server?)"
+        if isinstance(cause, (socket.timeout, TimeoutError)):
+            return "no SSH banner within the ConnectTimeout"
+        return "the connection closed before the server's SSH banner"
+    if isinstance(exc, EOFError) and not str(exc):
+        return "the connection closed during the SSH handshake"
+    return describe(exc)
+
+
+def _banner_not_text(exc: BaseException) -> bool:
+    return isinstance(exc.__cause__ or exc.__context__, UnicodeDecodeError)
+
+
+def _check_proxy_command(target: Target) -> None:
+    """A ProxyCommand whose program cannot be found or run is known before connecting."""
+    import shlex
+    import shutil
+
+    if not target.proxy_command:
+        return
+    try:
+        words = shlex.split(target.proxy_command)
+    except ValueError as exc:
+        why = str(exc)
+    else:
+        if words and shutil.which(words[0]):
+            return
+        why = "No such file or directory" if words else "empty"
+    raise errors.ConfigurationError(
+        f"{target}: ProxyCommand cannot run ({why}): {target.proxy_command}",
+        hint="check the ssh config (--ssh-config)")
+
+
+def _check_identities(target: Target) -> list[Path]:
+    """The identity files to offer, each read first: a key that cannot be used is
+    exit 3 now (:mod:`.identity`), not a connection failure later. With only the
+    named keys to offer, a missing key is known before connecting too."""
     if not target.identities_only:
-        return  # the agent and ~/.ssh keys may serve
+        return identity.usable(target.identity_files)  # the agent and ~/.ssh may serve
     if not target.identity_files:
         raise errors.HostConnectionError(
-            f"no key to offer to {target.user}@{target.hostname}:{target.port}",
+            f"no key to offer to {where(target)}",
             hint="name one with IdentityFile in --ssh-config")
     missing = [str(p) for p in target.identity_files if not Path(p).exists()]
     if len(missing) == len(target.identity_files):
         raise errors.ConfigurationError(
             f"{target}: identity file missing: {', '.join(missing)}")
+    return identity.usable(target.identity_files)
 
 
-def _offered(target: Target) -> str:
-    keys = [str(p) for p in target.identity_files if Path(p).exists()]
+def _offered(target: Target, keys: Sequence[Path]) -> str:
+    keys = [str(p) for p in keys]
     if not target.identities_only:
         keys.append("the ssh agent and ~/.ssh default keys")
     return ", ".join(keys) or "no key"
@@ -268,18 +358,23 @@ def _offered(target: Target) -> str:
 
 def _open_socket(target: Target):
     """A connected socket-like object for ``target``: direct or through ProxyCommand."""
-    import paramiko
-
     if target.proxy_command:
         try:
-            return paramiko.ProxyCommand(target.proxy_command)
-        except OSError as exc:
+            return proxy.ProxyCommand(target.proxy_command)
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else str(exc)
             raise errors.ConfigurationError(
-                f"{target}: ProxyCommand cannot run ({exc.strerror}): "
+                f"{target}: ProxyCommand cannot run ({why}): "
                 f"{target.proxy_command}", hint="check the ssh config (--ssh-config)") \
                 from exc
-    sock = socket.create_connection((target.hostname, target.port),
-                                    timeout=target.connect_timeout)
+    try:
+        sock = socket.create_connection((target.hostname, target.port),
+                                        timeout=target.connect_timeout)
+    except (socket.gaierror, UnicodeError) as exc:
+        # A name that does not resolve will not resolve in ten seconds either.
+        raise errors.HostConnectionError(
+            f"cannot connect to {where(target)}: {describe(exc)}",
+            hint="check the host name (and --ssh-config)") from exc
     # paramiko sends each SSH packet with its own send(): with Nagle the small ones (SFTP
     # read requests, window adjusts) wait for the peer's delayed ACK and transfers stall.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -95,6 +96,22 @@ def check_known_hosts(known_hosts: Path, *, writable: bool) -> None:
             raise errors.ConfigurationError(
                 f"cannot write {where}: a new host key could not be pinned",
                 hint="fix its permissions or use --state-path")
+
+
+def check_extra_known_hosts(paths: Iterable[Path]) -> None:
+    """Before connecting: each read-only known_hosts file (UserKnownHostsFile) that
+    exists is a regular file (or /dev/null, which configs use to mean none): a FIFO
+    or a device would block the read, or never end it."""
+    for path in paths:
+        path = Path(path).expanduser()
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue  # missing or unreadable: skipped (with a warning) when read
+        if not stat.S_ISREG(mode) and str(path) != os.devnull:
+            raise errors.ConfigurationError(
+                f"{path} is not a regular file (UserKnownHostsFile)",
+                hint="point UserKnownHostsFile in the ssh config at a file")
 
 
 def _add_known_hosts(client, path: Path, *, ours: bool) -> None:

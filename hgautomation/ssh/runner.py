@@ -5,11 +5,15 @@
 ``Connection.run``: console and sink, the tail kept for errors, the exit status check.
 
 On a POSIX host the command runs under a small shell wrapper (:func:`wire_command`)
-that first reports its process group. Nothing the command starts outlives an
-interrupt: on Ctrl-C, SIGTERM, a timeout or a lost connection :meth:`Remote.stop`
-kills that group over a second channel, and a command that reads no stdin is also
-watched on the host, so its group dies when the connection does (even if this
-process is killed outright).
+that first reports its process group. That report is also the proof that the login
+shell started the command: it must come within ``START_TIMEOUT`` seconds (a slow
+``~/.bashrc`` is named after ``START_NOTICE``), and a session that ends without it
+(a ``~/.bashrc`` that exits or closes its output) is a host that does not run our
+commands, never a success. Nothing the command starts outlives an interrupt: on
+Ctrl-C, SIGTERM, a timeout or a lost connection :meth:`Remote.stop` signals the
+session (sshd kills its process group) and kills the reported group over a second
+channel, and a command that reads no stdin is also watched on the host, so its group
+dies when the connection does (even if this process is killed outright).
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ GROUP_MARK = "hgautomation-pgid "
 # Seconds the remote group gets between SIGTERM and SIGKILL, and the whole stop's bound.
 STOP_GRACE = 2
 STOP_WAIT = 8.0
+# Seconds the login shell may take to start the command (report the group), and after
+# how many a line says what is awaited.
+START_TIMEOUT = 30.0
+START_NOTICE = 5.0
+# Seconds to wait for the exit status of a session whose output ended before it started.
+STATUS_AFTER_EOF = 2.0
 
 
 def wire_command(argv: Sequence[str], *, watch: bool) -> str:
@@ -86,6 +96,14 @@ class Remote:
         self._transport = None
         self._deadline: float | None = None
         self._awaiting_mark = False
+        self._start_deadline: float | None = None
+        self._noticed = False
+        self._before_start: list[str] = []
+        # Reading state, kept across read(until_started=True) and read().
+        self._pending = b""
+        self._shown = ""  # the part of the current line already passed to on_partial
+        self._waiting_since = 0.0  # when `_pending` became non-empty
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def start(self, argv: Sequence[str], stdin: bytes | None = None, *,
               posix: bool = True) -> None:
@@ -101,7 +119,7 @@ class Remote:
         self._awaiting_mark = posix
         try:
             self._transport = self.client.get_transport()
-            self.channel = self._transport.open_session()
+            self.channel = self._transport.open_session(timeout=START_TIMEOUT)
         except (paramiko.SSHException, OSError, AttributeError) as exc:
             raise errors.HostConnectionError(f"{self.target}: cannot open a session: {exc}") \
                 from exc
@@ -111,21 +129,70 @@ class Remote:
         channel.set_combine_stderr(True)
         channel.settimeout(POLL_INTERVAL)
         channel.exec_command(wire)
+        if posix:
+            self._await_start()
         if stdin is not None:
             channel.settimeout(self.timeout)
             channel.sendall(stdin)
             channel.shutdown_write()
             channel.settimeout(POLL_INTERVAL)
 
-    def read(self) -> None:
-        """Pass the output on until it ends; past the deadline, WaitTimeout."""
+    def _await_start(self) -> None:
+        """Read until the wrapper reports its group (before any stdin is sent: the
+        wrapper reads none first). A session that ends without that report never ran
+        the command; one that takes longer than ``START_TIMEOUT`` is given up."""
+        self._start_deadline = time.monotonic() + START_TIMEOUT
+        try:
+            self.read(until_started=True)
+        finally:
+            self._start_deadline = None
+            if self._noticed:
+                console.get().waiting_done()
+        if self._awaiting_mark:
+            # The output ended: a shell that closed it may still run (and wait for
+            # stdin), so the status gets a short wait only.
+            channel = self.channel
+            ended = channel.exit_status_ready() or channel.status_event.wait(STATUS_AFTER_EOF)
+            said = f"its output: {short(self._before_start[-1])}" if self._before_start \
+                else "no output"
+            how = (f"ended (exit {channel.recv_exit_status()}{'; ' if self._before_start else ', '}"
+                   if ended else "closed its output (")
+            raise errors.HostContractError(
+                f"{self.target}: the login shell {how}{said}) before running "
+                f"{short(self.command)}",
+                hint="a login shell must run the command it is given: look for an exit, "
+                     "or closed output, in the shell's startup files (~/.bashrc)")
+
+    def _check_start(self) -> None:
+        """While the command has not started: a line after START_NOTICE, an error after
+        START_TIMEOUT (the caller stops the session)."""
+        if self._start_deadline is None:
+            return
+        now = time.monotonic()
+        waited = now - (self._start_deadline - START_TIMEOUT)
+        if now > self._start_deadline:
+            raise errors.WaitTimeout(
+                f"{self.target}: the login shell did not start {short(self.command)} within "
+                f"{START_TIMEOUT:.0f}s", hint="a slow ~/.bashrc or profile on the host?")
+        if waited >= START_NOTICE:
+            out = console.get()
+            if not self._noticed:
+                self._noticed = True
+                out.info(f"    waiting for the login shell of {self.target} to start a "
+                         f"command (at most {START_TIMEOUT:.0f}s)")
+            out.waiting(f"the login shell of {self.target}", waited)
+
+    def read(self, until_started: bool = False) -> None:
+        """Pass the output on until it ends (or, ``until_started``, until the command has
+        reported its group); past the deadline, WaitTimeout."""
         channel = self.channel
         channel.settimeout(PARTIAL_FLUSH if self.on_partial else POLL_INTERVAL)
-        pending = b""
-        shown = ""  # the part of the current line already passed to on_partial
-        waiting_since = 0.0  # when `pending` became non-empty
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        decoder = self._decoder
         while True:
+            if until_started:
+                if not self._awaiting_mark:
+                    return
+                self._check_start()  # also when the login shell talks without end
             try:
                 chunk = channel.recv(RECV_SIZE)
             except socket.timeout:
@@ -143,33 +210,38 @@ class Remote:
             if chunk == b"":
                 break
             if chunk:
-                if not pending:
-                    waiting_since = time.monotonic()
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
+                if not self._pending:
+                    self._waiting_since = time.monotonic()
+                self._pending += chunk
+                *lines, self._pending = self._pending.split(b"\n")
                 for raw in lines:
+                    shown = self._shown
+                    self._shown = ""
                     self._line(shown + decoder.decode(raw + b"\n").rstrip("\n").rstrip("\r"),
                                len(shown))
-                    shown = ""
                 if lines:
-                    waiting_since = time.monotonic()
-            if (pending and self.on_partial is not None and not self._awaiting_mark
-                    and time.monotonic() - waiting_since >= PARTIAL_FLUSH):
-                text = decoder.decode(pending)  # an incomplete character waits
-                pending = b""
+                    self._waiting_since = time.monotonic()
+            if (self._pending and self.on_partial is not None and not self._awaiting_mark
+                    and time.monotonic() - self._waiting_since >= PARTIAL_FLUSH):
+                text = decoder.decode(self._pending)  # an incomplete character waits
+                self._pending = b""
                 if text:
-                    shown += text
+                    self._shown += text
                     self.on_partial(text)
-        rest = decoder.decode(pending, final=True)
-        if rest or shown:
+        rest = decoder.decode(self._pending, final=True)
+        self._pending = b""
+        if rest or self._shown:
+            shown, self._shown = self._shown, ""
             self._line(shown + rest.rstrip("\r"), len(shown))
 
     def _line(self, line: str, shown: int = 0) -> None:
-        if self._awaiting_mark and line.startswith(GROUP_MARK):
-            self._awaiting_mark = False
-            with contextlib.suppress(ValueError):
-                self.group = int(line[len(GROUP_MARK):])
-            return
+        if self._awaiting_mark:
+            if line.startswith(GROUP_MARK):
+                self._awaiting_mark = False
+                with contextlib.suppress(ValueError):
+                    self.group = int(line[len(GROUP_MARK):])
+                return
+            self._before_start.append(line)  # the login shell's own output
         self.on_line(line, shown)
 
     def returncode(self) -> int:
@@ -187,11 +259,17 @@ class Remote:
     def stop(self) -> None:
         """Kill the remote process group (TERM, then KILL), bounded, over a new channel.
 
-        Runs in a helper thread: a channel lock left held by an interrupted call must
-        not hang the caller.
+        First the session itself is signalled (sshd kills the process group of the
+        session): that works even before the command reported its group, e.g. while
+        a slow login shell still starts. Runs in a helper thread: a channel lock left
+        held by an interrupted call must not hang the caller.
         """
         group = self.group
         transport = self._transport
+        if self.channel is not None:
+            signal_session(self.channel, "TERM")
+            if group is None:
+                signal_session(self.channel, "KILL")
         if not group or group <= 1 or transport is None or not transport.is_active():
             return
         script = (f"kill -TERM -{group} 2>/dev/null; sleep {STOP_GRACE}; "
@@ -211,6 +289,26 @@ class Remote:
     def close(self) -> None:
         if self.channel is not None:
             self.channel.close()
+
+
+def signal_session(channel, name: str) -> None:
+    """Ask sshd to send signal ``name`` ("TERM", "KILL") to the session of ``channel``
+    (RFC 4254 6.9; OpenSSH signals the session's whole process group). Best effort:
+    a server without the request ignores it, a closed channel is left alone."""
+    import paramiko
+
+    transport = getattr(channel, "transport", None)
+    if transport is None or channel.closed or not transport.is_active():
+        return
+    message = paramiko.Message()
+    message.add_byte(paramiko.common.cMSG_CHANNEL_REQUEST)
+    message.add_int(channel.remote_chanid)
+    message.add_string("signal")
+    message.add_boolean(False)
+    message.add_string(name)
+    with contextlib.suppress(Exception):
+        # paramiko has no call for this request: its own requests go the same way.
+        transport._send_user_message(message)
 
 
 def run(conn, argv: Sequence[str], *, check: bool = True,
@@ -266,6 +364,6 @@ def run(conn, argv: Sequence[str], *, check: bool = True,
     if check and status != 0:
         raise errors.RemoteCommandError(
             f"{target}: exit status {status} from {short(command)}"
-            + (f"; last output: {tail[-1]}" if tail else ""),
+            + (f"; last output: {console.printable(tail[-1])}" if tail else ""),
             command=command, status=status, output_tail="\n".join(tail))
     return status

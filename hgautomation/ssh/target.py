@@ -22,6 +22,7 @@ from pathlib import Path
 
 from hgautomation import errors
 from hgautomation.options import parse_host_spec
+from hgautomation.ssh import group
 from hgautomation.ssh.hostkeys import USER_KNOWN_HOSTS
 
 DEFAULT_CONNECT_TIMEOUT = 15.0
@@ -63,6 +64,7 @@ class Target:
 
 USER_CONFIG = Path("~/.ssh/config")
 SSH_G_TIMEOUT = 30.0
+SSH_G_NOTICE = 3.0  # seconds of ssh -G before a line says what is awaited
 # `ssh -G` prints a default for these when the config does not set them. So the
 # config is read through a wrapper that Includes it and then sets each to UNSET:
 # ssh keeps the first value it obtains (IdentityFile adds to a list), hence UNSET
@@ -78,14 +80,19 @@ Host *
 
 
 def config_path(ssh_config: Path | None) -> Path | None:
-    """The config in effect: the given one, else the user's if it exists."""
+    """The config in effect: the given one, else the user's if it exists. Either must
+    be a regular file (``ssh`` would wait for ever on a FIFO)."""
     if ssh_config is not None:
         path = Path(ssh_config).expanduser().absolute()
-        if not path.is_file():
+        if not path.exists() or path.is_dir():
             raise errors.ConfigurationError(f"ssh config {path} does not exist")
-        return path
-    user = USER_CONFIG.expanduser()
-    return user.absolute() if user.is_file() else None
+    else:
+        path = USER_CONFIG.expanduser().absolute()
+        if not path.exists() or path.is_dir():
+            return None
+    if not path.is_file():
+        raise errors.ConfigurationError(f"ssh config {path} is not a regular file")
+    return path
 
 
 @functools.lru_cache(maxsize=64)
@@ -107,10 +114,9 @@ def _ssh_g(host: str, config: str, user: str | None, port: int | None) -> dict[s
                                          suffix=".conf") as wrapper:
             wrapper.write(_WRAPPER.format(config=config, **_UNSET))
             wrapper.flush()
-            result = subprocess.run([*argv, "-F", wrapper.name, "--", host],
-                                    capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                                    timeout=SSH_G_TIMEOUT, check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
+            result = _run_bounded([*argv, "-F", wrapper.name, "--", host], SSH_G_TIMEOUT,
+                                  f"ssh -G {host} (reading the ssh config {config})")
+    except OSError as exc:
         raise errors.ConfigurationError(f"ssh -G {host} failed: {exc}") from exc
     if result.returncode != 0:
         why = " ".join(line.strip() for line in result.stderr.splitlines()
@@ -121,6 +127,36 @@ def _ssh_g(host: str, config: str, user: str | None, port: int | None) -> dict[s
         key, _, value = line.partition(" ")
         options.setdefault(key.lower(), []).append(value)
     return options
+
+
+def _run_bounded(argv: list[str], timeout: float,
+                 what: str) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` (``ssh -G``) in a process group of its own, for at most ``timeout``
+    seconds (a line says so after ``SSH_G_NOTICE``); whatever it started (a config's
+    ``Match exec`` command) is killed with it, on success, timeout or interrupt."""
+    import tempfile
+
+    from hgautomation import console
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = group.start(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        try:
+            code = group.wait(proc, SSH_G_NOTICE)
+            if code is None:
+                console.get().info(f"    waiting for {what}: at most {timeout:.0f}s")
+                code = group.wait(proc, timeout - SSH_G_NOTICE)
+            if code is None:
+                raise errors.ConfigurationError(
+                    f"{what} did not finish within {timeout:.0f}s",
+                    hint="a Match exec command that does not end, or an Include of "
+                         "something that is not a file?")
+        finally:
+            group.stop(proc)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(
+            argv, code, out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"))
 
 
 def _options(host: str, config: Path | None, user: str | None,

@@ -40,6 +40,8 @@ WRITE_CHUNK = 32768  # and write request
 SFTP_MAX_PACKET = 256 << 10
 # Seconds a failed or interrupted transfer spends removing its partial remote file.
 CLEANUP_TIMEOUT = 10.0
+# Seconds for an SFTP channel to open and its server to answer (its start included).
+OPEN_TIMEOUT = 30.0
 T = TypeVar("T")
 
 
@@ -65,11 +67,25 @@ class Files:
         return self._sftp
 
     def open_channel(self):
-        """A new SFTP client on its own channel of this connection."""
+        """A new SFTP client on its own channel of this connection, within
+        ``OPEN_TIMEOUT`` (an sftp-server started by a slow login shell); a session that
+        did not get that far is signalled to end on the host."""
         import paramiko
 
-        return paramiko.SFTPClient.from_transport(self.client.get_transport(),
-                                                  max_packet_size=SFTP_MAX_PACKET)
+        from hgautomation.ssh import runner
+
+        channel = self.client.get_transport().open_session(
+            max_packet_size=SFTP_MAX_PACKET, timeout=OPEN_TIMEOUT)
+        try:
+            channel.settimeout(OPEN_TIMEOUT)
+            channel.invoke_subsystem("sftp")
+            sftp = paramiko.SFTPClient(channel)
+        except BaseException:
+            runner.signal_session(channel, "KILL")
+            channel.close()
+            raise
+        channel.settimeout(None)
+        return sftp
 
     def drop(self, remote_fh) -> None:
         """Close the shared SFTP channel without waiting for replies; reopened lazily.

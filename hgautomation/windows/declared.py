@@ -1,29 +1,37 @@
 """What a Mercurial checkout declares it builds on Windows, read from the checkout itself.
 
-Two of its files say it, so older and newer branches each build what they declare:
+Three of its files say it, so older and newer branches each build what they declare:
 
+- ``contrib/heptapod-ci.yml``, Mercurial's CI: the wheels its Windows wheel jobs build
+  (each run's ``CIBW_BUILD``/``CIBW_ARCHS`` over pyproject's selectors). Where it has
+  such jobs they are the release's wheels: 7.2.4's pyproject declares ARM64 for every
+  CPython, its CI (and its release on PyPI) only for 3.11 and later.
+- ``pyproject.toml`` ``[tool.cibuildwheel]`` (``build``, ``skip``) and
+  ``[tool.cibuildwheel.windows]`` (``archs``): what cibuildwheel builds, for a
+  revision whose CI builds no Windows wheels.
 - ``contrib/install-windows-dependencies.ps1`` installs the interpreters
   ``C:\\hgdev\\python<XY>-<arch>`` (its ``Install-Python3`` lines) and, on branches that
   build wheels with cibuildwheel, cibuildwheel itself (``pipx install cibuildwheel==…``).
-- ``pyproject.toml`` ``[tool.cibuildwheel]`` (``build``, ``skip``) and
-  ``[tool.cibuildwheel.windows]`` (``archs``) select the wheels cibuildwheel builds.
+  A revision that declares no cibuildwheel wheels builds one ``pip wheel`` per
+  interpreter, as Mercurial built them before.
 
-Where cibuildwheel is declared, the wheels are the identifiers it would build
-(``cp312-win_arm64`` …); elsewhere one ``pip wheel`` per installed interpreter, as
-Mercurial built them before. The installers are the two PyOxidizer targets, built
-with one installed x64 interpreter running ``packaging.py``.
+The installers are the two PyOxidizer targets, built with one installed x64
+interpreter running ``packaging.py``.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Mapping
 
 from hgautomation import errors, platforms
+from hgautomation.windows import heptapod_ci
 from hgautomation.windows_builds import WindowsBuilds
 
 INSTALL_SCRIPT = "contrib/install-windows-dependencies.ps1"
 PYPROJECT = "pyproject.toml"
+CI_FILE = heptapod_ci.CI_FILE
 
 # cibuildwheel's Windows architectures and ours (the C:\hgdev\python<XY>-<arch> suffixes).
 CIBW_ARCHS = {"x86": "x86", "AMD64": "x64", "ARM64": "arm64"}
@@ -76,6 +84,51 @@ def _matches(identifier: str, patterns: list[str]) -> bool:
                for pattern in patterns for glob in _expand_braces(pattern))
 
 
+def _cibuildwheel_table(config: dict) -> dict:
+    cibw = config.get("tool", {}).get("cibuildwheel", {})
+    if not isinstance(cibw, dict):
+        raise ValueError("[tool.cibuildwheel] is not a table")
+    return cibw
+
+
+def _cell_key(cell: tuple[str, str]) -> tuple[int, int]:
+    return CIBW_PYTHONS.index(cell[0]), platforms.WINDOWS_WHEEL_ARCHES.index(cell[1])
+
+
+def select(cibw: dict, env: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
+    """The (python, arch) cells cibuildwheel builds on an x64 Windows machine from
+    pyproject's ``[tool.cibuildwheel]`` table `cibw`, as the CIBW_BUILD, CIBW_SKIP,
+    CIBW_ARCHS_WINDOWS and CIBW_ARCHS of `env` override it (cibuildwheel's rules)."""
+    env = env or {}
+    windows = cibw.get("windows", {})
+    build = (_words(env["CIBW_BUILD"], "CIBW_BUILD") if "CIBW_BUILD" in env
+             else _words(cibw.get("build", "*"), "build")) or ["*"]
+    skip = (_words(env["CIBW_SKIP"], "CIBW_SKIP") if "CIBW_SKIP" in env
+            else _words(cibw.get("skip", ""), "skip"))
+    arch_key = next((k for k in ("CIBW_ARCHS_WINDOWS", "CIBW_ARCHS") if env.get(k)), None)
+    if arch_key is not None:
+        arch_words, where = _words(env[arch_key], arch_key), arch_key
+    else:
+        arch_words = _words(windows.get("archs", cibw.get("archs", "auto")), "archs")
+        where = "[tool.cibuildwheel.windows] archs"
+    archs: list[str] = []
+    for word in arch_words:
+        for arch in CIBW_ARCH_ALIASES.get(word, (word,)):
+            if arch not in CIBW_ARCHS:
+                raise ValueError(f"{where}: unknown {arch!r}")
+            if arch not in archs:
+                archs.append(arch)
+    cells = []
+    for python in CIBW_PYTHONS:
+        for arch in archs:
+            identifier = f"cp{python.replace('.', '')}-" \
+                         f"{platforms.WHEEL_PLATFORM_TAGS[CIBW_ARCHS[arch]]}"
+            if (python, arch) not in CIBW_NOT_BUILT and _matches(identifier, build) \
+                    and not _matches(identifier, skip):
+                cells.append((python, CIBW_ARCHS[arch]))
+    return tuple(sorted(cells, key=_cell_key))
+
+
 def cibuildwheel_wheels(config: dict) -> tuple[tuple[str, str], ...] | None:
     """The (python, arch) cells cibuildwheel builds on an x64 Windows machine from
     pyproject's ``[tool.cibuildwheel]``; None when the checkout declares no Windows wheels
@@ -83,46 +136,55 @@ def cibuildwheel_wheels(config: dict) -> tuple[tuple[str, str], ...] | None:
     cibw = config.get("tool", {}).get("cibuildwheel")
     if not isinstance(cibw, dict) or not isinstance(cibw.get("windows"), dict):
         return None
-    build = _words(cibw.get("build", "*"), "build")
-    skip = _words(cibw.get("skip", ""), "skip")
-    arch_words = _words(cibw["windows"].get("archs", cibw.get("archs", "auto")), "archs")
-    archs: list[str] = []
-    for word in arch_words:
-        for arch in CIBW_ARCH_ALIASES.get(word, (word,)):
-            if arch not in CIBW_ARCHS:
-                raise ValueError(f"[tool.cibuildwheel.windows] archs: unknown {arch!r}")
-            if arch not in archs:
-                archs.append(arch)
-    cells = []
-    for python in CIBW_PYTHONS:
-        for arch in sorted(archs, key=lambda a: platforms.WINDOWS_WHEEL_ARCHES.index(
-                CIBW_ARCHS[a])):
-            identifier = f"cp{python.replace('.', '')}-" \
-                         f"{platforms.WHEEL_PLATFORM_TAGS[CIBW_ARCHS[arch]]}"
-            if (python, arch) not in CIBW_NOT_BUILT and _matches(identifier, build) \
-                    and not _matches(identifier, skip):
-                cells.append((python, CIBW_ARCHS[arch]))
-    return tuple(cells)
+    return select(cibw)
 
 
-def parse(install_script: str, pyproject: str | None) -> WindowsBuilds:
-    """The declaration in the text of the two files (`pyproject` None when absent).
+def ci_wheels(ci: str, config: dict) -> tuple[tuple[str, str], ...] | None:
+    """The (python, arch) cells the Windows wheel jobs of `ci` (the text of
+    contrib/heptapod-ci.yml) build, each run over pyproject's selectors (`config`);
+    None when it has no such job."""
+    jobs = heptapod_ci.windows_wheel_jobs(ci)
+    if not jobs:
+        return None
+    cibw = _cibuildwheel_table(config)
+    cells: set[tuple[str, str]] = set()
+    for job in jobs:
+        for run in job.runs:
+            try:
+                found = select(cibw, dict(run))
+            except ValueError as exc:
+                raise ValueError(f"{CI_FILE} line {job.line}: job {job.name!r}: {exc}") \
+                    from None
+            if not found:
+                selectors = " ".join(f"{k}={v}" for k, v in run) or "no CIBW_ variable"
+                raise ValueError(f"{CI_FILE} line {job.line}: job {job.name!r} "
+                                 f"({selectors}) selects no Windows wheel")
+            cells.update(found)
+    return tuple(sorted(cells, key=_cell_key))
+
+
+def parse(install_script: str, pyproject: str | None, ci: str | None = None) -> WindowsBuilds:
+    """The declaration in the text of the three files (`pyproject`, `ci` None when absent).
 
     Raises ValueError naming what does not make sense.
     """
     installed = interpreters(install_script)
     if not any(arch == "x64" for _, arch in installed):
         raise ValueError(f"{INSTALL_SCRIPT} installs no x64 Python (Install-Python3 lines)")
-    wheels = None
-    if pyproject is not None:
-        wheels = cibuildwheel_wheels(_load_toml(pyproject))
+    pin = _CIBUILDWHEEL_PIN.search(install_script)
+    config = _load_toml(pyproject) if pyproject is not None else {}
+    # The CI's Windows wheel jobs are what Mercurial releases; pyproject alone says more.
+    wheels = ci_wheels(ci, config) if ci is not None else None
+    declared_by = CI_FILE
+    if wheels is None:
+        wheels, declared_by = cibuildwheel_wheels(config), PYPROJECT
     if wheels is None:
         # Before cibuildwheel: one `pip wheel` per interpreter the installer provides.
         return WindowsBuilds(installed, installed, "pip")
-    pin = _CIBUILDWHEEL_PIN.search(install_script)
     if not wheels:
         raise ValueError("pyproject.toml [tool.cibuildwheel] selects no Windows wheel")
-    return WindowsBuilds(installed, wheels, "cibuildwheel", pin.group(1) if pin else None)
+    return WindowsBuilds(installed, wheels, "cibuildwheel", pin.group(1) if pin else None,
+                         declared_by)
 
 
 def _load_toml(text: str) -> dict:
@@ -147,10 +209,12 @@ def read(repo, node: str, install_script: bytes | None = None) -> WindowsBuilds:
             f"revision {node[:12]} of {repo.root} has no {INSTALL_SCRIPT}; the Windows "
             "builds follow the checkout's own declaration",
             hint="use a revision of Mercurial that ships it (-r)")
-    pyproject = repo.run("cat", "-r", node, PYPROJECT, check=False)
+    texts = []
+    for path in (PYPROJECT, CI_FILE):
+        result = repo.run("cat", "-r", node, path, check=False)
+        texts.append(result.stdout.decode("utf-8", "replace")
+                     if result.returncode == 0 else None)
     try:
-        return parse(install_script.decode("utf-8", "replace"),
-                     pyproject.stdout.decode("utf-8", "replace")
-                     if pyproject.returncode == 0 else None)
-    except ValueError as exc:  # parse()'s own complete messages: the traceback adds nothing
+        return parse(install_script.decode("utf-8", "replace"), *texts)
+    except ValueError as exc:
         raise errors.LocalRepoError(f"revision {node[:12]} of {repo.root}: {exc}") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Callable
@@ -85,13 +86,13 @@ def read_deps_files(repo, node: str) -> DepsFiles:
     return DepsFiles(node, files)
 
 
-def image_fingerprint(base_image_id: str, deps: DepsFiles) -> str:
-    """Hash of what ends up in the image: base, disk, our scripts, the checkout's installer."""
+def image_fingerprint(deps: DepsFiles,
+                      base_image_name: str = platforms.DEFAULT_WINDOWS_BASE_IMAGE) -> str:
+    """Hash of our recipe: the base image *choice* (Amazon's, name pattern), disk, our
+    scripts, the checkout's installer. A new monthly Windows AMI does not change it."""
     from hgautomation.aws import images
 
     config = {
-        "family": IMAGE_FAMILY,
-        "base_image": base_image_id,
         "root_volume_gb": ROOT_VOLUME_GB,
         "ssm_features": list(SSM_FEATURES),
         "bootstrap_mercurial": recipes.BOOTSTRAP_MERCURIAL,
@@ -100,7 +101,16 @@ def image_fingerprint(base_image_id: str, deps: DepsFiles) -> str:
     ours = [SCRIPTS_DIR / name for name in
             ("prelude.ps1", "userdata.ps1", "provision.ps1", "prepare_image.ps1")]
     theirs = [path.encode() + b"\0" + deps.files[path] for path in sorted(deps.files)]
-    return images.fingerprint(config, [*ours, *theirs])
+    return images.recipe_fingerprint(IMAGE_FAMILY, platforms.AMAZON_OWNER_ID, base_image_name,
+                                     config, [*ours, *theirs])
+
+
+def rebuild_command(deps: DepsFiles, base_image_name: str) -> str:
+    """The command line that rebuilds the image for *deps* on the newest base image."""
+    words = ["bootstrap-windows-dev", "-r", deps.node[:12]]
+    if base_image_name != platforms.DEFAULT_WINDOWS_BASE_IMAGE:
+        words += ["--base-image-name", base_image_name]
+    return shlex.join([*words, "--refresh-image"])
 
 
 # -- temporary Windows hosts ---------------------------------------------------
@@ -115,7 +125,7 @@ def host_for(instance, host_key: HostKey, account, known_hosts, ssh_config) -> h
 
 def first_boot_user_data(aws: AWS, host_key: HostKey) -> str:
     """The user data of a new Windows instance: our key authorized, *host_key* installed."""
-    return recipes.user_data(aws.state.public_key, host_key.private_openssh, host_key.public)
+    return recipes.user_data(aws.state.public_key, host_key.private, host_key.public)
 
 
 @contextlib.contextmanager
@@ -218,18 +228,26 @@ def provisioner(ctx: Context, aws: AWS, deps: DepsFiles, host_key: HostKey) -> C
 
 def ensure_image(ctx: Context, aws: AWS, deps: DepsFiles, *,
                  base_image_name: str = platforms.DEFAULT_WINDOWS_BASE_IMAGE,
-                 instance_type: str = platforms.WINDOWS_INSTANCE_TYPES["bootstrap"]):
-    """The dev image for the dependency script at `node`: reused by fingerprint, else built."""
+                 instance_type: str = platforms.WINDOWS_INSTANCE_TYPES["bootstrap"],
+                 refresh: bool = False):
+    """The dev image for the dependency script at `node`: reused by recipe (a newer base
+    AMI is reported, not acted on), else built on the newest base. ``refresh``: build
+    anyway."""
     from hgautomation.aws import images
 
     out = console.get()
     base = images.find_base_image(aws.session, platforms.AMAZON_OWNER_ID, base_image_name)
     out.info(f"base image {base.id} {base.name}")
-    fp = image_fingerprint(base.id, deps)
+    fp = image_fingerprint(deps, base_image_name)
     out.detail(f"{IMAGE_FAMILY} fingerprint {fp}")
     host_key = generate_host_key()
     spec = aws.launch_spec("windows", image_id=base.id, instance_type=instance_type,
                            user_data=first_boot_user_data(aws, host_key),
                            block_device_mappings=root_volume())
-    return images.ensure_image(aws.session, spec, family=IMAGE_FAMILY, fp=fp,
-                               provision=provisioner(ctx, aws, deps, host_key))
+    image = images.ensure_image(aws.session, spec, family=IMAGE_FAMILY, fp=fp,
+                                provision=provisioner(ctx, aws, deps, host_key),
+                                refresh=refresh, extra_tags={images.BASE_TAG: base.id})
+    # A reused image may be on an older base.
+    images.report_newer_base(image, base, title="Windows",
+                             rebuild=rebuild_command(deps, base_image_name))
+    return image

@@ -7,7 +7,6 @@ that delays or drops chosen replies).
 from __future__ import annotations
 
 import base64
-import http.client
 import http.server
 import json
 import logging
@@ -20,8 +19,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from .aws_rules import StrictAWS, answer, forward, read_body
 from .net import LOOPBACK
 
 AMIS_PATH = Path(__file__).with_name("amis.json")
@@ -50,12 +49,15 @@ def base_images() -> list[dict[str, Any]]:
 
 @dataclass
 class MotoServer:
-    """A running moto server; `env` is what a subprocess needs to talk to it and nothing else."""
+    """A running moto server behind AWS's rules (`aws_rules.StrictAWS`); `endpoint_url`
+    is the rules' forwarder, and `env` is what a subprocess needs to talk to it and
+    nothing else."""
 
     endpoint_url: str
     region: str
     env: dict[str, str]
     _server: Any = field(repr=False)
+    rules: Any = field(default=None, repr=False)  # aws_rules.StrictAWS
 
     def client(self, service: str, **kwargs: Any) -> Any:
         """A boto3 client for `service` bound to this server."""
@@ -73,7 +75,9 @@ class MotoServer:
             response.read()
 
     def stop(self) -> None:
-        """Shut the server thread down (bounded)."""
+        """Shut the forwarder and the server thread down (bounded)."""
+        if self.rules is not None:
+            self.rules.close()
         stopper = threading.Thread(target=self._server.stop, daemon=True)
         stopper.start()
         stopper.join(timeout=15)
@@ -96,7 +100,18 @@ def start_moto(workdir: Path, region: str = REGION) -> MotoServer:
     if starter.is_alive():
         raise TimeoutError("moto server did not start within 30s")
     host, port = server.get_host_and_port()
-    endpoint_url = f"http://{host}:{port}"
+    moto_url = f"http://{host}:{port}"
+
+    def moto_ec2(region_name: str) -> Any:
+        import boto3
+
+        return boto3.session.Session(
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+            region_name=region_name).client("ec2", endpoint_url=moto_url)
+
+    # Every request, the CLI's and the tests', goes through AWS's rules first.
+    rules = StrictAWS(moto_url, moto_ec2)
+    endpoint_url = rules.url
 
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "aws-config"
@@ -116,7 +131,8 @@ def start_moto(workdir: Path, region: str = REGION) -> MotoServer:
         # Never ask the instance metadata service (169.254.169.254) for anything.
         "AWS_EC2_METADATA_DISABLED": "true",
     }
-    return MotoServer(endpoint_url=endpoint_url, region=region, env=env, _server=server)
+    return MotoServer(endpoint_url=endpoint_url, region=region, env=env, _server=server,
+                      rules=rules)
 
 
 def injected_host_key(ec2, instance_id: str) -> tuple[str, str]:
@@ -159,7 +175,6 @@ class HoldingProxy:
     def __post_init__(self):
         self.held = threading.Event()  # set when a held reply is waiting
         self.requests: list[str] = []
-        parts = urlsplit(self.target)
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -169,33 +184,19 @@ class HoldingProxy:
                 pass
 
             def _forward(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = read_body(self)
                 action = re.search(rb"Action=([A-Za-z]+)", body)
                 action_name = action.group(1).decode() if action else ""
                 proxy.requests.append(action_name)
-                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("host", "connection")}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                reply = conn.getresponse()
-                data = reply.read()
+                reply = forward(self, proxy.target, body)
                 if action_name in proxy.hold_actions:
                     proxy.held.set()
                     time.sleep(proxy.hold_seconds)
                     if proxy.drop:
-                        conn.close()
                         self.close_connection = True
                         self.connection.shutdown(2)
                         return
-                self.send_response(reply.status)
-                for k, v in reply.getheaders():
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                conn.close()
+                answer(self, *reply)
 
             do_POST = do_GET = _forward
 

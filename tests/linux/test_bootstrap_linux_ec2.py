@@ -162,7 +162,10 @@ def _build_then_reuse(cli, aws_fresh, ec2, pypi, host, sshd_log, root, public_re
         # The builder: launched from the base image, with its user data, then gone.
         (builder,) = all_instances(ec2)
         assert builder["State"]["Name"] == "terminated"
-        assert builder["InstanceType"] == linux_ec2.BUILD_INSTANCE_TYPE
+        # Sized for compiling the Pythons (8 vCPUs), its price said before the build.
+        assert builder["InstanceType"] == linux_ec2.BUILD_INSTANCE_TYPE == "c5.2xlarge"
+        assert (f"building {family}-{fp[:16]} on a c5.2xlarge (about $0.34/hour while it "
+                "builds)") in err
         assert list((state / "runs").iterdir()) == []  # the per-build known_hosts
 
         # The provisioning really ran in the chroot, over SSH as admin with sudo.

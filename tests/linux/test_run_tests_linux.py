@@ -195,7 +195,9 @@ def test_authentication_failure(cli, linux_dev_host, state, repo, tmp_path):
                    cwd=repo)
     assert proc.returncode == 8
     assert one_line(proc).startswith(
-        f"connection error: authentication failed for hgtest@127.0.0.1:{linux_dev_host.ssh.port}")
+        # The host as typed (the config's alias), then where it led.
+        f"connection error: authentication failed for hgtest@devhost "
+        f"(127.0.0.1:{linux_dev_host.ssh.port})")
 
 
 def test_check_host_pins_new_key_only_when_asked(cli, linux_dev_host, tmp_path):

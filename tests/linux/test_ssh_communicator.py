@@ -61,6 +61,22 @@ def test_unfinished_line_is_shown_before_it_ends(ssh_host, target, capsys):
     assert "[h] dots... done\n[h] next\n" in err
 
 
+def test_host_output_reaches_the_terminal_escaped(ssh_host, target, capsys):
+    """Escape sequences, CRs and C1 controls from the host are shown escaped, tabs kept.
+
+    Before: the terminal got them raw (a cleared screen, a retitled window, a line
+    overwritten with a forged "all tests passed").
+    """
+    script = ("printf 'ok\\r\\033[2Jall tests passed\\n\\033]0;title\\007tab\\there\\n'; "
+              "printf '\\033[1m..'; sleep 1; printf '\\302\\233done\\n'")
+    with ssh.connect(target, known_hosts=ssh_host.known_hosts_path) as conn:
+        conn.run(["sh", "-c", script], prefix="[h] ")
+    err = capsys.readouterr().err
+    assert ("[h] ok\\r\\x1b[2Jall tests passed\n[h] \\x1b]0;title\\x07tab\there\n"
+            "[h] \\x1b[1m..\\x9bdone\n") in err
+    assert "\x1b" not in err and "\r" not in err and "\x9b" not in err
+
+
 def test_run_streams_lines_and_returns_status(ssh_host, target, lines):
     with ssh.connect(target, known_hosts=ssh_host.known_hosts_path) as conn:
         assert conn.run(["sh", "-c", "echo out; echo err >&2; printf 'no newline'"],

@@ -82,8 +82,71 @@ archs = ["x86", "AMD64", "ARM64"]
 """
 
 
+# contrib/heptapod-ci.yml reduced to 7.2.4's Windows wheel job and what it extends
+# (Mercurial's CI builds ARM64 wheels for 3.11 and later only).
+CI_WINDOWS_WHEELS = """\
+variables:
+    PYTHON: python
+
+.all:
+  when: on_success
+  needs: []
+
+.windows:
+    extends: .all
+    when: manual  # we don't have any Windows runners anymore at the moment
+    tags:
+      - windows
+    variables:
+        PYTHON: C:/hgdev/python39-x64/python.exe
+
+build-c-wheel-windows:
+    extends: .windows
+    tags:
+      - $WHEEL_WINDOWS_TAG
+    stage: build
+    script:
+        - echo "python used, $Env:PYTHON"
+        - "cibuildwheel.exe --output-dir wheels/win32"
+    parallel:
+      matrix:
+        # "cp39" is first as it unlock the tests
+        - CIBW_BUILD:
+          - "cp39-*"
+          - "cp310-*"
+          - "cp311-*"
+          - "cp312-*"
+          - "cp313-*"
+          - "cp314-*"
+          CIBW_ARCHS:
+          - "AMD64"
+          - "x86"
+        - CIBW_BUILD:
+          - "cp311-*"
+          - "cp312-*"
+          - "cp313-*"
+          - "cp314-*"
+          CIBW_ARCHS:
+          - "ARM64"
+
+build-c-wheel-macos:
+    extends: .all
+    tags:
+      - $WHEEL_MACOS_TAG
+    script:
+      - cibuildwheel --output-dir tmp-wheels/
+"""
+
+
+def release_builds():
+    """The declaration of a 7.2.4-like checkout: its CI's 16 cibuildwheel wheels."""
+    from hgautomation.windows import declared
+
+    return declared.parse(install_script(), PYPROJECT_CIBUILDWHEEL, CI_WINDOWS_WHEELS)
+
+
 def cibuildwheel_builds():
-    """The declaration of a 7.2-like checkout: 18 cibuildwheel wheels."""
+    """A checkout whose CI builds no Windows wheels: pyproject's 18 cibuildwheel wheels."""
     from hgautomation.windows import declared
 
     return declared.parse(install_script(), PYPROJECT_CIBUILDWHEEL)

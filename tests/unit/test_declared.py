@@ -2,15 +2,104 @@
 
 from __future__ import annotations
 
+import tarfile
+from pathlib import Path
+
 import pytest
 
 from hgautomation import errors, platforms
 from hgautomation.platforms import WindowsArtifact
 from hgautomation.windows import declared
 
-from .helpers import PYPROJECT_CIBUILDWHEEL, cibuildwheel_builds, install_script, pip_builds
+from .helpers import (
+    CI_WINDOWS_WHEELS,
+    PYPROJECT_CIBUILDWHEEL,
+    cibuildwheel_builds,
+    install_script,
+    pip_builds,
+    release_builds,
+)
 
 PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
+SDIST = Path(__file__).resolve().parents[2] / "build" / "cache" / "sdist" / \
+    "mercurial-7.2.4.tar.gz"
+# The Windows wheels of Mercurial 7.2.4 as released (PyPI, mercurial 7.2.4 file list,
+# recorded 2026-12-07): no win_arm64 wheel for cp39 or cp310.
+PYPI_7_2_4_WINDOWS_WHEELS = sorted(
+    [f"mercurial-7.2.4-{t}-{t}-{plat}.whl"
+     for t in ("cp39", "cp310", "cp311", "cp312", "cp313", "cp314")
+     for plat in ("win32", "win_amd64")]
+    + [f"mercurial-7.2.4-{t}-{t}-win_arm64.whl" for t in ("cp311", "cp312", "cp313", "cp314")])
+
+
+def test_the_7_2_4_sdist_declares_the_wheels_pypi_has():
+    """Read offline from the sdist: its CI's Windows wheel jobs name exactly the 16
+    wheels of the real release (its pyproject.toml alone would name 18, with cp39 and
+    cp310 for win_arm64, which Mercurial never shipped)."""
+    if not SDIST.is_file():
+        pytest.skip(f"no {SDIST.name} in build/cache/sdist (tests/run downloads it; "
+                    "the CI run always has it)")
+    with tarfile.open(SDIST) as tar:
+        def text(path):
+            return tar.extractfile(f"mercurial-7.2.4/{path}").read().decode()
+
+        builds = declared.parse(text(declared.INSTALL_SCRIPT), text(declared.PYPROJECT),
+                                text(declared.CI_FILE))
+        pyproject_only = declared.parse(text(declared.INSTALL_SCRIPT),
+                                        text(declared.PYPROJECT))
+    assert len(PYPI_7_2_4_WINDOWS_WHEELS) == 16
+    wheels = [c.filename("7.2.4") for c in builds.matrix() if c.kind == "wheel"]
+    assert sorted(wheels) == PYPI_7_2_4_WINDOWS_WHEELS
+    assert builds.declared_by == declared.CI_FILE and builds.wheel_builder == "cibuildwheel"
+    assert len(pyproject_only.wheels) == 18  # what the fallback alone would have asked for
+    assert [c.filename("7.2.4") for c in builds.matrix()[16:]] == [
+        "Mercurial-7.2.4-x86.exe", "Mercurial-7.2.4-x64.exe",
+        "mercurial-7.2.4-x86.msi", "mercurial-7.2.4-x64.msi"]
+
+
+def test_the_ci_wheel_jobs_name_the_release_wheels():
+    builds = release_builds()
+    assert builds.declared_by == declared.CI_FILE
+    assert builds.cibuildwheel == "cibuildwheel==3.3.0"
+    assert builds.wheels == tuple(
+        (py, arch) for py in PYTHONS for arch in ("x86", "x64", "arm64")
+        if arch != "arm64" or py not in ("3.9", "3.10"))  # the matrix's order
+
+
+def test_pyproject_is_the_fallback_where_the_ci_builds_no_windows_wheel():
+    """A CI file without a Windows wheel job (older branches): pyproject decides."""
+    ci = CI_WINDOWS_WHEELS.replace("cibuildwheel.exe --output-dir wheels/win32",
+                                   "echo no wheels here")
+    builds = declared.parse(install_script(), PYPROJECT_CIBUILDWHEEL, ci)
+    assert builds == cibuildwheel_builds() and builds.declared_by == declared.PYPROJECT
+    # Without either declaration: one pip wheel per interpreter.
+    assert declared.parse(install_script(cibuildwheel=None), None, ci) == pip_builds()
+
+
+def test_the_ci_runs_are_read_over_pyprojects_selectors():
+    """CIBW_BUILD replaces pyproject's build, CIBW_ARCHS_WINDOWS wins over CIBW_ARCHS,
+    pyproject's skip still applies (cibuildwheel 3.3's cascade)."""
+    ci = ("build-wheel-windows:\n"
+          "  tags:\n    - windows\n"
+          "  script:\n    - cibuildwheel --platform windows\n"
+          "  variables:\n    CIBW_ARCHS: x86\n    CIBW_ARCHS_WINDOWS: AMD64 ARM64\n"
+          "  parallel:\n    matrix:\n      - CIBW_BUILD: cp312-* cp313-*\n")
+    pyproject = PYPROJECT_CIBUILDWHEEL.replace('skip = "pp*"', 'skip = "cp313-win_arm64"')
+    builds = declared.parse(install_script(), pyproject, ci)
+    assert builds.wheels == (("3.12", "x64"), ("3.12", "arm64"), ("3.13", "x64"))
+
+
+def test_a_ci_run_that_selects_nothing_is_named():
+    ci = CI_WINDOWS_WHEELS.replace('"cp311-*"\n          - "cp312-*"', '"cp27-*"\n'
+                                   '          - "cp312-*"')
+    with pytest.raises(ValueError, match=r"contrib/heptapod-ci.yml line \d+: job "
+                       r"'build-c-wheel-windows' \(CIBW_ARCHS=AMD64 CIBW_BUILD=cp27-\*\) "
+                       "selects no Windows wheel"):
+        declared.parse(install_script(), PYPROJECT_CIBUILDWHEEL, ci)
+    ci = CI_WINDOWS_WHEELS.replace('- "ARM64"', '- "IA64"')
+    with pytest.raises(ValueError, match="job 'build-c-wheel-windows': CIBW_ARCHS: "
+                                         "unknown 'IA64'"):
+        declared.parse(install_script(), PYPROJECT_CIBUILDWHEEL, ci)
 
 
 def test_interpreters_are_read_from_the_install_lines():
@@ -98,10 +187,15 @@ def test_matrix_is_wheels_then_both_installers_per_arch():
 
 
 def test_describe():
+    assert release_builds().describe() == \
+        "16 wheels (cibuildwheel; x86, x64, arm64) in contrib/heptapod-ci.yml, " \
+        "installers with Python 3.12 x64"
     assert cibuildwheel_builds().describe() == \
-        "18 wheels (cibuildwheel; x86, x64, arm64), installers with Python 3.12 x64"
+        "18 wheels (cibuildwheel; x86, x64, arm64) in pyproject.toml, " \
+        "installers with Python 3.12 x64"
     assert pip_builds().describe() == \
-        "12 wheels (pip wheel; x86, x64), installers with Python 3.12 x64"
+        "12 wheels (pip wheel; x86, x64) in contrib/install-windows-dependencies.ps1, " \
+        "installers with Python 3.12 x64"
 
 
 class FakeRepo:
@@ -123,6 +217,10 @@ class FakeRepo:
 
 def test_read_from_a_revision():
     repo = FakeRepo({declared.INSTALL_SCRIPT: install_script(),
+                     declared.PYPROJECT: PYPROJECT_CIBUILDWHEEL,
+                     declared.CI_FILE: CI_WINDOWS_WHEELS})
+    assert declared.read(repo, "f" * 40) == release_builds()
+    repo = FakeRepo({declared.INSTALL_SCRIPT: install_script(),
                      declared.PYPROJECT: PYPROJECT_CIBUILDWHEEL})
     assert declared.read(repo, "f" * 40) == cibuildwheel_builds()
     repo = FakeRepo({declared.INSTALL_SCRIPT: install_script(cibuildwheel=None)})
@@ -133,7 +231,7 @@ def test_an_install_script_already_read_is_not_read_again():
     repo = FakeRepo({declared.PYPROJECT: PYPROJECT_CIBUILDWHEEL})
     script = install_script().encode()
     assert declared.read(repo, "f" * 40, script) == cibuildwheel_builds()
-    assert repo.read == [declared.PYPROJECT]
+    assert repo.read == [declared.PYPROJECT, declared.CI_FILE]
 
 
 def test_read_names_what_is_wrong():
@@ -143,4 +241,11 @@ def test_read_names_what_is_wrong():
                      declared.PYPROJECT: "[tool.cibuildwheel.windows]\narchs = 'MIPS'\n"})
     with pytest.raises(errors.LocalRepoError, match="ffffffffffff of /src/hg: "
                                                     r"\[tool.cibuildwheel.windows\]"):
+        declared.read(repo, "f" * 40)
+    repo = FakeRepo({declared.INSTALL_SCRIPT: install_script(),
+                     declared.PYPROJECT: PYPROJECT_CIBUILDWHEEL,
+                     declared.CI_FILE: CI_WINDOWS_WHEELS.replace("--output-dir",
+                                                                 "--archs ARM64 --output-dir")})
+    with pytest.raises(errors.LocalRepoError, match=r"ffffffffffff of /src/hg: contrib/"
+                       r"heptapod-ci\.yml line 16: job 'build-c-wheel-windows' runs "):
         declared.read(repo, "f" * 40)

@@ -176,3 +176,27 @@ def test_wait_available_times_out(stub, aws_session, captured):
     stub("ec2").add_response("describe_images", {"Images": [_api_image(state="pending")]})
     with pytest.raises(errors.WaitTimeout, match="image ami-1 still pending after 0s"):
         images.wait_available(aws_session, "ami-1", 0, interval=0)
+
+
+# -- the image policy shared by Linux and Windows ------------------------------------------
+
+def test_recipe_fingerprint_is_the_base_choice_config_and_files():
+    fp = images.recipe_fingerprint("f", "123", "debian-12-*", {"v": 1}, [b"s"])
+    assert fp == images.fingerprint({"family": "f", "base_owner": "123",
+                                     "base_pattern": "debian-12-*", "v": 1}, [b"s"])
+    assert fp != images.recipe_fingerprint("f", "123", "debian-13-*", {"v": 1}, [b"s"])
+
+
+def test_a_newer_base_is_reported_with_the_rebuild_command(captured):
+    base = images.Image("ami-new", "base-2", "2")
+    built = images.Image("ami-dev", "dev", "1", tags={images.BASE_TAG: "ami-old"})
+    assert images.report_newer_base(built, base, title="Debian 12", rebuild="do-it")
+    assert captured.err_text.strip() == (
+        "a newer Debian 12 base image is available (ami-new base-2; ami-dev was built on "
+        "ami-old): do-it rebuilds")
+    # Built on the newest one, or by a version that did not record its base: silence.
+    on_newest = images.Image("ami-dev", "dev", "1", tags={images.BASE_TAG: "ami-new"})
+    assert not images.report_newer_base(on_newest, base, title="x", rebuild="y")
+    assert not images.report_newer_base(images.Image("ami-x", "x", "1"), base, title="x",
+                                        rebuild="y")
+    assert captured.err_text.count("newer") == 1

@@ -53,24 +53,27 @@ def _aws(aws_session, *, spot=False, profile_arn="arn:aws:iam::1:instance-profil
         owner="alice", key_name="hg-alice", key_path=Path("/keys/hg-alice"),
         public_key="ssh-ed25519 AAAA alice",
         security_group_ids={"linux": "sg-linux", "windows": "sg-windows"},
-        instance_profile_arn=profile_arn)
+        instance_profile_arn=profile_arn, windows_key_name="hg-alice.windows",
+        windows_key_path=Path("/keys/hg-alice.windows"))
     return account.AWS(aws_session, "alice", AWSOptions(spot=spot), state)
 
 
 def test_launch_spec_is_made_from_the_account_state(aws_session):
+    """Windows launches with the owner's RSA key pair (EC2 refuses ed25519 there), Linux
+    with the ed25519 one."""
     disk = {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 32}}
     spec = _aws(aws_session, spot=True).launch_spec(
         "windows", image_id="ami-1", instance_type="m6i.large", user_data="<powershell>",
         purpose="build", block_device_mappings=[disk])
     assert spec == instances.LaunchSpec(
         owner="alice", image_id="ami-1", instance_type="m6i.large", platform="windows",
-        purpose="build", user_data="<powershell>", key_name="hg-alice",
+        purpose="build", user_data="<powershell>", key_name="hg-alice.windows",
         security_group_ids=("sg-windows",),
         instance_profile_arn="arn:aws:iam::1:instance-profile/hg/p",
         block_device_mappings=(disk,), spot=True)
     plain = _aws(aws_session, profile_arn="").launch_spec(
         "linux", image_id="ami-2", instance_type="c5.large")
-    assert plain.security_group_ids == ("sg-linux",)
+    assert plain.security_group_ids == ("sg-linux",) and plain.key_name == "hg-alice"
     assert plain.instance_profile_arn is None and plain.spot is False
     assert (plain.purpose, plain.user_data, plain.block_device_mappings) == ("temp", "", ())
 

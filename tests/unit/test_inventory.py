@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from hgautomation import platforms
 from hgautomation.aws import inventory as inv
 from hgautomation.aws import tags as T
 
@@ -44,11 +45,11 @@ def test_expires(expires, left):
 
 
 def test_hourly_estimate():
-    assert inv.hourly_estimate("c5.large") == pytest.approx(0.085)
-    assert inv.hourly_estimate("c6i.2xlarge", windows=True) == pytest.approx(0.34 + 8 * 0.046)
-    assert inv.hourly_estimate("t3.micro", windows=True) == pytest.approx(0.0104 + 2 * 0.046)
-    assert inv.hourly_estimate("x99.huge") is None
-    assert inv.hourly_estimate("") is None
+    assert platforms.hourly_estimate("c5.large") == pytest.approx(0.085)
+    assert platforms.hourly_estimate("c6i.2xlarge", windows=True) == pytest.approx(0.34 + 8 * 0.046)
+    assert platforms.hourly_estimate("t3.micro", windows=True) == pytest.approx(0.0104 + 2 * 0.046)
+    assert platforms.hourly_estimate("x99.huge") is None
+    assert platforms.hourly_estimate("") is None
 
 
 def _instance(iid, state="running", tags=None, itype="c5.large", **extra):

@@ -27,15 +27,39 @@ def _public_of(private_openssh: str | bytes) -> str:
 def test_ed25519_is_the_default_and_the_halves_match():
     pair = keygen.generate()
     assert pair.public.startswith("ssh-ed25519 ") and len(pair.public.split()) == 2
-    assert _public_of(pair.private_openssh) == pair.public
+    assert _public_of(pair.private) == pair.public
     assert keygen.generate().public != pair.public
 
 
 def test_rsa_keys_have_4096_bits():
     pair = keygen.generate(keygen.RSA, comment="windows")
-    key = serialization.load_ssh_private_key(pair.private_openssh.encode(), password=None)
+    key = serialization.load_ssh_private_key(pair.private.encode(), password=None)
     assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 4096
     assert pair.public.startswith("ssh-rsa ") and pair.public.endswith(" windows")
+
+
+def test_rsa_2048_in_pkcs1_pem_for_the_aws_cli():
+    """The Windows launch key: ``aws ec2 get-password-data --priv-launch-key`` reads only
+    PKCS#1 ("BEGIN RSA PRIVATE KEY")."""
+    pair = keygen.generate(keygen.RSA, bits=2048, private_format=keygen.PKCS1)
+    assert pair.private.startswith("-----BEGIN RSA PRIVATE KEY-----\n")
+    key = serialization.load_pem_private_key(pair.private.encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
+    assert pair.public.split()[0] == "ssh-rsa"
+    with pytest.raises(ValueError, match="unknown private key format"):
+        keygen.generate(private_format="ppk")
+
+
+def test_load_or_create_keeps_an_rsa_key_of_the_asked_size_and_form(tmp_path):
+    path = tmp_path / "k"
+    public, created = keygen.load_or_create(path, keygen.RSA, bits=2048,
+                                            private_format=keygen.PKCS1)
+    assert created and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert keygen.load_or_create(path, keygen.RSA, bits=2048,
+                                 private_format=keygen.PKCS1) == (public, False)
+    with pytest.raises(errors.ConfigurationError, match="RSA key of 2048 bits; an RSA key "
+                                                        "of 4096 bits is needed"):
+        keygen.load_or_create(path, keygen.RSA, bits=4096)
 
 
 def test_unknown_key_type_is_refused():
@@ -57,7 +81,7 @@ def test_write_is_private_from_the_start_and_leaves_no_temporary(tmp_path, monke
     keygen.write(pair, path)
     assert modes == [0o600]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert path.read_text() == pair.private_openssh
+    assert path.read_text() == pair.private
     assert (tmp_path / "keys" / "k.pub").read_text() == pair.public + "\n"
     assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["k", "k.pub"]
 
@@ -83,7 +107,7 @@ def test_an_unreadable_key_is_a_configuration_error(tmp_path):
 def test_host_keys_come_from_the_generator():
     key = hostkeys.generate_host_key()
     assert isinstance(key, keygen.KeyPair) and key.public.startswith("ssh-ed25519 ")
-    assert _public_of(key.private_openssh) == key.public
+    assert _public_of(key.private) == key.public
 
 
 def test_the_static_host_key_is_made_in_process(tmp_path, monkeypatch):

@@ -140,7 +140,10 @@ def test_a_different_key_of_ours_is_replaced(stub, aws_session, tmp_path, captur
     stub("ec2").add_response("delete_key_pair", {}, {"KeyName": NAME})
     _import(stub, _public(key).encode())
     keys.ensure_key_pair(aws_session, tmp_path, "alice")
-    assert "EC2 holds a different key; replacing it" in captured.err_text
+    assert ("warning: key pair hg-automation-alice: EC2 holds a different key (another "
+            "machine or state directory using owner 'alice'); replacing it with "
+            f"{tmp_path / NAME}.pub (give each machine its own --owner to keep both)"
+            ) in captured.err_text
 
 
 def test_a_different_key_not_ours_is_refused(stub, aws_session, tmp_path, captured):
@@ -168,3 +171,83 @@ def test_other_describe_errors_propagate(stub, aws_session, tmp_path, captured):
     with pytest.raises(errors.AWSError) as raised:
         keys.ensure_key_pair(aws_session, tmp_path, "alice")
     assert raised.value.code == "UnauthorizedOperation"
+
+
+# -- the Windows launch key pair ----------------------------------------------------------
+
+WINDOWS_NAME = "hg-automation-alice.windows"
+
+
+def test_windows_key_pair_is_rsa_2048_pkcs1_and_imported_under_its_own_name(
+        stub, aws_session, tmp_path, captured):
+    """EC2 refuses ed25519 key pairs for Windows AMIs, and the AWS CLI's
+    ``get-password-data --priv-launch-key`` reads only PKCS#1 PEM: an ed25519 key, an
+    RSA key of another size or an OpenSSH-format file fails here."""
+    params = {"KeyNames": [WINDOWS_NAME], "IncludePublicKey": True}
+    stub("ec2").add_client_error("describe_key_pairs", "InvalidKeyPair.NotFound", "x",
+                                 expected_params=params)
+    imported = []
+    stub("ec2").add_response("import_key_pair", {"KeyName": WINDOWS_NAME, "KeyPairId": "k"}, {
+        "KeyName": WINDOWS_NAME, "PublicKeyMaterial": ANY,
+        "TagSpecifications": [{"ResourceType": "key-pair", "Tags": OURS}]})
+    events = aws_session.client("ec2").meta.events
+    event = "before-parameter-build.ec2.ImportKeyPair"
+    events.register(event, lambda params, **_: imported.append(params["PublicKeyMaterial"]),
+                    unique_id="test-windows-import")
+    try:
+        pair = keys.ensure_key_pair(aws_session, tmp_path / "keys", "alice", windows=True)
+    finally:
+        events.unregister(event, unique_id="test-windows-import")  # the client is shared
+    private = tmp_path / "keys" / WINDOWS_NAME
+    assert (pair.name, pair.private_key_path) == (WINDOWS_NAME, private)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    data = private.read_bytes()
+    assert data.startswith(b"-----BEGIN RSA PRIVATE KEY-----\n")
+    key = serialization.load_pem_private_key(data, password=None)
+    assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
+    assert pair.public_key.startswith("ssh-rsa ") and _public(key) == pair.public_key
+    assert imported == [pair.public_key.encode()]
+
+
+def test_the_windows_key_decrypts_the_administrator_password(stub, aws_session, tmp_path,
+                                                              captured):
+    """What GetPasswordData returns (the password encrypted by EC2 with the launch key
+    pair's public key, PKCS#1 v1.5, base64) is readable with the stored private key, as
+    ``aws ec2 get-password-data --priv-launch-key`` reads it."""
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    stub("ec2").add_client_error("describe_key_pairs", "InvalidKeyPair.NotFound", "x")
+    stub("ec2").add_response("import_key_pair", {"KeyName": WINDOWS_NAME, "KeyPairId": "k"})
+    pair = keys.ensure_key_pair(aws_session, tmp_path, "alice", windows=True)
+    # EC2's side: only the imported public half.
+    ec2_public = serialization.load_ssh_public_key(pair.public_key.encode())
+    password_data = base64.b64encode(ec2_public.encrypt(b"Pa55-w0rd!", padding.PKCS1v15()))
+    private = serialization.load_pem_private_key(pair.private_key_path.read_bytes(), None)
+    assert private.decrypt(base64.b64decode(password_data), padding.PKCS1v15()) == \
+        b"Pa55-w0rd!"
+
+
+def test_an_existing_windows_key_of_the_wrong_kind_is_refused_before_aws(stub, aws_session,
+                                                                        tmp_path):
+    stub("ec2")
+    (tmp_path / WINDOWS_NAME).write_bytes(_private_pem(ed25519.Ed25519PrivateKey.generate()))
+    with pytest.raises(errors.ConfigurationError, match="not an RSA key"):
+        keys.ensure_key_pair(aws_session, tmp_path, "alice", windows=True)
+    # Right type, but OpenSSH format: the AWS CLI could not read the password with it.
+    (tmp_path / WINDOWS_NAME).write_bytes(
+        _private_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048)))
+    with pytest.raises(errors.ConfigurationError, match="not in PKCS#1 PEM form"):
+        keys.ensure_key_pair(aws_session, tmp_path, "alice", windows=True)
+    assert aws_session.counter.total == 0
+
+
+def test_an_existing_windows_key_is_reused(stub, aws_session, tmp_path, captured):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / WINDOWS_NAME).write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption()))
+    stub("ec2").add_response("describe_key_pairs", {"KeyPairs": [
+        {"KeyName": WINDOWS_NAME, "KeyPairId": "key-1", "Tags": OURS,
+         "PublicKey": _public(key)}]})
+    pair = keys.ensure_key_pair(aws_session, tmp_path, "alice", windows=True)
+    assert pair.public_key == _public(key) and aws_session.counter.mutating == 0

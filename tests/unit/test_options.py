@@ -47,11 +47,31 @@ def test_version_refuses_anything_else(text):
         options.version(text)
 
 
-@pytest.mark.parametrize("text, expected", [("Alice Smith", "alice-smith"),
-                                            ("bob@example.org", "bob-example-org"),
-                                            ("x" * 40, "x" * 32)])
-def test_owner_normalizes(text, expected):
+@pytest.mark.parametrize("text, expected", [("alice", "alice"), ("Alice", "alice"),
+                                            ("alice-smith", "alice-smith"),
+                                            ("x" * 32, "x" * 32), ("r2d2", "r2d2")])
+def test_owner_is_kept_as_typed_but_for_case(text, expected):
     assert options.owner(text) == expected
+
+
+# Normalization once made these alice-smith, bob-example-org and 32 x's: each could
+# collide with another owner, so they are refused, with the normal form as a hint.
+@pytest.mark.parametrize("text, hint", [("Alice Smith", "alice-smith"),
+                                        ("bob@example.org", "bob-example-org"),
+                                        ("x" * 40, "x" * 32), ("a.b", "a-b"), ("a_b", "a-b"),
+                                        ("-a", "a"), ("bob\n", "bob")])
+def test_owner_that_normalization_would_change_is_refused(text, hint):
+    with pytest.raises(errors.UsageError, match="invalid owner") as raised:
+        options.owner(text)
+    assert raised.value.hint == f"e.g. {hint!r}"
+
+
+@pytest.mark.parametrize("text", ["élève", "日本", "\u212a", "İ"])
+def test_non_ascii_owner_is_refused_without_a_guess(text):
+    # élève would be l-ve: a guess that only confuses.
+    with pytest.raises(errors.UsageError, match="ASCII letters") as raised:
+        options.owner(text)
+    assert raised.value.hint is None
 
 
 @pytest.mark.parametrize("text", ["", "   ", "!!!", "---"])
@@ -251,3 +271,23 @@ def test_what_the_command_line_gives_beats_the_environment():
     assert (parsed.globals.verbose, parsed.globals.aws_region) == (0, "eu-west-3")
     assert parsed.sources == {"verbose": "HGAUTOMATION_VERBOSE",
                               "aws_region": "HGAUTOMATION_AWS_REGION"}
+
+
+def test_the_image_builder_is_sized_for_compiling_and_can_be_chosen(tmp_path):
+    """bootstrap-linux-dev --builder-instance-type (default: 8 vCPUs), also from
+    <state>/config's linux.builder-instance-type; the help names the default's price."""
+    from hgautomation import catalog, platforms
+
+    default = arguments.parse_args(["bootstrap-linux-dev", "--state-path", str(tmp_path)],
+                                   environ={}).options
+    assert default.builder_instance_type == "c5.2xlarge"
+    assert platforms.hourly_estimate("c5.2xlarge") == pytest.approx(0.34)
+    chosen = arguments.parse_args(["bootstrap-linux-dev", "--builder-instance-type",
+                                   "c6i.4xlarge"], environ={}).options
+    assert chosen.builder_instance_type == "c6i.4xlarge"
+    (tmp_path / "config").write_text("[linux]\nbuilder-instance-type = c6i.8xlarge\n")
+    configured = arguments.parse_args(["--state-path", str(tmp_path), "bootstrap-linux-dev"],
+                                      environ={})
+    assert configured.options.builder_instance_type == "c6i.8xlarge"
+    option = catalog.command("bootstrap-linux-dev").option("builder_instance_type")
+    assert "c5.2xlarge, 8 vCPUs, about $0.34/hour" in option.help_text

@@ -11,9 +11,9 @@ from hgautomation import errors, platforms
 from hgautomation.windows import recipes
 from hgautomation.windows.artifacts import sftp_path
 
-from .helpers import cibuildwheel_builds, pip_builds
+from .helpers import pip_builds, release_builds
 
-CIBW = cibuildwheel_builds()
+CIBW = release_builds()  # 7.2.4's: cibuildwheel, as its CI builds them
 PIP = pip_builds()
 
 
@@ -99,16 +99,18 @@ def test_pip_wheel_step():
         "Pattern": "mercurial-*-cp313-cp313-win_amd64.whl"}
 
 
-@pytest.mark.parametrize("arch,cibw_arch,tag", [
-    ("x86", "x86", "win32"), ("x64", "AMD64", "win_amd64"), ("arm64", "ARM64", "win_arm64")])
-def test_cibuildwheel_wheel_step(arch, cibw_arch, tag):
-    (step,) = recipes.plan(CIBW, ["wheel"], "7.2.4", ["3.9"], [arch])
+@pytest.mark.parametrize("py,arch,cibw_arch,tag", [
+    ("39", "x86", "x86", "win32"), ("39", "x64", "AMD64", "win_amd64"),
+    ("311", "arm64", "ARM64", "win_arm64")])
+def test_cibuildwheel_wheel_step(py, arch, cibw_arch, tag):
+    (step,) = recipes.plan(CIBW, ["wheel"], "7.2.4", [f"{py[0]}.{py[1:]}"], [arch])
     assert step.python is None
-    assert step.expected == f"mercurial-7.2.4-cp39-cp39-{tag}.whl"
+    assert step.expected == f"mercurial-7.2.4-cp{py}-cp{py}-{tag}.whl"
     assert step.script.name == "build_wheel_cibuildwheel.ps1"
     assert params_of(step.script.text) == {
         "Source": "C:\\hgdev\\src", "Dist": "C:\\hgdev\\src\\dist", "Arch": arch,
-        "Pattern": f"mercurial-*-cp39-cp39-{tag}.whl", "Build": "cp39-*", "Archs": cibw_arch}
+        "Pattern": f"mercurial-*-cp{py}-cp{py}-{tag}.whl", "Build": f"cp{py}-*",
+        "Archs": cibw_arch}
 
 
 @pytest.mark.parametrize("kind,arch,target,name", [
@@ -159,6 +161,8 @@ def test_select_filters_kinds_pythons_and_arches():
 def test_wheels_of_a_python_default_to_every_declared_arch():
     assert [c.arch for c in recipes.select(CIBW, ["wheel"], ["3.12"])] == \
         ["x86", "x64", "arm64"]
+    # 7.2.4's CI builds ARM64 from 3.11 on.
+    assert [c.arch for c in recipes.select(CIBW, ["wheel"], ["3.9"])] == ["x86", "x64"]
     assert [c.arch for c in recipes.select(PIP, ["wheel"], ["3.12"])] == ["x86", "x64"]
 
 
@@ -170,6 +174,14 @@ def test_wheels_of_a_python_default_to_every_declared_arch():
 def test_undeclared_wheels_are_refused(pythons, arches, message):
     with pytest.raises(errors.UsageError, match=message):
         recipes.select(PIP, ["wheel"], pythons, arches)
+
+
+def test_wheels_the_release_does_not_have_are_refused():
+    """7.2.4's pyproject.toml would build a 3.9/3.10 ARM64 wheel; its CI and its release
+    do not."""
+    with pytest.raises(errors.UsageError, match=r"no Windows wheel for 3\.10 arm64; it "
+                                                r"declares 3\.9 x86, 3\.9 x64, 3\.10 x86, "):
+        recipes.select(CIBW, ["wheel"], ["3.10", "3.11"], ["arm64"])
 
 
 def test_installers_follow_the_python_option():

@@ -69,6 +69,20 @@ def test_a_new_address_is_allowed_before_the_old_one_is_revoked(stub, aws_sessio
         "GroupId": "sg-1", "IpPermissions": [_tcp(22, "198.51.100.9/32")]})
     sg.ensure_security_group(aws_session, "linux", "alice", "192.0.2.1/32")
     assert aws_session.counter.mutating == 2
+    # The address it takes over is named: another machine of the same owner loses it.
+    assert ("warning: security group hg-linux-dev-1-alice allowed 198.51.100.9/32, not "
+            "this machine's 192.0.2.1/32: another machine using owner 'alice', or a "
+            "changed address") in captured.err_text
+
+
+def test_foreign_rules_removed_are_no_machine_to_warn_about(stub, aws_session, captured):
+    udp = {"IpProtocol": "udp", "FromPort": 53, "ToPort": 53,
+           "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    _describe(stub, NAME, [_group([_tcp(22, "192.0.2.1/32"), udp])])
+    stub("ec2").add_response("revoke_security_group_ingress", {}, {
+        "GroupId": "sg-1", "IpPermissions": [udp]})
+    sg.ensure_security_group(aws_session, "linux", "alice", "192.0.2.1/32")
+    assert "warning:" not in captured.err_text
 
 
 def test_foreign_rules_are_removed_as_they_are(stub, aws_session, captured):

@@ -164,8 +164,7 @@ def test_caller_identity_errors_are_translated(stub, aws_session):
         aws_session.caller_identity()
 
 
-@pytest.mark.parametrize("value,attempts", [(None, 5), ("3", 3), ("0", 1), ("-4", 1),
-                                            ("lots", 5), ("", 5)])
+@pytest.mark.parametrize("value,attempts", [(None, 5), ("3", 3), ("", 5)])
 def test_max_attempts_from_the_environment(monkeypatch, value, attempts):
     if value is None:
         monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
@@ -174,6 +173,15 @@ def test_max_attempts_from_the_environment(monkeypatch, value, attempts):
     session = make_session()
     assert session.config.retries == {"mode": "adaptive", "total_max_attempts": attempts}
     assert session.config.region_name == "us-west-2"
+
+
+# Once taken silently (as 1, 1 and the default 5): now exit 3 naming the variable.
+@pytest.mark.parametrize("value", ["0", "-4", "lots", "3.5", "\u0663", "9" * 20, "101"])
+def test_a_bad_max_attempts_is_exit_3_naming_it(monkeypatch, value):
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", value)
+    with pytest.raises(errors.ConfigurationError, match="AWS_MAX_ATTEMPTS=") as raised:
+        make_session()
+    assert raised.value.exit_code == 3
 
 
 def test_open_session_refuses_an_unknown_region():
@@ -220,7 +228,7 @@ def test_open_session_with_a_missing_profile_is_exit_6(monkeypatch, tmp_path):
         session_mod.open_session("us-west-2")
 
 
-@pytest.mark.parametrize("value, seconds", [(None, (10, 30)), ("2", (2, 2)), ("x", (10, 30))])
+@pytest.mark.parametrize("value, seconds", [(None, (10, 30)), ("2", (2, 2)), ("", (10, 30))])
 def test_timeouts_are_bounded_and_adjustable(monkeypatch, value, seconds):
     if value is None:
         monkeypatch.delenv("HGAUTOMATION_AWS_TIMEOUT", raising=False)
@@ -228,6 +236,15 @@ def test_timeouts_are_bounded_and_adjustable(monkeypatch, value, seconds):
         monkeypatch.setenv("HGAUTOMATION_AWS_TIMEOUT", value)
     config = make_session().config
     assert (config.connect_timeout, config.read_timeout) == seconds
+
+
+# "x" was once the default silently; -5 and 20 digits reached botocore.
+@pytest.mark.parametrize("value", ["x", "abc", "-5", "0", "9" * 20, "3601", " 5", "5.5"])
+def test_a_bad_aws_timeout_is_exit_3_naming_it(monkeypatch, value):
+    monkeypatch.setenv("HGAUTOMATION_AWS_TIMEOUT", value)
+    with pytest.raises(errors.ConfigurationError, match="HGAUTOMATION_AWS_TIMEOUT=") as raised:
+        make_session()
+    assert raised.value.exit_code == 3
 
 
 @pytest.mark.parametrize("name, value", [("AWS_ENDPOINT_URL", "nope"),

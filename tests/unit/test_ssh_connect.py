@@ -52,8 +52,9 @@ def test_wait_retries_until_the_deadline(clock, refused, captured, monkeypatch, 
     monkeypatch.setattr(console, "WAIT_REPORT_EVERY", 0.5)
     with pytest.raises(errors.HostConnectionError) as failure:
         ssh.connect(_target(), known_hosts=tmp_path / "kh", wait=5)
-    assert str(failure.value) == ("cannot connect to hg@192.0.2.5:2222: connection refused "
-                                  "(gave up after 4 attempts)")
+    # The host as the user named it ("box"), then where that led.
+    assert str(failure.value) == ("cannot connect to hg@box (192.0.2.5:2222): connection "
+                                  "refused (gave up after 4 attempts)")
     assert len(refused) == 4
     assert clock == [2.0, 2.0, 1.0]  # 2 s apart, the last pause cut to the deadline
     assert "still waiting: hg@box:2222 to answer SSH (connection refused)" \
@@ -78,7 +79,7 @@ def test_attempts_beyond_the_wait_pause_briefly(clock, refused, captured, tmp_pa
 def test_one_attempt_names_no_count(clock, refused, captured, tmp_path):
     with pytest.raises(errors.HostConnectionError) as failure:
         ssh.connect(_target(), known_hosts=tmp_path / "kh")
-    assert str(failure.value) == "cannot connect to hg@192.0.2.5:2222: connection refused"
+    assert str(failure.value) == "cannot connect to hg@box (192.0.2.5:2222): connection refused"
     assert len(refused) == 1 and clock == []
 
 

@@ -148,6 +148,10 @@ def test_names():
     assert T.key_pair_name("alice") == "hg-automation-alice"
     assert T.security_group_name("linux", "alice") == "hg-linux-dev-1-alice"
     assert T.security_group_name("windows", "bob") == "hg-windows-dev-1-bob"
-    for name in (T.key_pair_name("a"), T.security_group_name("linux", "a"),
+    assert T.windows_key_pair_name("alice") == "hg-automation-alice.windows"
+    # No owner's own key pair has that name ("a-windows" is a valid owner).
+    assert T.windows_key_pair_name("a") != T.key_pair_name("a-windows")
+    for name in (T.key_pair_name("a"), T.windows_key_pair_name("a"),
+                 T.security_group_name("linux", "a"),
                  T.ROLE_NAME, T.INSTANCE_PROFILE_NAME):
         assert name.startswith(T.PREFIX)

@@ -79,10 +79,47 @@ def test_payload_at_the_limit_and_above():
     (b"[1, 2]\n[3]", None, ["[1, 2]", "[3]"], False, ""),
     (b"", None, [], False, ""),
     (b"not json \xff", None, ["not json \ufffd"], False, ""),
+    (b'["caf\xc3\xa9", "\xff\xfe"]', None, ["caf\u00e9", "\ufffd\ufffd"], False, ""),
+    (b'["a\\nremote: forged", "\\u001b[2J"]', None, ["a\nremote: forged", "\x1b[2J"],
+     False, ""),  # one element, one line: the console escapes the newline
+    (b'{"errorMessage": ["x", {"y": 1}], "errorType": 7}', "Handled", ["['x', {'y': 1}]"],
+     True, "7"),
 ])
 def test_parse_response(raw, error, messages, failed, error_type):
     result = tryserver.parse_response(raw, error)
     assert (result.messages, result.failed, result.error_type) == (messages, failed, error_type)
+
+
+NOT_A_LIST = "the Try server's reply is not a JSON list of messages; shown as it came"
+
+
+@pytest.mark.parametrize("raw,note", [
+    (b'{"echo": 1}', NOT_A_LIST),
+    (b"plain text", NOT_A_LIST),
+    (b"42", NOT_A_LIST),
+    (b"null", NOT_A_LIST),
+    (b"[" * 100_000 + b"]" * 100_000,
+     "the Try server's reply is nested too deeply to read as JSON; shown as it came"),
+    (b'["fine"]', ""), (b'{"messages": []}', ""), (b'"text"', ""), (b"", ""), (b"  \n", ""),
+])
+def test_parse_response_says_when_the_reply_is_shown_as_it_came(raw, note):
+    """A reply 100,000 levels deep was a RecursionError: a traceback and exit 70."""
+    result = tryserver.parse_response(raw, None)
+    assert result.note == note and not result.failed
+
+
+def test_parse_response_element_too_deep_to_print():
+    import sys
+
+    depth = sys.getrecursionlimit() - 50  # json reads it; str() of it may not
+    raw = b"[" + b"[" * depth + b"]" * depth + b', "next"]'
+    result = tryserver.parse_response(raw, None)
+    assert result.messages[-1] == "next" and len(result.messages) == 2
+
+
+def test_parse_response_of_a_deep_function_error():
+    result = tryserver.parse_response(b"[" * 100_000, "Unhandled")
+    assert result.failed and result.messages == ["[" * 100_000]
 
 
 # -- describe / select / bundle with a scripted repository ---------------------------------
@@ -270,9 +307,113 @@ def test_invoke_unknown_function_is_a_try_server_error(aws_session):
 
 def test_invoke_other_errors_are_aws_errors(aws_session):
     def prepare(stub):
-        stub.add_client_error("invoke", "RequestEntityTooLargeException", "too big",
-                              http_status_code=413)
+        stub.add_client_error("invoke", "TooManyRequestsException", "Rate exceeded",
+                              http_status_code=429)
     with pytest.raises(errors.AWSError) as raised:
         _invoke_with(aws_session, prepare)
-    assert raised.value.code == "RequestEntityTooLargeException"
+    assert raised.value.code == "TooManyRequestsException"
     assert "lambda:Invoke try-fn" in raised.value.message
+
+
+def test_invoke_413_says_the_function_did_not_run(aws_session):
+    """Was exit 5 ("RequestEntityTooLargeException (lambda:Invoke try-fn): too big")."""
+    def prepare(stub):
+        stub.add_client_error("invoke", "RequestEntityTooLargeException", "too big",
+                              http_status_code=413)
+    with pytest.raises(errors.TryServerError) as raised:
+        _invoke_with(aws_session, prepare)
+    assert raised.value.exit_code == 14
+    assert raised.value.message == ("Lambda refused the request as too large (HTTP 413 "
+                                    "RequestEntityTooLargeException); try-fn did not run")
+
+
+def test_invoke_client_sends_once_and_waits_long(aws_session, monkeypatch):
+    def prepare(stub):
+        stub.add_response("invoke", {"StatusCode": 200, "Payload": _body(b"[]")})
+    _, boto = _invoke_with(aws_session, prepare)
+    config = boto.clients[0].meta.config
+    assert config.retries["total_max_attempts"] == 1
+    assert config.read_timeout == tryserver.INVOKE_READ_TIMEOUT == 300
+    assert config.connect_timeout == aws_session.config.connect_timeout
+    # A slower link's setting (HGAUTOMATION_AWS_TIMEOUT) gives more, never less.
+    monkeypatch.setenv("HGAUTOMATION_AWS_TIMEOUT", "900")
+    slow = make_session()
+    assert slow.client("lambda", attempts=1, read_timeout=300).meta.config.read_timeout == 900
+    assert slow.client("lambda").meta.config.retries["total_max_attempts"] == 5
+
+
+# -- invoke: the connection fails at some point (a real client, the send replaced) ----------
+
+def _failing_send(aws_session, exc: Exception) -> list[int]:
+    """Every HTTP send of the session's clients raises `exc`; the list counts the sends."""
+    sends: list[int] = []
+
+    def send(request=None, **kwargs):
+        sends.append(len(request.body or b""))
+        raise exc
+
+    aws_session.boto.events.register("before-send.lambda.Invoke", send)
+    return sends
+
+
+@pytest.mark.parametrize("make", [
+    lambda: __import__("botocore.exceptions").exceptions.ConnectionClosedError(
+        endpoint_url="https://lambda"),
+    lambda: __import__("botocore.exceptions").exceptions.ReadTimeoutError(
+        endpoint_url="https://lambda"),
+    lambda: __import__("botocore.exceptions").exceptions.HTTPClientError(error="reset"),
+])
+def test_a_lost_answer_is_sent_once_and_may_have_arrived(aws_session, make, monkeypatch):
+    """botocore's retries sent the bundle 5 times (ConnectionClosedError, ReadTimeout)."""
+    monkeypatch.setattr(tryserver.time, "sleep", lambda s: None)
+    sends = _failing_send(aws_session, make())
+    with pytest.raises(errors.TryOutcomeUnknown) as raised:
+        tryserver.invoke(aws_session, "try-fn", b'{"bundle": "x"}')
+    assert sends == [len(b'{"bundle": "x"}')]
+    assert raised.value.exit_code == 15
+    assert raised.value.message.startswith("the bundle was sent to try-fn but its answer was "
+                                           "lost (")
+    assert raised.value.message.endswith("): the Try server may have received it")
+
+
+def test_a_connection_never_made_is_tried_again(aws_session, monkeypatch, captured):
+    from botocore.exceptions import EndpointConnectionError
+
+    slept: list[float] = []
+    monkeypatch.setattr(tryserver.time, "sleep", slept.append)
+    sends = _failing_send(aws_session, EndpointConnectionError(endpoint_url="https://lambda"))
+    with pytest.raises(errors.AWSEndpointError) as raised:
+        tryserver.invoke(aws_session, "try-fn", b"{}")
+    assert len(sends) == aws_session.max_attempts == 5
+    assert slept == [1, 2, 4, 8]
+    assert raised.value.message.endswith("; nothing was sent")
+    assert "retrying (2/5)" in captured.err_text
+    assert "retrying (1/" not in captured.err_text  # botocore's own: one attempt
+
+
+def test_a_truncated_answer_is_a_lost_answer(aws_session):
+    def prepare(stub):
+        stub.add_response("invoke", {"StatusCode": 200,
+                                     "Payload": StreamingBody(io.BytesIO(b'["ok"'), 100)})
+    with pytest.raises(errors.TryOutcomeUnknown, match="IncompleteReadError"):
+        _invoke_with(aws_session, prepare)
+
+
+def test_an_answer_above_the_cap_is_read_only_that_far(aws_session, monkeypatch):
+    monkeypatch.setattr(tryserver, "MAX_REPLY_BYTES", 1000)
+    reads: list[int | None] = []
+
+    class Endless:
+        def read(self, amount=None):
+            assert amount is not None  # never "all of it"
+            reads.append(amount)
+            return b"y" * amount
+
+    def prepare(stub):
+        stub.add_response("invoke", {"StatusCode": 200,
+                                     "Payload": StreamingBody(Endless(), 10**12)})
+    result, _ = _invoke_with(aws_session, prepare)
+    assert sum(reads) == 1001
+    assert result.messages == ["y" * 1000]
+    assert result.note == "the Try server's reply is longer than 1,000 bytes: the rest was " \
+                          "not read"
