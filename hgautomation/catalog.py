@@ -91,6 +91,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "try": (
         "send draft changesets to the Try server",
         "try_:COMMAND"),
+    "try-agent": (
+        "run the Try server's jobs as they come (a long-running worker)",
+        "try_agent:COMMAND"),
     "completion": (
         "print a bash or zsh completion script for this tool",
         "completion:COMMAND"),
