@@ -167,6 +167,13 @@ class TryServerError(HgAutomationError):
     label = "try server"
 
 
+class TryJobError(HgAutomationError):
+    """A try's job ended in error, was cancelled or timed out (``try --wait``)."""
+
+    exit_code = 15
+    label = "try job"
+
+
 class Interrupted(HgAutomationError):
     """SIGINT or SIGTERM: cleanup ran, then we stop."""
 

@@ -34,6 +34,7 @@ from hgautomation.commands.run_tests_linux import (
     merged_report,
     run_all,
 )
+from hgautomation.commands.try_ import table_name
 from hgautomation.context import Context
 from hgautomation.declare import Command, Option
 from hgautomation.options import AWSOptions, StaticHosts
@@ -478,13 +479,6 @@ def main(ctx: Context, opts: TryAgentOptions) -> int:
                 agent.handle(*got)
 
 
-def _table_name(text: str) -> str:
-    if not (3 <= len(text) <= 255) or not all(c.isascii() and (c.isalnum() or c in "_.-")
-                                             for c in text):
-        raise errors.UsageError(f"invalid DynamoDB table name {text!r}")
-    return text
-
-
 def _bucket_name(text: str) -> str:
     if not (3 <= len(text) <= 63) or not all(c.isascii() and (c.islower() or c.isdigit()
                                                               or c in ".-") for c in text):
@@ -510,7 +504,7 @@ COMMAND = Command(
                help="how long a job stays ours without renewal; renewed every third of it "
                     "(default: %(default)s)"),
         Option("--drain", kind="flag", help="stop once no job is waiting"),
-        Option("--table", default=model.TABLE, validator=_table_name,
+        Option("--table", default=model.TABLE, validator=table_name,
                help="the Try server's DynamoDB table (default: %(default)s)"),
         Option("--bucket", validator=_bucket_name,
                help="the Try server's S3 bucket (default: the deployment's, "
