@@ -131,7 +131,8 @@ def _refuse_html(response_dict=None, **kwargs) -> None:
 
     headers = (response_dict or {}).get("headers") or {}
     content_type = str(headers.get("content-type", headers.get("Content-Type", "")))
-    if content_type.lower().startswith("text/html"):
+    # An empty body is no page (moto labels S3's empty PutObject answer text/html).
+    if content_type.lower().startswith("text/html") and (response_dict or {}).get("body") != b"":
         raise ResponseParserError("an HTML page instead of an AWS response")
 
 

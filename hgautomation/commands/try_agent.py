@@ -46,7 +46,7 @@ DRAIN_POLL = 2  # --drain: how long an empty queue is asked before the agent sto
 # hg applying a bundle from a stranger: no configuration file at all (HGRCPATH empty: no
 # system or user hgrc; HGRCSKIPREPO: not even the repository's), so no hook and no
 # extension can run.
-UNTRUSTED_HG_ENV = {"HGRCPATH": "", "HGRCSKIPREPO": "1", "HGPLAIN": "1"}
+UNTRUSTED_HG_ENV = {"HGRCPATH": "", "HGRCSKIPREPO": "1"}  # HGPLAIN: LocalRepo.run
 
 
 @dataclass(frozen=True)
