@@ -132,6 +132,41 @@ def test_no_hgrc_and_no_hook_while_the_bundle_is_applied(cli, store, repos, unre
     assert marker.exists()
 
 
+def test_a_job_received_3_times_ends_in_error(cli, store, repos, unreachable, tmp_path):
+    """Three agents took the job and were lost (each let its lease run out): the fourth
+    receive moves the message to the dead-letter queue, and the job ends in error.
+
+    Breaking looks like: the job stays ``running`` forever (nobody reads the DLQ)."""
+    try_id, _ = store.submit(repos[1])
+    sqs = store.aws.client("sqs")
+    for _ in range(3):
+        assert len(sqs.receive_message(QueueUrl=store.queues["linux"],
+                                       VisibilityTimeout=0)["Messages"]) == 1
+    _end_job(store, try_id, "running", attempt=3, lease_owner="lost-agent",
+             lease_until=int(time.time()) - 60)
+    proc = agent(cli, store.aws, repos[0], unreachable, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"job linux of try {try_id}: error (dead letter)" in proc.stdout
+    job = store.job(try_id)
+    assert (job["state"], job["attempt"]) == ("error", 3)
+    assert "received 3 times without a result" in job["error"]
+    assert "lease_owner" not in job
+    assert store.table.get_item(Key=model.try_key(try_id))["Item"]["state"] == "error"
+    assert sqs.receive_message(QueueUrl=store.dlqs["linux"]).get("Messages", []) == []
+
+
+def test_a_dead_letter_with_a_live_lease_is_left_alone(cli, store, repos, unreachable,
+                                                       tmp_path):
+    try_id, _ = store.submit(repos[1], state="running")
+    _end_job(store, try_id, "running", attempt=3, lease_owner="live-agent",
+             lease_until=int(time.time()) + 600)
+    store.aws.client("sqs").send_message(QueueUrl=store.dlqs["linux"],
+                                         MessageBody=model.message(try_id, "linux"))
+    proc = agent(cli, store.aws, repos[0], unreachable, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert store.job(try_id)["state"] == "running"
+
+
 # -- the client: try --wait and -T json ------------------------------------------------
 
 def _moto_api(aws, path: str, body: dict | None = None) -> dict:

@@ -468,9 +468,11 @@ def main(ctx: Context, opts: TryAgentOptions) -> int:
             out.info(f"agent {agent.owner}: jobs {', '.join(opts.jobs)}, lease "
                      f"{opts.lease}s, table {opts.table}, bucket {bucket}")
             while True:
-                agent.dead_letters()
                 got = agent.receive()
                 if got is None:
+                    # Idle: end the jobs whose message went to the dead-letter queue
+                    # (a receive may just have moved one there).
+                    agent.dead_letters()
                     if opts.drain:
                         out.result(f"no job waiting: {agent.ran} job"
                                    f"{'' if agent.ran == 1 else 's'} run")
