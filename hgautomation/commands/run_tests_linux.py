@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import datetime
 import time
 from collections.abc import Iterator, Sequence
@@ -73,6 +74,9 @@ class Machines:
     instance_type: str
     python_version: str
     aws: AWSOptions
+    # False: EC2 instances get no instance profile (no AWS credentials at all), for
+    # untrusted code (the Try server's jobs).
+    instance_profile: bool = True
 
 
 @dataclass(frozen=True)
@@ -160,11 +164,15 @@ def machines(ctx: Context, wanted: Machines) -> Iterator[list[hosts.Host]]:
         return
     from hgautomation.linux import ec2
 
-    with open_aws(ctx, wanted.aws, kinds=("linux",)) as aws, ec2.temporary_hosts(
-            ctx, aws, count=wanted.instances or 1, distro=wanted.distro,
-            instance_type=wanted.instance_type, python=wanted.python_version,
-            needs_disk=wanted.filesystem not in STATIC_FILESYSTEMS) as targets:
-        yield targets
+    with open_aws(ctx, wanted.aws, kinds=("linux",)) as aws:
+        if not wanted.instance_profile:
+            aws = dataclasses.replace(aws, account=dataclasses.replace(
+                aws.state, instance_profile_arn=""))
+        with ec2.temporary_hosts(
+                ctx, aws, count=wanted.instances or 1, distro=wanted.distro,
+                instance_type=wanted.instance_type, python=wanted.python_version,
+                needs_disk=wanted.filesystem not in STATIC_FILESYSTEMS) as targets:
+            yield targets
 
 
 def run_all(targets: list[hosts.Host], run: TestRun) -> list[ShardResult]:

@@ -75,7 +75,8 @@ class TryAgentOptions:
     def machines(self) -> Machines:
         return Machines(hosts=self.hosts, instances=self.instances, filesystem=self.filesystem,
                         distro=self.distro, instance_type=self.instance_type,
-                        python_version=self.python_version, aws=self.aws)
+                        python_version=self.python_version, aws=self.aws,
+                        instance_profile=False)  # tested code is untrusted
 
 
 # -- pure parts --------------------------------------------------------------------
@@ -325,11 +326,15 @@ class Agent:
     def _put_back(self, queue: Queue, message: Message, attempt: int) -> None:
         out = console.get()
         try:
-            jobs.requeue(self.table, message.try_id, message.job, self.owner, attempt)
+            requeued = jobs.requeue(self.table, message.try_id, message.job, self.owner,
+                                    attempt)
+            # Visible at once: another agent takes it (or, if it has ended meanwhile,
+            # finds it ended and deletes the message).
             self.sqs.change_message_visibility(QueueUrl=queue.url,
                                                ReceiptHandle=message.receipt,
                                                VisibilityTimeout=0)
-            out.info(f"job {message.job} of try {message.try_id}: put back in the queue")
+            out.info(f"job {message.job} of try {message.try_id}: "
+                     + ("put back in the queue" if requeued else "no longer ours"))
         except Exception as exc:  # noqa: BLE001 - the lease runs out instead
             out.warn(f"could not put the job back ({exc}); another agent takes it when "
                      "the lease runs out")

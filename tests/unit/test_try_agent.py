@@ -206,3 +206,46 @@ def test_check_outcome_exit_codes():
 def test_threads_left_behind():
     # The lease threads above all ended (they are daemons, but must not pile up).
     assert not [t for t in threading.enumerate() if t.name == "try-lease"]
+
+
+def test_ec2_instances_of_a_job_get_no_instance_profile(monkeypatch):
+    """Tested code is untrusted: the agent's EC2 instances carry no AWS credentials,
+    while run-tests-linux's keep the shared SSM profile.
+
+    Breaking looks like: the launch spec names the instance profile for the agent too."""
+    import contextlib
+
+    from hgautomation.aws.account import AWS, AccountState
+    from hgautomation.commands import run_tests_linux
+    from hgautomation.linux import ec2
+
+    account = AccountState(owner="o", key_name="k", key_path=Path("k"), public_key="p",
+                           security_group_ids={"linux": "sg-1"},
+                           instance_profile_arn="arn:aws:iam::1:instance-profile/p")
+    specs = []
+
+    @contextlib.contextmanager
+    def fake_open_aws(ctx, options, **kwargs):
+        yield AWS(session=None, owner="o", options=options, account=account)
+
+    @contextlib.contextmanager
+    def fake_temporary_hosts(ctx, aws, **kwargs):
+        specs.append(aws.launch_spec("linux", image_id="ami-1", instance_type="t3.micro"))
+        yield []
+
+    monkeypatch.setattr(run_tests_linux, "open_aws", fake_open_aws)
+    monkeypatch.setattr(ec2, "temporary_hosts", fake_temporary_hosts)
+    wanted = run_tests_linux.Machines(
+        hosts=try_agent.StaticHosts(specs=()), instances=None, filesystem="default",
+        distro="debian12", instance_type="t3.micro", python_version="system3",
+        aws=try_agent.AWSOptions())
+    record = try_agent.TryAgentOptions(
+        job=(), lease=300, drain=False, table=model.TABLE, bucket=None, distro="debian12",
+        filesystem="default", instance_type="t3.micro", python_version="system3",
+        hosts=try_agent.StaticHosts(specs=()), instances=None, hg="hg", full_install=False,
+        aws=try_agent.AWSOptions(), test_flags=())
+    for machines in (wanted, record.machines):
+        with run_tests_linux.machines(None, machines):
+            pass
+    assert specs[0].instance_profile_arn == account.instance_profile_arn
+    assert specs[1].instance_profile_arn is None
