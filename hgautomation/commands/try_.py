@@ -104,8 +104,7 @@ COMMAND = Command(
     ),
     record=TryOptions,
     flow=main,
-    examples=("{prog} try -r .", "{prog} try -r 'draft() and ::.'",
-              "{prog} try -r . --wait -T json"),
+    examples=("{prog} try -r .", "{prog} try -r 'draft() and ::.'"),
     json_keys={"": "branch created description id jobs node state url user",
                "jobs[]": "attempt duration failed failures log_url name passed skipped "
                          "state"},
