@@ -97,6 +97,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "destroy-try-server": (
         "remove the Try server and every try it holds",
         "try_server:DESTROY"),
+    "try-agent": (
+        "run the Try server's jobs as they come (a long-running worker)",
+        "try_agent:COMMAND"),
     "completion": (
         "print a bash or zsh completion script for this tool",
         "completion:COMMAND"),
