@@ -33,7 +33,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
-    """The closest candidate to a misspelt `word`, if one is close enough."""
+    """The closest candidate to a misspelt ``word``, if one is close enough."""
     import difflib
 
     candidates = list(candidates)
@@ -76,7 +76,7 @@ def _typed(validate: Callable[[str], object]) -> Callable[[str], object]:
 
 
 def _add(container, option: Option, *, suppress_default: bool = False) -> None:
-    """`option` as an argparse argument of `container` (a parser or argument group)."""
+    """``option`` as an argparse argument of ``container`` (a parser or argument group)."""
     spec: dict = {"help": option.help}
     if option.positional:
         names: tuple[str, ...] = (option.dest,)
@@ -284,14 +284,14 @@ def _check_before_command(argv: Sequence[str], command: Command | None,
 
 
 def option_flag(option: Option, token: str) -> str:
-    """The flag of `option` that `token` spells (``-Tjson`` spells ``-T``)."""
+    """The flag of ``option`` that ``token`` spells (``-Tjson`` spells ``-T``)."""
     return next((f for f in option.flags if token == f or token.startswith(f + "=")
                  or (len(f) == 2 and f[1] != "-" and token.startswith(f))), token)
 
 
 def _commands_taking(token: str, command: Command | None
                      ) -> tuple[Option, list[str]] | None:
-    """The option `token` names (``-Tjson`` is ``-T``) and the commands that take it:
+    """The option ``token`` names (``-Tjson`` is ``-T``) and the commands that take it:
     just the named command when one is named, else every command (imports them all)."""
     def option_of(c: Command) -> Option | None:
         for o in c.options:
@@ -357,7 +357,7 @@ def _every_key() -> list[str]:
 
 
 def _convert(option: Option, raw: str, source: str) -> object:
-    """`raw` as the option itself would take it (validator, choices, flags, lists)."""
+    """``raw`` as the option itself would take it (validator, choices, flags, lists)."""
     def fail(why: str) -> errors.ConfigurationError:
         return errors.ConfigurationError(f"{source}: {option.flags[-1]}: {why}")
 

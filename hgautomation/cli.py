@@ -69,7 +69,7 @@ def version_text() -> str:
 
 
 def _help_and_version(argv: list[str]) -> tuple[str | None, list[str]]:
-    """`--version` before the command prints the versions; `help [COMMAND]` is the
+    """``--version`` before the command prints the versions; ``help [COMMAND]`` is the
     overview or COMMAND's help. Returns (text to print, or None; the argv to parse)."""
     at = next((i for i, a in enumerate(argv) if a in COMMANDS or a == "help"), len(argv))
     if "--version" in argv[:at]:

@@ -83,8 +83,8 @@ _NO_DEFAULTS = "\0none"
 
 
 def read_small_file(path: Path, limit: int = MAX_FILE_SIZE) -> bytes | None:
-    """The bytes of the regular file `path` (symlinks followed), None if it does not
-    exist; ConfigurationError if it is a FIFO, device or directory, or over `limit`
+    """The bytes of the regular file ``path`` (symlinks followed), None if it does not
+    exist; ConfigurationError if it is a FIFO, device or directory, or over ``limit``
     bytes. Never blocks: a FIFO is opened non-blocking and refused before any read."""
     import os
     import stat
@@ -162,8 +162,8 @@ def _closest(word: str, candidates: list[str]) -> str | None:
 
 def env_number(name: str, default: int, low: int, high: int,
                environ: dict[str, str] | None = None) -> int:
-    """The whole number in variable `name` (unset or empty: `default`); anything else
-    than ASCII digits from `low` to `high` is a ConfigurationError naming it."""
+    """The whole number in variable ``name`` (unset or empty: ``default``); anything else
+    than ASCII digits from ``low`` to ``high`` is a ConfigurationError naming it."""
     import os
 
     environ = os.environ if environ is None else environ
@@ -195,8 +195,8 @@ def candidates(options: Iterable[Option], given: set[str],
                overrides: dict[str, tuple[str, str]],
                file_values: dict[str, tuple[str, str]],
                environ: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """For each of a command's `options` (global ones included) the user did not give
-    (`given`: dests) and that a setting may default: the raw value and where it comes
+    """For each of a command's ``options`` (global ones included) the user did not give
+    (``given``: dests) and that a setting may default: the raw value and where it comes
     from, by precedence."""
     chosen: dict[str, tuple[str, str]] = {}
     for option in options:

@@ -24,10 +24,10 @@ _CHECKED: set[Path] = set()  # state directories proven writable by this process
 
 
 def local_path(text: str | os.PathLike, what: str) -> Path:
-    """`text` with ``~``/``~user`` expanded, made absolute against the working directory.
+    """``text`` with ``~``/``~user`` expanded, made absolute against the working directory.
 
     ``~unknownuser``, or ``~`` for a user with neither ``HOME`` nor a passwd entry, is a
-    ConfigurationError naming `what` (e.g. ``--state-path``); so is a NUL byte.
+    ConfigurationError naming ``what`` (e.g. ``--state-path``); so is a NUL byte.
     """
     raw = os.fspath(text)
     try:

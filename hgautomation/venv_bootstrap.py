@@ -327,7 +327,7 @@ def _pip_install(venv: str, requirements: str) -> None:
 
 
 def _tail(path: str, count: int) -> list[str]:
-    """The last `count` non-blank lines of the file at `path` (none if unreadable)."""
+    """The last ``count`` non-blank lines of the file at ``path`` (none if unreadable)."""
     data = _read(path) or b""
     lines = [ln.rstrip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
     return lines[-count:]

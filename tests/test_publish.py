@@ -18,6 +18,7 @@ from harness import hgsource, jsondoc
 from unit.helpers import CI_WINDOWS_WHEELS, PYPROJECT_CIBUILDWHEEL, install_script
 
 from hgautomation import platforms
+from hgautomation.publish import artifacts
 from hgautomation.windows import declared
 
 VERSION = "7.2.1"
@@ -64,7 +65,10 @@ def make_wheel(path: Path, version: str, tag: str, salt: str = "") -> None:
 
 
 def _fill(path: Path, size: int, seed: str) -> None:
+    """``size`` bytes that start as the installer's kind of file does (MZ, OLE)."""
     block = hashlib.sha256(seed.encode()).digest() * (1 << 15)  # 1 MiB
+    magic = artifacts.MAGIC["inno" if path.suffix == ".exe" else "wix"]
+    block = magic + block[len(magic):]
     with open(path, "wb") as fh:
         left = size
         while left > 0:
@@ -443,6 +447,51 @@ def test_pypirc_repository_and_missing_credentials(release):
     proc = release.run("--no-mercurial-scm-org", env=env, index=())
     assert proc.returncode == 0, proc.stderr
     assert "PyPI: 0 uploaded, 16 already there, all verified" in proc.stdout
+
+
+@pytest.mark.parametrize("fault", ["symlink", "empty-msi", "metadata-version", "not-an-exe",
+                                   "metadata-name", "directory"])
+def test_a_file_that_is_not_what_it_says_stops_everything(release, fault):
+    """Issue 21, class 7: every file is a regular file in dist/, not empty, an installer
+    of its kind, a wheel whose METADATA is mercurial at the released version; the first
+    line names the file and why, and nothing is sent. Without the checks a symlink to
+    /etc/passwd, a 0-byte MSI and a mislabelled wheel all reach the upload plan."""
+    made = build_dist(release.dist)
+    wheel = next(n for n in made if n.endswith(".whl"))
+    msi = next(n for n in made if n.endswith(".msi"))
+    exe = next(n for n in made if n.endswith(".exe"))
+    info = f"mercurial-{VERSION}.dist-info"
+    if fault == "symlink":
+        made[exe].unlink()
+        made[exe].symlink_to("/etc/passwd")
+        name, why = exe, "is a symbolic link"
+    elif fault == "empty-msi":
+        made[msi].write_bytes(b"")
+        name, why = msi, "is empty"
+    elif fault == "not-an-exe":
+        made[exe].write_bytes(b"#!/bin/sh\necho not an installer\n")
+        name, why = exe, "is not a Windows executable"
+    elif fault == "directory":
+        made[msi].unlink()
+        made[msi].mkdir()
+        name, why = msi, "is not a regular file"
+    else:
+        version, pkg = ("7.2.0", "mercurial") if fault == "metadata-version" \
+            else (VERSION, "mercurial-evil")
+        with zipfile.ZipFile(made[wheel], "w") as z:
+            z.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {pkg}\n"
+                                           f"Version: {version}\n\n")
+        name, why = wheel, ("has METADATA Version '7.2.0', not 7.2.1" if pkg == "mercurial"
+                            else "has METADATA Name 'mercurial-evil'")
+    for dry_run in (("--dry-run",), ()):
+        proc = release.run(*dry_run)
+        assert proc.returncode == 13, proc.stderr
+        last = _last_line(proc)
+        assert last.startswith("artifact error: 1 of 20 artifacts for 7.2.1 in "), last
+        assert f"{name} {why}" in last, last
+        assert "Traceback" not in proc.stderr
+        assert "root:" not in proc.stdout + proc.stderr  # /etc/passwd never read out
+    assert release.published() == []
 
 
 def test_twine_check_failure_stops_everything(release):

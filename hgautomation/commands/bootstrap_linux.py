@@ -1,4 +1,4 @@
-"""`bootstrap-linux-dev`: provision Debian/Ubuntu hosts (``--host``) or build EC2 images.
+"""``bootstrap-linux-dev``: provision Debian/Ubuntu hosts (``--host``) or build EC2 images.
 
 With ``--host root@box`` the shipped ``bootstrap-debian.sh`` turns an existing machine
 into a contract host (user, sudo, key, /hgdev, Pythons, venv-bootstrap, clone); the local

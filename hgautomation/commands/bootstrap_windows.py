@@ -1,4 +1,4 @@
-"""`bootstrap-windows-dev`: build (or reuse) the Windows development image."""
+"""``bootstrap-windows-dev``: build (or reuse) the Windows development image."""
 
 from __future__ import annotations
 

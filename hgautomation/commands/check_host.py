@@ -1,4 +1,4 @@
-"""`check-host`: connect to Linux hosts and report, item by item, what of the contract holds,
+"""``check-host``: connect to Linux hosts and report, item by item, what of the contract holds,
 then which of the test suite's features each host has and what their absence skips."""
 
 from __future__ import annotations

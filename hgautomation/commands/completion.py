@@ -1,4 +1,4 @@
-"""`completion bash|zsh`: a completion script generated from the whole parser (shtab).
+"""``completion bash|zsh``: a completion script generated from the whole parser (shtab).
 
 Installed by redirecting it where the shell looks (docs/commands.rst, ``completion``).
 """

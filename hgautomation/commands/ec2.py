@@ -51,7 +51,7 @@ def _removable(actions) -> list:
 
 def _confirm_wide(opts: RemovalOptions, command: str, plan) -> None:
     """--all-owners and --images reach other people's or shared resources: show what
-    would go (`plan`: the dry-run actions) and ask; --yes skips the question, and
+    would go (``plan``: the dry-run actions) and ask; --yes skips the question, and
     without a terminal the command refuses (UsageError, exit 2) before any change."""
     from hgautomation import errors
 

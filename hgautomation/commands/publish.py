@@ -1,4 +1,4 @@
-"""`publish-windows-artifacts`: wheels to PyPI; every file (wheels and installers) and
+"""``publish-windows-artifacts``: wheels to PyPI; every file (wheels and installers) and
 latest.dat to mercurial-scm.org, as the release directory has always held them.
 
 Order: read what the released revision declares (its tag by default), find

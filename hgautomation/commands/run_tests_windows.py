@@ -1,4 +1,4 @@
-"""`run-tests-windows`: Mercurial's run-tests.py under the MSYS shell on a Windows instance.
+"""``run-tests-windows``: Mercurial's run-tests.py under the MSYS shell on a Windows instance.
 
 The exit status of run-tests.py is the exit status of the command, as on Linux.
 """

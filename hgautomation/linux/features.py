@@ -1,4 +1,4 @@
-"""The test suite's features: what tests `#require`, which a host has, what gets skipped.
+"""The test suite's features: what tests ``#require``, which a host has, what gets skipped.
 
 A test whose top-level ``#require`` names a feature the host lacks is skipped whole.
 Only features a host *provides* (tools and packages) are reported here; the others

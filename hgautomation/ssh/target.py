@@ -97,7 +97,7 @@ def config_path(ssh_config: Path | None) -> Path | None:
 
 @functools.lru_cache(maxsize=64)
 def _ssh_g(host: str, config: str, user: str | None, port: int | None) -> dict[str, list[str]]:
-    """``ssh -G``'s effective options for `host` under `config` (keys lowercase, every
+    """``ssh -G``'s effective options for ``host`` under ``config`` (keys lowercase, every
     value kept, a value equal to ``_UNSET``'s where the config sets none)."""
     import tempfile
 
@@ -161,7 +161,7 @@ def _run_bounded(argv: list[str], timeout: float,
 
 def _options(host: str, config: Path | None, user: str | None,
              port: int | None) -> dict[str, str | list[str]]:
-    """The options the config sets for `host`: ``identityfile`` a list, the rest text."""
+    """The options the config sets for ``host``: ``identityfile`` a list, the rest text."""
     if config is None:
         return {}
     if shutil.which("ssh") is None:

@@ -25,7 +25,7 @@ def sftp_path(path: str) -> str:
 
 
 def newest_match(conn, remote_dir: str, pattern: str) -> tuple[str, int]:
-    """(name, size) of the newest regular file in `remote_dir` matching `pattern`.
+    """(name, size) of the newest regular file in ``remote_dir`` matching ``pattern``.
 
     Matching ignores case, as Windows file names do.
     """
@@ -48,9 +48,9 @@ def newest_match(conn, remote_dir: str, pattern: str) -> tuple[str, int]:
 
 def fetch(conn, remote_dir: str, pattern: str, local_dir: Path,
           expected: str | None = None) -> Artifact:
-    """Copy the newest file matching `pattern` from `remote_dir` into `local_dir`.
+    """Copy the newest file matching ``pattern`` from ``remote_dir`` into ``local_dir``.
 
-    With `expected`, a file of another name is an error: the release process
+    With ``expected``, a file of another name is an error: the release process
     looks for exactly that name.
     """
     name, _size = newest_match(conn, remote_dir, pattern)

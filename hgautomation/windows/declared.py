@@ -97,8 +97,8 @@ def _cell_key(cell: tuple[str, str]) -> tuple[int, int]:
 
 def select(cibw: dict, env: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
     """The (python, arch) cells cibuildwheel builds on an x64 Windows machine from
-    pyproject's ``[tool.cibuildwheel]`` table `cibw`, as the CIBW_BUILD, CIBW_SKIP,
-    CIBW_ARCHS_WINDOWS and CIBW_ARCHS of `env` override it (cibuildwheel's rules)."""
+    pyproject's ``[tool.cibuildwheel]`` table ``cibw``, as the CIBW_BUILD, CIBW_SKIP,
+    CIBW_ARCHS_WINDOWS and CIBW_ARCHS of ``env`` override it (cibuildwheel's rules)."""
     env = env or {}
     windows = cibw.get("windows", {})
     build = (_words(env["CIBW_BUILD"], "CIBW_BUILD") if "CIBW_BUILD" in env
@@ -140,8 +140,8 @@ def cibuildwheel_wheels(config: dict) -> tuple[tuple[str, str], ...] | None:
 
 
 def ci_wheels(ci: str, config: dict) -> tuple[tuple[str, str], ...] | None:
-    """The (python, arch) cells the Windows wheel jobs of `ci` (the text of
-    contrib/heptapod-ci.yml) build, each run over pyproject's selectors (`config`);
+    """The (python, arch) cells the Windows wheel jobs of ``ci`` (the text of
+    contrib/heptapod-ci.yml) build, each run over pyproject's selectors (``config``);
     None when it has no such job."""
     jobs = heptapod_ci.windows_wheel_jobs(ci)
     if not jobs:
@@ -164,7 +164,7 @@ def ci_wheels(ci: str, config: dict) -> tuple[tuple[str, str], ...] | None:
 
 
 def parse(install_script: str, pyproject: str | None, ci: str | None = None) -> WindowsBuilds:
-    """The declaration in the text of the three files (`pyproject`, `ci` None when absent).
+    """The declaration in the text of the three files (``pyproject``, ``ci`` None when absent).
 
     Raises ValueError naming what does not make sense.
     """
@@ -199,8 +199,8 @@ def _load_toml(text: str) -> dict:
 
 
 def read(repo, node: str, install_script: bytes | None = None) -> WindowsBuilds:
-    """The declaration at `node` of `repo` (an hgrepo.LocalRepo); a LocalRepoError says
-    what is missing or wrong. `install_script`: its text when the caller has read it."""
+    """The declaration at ``node`` of ``repo`` (an hgrepo.LocalRepo); a LocalRepoError says
+    what is missing or wrong. ``install_script``: its text when the caller has read it."""
     if install_script is None:
         result = repo.run("cat", "-r", node, INSTALL_SCRIPT, check=False)
         install_script = result.stdout if result.returncode == 0 else None

@@ -72,7 +72,7 @@ class DepsFiles:
 
 
 def read_deps_files(repo, node: str) -> DepsFiles:
-    """The dependency installer at `node`; its absence is a clear LocalRepoError."""
+    """The dependency installer at ``node``; its absence is a clear LocalRepoError."""
     files: dict[str, bytes] = {}
     for path in (DEPS_SCRIPT, *DEPS_COMPANIONS):
         result = repo.run("cat", "-r", node, path, check=False)
@@ -131,7 +131,7 @@ def first_boot_user_data(aws: AWS, host_key: HostKey) -> str:
 @contextlib.contextmanager
 def windows_host(ctx: Context, aws: AWS, *, image_id: str, instance_type: str,
                  purpose: str) -> Iterator[hosts.Host]:
-    """One temporary Windows instance of `image_id`, reachable over SSH; terminated on exit."""
+    """One temporary Windows instance of ``image_id``, reachable over SSH; terminated on exit."""
     from hgautomation.aws.instances import temporary_instances
 
     host_key = generate_host_key()
@@ -146,8 +146,8 @@ def windows_host(ctx: Context, aws: AWS, *, image_id: str, instance_type: str,
 def pushed_host(ctx: Context, aws: AWS, machine: MachineOptions, repo: hgrepo.LocalRepo,
                 deps: DepsFiles, *, purpose: str
                 ) -> Iterator[tuple[hosts.Host, ssh.Connection]]:
-    """The shared start of every build/test flow: dev image for `deps` (reused by
-    fingerprint) → one temporary instance → connection → `deps.node` pushed to
+    """The shared start of every build/test flow: dev image for ``deps`` (reused by
+    fingerprint) → one temporary instance → connection → ``deps.node`` pushed to
     C:\\hgdev\\src."""
     node = deps.node
     image = ensure_image(ctx, aws, deps, base_image_name=machine.base_image_name)
@@ -230,7 +230,7 @@ def ensure_image(ctx: Context, aws: AWS, deps: DepsFiles, *,
                  base_image_name: str = platforms.DEFAULT_WINDOWS_BASE_IMAGE,
                  instance_type: str = platforms.WINDOWS_INSTANCE_TYPES["bootstrap"],
                  refresh: bool = False):
-    """The dev image for the dependency script at `node`: reused by recipe (a newer base
+    """The dev image for the dependency script at ``node``: reused by recipe (a newer base
     AMI is reported, not acted on), else built on the newest base. ``refresh``: build
     anyway."""
     from hgautomation.aws import images

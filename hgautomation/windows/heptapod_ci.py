@@ -146,7 +146,7 @@ class _Reader:
         return self.lines[self.i] if self.i < len(self.lines) else None
 
     def node(self, parent: int) -> object:
-        """The node on the next line, if indented deeper than `parent`; else ""."""
+        """The node on the next line, if indented deeper than ``parent``; else ""."""
         line = self.peek()
         if line is None or line.indent <= parent:
             return ""
@@ -201,7 +201,7 @@ class _Reader:
 
     def inline(self, text: str, line: _Line, parent: int) -> object:
         """A value written after its key or dash: a scalar (plain ones may continue on
-        lines indented deeper than `parent`), or an empty flow collection."""
+        lines indented deeper than ``parent``), or an empty flow collection."""
         first = text[0]
         if first in _UNSUPPORTED:
             raise CIError(line.number, f"{_UNSUPPORTED[first]} ({text!r}) is not supported")
@@ -389,7 +389,7 @@ def _resolve(found: dict[str, Entry], name: str, seen: tuple[str, ...] = ()) -> 
 
 
 def _ancestors(found: dict[str, Entry], name: str, seen: frozenset = frozenset()) -> list[str]:
-    """Every entry `name` extends, however deep (a loop is _resolve's to report)."""
+    """Every entry ``name`` extends, however deep (a loop is _resolve's to report)."""
     value = found[name].value
     parents = value.get("extends", []) if isinstance(value, dict) else []
     parents = [parents] if isinstance(parents, str) else parents
@@ -470,7 +470,7 @@ def _runs(job: dict, line: int, where: str) -> list[dict[str, str]]:
 
 
 def windows_wheel_jobs(text: str) -> list[WheelJob]:
-    """The Windows wheel jobs of the file's `text`, in file order ([] when it has none:
+    """The Windows wheel jobs of the file's ``text``, in file order ([] when it has none:
     the revision predates Windows wheels in its CI). CIError for what is not understood."""
     found = entries(text)
     mentions = [e.name for e in found.values() if "cibuildwheel" in e.raw]

@@ -34,7 +34,7 @@ class ScriptTooLong(ValueError):
 
 
 def quote(value: str) -> str:
-    """A PowerShell single-quoted string literal holding exactly `value`."""
+    """A PowerShell single-quoted string literal holding exactly ``value``."""
     if "\0" in value:
         raise ValueError("NUL cannot be passed to PowerShell")
     return "'" + "".join(c + c if c in _SINGLE_QUOTES else c for c in value) + "'"
@@ -54,7 +54,7 @@ def literal(value: str | Sequence[str]) -> str:
 
 
 def render(name: str, params: Mapping[str, str | Sequence[str]] | None = None) -> str:
-    """Prelude + parameter assignments + the script `name`, as one PowerShell script."""
+    """Prelude + parameter assignments + the script ``name``, as one PowerShell script."""
     lines = [read_script(PRELUDE).rstrip("\n"), "", "# -- parameters (generated) --"]
     for key, value in (params or {}).items():
         if not _PARAM_NAME.match(key):
@@ -75,7 +75,7 @@ def decode(encoded: str) -> str:
 
 
 def argv(script: str) -> list[str]:
-    """The words that run `script` on a Windows host; none of them needs quoting."""
+    """The words that run ``script`` on a Windows host; none of them needs quoting."""
     words = [POWERSHELL, *POWERSHELL_FLAGS, "-EncodedCommand", encode(script)]
     length = len(" ".join(words))
     if length > MAX_COMMAND_LINE:
@@ -86,7 +86,7 @@ def argv(script: str) -> list[str]:
 
 
 def command_line(script: str) -> str:
-    """The command line that runs `script` on a Windows host (:func:`argv`, joined)."""
+    """The command line that runs ``script`` on a Windows host (:func:`argv`, joined)."""
     return " ".join(argv(script))
 
 

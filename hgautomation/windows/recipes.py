@@ -67,7 +67,7 @@ def check_version(version: str | None, needed_for: str) -> str:
 
 
 def artifact_pattern(artifact: WindowsArtifact) -> str:
-    """Glob matching the file a build of `artifact` leaves in dist\\ (any version)."""
+    """Glob matching the file a build of ``artifact`` leaves in dist\\ (any version)."""
     return artifact.filename("*")
 
 
@@ -103,7 +103,7 @@ def cibuildwheel_selection(artifact: WindowsArtifact) -> dict[str, str]:
 
 def build_step(artifact: WindowsArtifact, version: str | None = None,
                wheel_builder: str = "pip") -> BuildStep:
-    """The script and expectations for building `artifact` (`wheel_builder`: how the
+    """The script and expectations for building ``artifact`` (``wheel_builder``: how the
     checkout builds wheels, "pip" or "cibuildwheel")."""
     pattern = artifact_pattern(artifact)
     params = {"Source": SOURCE, "Dist": DIST, "Arch": artifact.arch, "Pattern": pattern}
@@ -210,7 +210,7 @@ def purges(steps: Sequence[BuildStep]) -> list[bool]:
 
 
 def update_source_script(node: str) -> Script:
-    """Bring C:\\hgdev\\src to `node` and purge it."""
+    """Bring C:\\hgdev\\src to ``node`` and purge it."""
     if not re.fullmatch(r"[0-9a-f]{40}", node):
         raise ValueError(f"not a full node: {node!r}")
     return Script.load("update_source.ps1", {"Hg": HG, "Source": SOURCE, "Node": node})

@@ -6,7 +6,7 @@ Run on the host by the interpreter the tests will use, program read from stdin:
 
 MODE is default, pure or rust (the setup.py flavour run-tests.py checks for).
 
-The build is an editable install in SRC/.local-venv (what `make local` makes), so
+The build is an editable install in SRC/.local-venv (what ``make local`` makes), so
 Python modules, templates and help text are read from the work tree: changing them
 needs no rebuild. Everything else that setup.py compiles or copies (C and Rust
 sources, setup files, translations, contrib/) is a *build input*: the build is keyed
