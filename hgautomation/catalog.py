@@ -107,7 +107,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def command(name: str):
-    """The :class:`~hgautomation.declare.Command` registered as `name` (imports its module)."""
+    """The :class:`~hgautomation.declare.Command` registered as ``name`` (imports its module)."""
     import importlib
 
     module_name, attribute = COMMANDS[name][1].split(":")
@@ -119,5 +119,5 @@ def command(name: str):
 
 
 def help_of(name: str) -> str:
-    """The one-line help of command `name`."""
+    """The one-line help of command ``name``."""
     return COMMANDS[name][0]

@@ -53,7 +53,7 @@ def _escape(match: re.Match) -> str:
 
 
 def printable(text: str) -> str:
-    """`text` with every control character shown as an escape (``\\x1b``, ``\\n``,
+    """``text`` with every control character shown as an escape (``\\x1b``, ``\\n``,
     ``\\r``, ``\\u202e``); tabs stay. Character by character, so the escape of a
     string is the escapes of its parts joined."""
     return _UNPRINTABLE.sub(_escape, text) if _UNPRINTABLE.search(text) else text
@@ -107,7 +107,7 @@ class Console:
 
     # -- the log file ---------------------------------------------------------
     def open_log(self, path, header: str) -> None:
-        """Log every message of this run to `path` (created 0600), starting with `header`."""
+        """Log every message of this run to ``path`` (created 0600), starting with ``header``."""
         import os
 
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -130,7 +130,7 @@ class Console:
             self._to_log(message)
 
     def _to_log(self, text: str) -> None:
-        """Under the lock: `text`, each line stamped, into the log if one is open."""
+        """Under the lock: ``text``, each line stamped, into the log if one is open."""
         if self._log is None and not self._copies:
             return
         stamp = time.strftime("%H:%M:%S", time.gmtime())
@@ -152,7 +152,7 @@ class Console:
     @contextlib.contextmanager
     def copy_to(self, path) -> Iterator[None]:
         """While the block runs, also write what the run's log gets (every message,
-        whatever the verbosity) to `path`, created 0600: one piece of work's own log."""
+        whatever the verbosity) to ``path``, created 0600: one piece of work's own log."""
         import os
 
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -402,7 +402,7 @@ class Console:
         return sha256 if self.verbosity >= VERBOSE else sha256[:12]
 
     def clip(self, text: str, width: int) -> str:
-        """Free text for a table cell: at most `width` characters, ending in "..." when
+        """Free text for a table cell: at most ``width`` characters, ending in "..." when
         cut; all of it with -v (the log has it whole either way)."""
         if self.verbosity >= VERBOSE or len(text) <= width:
             return text
@@ -435,7 +435,7 @@ class Console:
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """"1 instance", "2 instances" (`nouns`: an irregular plural)."""
+    """"1 instance", "2 instances" (``nouns``: an irregular plural)."""
     return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
 
 

@@ -188,7 +188,7 @@ def agent_policy(t: Target) -> dict:
 
 
 def queue_attributes(t: Target, name: str) -> dict[str, str]:
-    """The attributes queue `name` must have (a job's queue redrives to its DLQ)."""
+    """The attributes queue ``name`` must have (a job's queue redrives to its DLQ)."""
     for job in t.jobs:
         if name == model.queue_name(job):
             return store.queue_attributes(t.queue_arn(model.dlq_name(job)))
@@ -224,7 +224,7 @@ def environment(t: Target, queue_urls: dict[str, str | None],
 
 
 def function_config(t: Target, name: str, env: dict[str, str]) -> dict:
-    """UpdateFunctionConfiguration's arguments for function `name`."""
+    """UpdateFunctionConfiguration's arguments for function ``name``."""
     handler, role, timeout, memory = FUNCTIONS[name]
     return {"FunctionName": name, "Runtime": model.LAMBDA_RUNTIME, "Handler": handler,
             "Role": t.role_arn(role), "Timeout": timeout, "MemorySize": memory,
@@ -232,7 +232,7 @@ def function_config(t: Target, name: str, env: dict[str, str]) -> dict:
 
 
 def config_changes(current: dict, wanted: dict) -> list[str]:
-    """The fields of a function's configuration that differ from `wanted`."""
+    """The fields of a function's configuration that differ from ``wanted``."""
     changed = []
     for key, value in wanted.items():
         if key == "FunctionName":
@@ -731,7 +731,7 @@ def _reconcile_role(session: AWSSession, name: str, document: dict, role: dict |
 def _reconcile_inline(kind: str, name: str, document: dict, current: dict[str, Any],
                       change: _Changes, *, put: Callable[[], Any],
                       delete: Callable[[str], Any]) -> None:
-    """Exactly one inline policy, named like its holder, saying `document`."""
+    """Exactly one inline policy, named like its holder, saying ``document``."""
     if name not in current or not same_policy(current[name], document):
         change(kind, name, "update", "permissions", put)
     for other in sorted(set(current) - {name}):

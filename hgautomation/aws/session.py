@@ -360,7 +360,7 @@ def check_endpoint_urls(environ: dict[str, str] | None = None) -> None:
 
 def open_session(region: str, profile: str | None = None) -> AWSSession:
     """The session for a command in *region*, credentials from the standard chain
-    (`profile`: a named profile, as the AWS CLI's --profile)."""
+    (``profile``: a named profile, as the AWS CLI's --profile)."""
     check_endpoint_urls()
     Tuning.from_environment()  # a bad AWS_MAX_ATTEMPTS is exit 3 before anything
     with translate_errors("credentials"):  # reading the profile may already fail

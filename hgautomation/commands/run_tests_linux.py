@@ -1,4 +1,4 @@
-"""`run-tests-linux`: push a revision to Linux hosts, run Mercurial's tests, report.
+"""``run-tests-linux``: push a revision to Linux hosts, run Mercurial's tests, report.
 
 Flow: resolve the revision locally -> get hosts (``--host`` or temporary EC2
 instances) -> per host/shard: prepare /hgwork, push, check out, build (or reuse the

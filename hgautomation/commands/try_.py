@@ -1,4 +1,4 @@
-"""`try`: send the draft ancestry of a revision set to the Try server; print the try's id
+"""``try``: send the draft ancestry of a revision set to the Try server; print the try's id
 and page, and with ``--wait`` follow it (through DynamoDB, with the user's own
 credentials) until every job has ended."""
 

@@ -1,5 +1,5 @@
-"""`try-agent`: take the Try server's jobs from their SQS queues and run them as
-`run-tests-linux` runs a revision, until stopped (or, with ``--drain``, until none waits).
+"""``try-agent``: take the Try server's jobs from their SQS queues and run them as
+``run-tests-linux`` runs a revision, until stopped (or, with ``--drain``, until none waits).
 
 One job: receive its message (invisible to other agents for the lease) -> claim it in
 the table (a conditional write: one agent per attempt) -> renew both every lease/3 ->

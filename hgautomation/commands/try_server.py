@@ -1,4 +1,4 @@
-"""`deploy-try-server` and `destroy-try-server`: the Try server in your AWS account."""
+"""``deploy-try-server`` and ``destroy-try-server``: the Try server in your AWS account."""
 
 from __future__ import annotations
 
