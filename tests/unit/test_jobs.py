@@ -17,7 +17,15 @@ NOW = 1_800_000_000.0
 
 
 @pytest.fixture
-def table():
+def table(monkeypatch):
+    # Fake credentials: without them botocore first asks the instance metadata
+    # service, a one-second time-out per test.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # The suite's moto loads every IAM managed policy (tests/harness/aws.py): a second
+    # per mock, and no test here needs IAM.
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
     with mock_aws():
         resource = boto3.resource("dynamodb", region_name=REGION)
         resource.create_table(
