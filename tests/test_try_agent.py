@@ -1,6 +1,6 @@
 """try-agent and `try --wait` against moto (no test host needed): what happens before a
 host is reached (queues, the table, applying a bundle with no hgrc and no hook) and how
-the client follows a try. The runs on a real host are in tests/linux/test_try_agent.py."""
+the client follows a try. The runs on a real host are in tests/linux/test_try_agent_host.py."""
 
 from __future__ import annotations
 
