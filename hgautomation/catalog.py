@@ -91,6 +91,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "try": (
         "send draft changesets to the Try server",
         "try_:COMMAND"),
+    "deploy-try-server": (
+        "create or repair the Try server (bucket, queues, table, functions, IAM)",
+        "try_server:DEPLOY"),
+    "destroy-try-server": (
+        "remove the Try server and every try it holds",
+        "try_server:DESTROY"),
+    "try-agent": (
+        "run the Try server's jobs as they come (a long-running worker)",
+        "try_agent:COMMAND"),
     "completion": (
         "print a bash or zsh completion script for this tool",
         "completion:COMMAND"),
@@ -98,7 +107,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def command(name: str):
-    """The :class:`~hgautomation.declare.Command` registered as `name` (imports its module)."""
+    """The :class:`~hgautomation.declare.Command` registered as ``name`` (imports its module)."""
     import importlib
 
     module_name, attribute = COMMANDS[name][1].split(":")
@@ -110,5 +119,5 @@ def command(name: str):
 
 
 def help_of(name: str) -> str:
-    """The one-line help of command `name`."""
+    """The one-line help of command ``name``."""
     return COMMANDS[name][0]

@@ -53,7 +53,7 @@ def _escape(match: re.Match) -> str:
 
 
 def printable(text: str) -> str:
-    """`text` with every control character shown as an escape (``\\x1b``, ``\\n``,
+    """``text`` with every control character shown as an escape (``\\x1b``, ``\\n``,
     ``\\r``, ``\\u202e``); tabs stay. Character by character, so the escape of a
     string is the escapes of its parts joined."""
     return _UNPRINTABLE.sub(_escape, text) if _UNPRINTABLE.search(text) else text
@@ -92,6 +92,7 @@ class Console:
         self._status_shown = False
         self._open_line: str | None = None  # prefix of a remote line shown in part
         self._log: IO[str] | None = None
+        self._copies: list[IO[str]] = []  # what the log gets, also written here (copy_to)
         self._wait_logged = 0.0
         # -T json: results and tables go to stderr too; stdout gets one JSON document.
         self.machine = False
@@ -106,7 +107,7 @@ class Console:
 
     # -- the log file ---------------------------------------------------------
     def open_log(self, path, header: str) -> None:
-        """Log every message of this run to `path` (created 0600), starting with `header`."""
+        """Log every message of this run to ``path`` (created 0600), starting with ``header``."""
         import os
 
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -129,17 +130,41 @@ class Console:
             self._to_log(message)
 
     def _to_log(self, text: str) -> None:
-        """Under the lock: `text`, each line stamped, into the log if one is open."""
-        if self._log is None:
+        """Under the lock: ``text``, each line stamped, into the log if one is open."""
+        if self._log is None and not self._copies:
             return
         stamp = time.strftime("%H:%M:%S", time.gmtime())
+        stamped = "".join(f"{stamp} {line}\n" for line in text.split("\n"))
         try:
-            self._log.write("".join(f"{stamp} {line}\n" for line in text.split("\n")))
+            if self._log is not None:
+                self._log.write(stamped)
         except (OSError, ValueError) as exc:
             # A full disk does not stop the run: the log ends, and the run says so once.
             self._log = None
             self._write_unlogged(f"warning: the rest of this run is not logged (cannot "
                                  f"write its log: {getattr(exc, 'strerror', None) or exc})")
+        for copy in list(self._copies):
+            try:
+                copy.write(stamped)
+            except (OSError, ValueError):
+                self._copies.remove(copy)
+
+    @contextlib.contextmanager
+    def copy_to(self, path) -> Iterator[None]:
+        """While the block runs, also write what the run's log gets (every message,
+        whatever the verbosity) to ``path``, created 0600: one piece of work's own log."""
+        import os
+
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8", errors="replace", buffering=1) as copy:
+            with self._lock:
+                self._copies.append(copy)
+            try:
+                yield
+            finally:
+                with self._lock:
+                    if copy in self._copies:
+                        self._copies.remove(copy)
 
     def _write(self, stream: IO[str], text: str, end: str = "\n") -> None:
         with self._lock:
@@ -377,7 +402,7 @@ class Console:
         return sha256 if self.verbosity >= VERBOSE else sha256[:12]
 
     def clip(self, text: str, width: int) -> str:
-        """Free text for a table cell: at most `width` characters, ending in "..." when
+        """Free text for a table cell: at most ``width`` characters, ending in "..." when
         cut; all of it with -v (the log has it whole either way)."""
         if self.verbosity >= VERBOSE or len(text) <= width:
             return text
@@ -410,7 +435,7 @@ class Console:
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """"1 instance", "2 instances" (`nouns`: an irregular plural)."""
+    """"1 instance", "2 instances" (``nouns``: an irregular plural)."""
     return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
 
 

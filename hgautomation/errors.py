@@ -178,6 +178,13 @@ class TryOutcomeUnknown(TryServerError):
     label = "try outcome unknown"
 
 
+class TryJobError(HgAutomationError):
+    """A try's job ended in error, was cancelled or timed out (``try --wait``)."""
+
+    exit_code = 16
+    label = "try job"
+
+
 class Interrupted(HgAutomationError):
     """SIGINT or SIGTERM: cleanup ran, then we stop."""
 

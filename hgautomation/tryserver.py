@@ -289,3 +289,90 @@ def _read_reply(body) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+# -- following a try -------------------------------------------------------------------
+
+_TRY_LINE = re.compile(r"^try (\S+):")
+WAIT_INTERVAL = 5.0  # seconds between two reads of a try being followed
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What the server's reply says about the new try: its id and its page's address
+    (the first line is ``try <id>: ...``, the last the page); None when it does not."""
+
+    try_id: str | None
+    url: str | None
+
+
+def submitted(messages: list[str]) -> Submitted:
+    """Read the try id and the page from the upload function's reply lines."""
+    from hgautomation.server import model
+
+    found = _TRY_LINE.match(messages[0]) if messages else None
+    try_id = found.group(1) if found and model.TRY_ID_RE.match(found.group(1)) else None
+    last = messages[-1].strip() if messages else ""
+    url = last if try_id and (last.startswith(("https://", "http://", "/"))) \
+        and not any(c.isspace() for c in last) else None
+    return Submitted(try_id, url)
+
+
+def open_table(session: AWSSession, name: str):
+    """The Try server's DynamoDB table, read with the user's own credentials."""
+    return session.boto.resource("dynamodb", config=session.config).Table(name)
+
+
+def read_try(table, try_id: str) -> dict:
+    """The try as ``/api/try/<id>`` shows it; TryServerError when the table lacks it."""
+    from hgautomation.aws.session import translate_errors
+    from hgautomation.server import jobs
+
+    with translate_errors(f"dynamodb:GetItem {table.name}"):
+        document = jobs.try_document(table, try_id)
+    if document is None:
+        raise errors.TryServerError(
+            f"try {try_id} is not in the table {table.name}",
+            hint="check --table and --aws-region")
+    return document
+
+
+def follow(table, try_id: str, on_change, *, interval: float = WAIT_INTERVAL,
+           sleep=None) -> dict:
+    """Read the try until every job has ended; ``on_change(job)`` for each new state or
+    attempt of a job (once for each at the start). Returns the final document."""
+    import time
+
+    from hgautomation.server import model
+
+    sleep = sleep or time.sleep
+    seen: dict[str, tuple] = {}
+    while True:
+        document = read_try(table, try_id)
+        for job in document["jobs"]:
+            now = (job["state"], job["attempt"])
+            if seen.get(job["name"]) != now:
+                seen[job["name"]] = now
+                on_change(job)
+        if document["jobs"] and all(j["state"] in model.FINAL for j in document["jobs"]):
+            return document
+        sleep(interval)
+
+
+def check_outcome(document: dict) -> None:
+    """Raise for a try that did not pass: TestsFailed (exit 1) when tests failed,
+    TryJobError (15) for a job in error, cancelled or timed out."""
+    from hgautomation.server import model
+
+    bad = [j for j in document["jobs"] if j["state"] != model.PASSED]
+    if not bad:
+        return
+    broken = [j for j in bad if j["state"] != model.FAILED]
+    if broken:
+        names = ", ".join(f"{j['name']} {j['state']}" for j in broken)
+        raise errors.TryJobError(f"try {document['id']}: {names}",
+                                 hint="the try's page shows why")
+    names = sorted({name for j in bad for name in j["failed"]})
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    raise errors.TestsFailed(f"try {document['id']}: {len(names)} test"
+                             f"{'' if len(names) == 1 else 's'} failed: {shown}")

@@ -1,6 +1,7 @@
 """Session-wide isolation and the real loopback servers as pytest fixtures.
 
-Fixtures: `cli` (the real CLI in a subprocess), `aws` / `aws_fresh` (moto), `ssh_host`
+Fixtures: `cli` (the real CLI in a subprocess), `aws` / `aws_fresh` (moto),
+`lambda_runtime` (runs deployed Lambda functions beside moto), `ssh_host`
 (sshd), `sshd_workdir` (for more sshds), `hg_source` (Mercurial's source as a repo),
 `pypi` (pypiserver). See tests/harness/.
 """
@@ -16,8 +17,9 @@ from pathlib import Path
 import pytest
 from harness import aws as aws_harness
 from harness import hgsource, sshd
+from harness import lambda_runtime as lambda_harness
 from harness import pypi as pypi_harness
-from harness.cli import CLI
+from harness.cli import CLI, PROJECT
 from harness.net import endpoint_guard_error
 
 # moto reads MOTO_AMIS_PATH when moto.ec2 is first imported, which a test module
@@ -103,6 +105,32 @@ def aws_fresh(aws: aws_harness.MotoServer) -> aws_harness.MotoServer:
     """The session's moto server, reset to its base images before this test."""
     aws.reset()
     return aws
+
+
+@pytest.fixture(scope="session")
+def lambda_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An interpreter with boto3 and nothing else (what the stock Lambda runtime offers),
+    built once per session from the wheels tests/run caches."""
+    wheels = PROJECT / "build" / "cache" / "wheels"
+    if not any(wheels.glob("boto3-*.whl")):
+        pytest.skip(f"no boto3 wheel in {wheels}: tests/run downloads it")
+    return lambda_harness.build_python(tmp_path_factory.mktemp("lambda-python") / "venv",
+                                       wheels)
+
+
+@pytest.fixture(scope="session")
+def lambda_runtime(aws: aws_harness.MotoServer, lambda_python: Path,
+                   tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[lambda_harness.LambdaRuntime]:
+    """The local Lambda runtime in front of `aws`: .env (AWS_ENDPOINT_URL_LAMBDA, for
+    `cli.run(env=...)`), .local_url(function URL), .invocations. Functions deployed
+    through it run from their zip in `lambda_python`; see tests/harness/lambda_runtime.py."""
+    runtime = lambda_harness.start(aws.endpoint_url, lambda_python,
+                                   tmp_path_factory.mktemp("lambda"), aws.region)
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
 
 
 @pytest.fixture(scope="session")

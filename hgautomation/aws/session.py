@@ -181,7 +181,9 @@ def _refuse_html(response_dict=None, **kwargs) -> None:
 
     headers = (response_dict or {}).get("headers") or {}
     content_type = str(headers.get("content-type", headers.get("Content-Type", "")))
-    if content_type.lower().startswith("text/html"):
+    # An empty answer is no page, whatever its label (moto's server labels S3's empty
+    # answers text/html).
+    if content_type.lower().startswith("text/html") and (response_dict or {}).get("body"):
         raise ResponseParserError("an HTML page instead of an AWS response")
 
 
@@ -358,7 +360,7 @@ def check_endpoint_urls(environ: dict[str, str] | None = None) -> None:
 
 def open_session(region: str, profile: str | None = None) -> AWSSession:
     """The session for a command in *region*, credentials from the standard chain
-    (`profile`: a named profile, as the AWS CLI's --profile)."""
+    (``profile``: a named profile, as the AWS CLI's --profile)."""
     check_endpoint_urls()
     Tuning.from_environment()  # a bad AWS_MAX_ATTEMPTS is exit 3 before anything
     with translate_errors("credentials"):  # reading the profile may already fail

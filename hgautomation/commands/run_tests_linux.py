@@ -1,4 +1,4 @@
-"""`run-tests-linux`: push a revision to Linux hosts, run Mercurial's tests, report.
+"""``run-tests-linux``: push a revision to Linux hosts, run Mercurial's tests, report.
 
 Flow: resolve the revision locally -> get hosts (``--host`` or temporary EC2
 instances) -> per host/shard: prepare /hgwork, push, check out, build (or reuse the
@@ -9,9 +9,11 @@ summarize (time to connect and sync, to build, to test), exit 1 if a test failed
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import dataclasses
 import datetime
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +64,22 @@ class ShardResult:
 
 
 @dataclass(frozen=True)
+class Machines:
+    """Where a run happens: the ``--host`` hosts, else temporary EC2 instances."""
+
+    hosts: StaticHosts
+    instances: int | None
+    filesystem: str
+    distro: str
+    instance_type: str
+    python_version: str
+    aws: AWSOptions
+    # False: EC2 instances get no instance profile (no AWS credentials at all), for
+    # untrusted code (the Try server's jobs).
+    instance_profile: bool = True
+
+
+@dataclass(frozen=True)
 class RunTestsLinuxOptions:
     template: str
     distro: str
@@ -78,6 +96,12 @@ class RunTestsLinuxOptions:
     rebuild: bool
     aws: AWSOptions
     test_flags: tuple[str, ...]
+
+    @property
+    def machines(self) -> Machines:
+        return Machines(hosts=self.hosts, instances=self.instances, filesystem=self.filesystem,
+                        distro=self.distro, instance_type=self.instance_type,
+                        python_version=self.python_version, aws=self.aws)
 
 
 def main(ctx: Context, opts: RunTestsLinuxOptions) -> int:
@@ -109,31 +133,50 @@ def main(ctx: Context, opts: RunTestsLinuxOptions) -> int:
                   test_flags=tuple(opts.test_flags), filesystem=opts.filesystem,
                   results_dir=results_dir, plan=plan, rebuild=opts.rebuild)
 
-    if opts.hosts.specs:
-        if opts.filesystem not in STATIC_FILESYSTEMS:
-            raise errors.UsageError(
-                f"--filesystem {opts.filesystem} needs a spare block device, which only "
-                "EC2 runs attach", hint=f"with --host use {' or '.join(STATIC_FILESYSTEMS)}")
-        if opts.instances is not None and opts.instances != len(opts.hosts.specs):
-            raise errors.UsageError(
-                f"--instances {opts.instances} with --host needs {opts.instances} --host "
-                f"values (got {len(opts.hosts.specs)})")
-        shards = _run_all(static_hosts(ctx, opts.hosts), run)
-    else:
-        if opts.hosts.accept_new_host_key:
-            raise errors.UsageError("--accept-new-host-key applies to --host only "
-                                    "(EC2 host keys are generated and pinned by the tool)")
-        from hgautomation.linux import ec2
-
-        with open_aws(ctx, opts.aws, kinds=("linux",)) as aws, ec2.temporary_hosts(
-                ctx, aws, count=opts.instances or 1, distro=opts.distro,
-                instance_type=opts.instance_type, python=opts.python_version,
-                needs_disk=opts.filesystem not in STATIC_FILESYSTEMS) as targets:
-            shards = _run_all(targets, run)
+    check_machines(opts.machines)
+    with machines(ctx, opts.machines) as targets:
+        shards = run_all(targets, run)
     return _summarize(shards, results_dir, time.monotonic() - start)
 
 
-def _run_all(targets: list[hosts.Host], run: TestRun) -> list[ShardResult]:
+def check_machines(wanted: Machines) -> None:
+    """Refuse option combinations the hosts cannot serve (before any host is touched)."""
+    if wanted.hosts.specs:
+        if wanted.filesystem not in STATIC_FILESYSTEMS:
+            raise errors.UsageError(
+                f"--filesystem {wanted.filesystem} needs a spare block device, which only "
+                "EC2 runs attach", hint=f"with --host use {' or '.join(STATIC_FILESYSTEMS)}")
+        if wanted.instances is not None and wanted.instances != len(wanted.hosts.specs):
+            raise errors.UsageError(
+                f"--instances {wanted.instances} with --host needs {wanted.instances} --host "
+                f"values (got {len(wanted.hosts.specs)})")
+    elif wanted.hosts.accept_new_host_key:
+        raise errors.UsageError("--accept-new-host-key applies to --host only "
+                                "(EC2 host keys are generated and pinned by the tool)")
+
+
+@contextlib.contextmanager
+def machines(ctx: Context, wanted: Machines) -> Iterator[list[hosts.Host]]:
+    """The hosts of one run: the ``--host`` hosts, or temporary EC2 instances (with the
+    dead-man switch) terminated when the block ends, whatever happened."""
+    if wanted.hosts.specs:
+        yield static_hosts(ctx, wanted.hosts)
+        return
+    from hgautomation.linux import ec2
+
+    with open_aws(ctx, wanted.aws, kinds=("linux",)) as aws:
+        if not wanted.instance_profile:
+            aws = dataclasses.replace(aws, account=dataclasses.replace(
+                aws.state, instance_profile_arn=""))
+        with ec2.temporary_hosts(
+                ctx, aws, count=wanted.instances or 1, distro=wanted.distro,
+                instance_type=wanted.instance_type, python=wanted.python_version,
+                needs_disk=wanted.filesystem not in STATIC_FILESYSTEMS) as targets:
+            yield targets
+
+
+def run_all(targets: list[hosts.Host], run: TestRun) -> list[ShardResult]:
+    """Run ``run`` on every target (a shard each, in parallel when several)."""
     total = len(targets)
     shards = [ShardResult(label=t.label) for t in targets]
     prefixes = [f"[{t.label}] " if total > 1 else "" for t in targets]
@@ -238,14 +281,24 @@ def _summary_json(shards: Sequence[ShardResult], report, results_dir: Path,
     }
 
 
-def _summarize(shards: list[ShardResult], results_dir: Path, total_seconds: float) -> int:
-    out = console.get()
+def merged_report(shards: Sequence[ShardResult], results_dir: Path) -> linux.Report | None:
+    """The shards' reports as one (written to ``results_dir/report.json`` when there are
+    several shards; one shard's report is there already); None when no shard has one."""
     reports = [s for s in shards if s.report is not None]
+    if not reports:
+        return None
     merged = linux.Report()
     for shard in reports:
         merged.merge(linux.Report.load(shard.report))
-    if len(shards) > 1 and reports:
+    if len(shards) > 1:
         merged.write(results_dir / "report.json")
+    return merged
+
+
+def _summarize(shards: list[ShardResult], results_dir: Path, total_seconds: float) -> int:
+    out = console.get()
+    reports = [s for s in shards if s.report is not None]
+    merged = merged_report(shards, results_dir) or linux.Report()
     passed, failed, skipped = merged.passed, merged.failed, merged.skipped
     if reports:
         out.result(f"passed {len(passed)}, failed {len(failed)}, skipped {len(skipped)} "

@@ -7,6 +7,7 @@ wheels publishes them and an older one is not asked for them.
 
 from __future__ import annotations
 
+import os
 import stat
 import zipfile
 from pathlib import Path
@@ -26,8 +27,8 @@ def collect(dist: Path, version: str, builds: WindowsBuilds) -> list[Artifact]:
     """The whole expected set from ``dist``, each file looked at (:func:`problem`); an
     ArtifactError lists every missing file, else every file that is not what it says."""
     expected = expected_names(builds, version)
-    missing = [name for _, name in expected
-               if not (dist / name).is_file() and not (dist / name).is_symlink()]
+    # What is there but is no regular file (a symlink, a directory) is looked at below.
+    missing = [name for _, name in expected if not os.path.lexists(dist / name)]
     if missing:
         raise errors.ArtifactError(
             f"{len(missing)} of {len(expected)} artifacts for {version} missing in "

@@ -83,12 +83,15 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # per-command declarations and the reference rendered from them) belong here.
     ("entry", "open", ("cli", "arguments", "catalog", "declare", "reference", "commands")),
     ("platforms", "within", ("linux", "windows")),
-    ("services", "within", ("publish", "tryserver")),
+    ("services", "within", ("publish", "tryserver", "trydeploy")),
     ("hosts and the repository", "within", ("hosts", "hgrepo")),
     ("infrastructure", "within", ("aws", "ssh")),
     ("shared records", "within", ("artifacts", "keygen", "poll", "windows_builds")),
     ("bottom", "open", ("console", "errors", "state", "options", "platforms", "context",
                         "settings", "streams", "")),  # "": the package's __init__
+    # The Try server's Lambda code: zipped and run by the stock runtime (standard
+    # library and boto3 only), so it imports nothing of ours but itself.
+    ("shipped to Lambda", "within", ("server",)),
     # Run on the hosts as files, so they can import nothing of ours.
     ("scripts shipped to hosts", "within", ("linux.scripts", "windows.scripts",
                                            "aws.scripts")),

@@ -1,0 +1,550 @@
+"""``try-agent``: take the Try server's jobs from their SQS queues and run them as
+``run-tests-linux`` runs a revision, until stopped (or, with ``--drain``, until none waits).
+
+One job: receive its message (invisible to other agents for the lease) -> claim it in
+the table (a conditional write: one agent per attempt) -> renew both every lease/3 ->
+download the try's bundle -> apply it to a fresh clone of ``-R`` with no hgrc and no
+hook -> run the tests on ``--host`` or temporary EC2 instances -> upload the log and the
+JSON report -> record the result -> delete the message. SIGINT/SIGTERM stop the run and
+put the job back at once; an agent lost outright loses the job when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hgautomation import console, errors, hgrepo, linux, options, platforms
+from hgautomation.commands import aws_options, host_options, open_aws, static_hosts
+from hgautomation.commands.run_tests_linux import (
+    Machines,
+    ShardResult,
+    TestRun,
+    check_machines,
+    machines,
+    merged_report,
+    run_all,
+)
+from hgautomation.commands.try_ import table_name
+from hgautomation.context import Context
+from hgautomation.declare import Command, Option
+from hgautomation.options import AWSOptions, StaticHosts
+from hgautomation.server import jobs, model
+
+MAX_LEASE = 12 * 3600  # SQS's longest visibility timeout
+LONG_POLL = 20  # SQS's longest receive wait
+DRAIN_POLL = 2  # --drain: how long an empty queue is asked before the agent stops
+# hg applying a bundle from a stranger: no configuration file at all (HGRCPATH empty: no
+# system or user hgrc; HGRCSKIPREPO: not even the repository's), so no hook and no
+# extension can run.
+UNTRUSTED_HG_ENV = {"HGRCPATH": "", "HGRCSKIPREPO": "1"}  # HGPLAIN: LocalRepo.run
+
+
+@dataclass(frozen=True)
+class TryAgentOptions:
+    job: tuple[str, ...]
+    lease: int
+    drain: bool
+    table: str
+    bucket: str | None
+    distro: str
+    filesystem: str
+    instance_type: str
+    python_version: str
+    hosts: StaticHosts
+    instances: int | None
+    hg: str
+    full_install: bool
+    aws: AWSOptions
+    test_flags: tuple[str, ...]
+
+    @property
+    def jobs(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.job or model.DEFAULT_JOBS))
+
+    @property
+    def machines(self) -> Machines:
+        return Machines(hosts=self.hosts, instances=self.instances, filesystem=self.filesystem,
+                        distro=self.distro, instance_type=self.instance_type,
+                        python_version=self.python_version, aws=self.aws,
+                        instance_profile=False)  # tested code is untrusted
+
+
+# -- pure parts --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Message:
+    """One received job message: which try and job, and SQS's handle on it."""
+
+    try_id: str
+    job: str
+    receipt: str
+    receives: int
+
+
+def parse_message(raw: dict, job: str) -> Message | None:
+    """The job message ``raw`` (as ReceiveMessage returns it) of ``job``'s queue, or None
+    when it is not one (it is deleted: nothing can run it)."""
+    try:
+        body = json.loads(raw.get("Body", ""))
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("job") != job \
+            or not isinstance(body.get("try"), str) or not model.TRY_ID_RE.match(body["try"]):
+        return None
+    try:
+        receives = int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+    except ValueError:
+        receives = 1
+    return Message(body["try"], job, raw["ReceiptHandle"], receives)
+
+
+def outcome(shards: Sequence[ShardResult], report: linux.Report | None) -> tuple[str, str]:
+    """(state, error text) of a finished run, as run-tests-linux judges it: failed
+    tests -> failed; a shard that ended without a report or with a bad status -> error."""
+    if report is not None and report.failed:
+        return model.FAILED, ""
+    broken = [s for s in shards if s.status not in (0, None) or s.report is None]
+    if broken or report is None:
+        s = broken[0] if broken else shards[0]
+        return model.ERROR, (f"run-tests.py on {s.label} exited {s.status} "
+                             + ("without a report" if s.report is None
+                                else "with no failing test reported"))
+    return model.PASSED, ""
+
+
+def failures(report: linux.Report) -> tuple[dict, ...]:
+    """The failed tests and their output (run-tests.py's ``diff``: the .err diff)."""
+    return jobs.cut_failures([(name, str(report.results[name].get("diff") or ""))
+                              for name in report.failed])
+
+
+def wait_seconds(queues: int, drain: bool) -> int:
+    """How long one receive waits: a long poll shared by the queues, short with --drain."""
+    return DRAIN_POLL if drain else max(1, LONG_POLL // max(queues, 1))
+
+
+def agent_id() -> str:
+    """This agent in the table's ``lease_owner``: host, process and a random part."""
+    return f"{socket.gethostname()[:64]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+# -- the lease ---------------------------------------------------------------------
+
+class Lease:
+    """Renews the job's lease (the table and the message's visibility) every lease/3 in
+    a thread while the block runs; ``lost`` when another agent has taken the job over."""
+
+    def __init__(self, renew: Callable[[], bool], interval: float):
+        self._renew = renew
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="try-lease", daemon=True)
+        self.lost = False
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                if not self._renew():
+                    self.lost = True
+                    console.get().warn("the job's lease was taken over by another agent: "
+                                       "its result will not be recorded")
+                    return
+            except Exception as exc:  # noqa: BLE001 - a network hiccup: try again next time
+                console.get().warn(f"renewing the job's lease failed: {exc}")
+
+    def __enter__(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+# -- applying a bundle ---------------------------------------------------------------
+
+def apply_bundle(source: hgrepo.LocalRepo, bundle: Path, node: str,
+                 into: Path) -> hgrepo.LocalRepo:
+    """A clone of ``source`` (no working copy) with ``bundle`` applied, which must hold
+    ``node``; hg reads no configuration file at all while doing it."""
+    try:
+        source.run("clone", "-U", "-q", str(source.root), str(into), env=UNTRUSTED_HG_ENV,
+                   timeout=1800)
+    except errors.LocalRepoError as exc:
+        raise errors.LocalRepoError(f"cannot clone {source.root}: {exc.message}") from exc
+    clone = hgrepo.LocalRepo(into, hg=source.hg)
+    try:
+        clone.run("unbundle", str(bundle), env=UNTRUSTED_HG_ENV, timeout=1800)
+    except errors.LocalRepoError as exc:
+        raise errors.TryServerError(
+            f"the try's bundle cannot be applied: {exc.message}") from exc
+    found = clone.run("log", "-r", node, "-T", "{node}", env=UNTRUSTED_HG_ENV, check=False)
+    if found.returncode != 0 or found.stdout.decode().strip() != node:
+        raise errors.TryServerError(
+            f"the try's bundle does not contain its node {node[:12]}: refused")
+    return clone
+
+
+# -- the agent -----------------------------------------------------------------------
+
+@dataclass
+class Queue:
+    job: str
+    url: str
+    dlq_url: str | None
+
+
+class Agent:
+    """The loop: take a job, run it, record it; one job at a time."""
+
+    def __init__(self, ctx: Context, opts: TryAgentOptions, session: Any, bucket: str,
+                 queues: list[Queue]):
+        self.ctx = ctx
+        self.opts = opts
+        self.session = session
+        self.bucket = bucket
+        self.queues = queues
+        self.owner = agent_id()
+        self.sqs = session.client("sqs")
+        self.s3 = session.client("s3")
+        self.table = session.boto.resource("dynamodb", config=session.config).Table(opts.table)
+        # The lease thread's own: boto3 resources are not thread-safe.
+        self.lease_table = session.boto.resource("dynamodb",
+                                                 config=session.config).Table(opts.table)
+        self.source = hgrepo.LocalRepo(ctx.hg_repo, hg=opts.hg)
+        self.ran = 0
+
+    # -- receiving
+    def receive(self) -> tuple[Queue, dict] | None:
+        wait = wait_seconds(len(self.queues), self.opts.drain)
+        for queue in self.queues:
+            found = self.sqs.receive_message(
+                QueueUrl=queue.url, MaxNumberOfMessages=1, WaitTimeSeconds=wait,
+                VisibilityTimeout=self.opts.lease,
+                AttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
+            if found:
+                return queue, found[0]
+        return None
+
+    def dead_letters(self) -> None:
+        """Jobs whose message went to the dead-letter queue end in ``error`` (unless an
+        agent still holds a live lease on them)."""
+        for queue in self.queues:
+            if queue.dlq_url is None:
+                continue
+            found = self.sqs.receive_message(
+                QueueUrl=queue.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                VisibilityTimeout=min(self.opts.lease, MAX_LEASE)).get("Messages", [])
+            for raw in found:
+                message = parse_message(raw, queue.job)
+                if message is not None:
+                    item = jobs.get_job(self.table, message.try_id, queue.job)
+                    if item is not None and item.get("state") == model.RUNNING \
+                            and float(item.get("lease_until", 0)) >= time.time():
+                        continue  # its agent is alive: look again when the message returns
+                    if jobs.give_up(self.table, message.try_id, queue.job, time.time(),
+                                    f"gave up: the job's message was received "
+                                    f"{model.MAX_ATTEMPTS} times without a result"):
+                        console.get().result(f"job {queue.job} of try {message.try_id}: "
+                                             "error (dead letter)")
+                self.sqs.delete_message(QueueUrl=queue.dlq_url,
+                                        ReceiptHandle=raw["ReceiptHandle"])
+
+    # -- one job
+    def handle(self, queue: Queue, raw: dict) -> None:
+        out = console.get()
+        message = parse_message(raw, queue.job)
+        if message is None:
+            out.warn(f"deleted a message of queue {model.queue_name(queue.job)} that names "
+                     f"no job: {raw.get('Body', '')[:200]!r}")
+            self._delete(queue, raw["ReceiptHandle"])
+            return
+        what = f"job {message.job} of try {message.try_id}"
+        if message.receives > model.MAX_ATTEMPTS:
+            jobs.give_up(self.table, message.try_id, message.job, time.time(),
+                         f"gave up: the job's message was received {message.receives} times")
+            self._delete(queue, message.receipt)
+            out.result(f"{what}: error (received {message.receives} times)")
+            return
+        attempt = jobs.claim(self.table, message.try_id, message.job, self.owner,
+                             self.opts.lease, time.time())
+        if attempt is None:
+            self._not_mine(queue, message, what)
+            return
+        out.info(f"==> {what}: attempt {attempt}")
+        try:
+            with Lease(lambda: self._renew(queue, message, attempt),
+                       max(self.opts.lease / 3, 1)) as lease:
+                result = self.run(message, attempt)
+        except BaseException:
+            # Ctrl-C, SIGTERM, a bug: the job goes back for another agent, at once.
+            self._put_back(queue, message, attempt)
+            raise
+        if lease.lost or not jobs.record(self.table, message.try_id, message.job,
+                                         self.owner, attempt, result, time.time()):
+            out.warn(f"{what}: another agent took the job over; this result is dropped")
+            return
+        self._delete(queue, message.receipt)
+        self.ran += 1
+        summary = (f"{result.passed} passed, {len(result.failed)} failed, {result.skipped} "
+                   f"skipped" if result.state != model.ERROR else result.error)
+        out.result(f"{what}: {result.state} ({summary}) in {result.duration:.1f}s")
+        for name in result.failed:
+            out.result(f"failed: {name}")
+
+    def _not_mine(self, queue: Queue, message: Message, what: str) -> None:
+        item = jobs.get_job(self.table, message.try_id, message.job)
+        if item is None or item.get("state") in model.FINAL:
+            # Ended (or expired, or gave up just now): the message has nothing left to do.
+            self._delete(queue, message.receipt)
+            console.get().info(f"{what}: {item.get('state') if item else 'unknown'}; "
+                               "message deleted")
+            return
+        # Another agent holds a live lease: look again when it should have ended.
+        remaining = float(item.get("lease_until", 0)) - time.time()
+        self.sqs.change_message_visibility(
+            QueueUrl=queue.url, ReceiptHandle=message.receipt,
+            VisibilityTimeout=int(min(max(remaining, 0) + 1, MAX_LEASE)))
+        console.get().info(f"{what}: held by {item.get('lease_owner')}")
+
+    def _renew(self, queue: Queue, message: Message, attempt: int) -> bool:
+        self.sqs.change_message_visibility(QueueUrl=queue.url, ReceiptHandle=message.receipt,
+                                           VisibilityTimeout=self.opts.lease)
+        return jobs.renew(self.lease_table, message.try_id, message.job, self.owner, attempt,
+                          self.opts.lease, time.time())
+
+    def _put_back(self, queue: Queue, message: Message, attempt: int) -> None:
+        out = console.get()
+        try:
+            requeued = jobs.requeue(self.table, message.try_id, message.job, self.owner,
+                                    attempt)
+            # Visible at once: another agent takes it (or, if it has ended meanwhile,
+            # finds it ended and deletes the message).
+            self.sqs.change_message_visibility(QueueUrl=queue.url,
+                                               ReceiptHandle=message.receipt,
+                                               VisibilityTimeout=0)
+            out.info(f"job {message.job} of try {message.try_id}: "
+                     + ("put back in the queue" if requeued else "no longer ours"))
+        except Exception as exc:  # noqa: BLE001 - the lease runs out instead
+            out.warn(f"could not put the job back ({exc}); another agent takes it when "
+                     "the lease runs out")
+
+    def _delete(self, queue: Queue, receipt: str) -> None:
+        self.sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=receipt)
+
+    # -- running it
+    def run(self, message: Message, attempt: int) -> jobs.JobResult:
+        """Run one attempt; its log and report go to S3. A failure of the try's own
+        (a bad bundle, a host that gives up) is an ``error`` result, not an exception."""
+        out = console.get()
+        start = time.monotonic()
+        log_key = model.log_key(message.try_id, message.job, attempt)
+        report_key = model.report_key(message.try_id, message.job, attempt)
+        with tempfile.TemporaryDirectory(prefix="hgautomation-try-job-") as tmp:
+            work = Path(tmp)
+            log = work / "log.txt"
+            report = None
+            with out.copy_to(log):
+                out.info(f"try {message.try_id}, job {message.job}, attempt {attempt}, "
+                         f"agent {self.owner}")
+                try:
+                    shards, report = self._test(message, work)
+                    state, error = outcome(shards, report)
+                except errors.HgAutomationError as exc:
+                    state, error = model.ERROR, exc.one_line()
+                    out.info(error)
+                out.info(f"result: {state}" + (f" ({error})" if error else ""))
+            self.s3.upload_file(str(log), self.bucket, log_key,
+                                ExtraArgs={"ContentType": "text/plain; charset=utf-8"})
+            if report is not None:
+                report.write(work / "report-merged.json")
+                self.s3.upload_file(str(work / "report-merged.json"), self.bucket,
+                                    report_key, ExtraArgs={"ContentType": "application/json"})
+        return jobs.JobResult(
+            state=state, error=error, duration=time.monotonic() - start, log_key=log_key,
+            report_key=report_key if report is not None else None,
+            passed=len(report.passed) if report else 0,
+            failed=tuple(report.failed) if report else (),
+            skipped=len(report.skipped) if report else 0,
+            failures=failures(report) if report else ())
+
+    def _test(self, message: Message, work: Path
+              ) -> tuple[list[ShardResult], linux.Report | None]:
+        out = console.get()
+        item = jobs.get_try(self.table, message.try_id)
+        if item is None:
+            raise errors.TryServerError(f"try {message.try_id} is not in the table "
+                                        "(expired or deleted)")
+        node = str(item.get("node", ""))
+        if not model.NODE_RE.match(node):
+            raise errors.TryServerError(f"try {message.try_id} names no valid node")
+        bundle = work / "bundle.hg"
+        key = str(item.get("bundle_key") or model.bundle_key(message.try_id))
+        with out.step(f"download the bundle ({key})"):
+            from botocore.exceptions import ClientError
+
+            try:
+                self.s3.download_file(self.bucket, key, str(bundle))
+            except ClientError as exc:
+                raise errors.TryServerError(
+                    f"cannot download the try's bundle s3://{self.bucket}/{key}: {exc}"
+                ) from exc
+        with out.step(f"apply it to a clean clone of {self.source.root}"):
+            clone = apply_bundle(self.source, bundle, node, work / "repo")
+        out.info(f"node {node}, branch {item.get('branch', '')}, user {item.get('user', '')}")
+        results = work / "results"
+        results.mkdir()
+        plan = linux.build_plan(self.opts.test_flags, full_install=self.opts.full_install)
+        run = TestRun(repo=clone, node=node, diff=None,
+                      python=linux.python_path(self.opts.python_version),
+                      test_flags=tuple(self.opts.test_flags), filesystem=self.opts.filesystem,
+                      results_dir=results, plan=plan)
+        with machines(self.ctx, self.opts.machines) as targets:
+            shards = run_all(targets, run)
+        return shards, merged_report(shards, results)
+
+
+def _lookup_queues(sqs: Any, names: Sequence[str], region: str) -> list[Queue]:
+    from botocore.exceptions import ClientError
+
+    found = []
+    for job in names:
+        try:
+            url = sqs.get_queue_url(QueueName=model.queue_name(job))["QueueUrl"]
+        except ClientError as exc:
+            if "NonExistentQueue" in str(exc.response.get("Error", {}).get("Code", "")):
+                raise errors.TryServerError(
+                    f"no queue {model.queue_name(job)} in region {region}: the Try server "
+                    f"has no job {job!r} here",
+                    hint="deploy-try-server --job NAME creates it; check --aws-region") from exc
+            raise
+        try:
+            dlq = sqs.get_queue_url(QueueName=model.dlq_name(job))["QueueUrl"]
+        except ClientError:
+            dlq = None
+        found.append(Queue(job, url, dlq))
+    return found
+
+
+def _check_table(table: Any, region: str) -> None:
+    """DescribeTable: a missing table is one line now, not an error per job later."""
+    from botocore.exceptions import ClientError
+
+    try:
+        table.load()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise errors.TryServerError(
+                f"no table {table.name} in region {region}: is the Try server deployed "
+                "here?", hint="deploy-try-server creates it; check --table and "
+                              "--aws-region") from exc
+        raise
+
+
+def main(ctx: Context, opts: TryAgentOptions) -> int:
+    out = console.get()
+    # Everything local first: the repository, the hg to drive it, the hosts, the flags.
+    source = hgrepo.LocalRepo(ctx.hg_repo, hg=opts.hg)
+    source.run("root")
+    check_machines(opts.machines)
+    if opts.hosts.specs:
+        static_hosts(ctx, opts.hosts)
+    linux.build_plan(opts.test_flags, full_install=opts.full_install)
+    with open_aws(ctx, opts.aws, with_owner=False) as aws:
+        from hgautomation.aws.session import translate_errors
+
+        session = aws.session
+        with translate_errors("try-agent"):
+            queues = _lookup_queues(session.client("sqs"), opts.jobs, session.region)
+            bucket = opts.bucket or model.bucket_name(
+                session.caller_identity()["Account"], session.region)
+            agent = Agent(ctx, opts, session, bucket, queues)
+            _check_table(agent.table, session.region)
+            out.info(f"agent {agent.owner}: jobs {', '.join(opts.jobs)}, lease "
+                     f"{opts.lease}s, table {opts.table}, bucket {bucket}")
+            while True:
+                got = agent.receive()
+                if got is None:
+                    # Idle: end the jobs whose message went to the dead-letter queue
+                    # (a receive may just have moved one there).
+                    agent.dead_letters()
+                    if opts.drain:
+                        out.result(f"no job waiting: {agent.ran} job"
+                                   f"{'' if agent.ran == 1 else 's'} run")
+                        return 0
+                    continue
+                agent.handle(*got)
+
+
+def _bucket_name(text: str) -> str:
+    if not (3 <= len(text) <= 63) or not all(c.isascii() and (c.islower() or c.isdigit()
+                                                              or c in ".-") for c in text):
+        raise errors.UsageError(f"invalid S3 bucket name {text!r}")
+    return text
+
+
+def _job_name(text: str) -> str:
+    if not model.JOB_NAME_RE.match(text):
+        raise errors.UsageError(f"invalid job name {text!r} (lowercase letters, digits and "
+                                "dashes, at most 32)")
+    return text
+
+
+COMMAND = Command(
+    "try-agent",
+    options=(
+        Option("--job", kind="append", metavar="NAME", validator=_job_name,
+               help="take jobs of this name (repeatable; default: "
+                    f"{', '.join(model.DEFAULT_JOBS)})"),
+        Option("--lease", validator=options.bounded_int(2, MAX_LEASE),
+               default=model.DEFAULT_LEASE_SECONDS, metavar="SECONDS",
+               help="how long a job stays ours without renewal; renewed every third of it "
+                    "(default: %(default)s)"),
+        Option("--drain", kind="flag", help="stop once no job is waiting"),
+        Option("--table", default=model.TABLE, validator=table_name,
+               help="the Try server's DynamoDB table (default: %(default)s)"),
+        Option("--bucket", validator=_bucket_name,
+               help="the Try server's S3 bucket (default: the deployment's, "
+                    f"{model.PREFIX}-ACCOUNT-REGION)"),
+        Option("--distro", choices=tuple(platforms.LINUX_DISTROS),
+               default=platforms.DEFAULT_LINUX_DISTRO, settings=("linux.distro",),
+               help="Linux distribution of EC2 runs (default: %(default)s)"),
+        Option("--filesystem", choices=platforms.FILESYSTEMS, default="default",
+               help="filesystem for /hgwork (default: %(default)s)"),
+        Option("--instance-type", default="c5.9xlarge", settings=("linux.instance-type",),
+               help="EC2 instance type (default: %(default)s)"),
+        Option("--python-version", choices=platforms.LINUX_PYTHONS,
+               default=platforms.DEFAULT_LINUX_PYTHON,
+               help="Python to run the tests with (default: %(default)s)"),
+        *host_options(),
+        Option("--instances", validator=options.bounded_int(1, options.MAX_INSTANCES),
+               metavar="N",
+               help="shard each job's tests over N hosts in parallel (with --host: one "
+                    f"--host per shard; at most {options.MAX_INSTANCES})"),
+        Option("--hg", default="hg", metavar="PATH",
+               help="local hg that applies the bundles and pushes them (default: "
+                    "%(default)s)"),
+        Option("--full-install", kind="flag",
+               help="let run-tests.py pip-install the revision (see run-tests-linux)"),
+        *aws_options(),
+        Option("test_flags", kind="passthrough", metavar="TEST_FLAGS",
+               help="arguments for run-tests.py of every job (tests and flags; put flags "
+                    "after --)"),
+    ),
+    record=TryAgentOptions,
+    flow=main,
+    examples=(
+        "{prog} try-agent -R ~/hg --host hg@buildbox -- -j8",
+        "{prog} try-agent -R ~/hg --job linux --drain",
+    ),
+)

@@ -1,0 +1,204 @@
+"""try-agent end to end: jobs from moto's SQS and DynamoDB, bundles from its S3, real
+`.t` tests of Mercurial's sdist run on the loopback dev host through run-tests-linux's
+code; an agent killed outright, and one stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from harness import hgsource, tryjobs
+from harness.process import kill_group
+
+pytestmark = pytest.mark.slow
+
+QUICK_TESTS = ["test-empty-dir.t", "test-revert-flags.t", "test-issue1089.t"]
+WITH_HG = "--with-hg=/hgdev/venv-bootstrap/bin/hg"
+
+
+@pytest.fixture
+def repo(hg_source: Path, tmp_path: Path) -> Path:
+    """The submitter's clone of Mercurial's source."""
+    return hgsource.clone(hg_source, tmp_path / "repo")
+
+
+@pytest.fixture
+def state(tmp_path: Path, linux_dev_host) -> Path:
+    path = tmp_path / "state"
+    path.mkdir(mode=0o700)
+    shutil.copy(linux_dev_host.ssh.known_hosts_path, path / "known_hosts")
+    return path
+
+
+@pytest.fixture
+def store(aws_fresh) -> tryjobs.TryStore:
+    return tryjobs.create_store(aws_fresh)
+
+
+def commit(repo: Path, message: str) -> str:
+    hgsource.hg("commit", "-q", "-u", hgsource.COMMIT_USER, "-d", "1 0", "-m", message,
+                cwd=repo)
+    return hgsource.hg("log", "-r", ".", "-T", "{node}", cwd=repo)
+
+
+def break_test(repo: Path, name: str) -> None:
+    with open(repo / "tests" / name, "a") as fh:
+        fh.write("\n  $ echo expected\n  something else\n")
+
+
+def agent_args(linux_dev_host, state: Path, hg_source: Path, *extra: str,
+               tests=QUICK_TESTS) -> list[str]:
+    return [*linux_dev_host.cli_args(state), "-R", str(hg_source), "try-agent",
+            "--host", linux_dev_host.alias, "--hg", hgsource.hg_executable(), *extra,
+            WITH_HG, *tests]
+
+
+class Lines:
+    """The agent's stderr, read line by line in a thread; ``wait_for(text)``."""
+
+    def __init__(self, stream):
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def join(self) -> str:
+        self._thread.join(timeout=30)
+        return self.text
+
+
+def test_failing_and_passing_tries(cli, linux_dev_host, state, hg_source, repo, store):
+    break_test(repo, "test-revert-flags.t")
+    commit(repo, "break test-revert-flags.t")
+    broken, broken_node = store.submit(repo)
+    hgsource.hg("update", "-q", "-r", "0", cwd=repo)
+    (repo / "harmless.txt").write_text("fine\n")
+    hgsource.hg("add", "harmless.txt", cwd=repo)
+    commit(repo, "a harmless change")
+    good, good_node = store.submit(repo)
+
+    start = time.monotonic()
+    proc = cli.run(*agent_args(linux_dev_host, state, hg_source, "--drain"), cwd=repo,
+                   aws=store.aws, timeout=500)
+    seconds = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr
+    assert "no job waiting: 2 jobs run" in proc.stdout
+    assert f"job linux of try {broken}: failed (2 passed, 1 failed, 0 skipped)" in proc.stdout
+    assert f"job linux of try {good}: passed (3 passed, 0 failed, 0 skipped)" in proc.stdout
+
+    job = store.job(broken)
+    assert (job["state"], job["attempt"], job["passed"], job["failed"], job["skipped"]) == \
+        ("failed", 1, 2, ["test-revert-flags.t"], 0)
+    (failure,) = job["failures"]
+    assert failure["name"] == "test-revert-flags.t"
+    assert "+  expected" in failure["output"] and "-  something else" in failure["output"]
+    assert job["duration"] > 0 and job["ended"] >= job["started"]
+    log = store.object(job["log_key"]).decode()
+    assert "/hgwork/src" in log and "# Ran 3 tests, 0 skipped, 1 failed." in log
+    assert broken_node[:12] in log
+    report = json.loads(store.object(job["report_key"]))
+    assert sorted(report) == sorted(QUICK_TESTS)
+    assert report["test-revert-flags.t"]["result"] == "failure"
+    assert store.table.get_item(Key={"pk": f"TRY#{broken}", "sk": "META"})["Item"][
+        "state"] == "failed"
+
+    job = store.job(good)
+    assert (job["state"], job["passed"], job["failed"], job["failures"]) == \
+        ("passed", 3, [], [])
+    assert good_node[:12] in store.object(job["log_key"]).decode()
+    assert store.visible_messages() == []  # both messages deleted once recorded
+    print(f"two jobs in {seconds:.1f}s")
+
+
+def remote_test_processes(user: str) -> list[str]:
+    found = subprocess.run(["pgrep", "-u", user, "-f", "run-tests.py"], capture_output=True,
+                           text=True, check=False)  # exit 1: none found
+    return found.stdout.split()
+
+
+def slow_try(repo: Path, store) -> str:
+    """A try whose revision adds a test that sleeps for two minutes."""
+    (repo / "tests" / "test-hgauto-sleep.t").write_text("  $ sleep 120\n")
+    hgsource.hg("add", "tests/test-hgauto-sleep.t", cwd=repo)
+    commit(repo, "a slow test")
+    return store.submit(repo)[0]
+
+
+def wait_remote_tests(proc, user: str) -> None:
+    deadline = time.monotonic() + 180
+    while not remote_test_processes(user):
+        assert proc.poll() is None, "the agent exited before the tests started"
+        assert time.monotonic() < deadline, "the remote tests never started"
+        time.sleep(0.2)
+
+
+def test_a_killed_agent_loses_its_job_to_another(cli, linux_dev_host, state, hg_source,
+                                                  repo, store):
+    try_id = slow_try(repo, store)
+    lease = 6
+    with cli.popen(*agent_args(linux_dev_host, state, hg_source, "--drain", "--lease",
+                               str(lease), tests=["test-hgauto-sleep.t"]),
+                   cwd=repo, aws=store.aws) as first:
+        wait_remote_tests(first, linux_dev_host.user)
+        running = store.job(try_id)
+        assert (running["state"], running["attempt"]) == ("running", 1)
+        kill_group(first)  # SIGKILL: no cleanup at all
+    # The host stops the tests of a connection that is gone (the communicator's watcher).
+    deadline = time.monotonic() + 30
+    while remote_test_processes(linux_dev_host.user):
+        assert time.monotonic() < deadline, "the killed agent's tests still run on the host"
+        time.sleep(0.2)
+    # The lease is not renewed any more: it runs out (and the message becomes visible).
+    store.wait_job(try_id, lambda j: j["lease_until"] < time.time() - 1, lease + 10,
+                   "the killed agent's lease to run out")
+    # The second agent runs other tests of the same revision (quick ones).
+    proc = cli.run(*agent_args(linux_dev_host, state, hg_source, "--drain", "--lease",
+                               str(lease)), cwd=repo, aws=store.aws, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"==> job linux of try {try_id}: attempt 2" in proc.stderr
+    job = store.job(try_id)
+    assert (job["state"], job["attempt"], job["passed"]) == ("passed", 2, 3)
+    assert job["log_key"].endswith("/linux/2/log.txt")
+
+
+def test_sigterm_puts_the_job_back_within_10s(cli, linux_dev_host, state, hg_source, repo,
+                                             store):
+    try_id = slow_try(repo, store)
+    with cli.popen(*agent_args(linux_dev_host, state, hg_source,
+                               tests=["test-hgauto-sleep.t"]), cwd=repo,
+                   aws=store.aws) as proc:
+        lines = Lines(proc.stderr)
+        wait_remote_tests(proc, linux_dev_host.user)
+        assert store.job(try_id)["state"] == "running"
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        seconds = time.monotonic() - start
+        stderr = lines.join()
+    assert proc.returncode == 143, stderr
+    assert seconds < 10, (seconds, stderr)
+    assert f"job linux of try {try_id}: put back in the queue" in stderr
+    job = store.job(try_id)
+    assert job["state"] == "queued" and "lease_owner" not in job and job["attempt"] == 1
+    # Visible to other agents at once (not after the 300 s lease).
+    found = store.visible_messages()
+    assert [json.loads(m["Body"])["try"] for m in found] == [try_id]
+    # Nothing of the stopped run is left on the host.
+    assert remote_test_processes(linux_dev_host.user) == []
+    print(f"stopped and put back in {seconds:.1f}s")

@@ -1,0 +1,171 @@
+"""hgautomation.server.jobs against moto's in-process DynamoDB: the lease rules that keep
+two agents off one attempt and no job running forever."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from hgautomation.server import jobs, model
+
+REGION = "us-east-1"
+TRY = "20261207T191300Z-1a2b3c4d"
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture
+def table(monkeypatch):
+    # Fake credentials: without them botocore first asks the instance metadata
+    # service, a one-second time-out per test.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # The suite's moto loads every IAM managed policy (tests/harness/aws.py): a second
+    # per mock, and no test here needs IAM.
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
+    with mock_aws():
+        resource = boto3.resource("dynamodb", region_name=REGION)
+        resource.create_table(
+            TableName=model.TABLE, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                       {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}])
+        t = resource.Table(model.TABLE)
+        t.put_item(Item={**model.try_key(TRY), "kind": "try", "id": TRY, "node": "a" * 40,
+                         "user": "Dev", "branch": "default", "description": "d",
+                         "created": "2026-12-07T19:13:00Z", "jobs": ["linux", "other"],
+                         "state": model.QUEUED})
+        for name in ("linux", "other"):
+            t.put_item(Item={**model.job_key(TRY, name), "try_id": TRY, "name": name,
+                             "state": model.QUEUED, "attempt": 0})
+        yield t
+
+
+def test_two_agents_never_run_the_same_attempt(table):
+    assert jobs.claim(table, TRY, "linux", "agent-a", 300, NOW) == 1
+    # The second agent (the message redelivered early) finds a live lease.
+    assert jobs.claim(table, TRY, "linux", "agent-b", 300, NOW + 10) is None
+    item = jobs.get_job(table, TRY, "linux")
+    assert (item["state"], item["attempt"], item["lease_owner"]) == ("running", 1, "agent-a")
+    assert item["lease_until"] == NOW + 300
+    assert item["started"] == jobs.iso(NOW)
+
+
+def test_renew_keeps_the_lease_and_only_for_its_owner(table):
+    jobs.claim(table, TRY, "linux", "agent-a", 300, NOW)
+    assert jobs.renew(table, TRY, "linux", "agent-a", 1, 300, NOW + 250)
+    # Renewed: at NOW + 400 the lease still holds (it would have ended at NOW + 300).
+    assert jobs.claim(table, TRY, "linux", "agent-b", 300, NOW + 400) is None
+    assert not jobs.renew(table, TRY, "linux", "agent-b", 1, 300, NOW + 260)
+    assert not jobs.renew(table, TRY, "linux", "agent-a", 2, 300, NOW + 260)  # not its attempt
+
+
+def test_an_expired_lease_is_taken_over_as_attempt_2(table):
+    assert jobs.claim(table, TRY, "linux", "agent-a", 5, NOW) == 1
+    assert jobs.claim(table, TRY, "linux", "agent-b", 300, NOW + 6) == 2
+    # The lost agent comes back: it can neither renew nor record nor put the job back.
+    assert not jobs.renew(table, TRY, "linux", "agent-a", 1, 300, NOW + 7)
+    assert not jobs.record(table, TRY, "linux", "agent-a", 1,
+                           jobs.JobResult(model.PASSED, passed=3), NOW + 8)
+    assert not jobs.requeue(table, TRY, "linux", "agent-a", 1)
+    assert jobs.get_job(table, TRY, "linux")["lease_owner"] == "agent-b"
+    assert jobs.record(table, TRY, "linux", "agent-b", 2,
+                       jobs.JobResult(model.PASSED, passed=3), NOW + 9)
+    item = jobs.get_job(table, TRY, "linux")
+    assert (item["state"], item["attempt"], item["passed"]) == ("passed", 2, 3)
+
+
+def test_three_lost_attempts_end_in_error(table):
+    for attempt in (1, 2, 3):
+        assert jobs.claim(table, TRY, "linux", f"agent-{attempt}", 5,
+                          NOW + 10 * attempt) == attempt
+    # The fourth claim (after attempt 3's lease ran out) runs nothing: the job ends.
+    assert jobs.claim(table, TRY, "linux", "agent-4", 5, NOW + 40) is None
+    item = jobs.get_job(table, TRY, "linux")
+    assert item["state"] == "error"
+    assert item["attempt"] == model.MAX_ATTEMPTS
+    assert "3 attempts" in item["error"]
+    assert "lease_until" not in item
+    assert jobs.claim(table, TRY, "linux", "agent-5", 5, NOW + 50) is None
+
+
+def test_only_the_owner_records(table):
+    jobs.claim(table, TRY, "linux", "agent-a", 300, NOW)
+    result = jobs.JobResult(model.FAILED, passed=2, failed=("test-x.t",), skipped=1,
+                            failures=jobs.cut_failures([("test-x.t", "-a\n+b\n")]),
+                            duration=12.34, log_key="l", report_key="r")
+    assert not jobs.record(table, TRY, "linux", "agent-b", 1, result, NOW + 5)
+    assert jobs.get_job(table, TRY, "linux")["state"] == "running"
+    assert jobs.record(table, TRY, "linux", "agent-a", 1, result, NOW + 5)
+    item = jobs.get_job(table, TRY, "linux")
+    assert item["state"] == "failed" and item["failed"] == ["test-x.t"]
+    assert item["failures"] == [{"name": "test-x.t", "output": "-a\n+b\n"}]
+    assert (item["passed"], item["skipped"], item["duration"]) == (2, 1, 12.34)
+    assert item["ended"] == jobs.iso(NOW + 5)
+    # Recorded once: a second record (or a requeue) of the ended attempt is refused.
+    assert not jobs.record(table, TRY, "linux", "agent-a", 1, result, NOW + 6)
+    assert not jobs.requeue(table, TRY, "linux", "agent-a", 1)
+
+
+def test_requeue_puts_the_job_back_for_anyone(table):
+    jobs.claim(table, TRY, "linux", "agent-a", 300, NOW)
+    assert jobs.requeue(table, TRY, "linux", "agent-a", 1)
+    item = jobs.get_job(table, TRY, "linux")
+    assert item["state"] == "queued" and "lease_owner" not in item
+    assert jobs.claim(table, TRY, "linux", "agent-b", 300, NOW + 1) == 2
+
+
+def test_try_state_follows_its_jobs(table):
+    jobs.claim(table, TRY, "linux", "a", 300, NOW)
+    jobs.record(table, TRY, "linux", "a", 1, jobs.JobResult(model.PASSED, passed=1), NOW)
+    assert jobs.get_try(table, TRY)["state"] == "running"  # "other" is still queued
+    jobs.claim(table, TRY, "other", "a", 300, NOW)
+    jobs.record(table, TRY, "other", "a", 1,
+                jobs.JobResult(model.ERROR, error="host gone"), NOW)
+    assert jobs.get_try(table, TRY)["state"] == "error"
+    doc = jobs.try_document(table, TRY)
+    assert doc["state"] == "error" and [j["name"] for j in doc["jobs"]] == ["linux", "other"]
+    json.dumps(doc)  # plain JSON: no Decimals
+
+
+def test_give_up_spares_a_live_lease(table):
+    jobs.claim(table, TRY, "linux", "a", 300, NOW)
+    assert not jobs.give_up(table, TRY, "linux", NOW + 10, "dead letter")
+    assert jobs.give_up(table, TRY, "linux", NOW + 301, "dead letter")
+    assert jobs.get_job(table, TRY, "linux")["error"] == "dead letter"
+    assert jobs.give_up(table, TRY, "other", NOW, "dead letter")  # queued
+    assert not jobs.give_up(table, TRY, "nosuch", NOW, "dead letter")
+
+
+def test_try_document_shape(table):
+    jobs.claim(table, TRY, "linux", "a", 300, NOW)
+    jobs.record(table, TRY, "linux", "a", 1, jobs.JobResult(
+        model.FAILED, passed=1, failed=("test-a.t",), failures=jobs.cut_failures(
+            [("test-a.t", "diff")]), duration=3.0, log_key="tries/x/log.txt"), NOW)
+    doc = jobs.try_document(table, TRY)
+    assert set(doc) == {"id", "node", "user", "branch", "description", "created", "state",
+                        "url", "jobs"}
+    linux = doc["jobs"][0]
+    assert set(linux) == {"name", "state", "attempt", "passed", "failed", "skipped",
+                          "duration", "log_url", "failures"}
+    assert linux["log_url"] == f"/try/{TRY}/log/linux"
+    assert doc["jobs"][1]["log_url"] is None
+    assert doc["url"] == f"/try/{TRY}"
+    assert jobs.try_document(table, "20261207T191300Z-00000000") is None
+
+
+def test_outputs_are_cut():
+    long = "x" * (jobs.OUTPUT_LIMIT + 10)
+    cut = jobs.cut_output(long)
+    assert cut.startswith("x" * jobs.OUTPUT_LIMIT) and "10 more bytes cut" in cut
+    assert jobs.cut_output("short") == "short"
+    # Multi-byte characters are never split.
+    assert jobs.cut_output("é" * 10, limit=5).startswith("éé\n")
+    many = jobs.cut_failures([(f"t{i}.t", long) for i in range(10)])
+    total = sum(len(f["output"].encode()) for f in many)
+    assert total <= jobs.OUTPUTS_BUDGET
+    assert many[-1]["output"].startswith("[output not stored")
