@@ -378,11 +378,12 @@ def test_a_command_option_before_the_command_says_where_it_goes(cli, tmp_path, a
 
 
 def test_a_command_option_without_a_command_names_the_commands(cli, tmp_path):
-    """New case: no command at all; the option is one of run-tests-linux only."""
+    """New case: no command at all; the option is one of run-tests-linux and try-agent."""
     result, started = run(cli, tmp_path, "--distro", "debian12")
     line = one_line(result, 2, within=QUICK, started=started, left=tmp_path)
-    assert line.startswith("usage error: --distro is an option of run-tests-linux: put it "
-                           "after the command name")
+    assert line.startswith("usage error: --distro is an option of COMMAND, not a global one: "
+                           "put it after the command name"), line
+    assert line.endswith("commands that take it: run-tests-linux, try-agent)"), line
 
 
 # -- decided: owners kept distinct, the state directory outside the checkout --------------
