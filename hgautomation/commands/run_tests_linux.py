@@ -324,10 +324,9 @@ def _summarize(shards: list[ShardResult], results_dir: Path, total_seconds: floa
     return 0
 
 
-COMMAND = Command(
-    "run-tests-linux",
-    options=(
-        template(),
+def linux_machine_options() -> tuple[Option, ...]:
+    """The machine a Linux test run uses (run-tests-linux, try-agent)."""
+    return (
         Option("--distro", choices=tuple(platforms.LINUX_DISTROS),
                default=platforms.DEFAULT_LINUX_DISTRO, settings=("linux.distro",),
                help="Linux distribution (default: %(default)s)"),
@@ -338,6 +337,14 @@ COMMAND = Command(
         Option("--python-version", choices=platforms.LINUX_PYTHONS,
                default=platforms.DEFAULT_LINUX_PYTHON,
                help="Python to run the tests with (default: %(default)s)"),
+    )
+
+
+COMMAND = Command(
+    "run-tests-linux",
+    options=(
+        template(),
+        *linux_machine_options(),
         revision(),
         *host_options(),
         Option("--instances", validator=options.bounded_int(1, options.MAX_INSTANCES),

@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hgautomation import console, errors, hgrepo, linux, options, platforms
+from hgautomation import console, errors, hgrepo, linux, options
 from hgautomation.commands import aws_options, host_options, open_aws, static_hosts
 from hgautomation.commands.run_tests_linux import (
     Machines,
     ShardResult,
     TestRun,
     check_machines,
+    linux_machine_options,
     machines,
     merged_report,
     run_all,
@@ -516,16 +517,7 @@ COMMAND = Command(
         Option("--bucket", validator=_bucket_name,
                help="the Try server's S3 bucket (default: the deployment's, "
                     f"{model.PREFIX}-ACCOUNT-REGION)"),
-        Option("--distro", choices=tuple(platforms.LINUX_DISTROS),
-               default=platforms.DEFAULT_LINUX_DISTRO, settings=("linux.distro",),
-               help="Linux distribution of EC2 runs (default: %(default)s)"),
-        Option("--filesystem", choices=platforms.FILESYSTEMS, default="default",
-               help="filesystem for /hgwork (default: %(default)s)"),
-        Option("--instance-type", default="c5.9xlarge", settings=("linux.instance-type",),
-               help="EC2 instance type (default: %(default)s)"),
-        Option("--python-version", choices=platforms.LINUX_PYTHONS,
-               default=platforms.DEFAULT_LINUX_PYTHON,
-               help="Python to run the tests with (default: %(default)s)"),
+        *linux_machine_options(),
         *host_options(),
         Option("--instances", validator=options.bounded_int(1, options.MAX_INSTANCES),
                metavar="N",
