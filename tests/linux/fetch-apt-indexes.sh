@@ -14,12 +14,15 @@ here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
 check_only=false
 if [ "${1:-}" = --check ]; then check_only=true; shift; fi
 dir=${1:-$here/build/cache/apt-indexes}
+# apt reads a relative Dir::* value as relative to its own directories (/etc/apt,
+# /var/lib/apt), quietly: the path must be absolute.
+dir=$(realpath -m -- "$dir")
 suites="bookworm trixie"  # Debian 12, Debian 13
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 # The mirror this machine's apt uses (DEBIAN_MIRROR overrides), as make-debian-root.sh.
 mirror=${DEBIAN_MIRROR:-$(sed -n 's|^URIs: *\([^ ]*/debian\)/*$|\1|p' \
     /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)}
-layout=1  # bump when the steps below change
+layout=2  # bump when the steps below change
 
 missing=()
 for suite in $suites; do
@@ -55,6 +58,12 @@ for suite in "${missing[@]}"; do
         -o APT::Sandbox::User=root
     rm -rf "$staging/cache" "$staging/lists/partial" "$staging/lists/lock" \
         "$staging/lists/auxfiles"
+    # apt-get update exits 0 with only warnings when it read no source at all.
+    if ! compgen -G "$staging/lists/*_dists_${suite}_main_binary-amd64_Packages*" >/dev/null; then
+        echo "fetch-apt-indexes.sh: apt-get update left no package index of $suite in" \
+            "$staging/lists" >&2
+        exit 1
+    fi
     rm -rf "${dir:?}/$suite"
     mv "$staging" "$dir/$suite"
     touch "$dir/$suite/.ready-$layout"
