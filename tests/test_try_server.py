@@ -155,7 +155,7 @@ def test_deploy_creates_every_resource_as_designed(cli, aws_fresh, lambda_runtim
                                           AttributeNames=["All"])["Attributes"]
     redrive = json.loads(attributes["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"].endswith(":hg-try-job-linux-dlq")
-    assert int(redrive["maxReceiveCount"]) == model.MAX_ATTEMPTS
+    assert int(redrive["maxReceiveCount"]) == model.MAX_RECEIVES
     assert int(attributes["VisibilityTimeout"]) == model.DEFAULT_LEASE_SECONDS
     for name in ("hg-try-job-linux", "hg-try-job-linux-dlq"):
         url = sqs.get_queue_url(QueueName=name)["QueueUrl"]

@@ -255,7 +255,7 @@ class Agent:
                         continue  # its agent is alive: look again when the message returns
                     if jobs.give_up(self.table, message.try_id, queue.job, time.time(),
                                     f"gave up: the job's message was received "
-                                    f"{model.MAX_ATTEMPTS} times without a result"):
+                                    f"{model.MAX_RECEIVES} times without a result"):
                         console.get().result(f"job {queue.job} of try {message.try_id}: "
                                              "error (dead letter)")
                 self.sqs.delete_message(QueueUrl=queue.dlq_url,
@@ -271,7 +271,7 @@ class Agent:
             self._delete(queue, raw["ReceiptHandle"])
             return
         what = f"job {message.job} of try {message.try_id}"
-        if message.receives > model.MAX_ATTEMPTS:
+        if message.receives > model.MAX_RECEIVES:
             jobs.give_up(self.table, message.try_id, message.job, time.time(),
                          f"gave up: the job's message was received {message.receives} times")
             self._delete(queue, message.receipt)

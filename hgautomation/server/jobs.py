@@ -190,14 +190,17 @@ def _end(table: Any, try_id: str, job: str, owner: str, attempt: int, now: float
 
 
 def requeue(table: Any, try_id: str, job: str, owner: str, attempt: int) -> bool:
-    """Put the job back (``queued``, no lease) for another agent; False when it is not
-    ``owner``'s running attempt (it ended, or another agent took it over)."""
+    """Put the job back (``queued``, no lease) for another agent, taking the attempt back
+    (a stopped agent is not a lost one: it does not count towards ``MAX_ATTEMPTS``);
+    False when it is not ``owner``'s running attempt (it ended, or another agent took it
+    over)."""
     condition, values = _mine(owner, attempt)
     return _update(table, model.job_key(try_id, job),
-                   UpdateExpression="SET #state = :queued REMOVE lease_owner, lease_until",
+                   UpdateExpression=("SET #state = :queued, attempt = attempt - :one "
+                                     "REMOVE lease_owner, lease_until"),
                    ConditionExpression=condition,
                    ExpressionAttributeNames={"#state": "state"},
-                   ExpressionAttributeValues={**values, ":queued": model.QUEUED}
+                   ExpressionAttributeValues={**values, ":queued": model.QUEUED, ":one": 1}
                    ) is not None
 
 

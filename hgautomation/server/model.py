@@ -14,7 +14,7 @@ Where things live (one deployment per account and region):
   ``tries/<id>/bundle.hg``, ``tries/<id>/<job>/<attempt>/log.txt`` and
   ``.../report.json`` (run-tests.py's JSON report).
 - SQS: one queue per job name (``queue_name(job)``), each with a dead-letter queue
-  (``dlq_name(job)``) after ``MAX_ATTEMPTS`` receives. A message is
+  (``dlq_name(job)``) after ``MAX_RECEIVES`` receives. A message is
   ``{"try": id, "job": name}``; the rest is in the table.
 """
 
@@ -35,7 +35,13 @@ UPLOAD_ROLE = f"{PREFIX}-upload"
 WEB_ROLE = f"{PREFIX}-web"
 AGENT_POLICY = f"{PREFIX}-agent"
 DEFAULT_JOBS = ("linux",)
-MAX_ATTEMPTS = 3  # receives of one job's message before it lands in the DLQ: `error`
+# Attempts of a job whose agent was lost (killed, its machine gone: the lease ran out)
+# before the job ends in `error`. A stop that puts the job back (SIGTERM, Ctrl-C) takes
+# its attempt back: it does not count.
+MAX_ATTEMPTS = 3
+# Receives of one job's message before SQS moves it to the dead-letter queue (`error`):
+# the backstop for a job put back over and over.
+MAX_RECEIVES = 10
 DEFAULT_LEASE_SECONDS = 300
 LAMBDA_RUNTIME = "python3.12"
 

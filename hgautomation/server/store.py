@@ -67,14 +67,14 @@ def dlq_attributes() -> dict[str, str]:
 
 def queue_attributes(dlq_arn: str) -> dict[str, str]:
     """``create_queue`` Attributes of a job's queue: a message lands in *dlq_arn* after
-    ``model.MAX_ATTEMPTS`` receives; invisible for one lease once received."""
+    ``model.MAX_RECEIVES`` receives; invisible for one lease once received."""
     return {
         "VisibilityTimeout": str(model.DEFAULT_LEASE_SECONDS),
         "MessageRetentionPeriod": str(14 * 86400),
         "ReceiveMessageWaitTimeSeconds": "20",
         "SqsManagedSseEnabled": "true",
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
-                                     "maxReceiveCount": model.MAX_ATTEMPTS}),
+                                     "maxReceiveCount": model.MAX_RECEIVES}),
     }
 
 

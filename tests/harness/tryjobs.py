@@ -1,6 +1,7 @@
 """A Try server's storage on moto, made directly with boto3 (no deploy), and tries put
 into it as the upload function would: the bundle in S3, the try and its jobs in the
-table, one message per job in its queue (with a dead-letter queue after 3 receives)."""
+table, one message per job in its queue (with a dead-letter queue after
+``model.MAX_RECEIVES`` receives)."""
 
 from __future__ import annotations
 
@@ -116,7 +117,7 @@ def create_store(aws: Any, job_names: tuple[str, ...] = ("linux",)) -> TryStore:
         queues[name] = sqs.create_queue(QueueName=model.queue_name(name), Attributes={
             "VisibilityTimeout": "60",
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn,
-                                         "maxReceiveCount": str(model.MAX_ATTEMPTS)})
+                                         "maxReceiveCount": str(model.MAX_RECEIVES)})
         })["QueueUrl"]
         dlqs[name] = dlq
     return TryStore(aws=aws, bucket=bucket, queues=queues, dlqs=dlqs)

@@ -116,7 +116,21 @@ def test_requeue_puts_the_job_back_for_anyone(table):
     assert jobs.requeue(table, TRY, "linux", "agent-a", 1)
     item = jobs.get_job(table, TRY, "linux")
     assert item["state"] == "queued" and "lease_owner" not in item
-    assert jobs.claim(table, TRY, "linux", "agent-b", 300, NOW + 1) == 2
+    assert item["attempt"] == 0  # the stopped attempt is taken back
+    assert jobs.claim(table, TRY, "linux", "agent-b", 300, NOW + 1) == 1
+
+
+def test_put_backs_do_not_use_up_the_attempts(table):
+    """Agents stopped (SIGTERM) over and over never end the job; lost ones do, after 3."""
+    for n in range(model.MAX_ATTEMPTS + 2):
+        assert jobs.claim(table, TRY, "linux", f"stopped-{n}", 300, NOW + n) == 1
+        assert jobs.requeue(table, TRY, "linux", f"stopped-{n}", 1)
+    now = NOW + 100
+    for attempt in range(1, model.MAX_ATTEMPTS + 1):  # each agent lost: its lease runs out
+        assert jobs.claim(table, TRY, "linux", f"lost-{attempt}", 10, now) == attempt
+        now += 11
+    assert jobs.claim(table, TRY, "linux", "last", 10, now) is None
+    assert jobs.get_job(table, TRY, "linux")["state"] == "error"
 
 
 def test_try_state_follows_its_jobs(table):

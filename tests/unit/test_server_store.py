@@ -170,7 +170,7 @@ def test_a_queue_dead_letters_after_max_attempts(deployment):
     attrs = sqs.get_queue_attributes(QueueUrl=deployment.config.queues["linux"],
                                      AttributeNames=["All"])["Attributes"]
     policy = json.loads(attrs["RedrivePolicy"])
-    assert int(policy["maxReceiveCount"]) == model.MAX_ATTEMPTS
+    assert int(policy["maxReceiveCount"]) == model.MAX_RECEIVES
     assert policy["deadLetterTargetArn"].endswith(model.dlq_name("linux"))
 
 

@@ -114,7 +114,7 @@ def test_attribute_changes():
     assert trydeploy.attribute_changes(current, wanted) == {
         "VisibilityTimeout": wanted["VisibilityTimeout"],
         "RedrivePolicy": wanted["RedrivePolicy"]}
-    current["RedrivePolicy"] = json.dumps({**redrive, "maxReceiveCount": 10})
+    current["RedrivePolicy"] = json.dumps({**redrive, "maxReceiveCount": 3})  # an old deploy
     assert "RedrivePolicy" in trydeploy.attribute_changes(current, wanted)
 
 
