@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import hgsource, jsondoc, sshd
+from harness import hgsource, jsondoc, sshd, tryjobs
 from harness.aws import LIVE
 from harness.net import free_port
 from harness.powershell import params_of
@@ -566,4 +567,42 @@ def test_run_tests_windows_propagates_the_exit_status(played, hg_source, standin
         assert f"run-tests.py exited {status}" in result.stderr
     else:
         assert "tests passed" in result.stderr  # -T json: the human result on stderr
+    assert win.instances(LIVE) == []
+
+
+def test_try_agent_runs_a_windows_job(played, hg_source, standin, tmp_path):
+    """A job named ``windows`` runs as run-tests-windows runs a revision: the try's
+    bundle applied to a clone, pushed to a temporary Windows instance with no instance
+    profile (tested code is untrusted), run-tests.py's report read back over SFTP."""
+    win = played
+    make_image(win, current_fingerprint(hg_source), "hg-windows-dev-current")
+    store = tryjobs.create_store(win.aws, ("windows",))
+    repo = hgsource.clone(hg_source, tmp_path / "repo")
+    (repo / "windows-only.txt").write_text("a change tried on Windows\n")
+    hgsource.hg("add", "windows-only.txt", cwd=repo)
+    hgsource.hg("commit", "-q", "-u", hgsource.COMMIT_USER, "-d", "1 0", "-m", "on Windows",
+                cwd=repo)
+    try_id, node = store.submit(repo, jobs_=("windows",))
+    result, instance = win.run_with_first_boot(
+        "try-agent", "--job", "windows", "--windows-python-version", "3.11",
+        "--windows-arch", "x86", "--drain", "--hg", hgsource.hg_executable(),
+        "--hg-repo", str(hg_source), "--", "--standin-exit=1", "test-ancestor.py",
+        "test-commit.t", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert "IamInstanceProfile" not in instance  # the job's instance has no credentials
+    assert f"job windows of try {try_id}: failed (1 passed, 1 failed, 0 skipped)" \
+        in result.stdout
+    job = store.job(try_id, "windows")
+    assert (job["state"], job["attempt"], job["passed"], job["failed"]) == \
+        ("failed", 1, 1, ["test-ancestor.py"])
+    assert "+  not ok on Windows" in job["failures"][0]["output"]
+    ran = scripts_run(standin)
+    assert [n for n, _ in ran] == ["update_source.ps1", "run_tests.ps1"]
+    assert f"$Node = '{node}'" in ran[0][1]
+    assert "$Python = '/c/hgdev/python311-x86/python.exe'" in ran[1][1]
+    assert "$TestFlags = '--standin-exit=1 test-ancestor.py test-commit.t --json'" in ran[1][1]
+    log = store.object(job["log_key"]).decode()
+    assert "run-tests.py with Windows Python 3.11 x86" in log
+    assert sorted(json.loads(store.object(job["report_key"]))) == \
+        ["test-ancestor.py", "test-commit.t"]
     assert win.instances(LIVE) == []

@@ -7,6 +7,7 @@ download the try's bundle -> apply it to a fresh clone of ``-R`` with no hgrc an
 hook -> run the tests on ``--host`` or temporary EC2 instances -> upload the log and the
 JSON report -> record the result -> delete the message. SIGINT/SIGTERM stop the run and
 put the job back at once; an agent lost outright loses the job when its lease runs out.
+A ``windows`` job runs as ``run-tests-windows`` does, on a temporary Windows instance.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import socket
 import tempfile
 import threading
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hgautomation import console, errors, hgrepo, linux, options
+from hgautomation import console, errors, hgrepo, linux, options, platforms
 from hgautomation.commands import aws_options, host_options, open_aws, static_hosts
 from hgautomation.commands.run_tests_linux import (
     Machines,
@@ -65,12 +67,27 @@ class TryAgentOptions:
     instances: int | None
     hg: str
     full_install: bool
+    windows_python_version: str
+    windows_arch: str
+    windows_instance_type: str
     aws: AWSOptions
     test_flags: tuple[str, ...]
 
     @property
     def jobs(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.job or model.DEFAULT_JOBS))
+
+    @property
+    def windows_jobs(self) -> bool:
+        return any(model.is_windows_job(job) for job in self.jobs)
+
+    def windows_script(self):
+        """run-tests.py's script for a Windows job (a UsageError for flags Windows cannot
+        take), asking for the JSON report the result is read from."""
+        from hgautomation.windows import recipes
+
+        flags = shlex.join([*self.test_flags, "--json"])
+        return recipes.run_tests_script(self.windows_python_version, self.windows_arch, flags)
 
     @property
     def machines(self) -> Machines:
@@ -403,6 +420,8 @@ class Agent:
         with out.step(f"apply it to a clean clone of {self.source.root}"):
             clone = apply_bundle(self.source, bundle, node, work / "repo")
         out.info(f"node {node}, branch {item.get('branch', '')}, user {item.get('user', '')}")
+        if model.is_windows_job(message.job):
+            return self._test_windows(clone, node, work)
         results = work / "results"
         results.mkdir()
         plan = linux.build_plan(self.opts.test_flags, full_install=self.opts.full_install)
@@ -413,6 +432,33 @@ class Agent:
         with machines(self.ctx, self.opts.machines) as targets:
             shards = run_all(targets, run)
         return shards, merged_report(shards, results)
+
+    def _test_windows(self, clone: hgrepo.LocalRepo, node: str, work: Path
+                      ) -> tuple[list[ShardResult], linux.Report | None]:
+        """The job on a temporary Windows instance, as run-tests-windows runs a revision;
+        run-tests.py's JSON report comes back over SFTP."""
+        from hgautomation.windows import ec2 as windows
+        from hgautomation.windows import recipes
+        from hgautomation.windows.artifacts import sftp_path
+
+        opts = self.opts
+        shard = ShardResult(
+            label=f"Windows Python {opts.windows_python_version} {opts.windows_arch}")
+        deps = windows.read_deps_files(clone, node)
+        machine = windows.MachineOptions(instance_type=opts.windows_instance_type)
+        with open_aws(self.ctx, opts.aws, kinds=("windows",)) as aws, \
+                windows.pushed_host(self.ctx, aws, machine, clone, deps, purpose="try-windows",
+                                    instance_profile=False) as (_host, conn):
+            windows.run(conn, recipes.update_source_script(node), prefix="  ")
+            with console.get().step(f"run-tests.py with {shard.label}"):
+                shard.status = windows.run(conn, opts.windows_script(), check=False)
+            report = work / "report.json"
+            try:
+                conn.sftp.get(sftp_path(recipes.SOURCE + "\\tests\\report.json"), str(report))
+                shard.report = report
+            except OSError as exc:
+                console.get().info(f"no report.json from run-tests.py ({exc})")
+        return [shard], linux.Report.load(shard.report) if shard.report else None
 
 
 def _lookup_queues(sqs: Any, names: Sequence[str], region: str) -> list[Queue]:
@@ -461,6 +507,8 @@ def main(ctx: Context, opts: TryAgentOptions) -> int:
     if opts.hosts.specs:
         static_hosts(ctx, opts.hosts)
     linux.build_plan(opts.test_flags, full_install=opts.full_install)
+    if opts.windows_jobs:
+        opts.windows_script()
     with open_aws(ctx, opts.aws, with_owner=False) as aws:
         from hgautomation.aws.session import translate_errors
 
@@ -528,6 +576,15 @@ COMMAND = Command(
                     "%(default)s)"),
         Option("--full-install", kind="flag",
                help="let run-tests.py pip-install the revision (see run-tests-linux)"),
+        Option("--windows-python-version", choices=platforms.WINDOWS_PYTHONS,
+               default=platforms.DEFAULT_WINDOWS_PYTHON,
+               help="Python of a windows job (a job named windows or windows-*; default: "
+                    "%(default)s)"),
+        Option("--windows-arch", choices=platforms.WINDOWS_ARCHES, default="x64",
+               help="architecture of a windows job's Python (default: %(default)s)"),
+        Option("--windows-instance-type", default=platforms.WINDOWS_INSTANCE_TYPES["tests"],
+               settings=("windows.tests-instance-type",),
+               help="EC2 instance type of a windows job (default: %(default)s)"),
         *aws_options(),
         Option("test_flags", kind="passthrough", metavar="TEST_FLAGS",
                help="arguments for run-tests.py of every job (tests and flags; put flags "
@@ -538,5 +595,6 @@ COMMAND = Command(
     examples=(
         "{prog} try-agent -R ~/hg --host hg@buildbox -- -j8",
         "{prog} try-agent -R ~/hg --job linux --drain",
+        "{prog} try-agent -R ~/hg --job windows --windows-python-version 3.12 -- -j4",
     ),
 )

@@ -68,6 +68,12 @@ def bucket_name(account: str, region: str) -> str:
     return f"{PREFIX}-{account}-{region}"
 
 
+def is_windows_job(job: str) -> bool:
+    """A job named ``windows`` or ``windows-…`` runs on Windows (run-tests-windows' code);
+    every other job on Linux."""
+    return job == "windows" or job.startswith("windows-")
+
+
 def queue_name(job: str) -> str:
     return f"{PREFIX}-job-{job}"
 

@@ -10,6 +10,7 @@ verified; nothing is ever accepted on trust.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import shlex
 from collections.abc import Iterator
@@ -130,13 +131,16 @@ def first_boot_user_data(aws: AWS, host_key: HostKey) -> str:
 
 @contextlib.contextmanager
 def windows_host(ctx: Context, aws: AWS, *, image_id: str, instance_type: str,
-                 purpose: str) -> Iterator[hosts.Host]:
-    """One temporary Windows instance of ``image_id``, reachable over SSH; terminated on exit."""
+                 purpose: str, instance_profile: bool = True) -> Iterator[hosts.Host]:
+    """One temporary Windows instance of ``image_id``, reachable over SSH; terminated on exit.
+    ``instance_profile=False``: no AWS credentials on it (it runs untrusted code)."""
     from hgautomation.aws.instances import temporary_instances
 
     host_key = generate_host_key()
     spec = aws.launch_spec("windows", image_id=image_id, instance_type=instance_type,
                            user_data=first_boot_user_data(aws, host_key), purpose=purpose)
+    if not instance_profile:
+        spec = dataclasses.replace(spec, instance_profile_arn=None)
     with ctx.state.run_dir(f"windows-{purpose}-") as run_dir, \
             temporary_instances(aws.session, spec) as [instance]:
         yield host_for(instance, host_key, aws.state, run_dir / "known_hosts", ctx.ssh_config)
@@ -144,15 +148,16 @@ def windows_host(ctx: Context, aws: AWS, *, image_id: str, instance_type: str,
 
 @contextlib.contextmanager
 def pushed_host(ctx: Context, aws: AWS, machine: MachineOptions, repo: hgrepo.LocalRepo,
-                deps: DepsFiles, *, purpose: str
+                deps: DepsFiles, *, purpose: str, instance_profile: bool = True
                 ) -> Iterator[tuple[hosts.Host, ssh.Connection]]:
     """The shared start of every build/test flow: dev image for ``deps`` (reused by
-    fingerprint) → one temporary instance → connection → ``deps.node`` pushed to
-    C:\\hgdev\\src."""
+    fingerprint) → one temporary instance (``instance_profile``: see
+    :func:`windows_host`) → connection → ``deps.node`` pushed to C:\\hgdev\\src."""
     node = deps.node
     image = ensure_image(ctx, aws, deps, base_image_name=machine.base_image_name)
     with windows_host(ctx, aws, image_id=image.id, instance_type=machine.instance_type,
-                      purpose=purpose) as host, connect(host) as conn:
+                      purpose=purpose, instance_profile=instance_profile) as host, \
+            connect(host) as conn:
         with console.get().step(f"push {node[:12]} to {recipes.SOURCE}"):
             hgrepo.push(repo, node, conn.target, host.known_hosts,
                         remote_path=recipes.REMOTE_SOURCE_URL_PATH,

@@ -1,20 +1,25 @@
 """try-agent end to end: jobs from moto's SQS and DynamoDB, bundles from its S3, real
 `.t` tests of Mercurial's sdist run on the loopback dev host through run-tests-linux's
-code; an agent killed outright, and one stopped with SIGTERM."""
+code; an agent killed outright, and one stopped with SIGTERM; and the whole chain:
+deploy-try-server, `try -r`, the agent, the results page in headless Chromium."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
-from harness import hgsource, tryjobs
+from harness import browser, hgsource, jsondoc, tryjobs
 from harness.process import kill_group
+
+from hgautomation.server import model
 
 pytestmark = pytest.mark.slow
 
@@ -203,3 +208,92 @@ def test_sigterm_puts_the_job_back_within_10s(cli, linux_dev_host, state, hg_sou
     # Nothing of the stopped run is left on the host.
     assert remote_test_processes(linux_dev_host.user) == []
     print(f"stopped and put back in {seconds:.1f}s")
+
+
+# -- the whole chain: deploy, try, agent, page ------------------------------------------------
+
+def _api(site: str, try_id: str) -> dict:
+    with urllib.request.urlopen(f"{site}/api/try/{try_id}", timeout=60) as answer:
+        return json.loads(answer.read())
+
+
+def _submitted_id(stderr: str) -> str:
+    """The try id from the server's first ``remote:`` line."""
+    for line in stderr.splitlines():
+        if line.startswith("remote: try "):
+            return line.split()[2].rstrip(":")
+    raise AssertionError(f"no try id in:\n{stderr}")
+
+
+@pytest.mark.skipif(browser.chromium() is None,
+                    reason="chromium is not installed (.ci/run installs it)")
+def test_try_to_page_through_the_deployed_server(cli, aws_fresh, lambda_runtime,
+                                                 linux_dev_host, state, hg_source, repo,
+                                                 tmp_path):
+    """deploy-try-server; an agent waiting on its queue; ``try -r`` of a revision that
+    breaks a test shows, on the page in Chromium, the failed test and its diff; ``try
+    --wait`` of a passing one exits 0 with the final document."""
+    deployed = cli.run("deploy-try-server", "-T", "json", aws=aws_fresh,
+                       env=lambda_runtime.env, state=state, cwd=tmp_path, timeout=240)
+    assert deployed.returncode == 0, deployed.stderr
+    doc = jsondoc.check("deploy-try-server", deployed.stdout)
+    site = lambda_runtime.local_url(doc["web_url"])
+
+    def try_(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return cli.run("--hg-repo", str(repo), "try", "-r", ".", *args, aws=aws_fresh,
+                       env=lambda_runtime.env, state=state, cwd=repo, timeout=timeout)
+
+    with cli.popen(*agent_args(linux_dev_host, state, hg_source), cwd=repo,
+                   aws=aws_fresh) as agent:
+        out, err = Lines(agent.stdout), Lines(agent.stderr)
+        # A revision that breaks a test; the page is watched as a user would.
+        break_test(repo, "test-revert-flags.t")
+        commit(repo, "revert: <b>break</b> test-revert-flags.t on purpose")
+        start = time.monotonic()
+        sent = try_()
+        assert sent.returncode == 0, sent.stderr
+        broken = _submitted_id(sent.stderr)
+        deadline = start + 400
+        while (document := _api(site, broken))["state"] not in model.FINAL:
+            assert agent.poll() is None, err.text
+            assert time.monotonic() < deadline, (document, err.text)
+            time.sleep(0.5)
+        to_page = time.monotonic() - start
+        assert document["state"] == "failed", document
+        (job,) = document["jobs"]
+        assert (job["state"], job["attempt"], job["failed"], job["passed"]) == \
+            ("failed", 1, ["test-revert-flags.t"], 2)
+
+        png = browser.screenshot(f"{site}/try/{broken}", tmp_path / "try-e2e-failed.png")
+        assert png.stat().st_size > 10_000
+        shots = os.environ.get("TRY_PAGES_SCREENSHOTS")
+        if shots:
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            shutil.copy(png, Path(shots) / png.name)
+        page = browser.dump_dom(f"{site}/try/{broken}")
+        assert "test-revert-flags.t" in page
+        assert "+  expected" in page and "-  something else" in page  # the .err diff
+        assert "&lt;b&gt;break&lt;/b&gt;" in page and "<b>break" not in page
+        assert f'href="/try/{broken}/log/linux"' in page
+
+        # A passing revision, followed to the end by the client.
+        hgsource.hg("update", "-q", "-r", "0", cwd=repo)
+        (repo / "harmless.txt").write_text("fine\n")
+        hgsource.hg("add", "harmless.txt", cwd=repo)
+        commit(repo, "a harmless change")
+        start = time.monotonic()
+        followed = try_("--wait", "-T", "json", timeout=500)
+        waited = time.monotonic() - start
+        assert followed.returncode == 0, followed.stderr
+        final = jsondoc.check("try", followed.stdout)
+        assert final["state"] == "passed" and final["jobs"][0]["passed"] == 3, final
+        assert "linux: running" in followed.stderr and "linux: passed" in followed.stderr
+        assert _api(site, final["id"])["state"] == "passed"
+
+        agent.send_signal(signal.SIGTERM)  # idle: it just stops
+        agent.wait(timeout=30)
+        stdout = out.join()
+    assert f"job linux of try {broken}: failed (2 passed, 1 failed, 0 skipped)" in stdout
+    assert f"job linux of try {final['id']}: passed (3 passed" in stdout
+    print(f"try -> finished page: {to_page:.1f}s (failing try); try --wait of a passing "
+          f"one: {waited:.1f}s")

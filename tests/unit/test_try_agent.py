@@ -110,16 +110,23 @@ def test_a_failing_renewal_is_retried(captured):
     assert "renewing the job's lease failed: network down" in captured.err_text
 
 
+def agent_options(**changes) -> try_agent.TryAgentOptions:
+    """A try-agent record with its defaults (``changes`` replace some)."""
+    values = dict(
+        job=(), lease=300, drain=False, table=model.TABLE, bucket=None, distro="debian12",
+        filesystem="default", instance_type="t3.micro", python_version="system3",
+        hosts=try_agent.StaticHosts(specs=()), instances=None, hg="hg", full_install=False,
+        windows_python_version="3.12", windows_arch="x64", windows_instance_type="m6i.large",
+        aws=try_agent.AWSOptions(), test_flags=())
+    return try_agent.TryAgentOptions(**{**values, **changes})
+
+
 def test_options_default_to_the_linux_job():
     from hgautomation import catalog
 
     command = catalog.command("try-agent")
     assert command.option("lease").default == model.DEFAULT_LEASE_SECONDS
-    record = try_agent.TryAgentOptions(
-        job=(), lease=300, drain=False, table=model.TABLE, bucket=None, distro="debian12",
-        filesystem="default", instance_type="t3.micro", python_version="system3",
-        hosts=try_agent.StaticHosts(specs=()), instances=None, hg="hg", full_install=False,
-        aws=try_agent.AWSOptions(), test_flags=())
+    record = agent_options()
     assert record.jobs == ("linux",)
     assert try_agent._job_name("linux-2") == "linux-2"
     for bad in ("Linux", "", "a" * 40, "-x", "a b"):
@@ -239,13 +246,61 @@ def test_ec2_instances_of_a_job_get_no_instance_profile(monkeypatch):
         hosts=try_agent.StaticHosts(specs=()), instances=None, filesystem="default",
         distro="debian12", instance_type="t3.micro", python_version="system3",
         aws=try_agent.AWSOptions())
-    record = try_agent.TryAgentOptions(
-        job=(), lease=300, drain=False, table=model.TABLE, bucket=None, distro="debian12",
-        filesystem="default", instance_type="t3.micro", python_version="system3",
-        hosts=try_agent.StaticHosts(specs=()), instances=None, hg="hg", full_install=False,
-        aws=try_agent.AWSOptions(), test_flags=())
+    record = agent_options()
     for machines in (wanted, record.machines):
         with run_tests_linux.machines(None, machines):
+            pass
+    assert specs[0].instance_profile_arn == account.instance_profile_arn
+    assert specs[1].instance_profile_arn is None
+
+
+def test_windows_jobs_and_their_flags():
+    assert [model.is_windows_job(j) for j in ("windows", "windows-x86", "linux", "win")] == \
+        [True, True, False, False]
+    assert not agent_options().windows_jobs
+    record = agent_options(job=("linux", "windows"), test_flags=("-j4", "test-a b.t"))
+    assert record.windows_jobs
+    script = record.windows_script()
+    # POSIX-quoted for sh -c, in a PowerShell literal (its quotes doubled).
+    assert "$TestFlags = '-j4 ''test-a b.t'' --json'" in script.text
+    assert "python312-x64" in script.text
+    with pytest.raises(errors.UsageError, match="double quotes"):
+        agent_options(job=("windows",), test_flags=('-k "x"',)).windows_script()
+
+
+def test_a_windows_job_instance_gets_no_instance_profile(monkeypatch, tmp_path):
+    """As on Linux: the Windows instance of a try job carries no AWS credentials.
+
+    Breaking looks like: the spec of ``instance_profile=False`` still names the profile."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from hgautomation.aws import instances
+    from hgautomation.aws.account import AWS, AccountState
+    from hgautomation.windows import ec2 as windows
+
+    account = AccountState(owner="o", key_name="k", key_path=Path("k"), public_key="p",
+                           windows_key_name="kw", security_group_ids={"windows": "sg-1"},
+                           instance_profile_arn="arn:aws:iam::1:instance-profile/p")
+    aws = AWS(session=None, owner="o", options=try_agent.AWSOptions(), account=account)
+    specs = []
+
+    @contextlib.contextmanager
+    def fake_temporary_instances(session, spec):
+        specs.append(spec)
+        yield [None]
+
+    @contextlib.contextmanager
+    def run_dir(prefix):
+        yield tmp_path
+
+    monkeypatch.setattr(instances, "temporary_instances", fake_temporary_instances)
+    monkeypatch.setattr(windows, "first_boot_user_data", lambda aws, key: "")
+    monkeypatch.setattr(windows, "host_for", lambda *args: None)
+    ctx = SimpleNamespace(state=SimpleNamespace(run_dir=run_dir), ssh_config=None)
+    for profile in (True, False):
+        with windows.windows_host(ctx, aws, image_id="ami-1", instance_type="m6i.large",
+                                  purpose="t", instance_profile=profile):
             pass
     assert specs[0].instance_profile_arn == account.instance_profile_arn
     assert specs[1].instance_profile_arn is None
