@@ -113,7 +113,7 @@ COMMAND = Command(
     flow=main,
     examples=("{prog} try -r .", "{prog} try -r 'draft() and ::.'"),
     json_keys={"": "branch created description id jobs node state url user",
-               "jobs[]": "attempt duration failed failures log_url name passed skipped "
-                         "state"},
+               "jobs[]": "attempt duration failed failures flaky log_url name passed "
+                         "preexisting skipped state"},
 )
 

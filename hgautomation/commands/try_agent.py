@@ -5,13 +5,17 @@ One job: receive its message (invisible to other agents for the lease) -> claim 
 the table (a conditional write: one agent per attempt) -> renew both every lease/3 ->
 download the try's bundle -> apply it to a fresh clone of ``-R`` with no hgrc and no
 hook -> run the tests on ``--host`` or temporary EC2 instances -> upload the log and the
-JSON report -> record the result -> delete the message. SIGINT/SIGTERM stop the run and
+JSON report -> record the result -> delete the message. Failed tests are run once more
+(passing now: flaky), then on the try's base (failing there too: pre-existing); only the
+others fail the job (hgautomation/triage.py). SIGINT/SIGTERM stop the run and
 put the job back at once; an agent lost outright loses the job when its lease runs out.
 A ``windows`` job runs as ``run-tests-windows`` does, on a temporary Windows instance.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -42,6 +46,7 @@ from hgautomation.context import Context
 from hgautomation.declare import Command, Option
 from hgautomation.options import AWSOptions, StaticHosts
 from hgautomation.server import jobs, model
+from hgautomation.triage import Triage, history, rerun_flags, triage
 
 MAX_LEASE = 12 * 3600  # SQS's longest visibility timeout
 LONG_POLL = 20  # SQS's longest receive wait
@@ -81,12 +86,13 @@ class TryAgentOptions:
     def windows_jobs(self) -> bool:
         return any(model.is_windows_job(job) for job in self.jobs)
 
-    def windows_script(self):
+    def windows_script(self, flags: Sequence[str] | None = None):
         """run-tests.py's script for a Windows job (a UsageError for flags Windows cannot
-        take), asking for the JSON report the result is read from."""
+        take), asking for the JSON report the result is read from; ``flags``: instead of
+        the agent's own."""
         from hgautomation.windows import recipes
 
-        flags = shlex.join([*self.test_flags, "--json"])
+        flags = shlex.join([*(self.test_flags if flags is None else flags), "--json"])
         return recipes.run_tests_script(self.windows_python_version, self.windows_arch, flags)
 
     @property
@@ -140,10 +146,25 @@ def outcome(shards: Sequence[ShardResult], report: linux.Report | None) -> tuple
     return model.PASSED, ""
 
 
-def failures(report: linux.Report) -> tuple[dict, ...]:
-    """The failed tests and their output (run-tests.py's ``diff``: the .err diff)."""
+def failures(report: linux.Report, order: Sequence[str] = ()) -> tuple[dict, ...]:
+    """The failed tests and their output (run-tests.py's ``diff``: the .err diff), those
+    named in ``order`` first (the new failures: the table's budget goes to them first)."""
+    names = [n for n in order if n in report.results]
+    names += [n for n in report.failed if n not in names]
     return jobs.cut_failures([(name, str(report.results[name].get("diff") or ""))
-                              for name in report.failed])
+                              for name in names])
+
+
+def summary(result: jobs.JobResult) -> str:
+    """``2 passed, 1 failed, 0 skipped, 1 flaky`` (the error text for an error)."""
+    if result.state == model.ERROR:
+        return result.error
+    text = f"{result.passed} passed, {len(result.failed)} failed, {result.skipped} skipped"
+    if result.flaky:
+        text += f", {len(result.flaky)} flaky"
+    if result.preexisting:
+        text += f", {len(result.preexisting)} pre-existing"
+    return text
 
 
 def wait_seconds(queues: int, drain: bool) -> int:
@@ -211,6 +232,20 @@ def apply_bundle(source: hgrepo.LocalRepo, bundle: Path, node: str,
         raise errors.TryServerError(
             f"the try's bundle does not contain its node {node[:12]}: refused")
     return clone
+
+
+def base_of(source: hgrepo.LocalRepo, clone: hgrepo.LocalRepo, node: str) -> str | None:
+    """The try's base: the newest ancestor of ``node`` that ``source`` had before the
+    bundle came (a local clone keeps its revision numbers); None when there is none or
+    the bundle brought nothing new."""
+    tip = source.run("log", "-r", "tip", "-T", "{rev}", env=UNTRUSTED_HG_ENV).stdout
+    tip = tip.decode().strip()
+    if not tip.isdigit():
+        return None
+    found = clone.run("log", "-r", f"max(::{node} and 0:{tip})", "-T", "{node}",
+                      env=UNTRUSTED_HG_ENV, check=False)
+    base = found.stdout.decode().strip() if found.returncode == 0 else ""
+    return base if model.NODE_RE.match(base) and base != node else None
 
 
 # -- the agent -----------------------------------------------------------------------
@@ -303,22 +338,36 @@ class Agent:
         try:
             with Lease(lambda: self._renew(queue, message, attempt),
                        max(self.opts.lease / 3, 1)) as lease:
-                result = self.run(message, attempt)
+                ran = self.run(message, attempt)
         except BaseException:
             # Ctrl-C, SIGTERM, a bug: the job goes back for another agent, at once.
             self._put_back(queue, message, attempt)
             raise
+        result, results = ran
         if lease.lost or not jobs.record(self.table, message.try_id, message.job,
                                          self.owner, attempt, result, time.time()):
             out.warn(f"{what}: another agent took the job over; this result is dropped")
             return
         self._delete(queue, message.receipt)
         self.ran += 1
-        summary = (f"{result.passed} passed, {len(result.failed)} failed, {result.skipped} "
-                   f"skipped" if result.state != model.ERROR else result.error)
-        out.result(f"{what}: {result.state} ({summary}) in {result.duration:.1f}s")
-        for name in result.failed:
-            out.result(f"failed: {name}")
+        self._history(message, results)
+        out.result(f"{what}: {result.state} ({summary(result)}) in {result.duration:.1f}s")
+        for label, names in (("failed", result.failed), ("flaky", result.flaky),
+                             ("pre-existing", result.preexisting)):
+            for name in names:
+                out.result(f"{label}: {name}")
+
+    def _history(self, message: Message, results: dict[str, str]) -> None:
+        """Each test's result in its history (expiring with the try)."""
+        if not results:
+            return
+        try:
+            item = jobs.get_try(self.table, message.try_id) or {}
+            expires = int(item.get("expires") or time.time() + 30 * 86400)
+            jobs.record_history(self.table, message.try_id, message.job, results, expires,
+                                jobs.iso(time.time()))
+        except Exception as exc:  # noqa: BLE001 - the job's result is recorded already
+            console.get().warn(f"could not record the tests' history: {exc}")
 
     def _not_mine(self, queue: Queue, message: Message, what: str) -> None:
         item = jobs.get_job(self.table, message.try_id, message.job)
@@ -361,9 +410,10 @@ class Agent:
         self.sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=receipt)
 
     # -- running it
-    def run(self, message: Message, attempt: int) -> jobs.JobResult:
+    def run(self, message: Message, attempt: int) -> tuple[jobs.JobResult, dict[str, str]]:
         """Run one attempt; its log and report go to S3. A failure of the try's own
-        (a bad bundle, a host that gives up) is an ``error`` result, not an exception."""
+        (a bad bundle, a host that gives up) is an ``error`` result, not an exception.
+        Also returns each test's result for the history (empty for an error)."""
         out = console.get()
         start = time.monotonic()
         log_key = model.log_key(message.try_id, message.job, attempt)
@@ -371,13 +421,15 @@ class Agent:
         with tempfile.TemporaryDirectory(prefix="hgautomation-try-job-") as tmp:
             work = Path(tmp)
             log = work / "log.txt"
-            report = None
+            report, found = None, Triage()
             with out.copy_to(log):
                 out.info(f"try {message.try_id}, job {message.job}, attempt {attempt}, "
                          f"agent {self.owner}")
                 try:
-                    shards, report = self._test(message, work)
+                    shards, report, found = self._test(message, work)
                     state, error = outcome(shards, report)
+                    if state == model.FAILED and not found.new:
+                        state = model.PASSED  # every failure was flaky or pre-existing
                 except errors.HgAutomationError as exc:
                     state, error = model.ERROR, exc.one_line()
                     out.info(error)
@@ -388,16 +440,18 @@ class Agent:
                 report.write(work / "report-merged.json")
                 self.s3.upload_file(str(work / "report-merged.json"), self.bucket,
                                     report_key, ExtraArgs={"ContentType": "application/json"})
-        return jobs.JobResult(
+        result = jobs.JobResult(
             state=state, error=error, duration=time.monotonic() - start, log_key=log_key,
             report_key=report_key if report is not None else None,
             passed=len(report.passed) if report else 0,
-            failed=tuple(report.failed) if report else (),
+            failed=found.new, flaky=found.flaky, preexisting=found.preexisting,
             skipped=len(report.skipped) if report else 0,
-            failures=failures(report) if report else ())
+            failures=failures(report, found.new) if report else ())
+        ended = report is not None and state in (model.PASSED, model.FAILED)
+        return result, history(report.passed, found) if ended else {}
 
     def _test(self, message: Message, work: Path
-              ) -> tuple[list[ShardResult], linux.Report | None]:
+              ) -> tuple[list[ShardResult], linux.Report | None, Triage]:
         out = console.get()
         item = jobs.get_try(self.table, message.try_id)
         if item is None:
@@ -419,9 +473,11 @@ class Agent:
                 ) from exc
         with out.step(f"apply it to a clean clone of {self.source.root}"):
             clone = apply_bundle(self.source, bundle, node, work / "repo")
-        out.info(f"node {node}, branch {item.get('branch', '')}, user {item.get('user', '')}")
+        base = base_of(self.source, clone, node)
+        out.info(f"node {node}, base {base or 'none'}, branch {item.get('branch', '')}, "
+                 f"user {item.get('user', '')}")
         if model.is_windows_job(message.job):
-            return self._test_windows(clone, node, work)
+            return self._test_windows(clone, node, base, work)
         results = work / "results"
         results.mkdir()
         plan = linux.build_plan(self.opts.test_flags, full_install=self.opts.full_install)
@@ -431,10 +487,50 @@ class Agent:
                       results_dir=results, plan=plan)
         with machines(self.ctx, self.opts.machines) as targets:
             shards = run_all(targets, run)
-        return shards, merged_report(shards, results)
+            report = merged_report(shards, results)
 
-    def _test_windows(self, clone: hgrepo.LocalRepo, node: str, work: Path
-                      ) -> tuple[list[ShardResult], linux.Report | None]:
+            def again(tests: Sequence[str], at: str) -> linux.Report | None:
+                # On the first host (the only one, but with --instances).
+                where = work / f"results-{at[:12]}-{len(list(work.glob('results-*')))}"
+                where.mkdir()
+                rerun = dataclasses.replace(
+                    run, node=at, results_dir=where,
+                    test_flags=tuple(rerun_flags(self.opts.test_flags, tests)))
+                return merged_report(run_all(targets[:1], rerun), where)
+
+            found = self._triage(shards, report, node, base, again)
+        return shards, report, found
+
+    def _triage(self, shards: list[ShardResult], report: linux.Report | None, node: str,
+                base: str | None, again: Callable[[Sequence[str], str], linux.Report | None]
+                ) -> Triage:
+        """Tell the failures of a failed run apart (hgautomation/triage.py): run them
+        again, then on ``base``. A run that breaks counts as giving no report."""
+        out = console.get()
+        if report is None or outcome(shards, report)[0] != model.FAILED:
+            return Triage()
+
+        def guarded(tests: Sequence[str], at: str, what: str) -> linux.Report | None:
+            with out.step(f"{what}: {len(tests)} test{'s' if len(tests) != 1 else ''}"):
+                try:
+                    return again(tests, at)
+                except errors.HgAutomationError as exc:
+                    out.info(f"{what} gave no result: {exc.one_line()}")
+                    return None
+
+        found = triage(report.failed,
+                       lambda tests: guarded(tests, node, "re-run the failed tests"),
+                       (lambda tests: guarded(tests, base, f"run them on the base "
+                                                           f"{base[:12]}"))
+                       if base else None)
+        if found.note:
+            out.info(found.note)
+        out.info(f"failures: {len(found.new)} new, {len(found.flaky)} flaky, "
+                 f"{len(found.preexisting)} pre-existing")
+        return found
+
+    def _test_windows(self, clone: hgrepo.LocalRepo, node: str, base: str | None, work: Path
+                      ) -> tuple[list[ShardResult], linux.Report | None, Triage]:
         """The job on a temporary Windows instance, as run-tests-windows runs a revision;
         run-tests.py's JSON report comes back over SFTP."""
         from hgautomation.windows import ec2 as windows
@@ -446,19 +542,40 @@ class Agent:
             label=f"Windows Python {opts.windows_python_version} {opts.windows_arch}")
         deps = windows.read_deps_files(clone, node)
         machine = windows.MachineOptions(instance_type=opts.windows_instance_type)
-        with open_aws(self.ctx, opts.aws, kinds=("windows",)) as aws, \
-                windows.pushed_host(self.ctx, aws, machine, clone, deps, purpose="try-windows",
-                                    instance_profile=False) as (_host, conn):
-            windows.run(conn, recipes.update_source_script(node), prefix="  ")
+        remote_report = sftp_path(recipes.SOURCE + "\\tests\\report.json")
+        runs = iter(range(1, 100))
+
+        def run_once(conn: Any, flags: Sequence[str]) -> tuple[int, Path | None]:
+            with contextlib.suppress(OSError):
+                conn.sftp.remove(remote_report)  # never read an earlier run's
             with console.get().step(f"run-tests.py with {shard.label}"):
-                shard.status = windows.run(conn, opts.windows_script(), check=False)
-            report = work / "report.json"
+                status = windows.run(conn, opts.windows_script(flags), check=False)
+            local = work / f"report-{next(runs)}.json"
             try:
-                conn.sftp.get(sftp_path(recipes.SOURCE + "\\tests\\report.json"), str(report))
-                shard.report = report
+                conn.sftp.get(remote_report, str(local))
             except OSError as exc:
                 console.get().info(f"no report.json from run-tests.py ({exc})")
-        return [shard], linux.Report.load(shard.report) if shard.report else None
+                return status, None
+            return status, local
+
+        with open_aws(self.ctx, opts.aws, kinds=("windows",)) as aws, \
+                windows.pushed_host(self.ctx, aws, machine, clone, deps, purpose="try-windows",
+                                    instance_profile=False) as (host, conn):
+            windows.run(conn, recipes.update_source_script(node), prefix="  ")
+            shard.status, shard.report = run_once(conn, opts.test_flags)
+            report = linux.Report.load(shard.report) if shard.report else None
+
+            def again(tests: Sequence[str], at: str) -> linux.Report | None:
+                if at != node:
+                    hgrepo.push(clone, at, conn.target, host.known_hosts,
+                                remote_path=recipes.REMOTE_SOURCE_URL_PATH,
+                                remote_hg=recipes.REMOTE_HG_CMD, label=f"[{host.label}] ")
+                windows.run(conn, recipes.update_source_script(at), prefix="  ")
+                _status, path = run_once(conn, rerun_flags(opts.test_flags, tests))
+                return linux.Report.load(path) if path else None
+
+            found = self._triage([shard], report, node, base, again)
+        return [shard], report, found
 
 
 def _lookup_queues(sqs: Any, names: Sequence[str], region: str) -> list[Queue]:

@@ -34,11 +34,15 @@ MAX_ERROR_CHARS = 4096
 
 @dataclass(frozen=True)
 class JobResult:
-    """What an attempt ended with (``state``: passed, failed or error)."""
+    """What an attempt ended with (``state``: passed, failed or error). ``failed``: the
+    new failures (they fail the job); ``flaky``: failed, then passed when re-run;
+    ``preexisting``: fail on the try's base too."""
 
     state: str
     passed: int = 0
     failed: tuple[str, ...] = ()
+    flaky: tuple[str, ...] = ()
+    preexisting: tuple[str, ...] = ()
     skipped: int = 0
     failures: tuple[dict, ...] = ()  # {"name", "output"}, as cut_failures makes them
     duration: float = 0.0
@@ -154,6 +158,8 @@ def record(table: Any, try_id: str, job: str, owner: str, attempt: int,
     values = {
         "passed": result.passed,
         "failed": list(result.failed),
+        "flaky": list(result.flaky),
+        "preexisting": list(result.preexisting),
         "skipped": result.skipped,
         "failures": [dict(f) for f in result.failures],
         "duration": _number(result.duration),
@@ -165,6 +171,22 @@ def record(table: Any, try_id: str, job: str, owner: str, attempt: int,
     if result.error:
         values["error"] = result.error[:MAX_ERROR_CHARS]
     return _end(table, try_id, job, owner, attempt, now, values, state=result.state)
+
+
+def record_history(table: Any, try_id: str, job: str, results: dict[str, str],
+                   expires: int, created: str) -> int:
+    """One history item per test of ``results`` (name -> one of ``HISTORY_RESULTS``);
+    returns how many were written."""
+    written = 0
+    with table.batch_writer() as batch:
+        for name, result in sorted(results.items()):
+            if result not in model.HISTORY_RESULTS or not model.TEST_NAME_RE.match(name):
+                continue
+            batch.put_item(Item={**model.history_key(name, try_id, job), "test": name,
+                                 "try_id": try_id, "job": job, "result": result,
+                                 "created": created, "expires": int(expires)})
+            written += 1
+    return written
 
 
 def _end(table: Any, try_id: str, job: str, owner: str, attempt: int, now: float,

@@ -10,6 +10,8 @@ Where things live (one deployment per account and region):
   one per job (``pk = TRY#<id>``, ``sk = JOB#<name>``); the global secondary index
   ``RECENT_INDEX`` (``kind`` = "try", ``id``) lists tries newest first; ``expires``
   (epoch seconds) is the TTL attribute.
+- The history of each test: one item per (test, try, job) (``history_key``), its result
+  one of ``HISTORY_RESULTS``.
 - S3 bucket (name from the deployment: ``bucket_name(account, region)``):
   ``tries/<id>/bundle.hg``, ``tries/<id>/<job>/<attempt>/log.txt`` and
   ``.../report.json`` (run-tests.py's JSON report).
@@ -91,12 +93,31 @@ def new_try_id(now: float | None = None) -> str:
 TRY_ID_RE = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}\Z")
 
 
+# A test's name as run-tests.py reports it (``test-foo.t``, ``test-bar.t#case``).
+TEST_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+#-]{0,199}\Z")
+# A test's results in the history: what each outcome is called.
+HISTORY_RESULTS = ("passed", "failed", "flaky", "preexisting")
+HISTORY_LIMIT = 50  # results a test's page shows
+
+
 def try_key(try_id: str) -> dict:
     return {"pk": f"TRY#{try_id}", "sk": "META"}
 
 
 def job_key(try_id: str, job: str) -> dict:
     return {"pk": f"TRY#{try_id}", "sk": f"JOB#{job}"}
+
+
+def history_key(test: str, try_id: str, job: str) -> dict:
+    """One result of ``test`` in the history: newest first by sort key (ids sort by time)."""
+    return {"pk": f"TEST#{test}", "sk": f"{try_id}#{job}"}
+
+
+def test_path(test: str) -> str:
+    """The test's history page, relative to the site root (the name percent-encoded)."""
+    from urllib.parse import quote
+
+    return "/test/" + quote(test, safe="")
 
 
 def bundle_key(try_id: str) -> str:

@@ -168,10 +168,12 @@ class Job:
     state: str
     attempt: int = 0
     passed: int = 0
-    failed: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()  # the new failures: they fail the job
     skipped: int = 0
     failures: tuple[Failure, ...] = ()
     duration: float | None = None
+    flaky: tuple[str, ...] = ()  # failed, then passed when re-run
+    preexisting: tuple[str, ...] = ()  # fail on the try's base too
     log_key: str = ""
     started: str = ""
     ended: str = ""
@@ -182,8 +184,8 @@ class Job:
         return cls(
             name=str(item["name"]), state=str(item.get("state") or model.QUEUED),
             attempt=_int(item.get("attempt")), passed=_int(item.get("passed")),
-            failed=tuple(str(n) for n in item.get("failed") or ()),
-            skipped=_int(item.get("skipped")),
+            failed=_names(item.get("failed")), flaky=_names(item.get("flaky")),
+            preexisting=_names(item.get("preexisting")), skipped=_int(item.get("skipped")),
             failures=tuple(Failure(str(f.get("name", "")), str(f.get("output", "")))
                            for f in item.get("failures") or ()),
             duration=None if item.get("duration") is None else float(item["duration"]),
@@ -229,6 +231,10 @@ class Try:
                    stored_state=str(meta.get("state") or model.QUEUED))
 
 
+def _names(value: Any) -> tuple[str, ...]:
+    return tuple(str(n) for n in value or ())
+
+
 def _int(value: Any) -> int:
     return int(value) if isinstance(value, (int, Decimal)) else 0
 
@@ -241,7 +247,8 @@ def log_path(try_id: str, job: str) -> str:
 def job_document(try_id: str, job: Job, failures: bool = True) -> dict:
     """A job as the API document has it (``failures`` left out for the list)."""
     doc = {"name": job.name, "state": job.state, "attempt": job.attempt,
-           "passed": job.passed, "failed": list(job.failed), "skipped": job.skipped,
+           "passed": job.passed, "failed": list(job.failed), "flaky": list(job.flaky),
+           "preexisting": list(job.preexisting), "skipped": job.skipped,
            "duration": job.duration,
            "log_url": log_path(try_id, job.name) if job.log_key else None}
     if failures:
@@ -373,7 +380,7 @@ def try_document(table: Any, try_id: str) -> dict | None:
 
 # What the list reads of each job: everything the list document shows, not the outputs.
 _LIST_JOB_FIELDS = ("pk", "sk", "try_id", "name", "state", "attempt", "passed", "failed",
-                    "skipped", "duration", "log_key")
+                    "flaky", "preexisting", "skipped", "duration", "log_key")
 
 
 def recent_tries(table: Any, limit: int = RECENT_LIMIT) -> list[Try]:
@@ -418,6 +425,39 @@ def _batch_get(table: Any, keys: list[dict], fields: tuple[str, ...]) -> list[di
 def list_document(records: Iterable[Try]) -> dict:
     """``/api/tries``: the tries' documents without their failures."""
     return {"tries": [document(r, failures=False) for r in records]}
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One result of a test in its history."""
+
+    __test__ = False  # not a pytest test class
+
+    try_id: str
+    job: str
+    result: str
+    created: str
+
+
+def test_history(table: Any, name: str, limit: int = model.HISTORY_LIMIT) -> list[TestResult]:
+    """The newest *limit* results of test *name* across tries, newest first."""
+    from boto3.dynamodb.conditions import Key
+
+    if not model.TEST_NAME_RE.match(name):
+        return []
+    page = table.query(KeyConditionExpression=Key("pk").eq(f"TEST#{name}"),
+                       ScanIndexForward=False, Limit=limit)
+    return [TestResult(str(i.get("try_id", "")), str(i.get("job", "")),
+                       str(i.get("result", "")), str(i.get("created", "")))
+            for i in page.get("Items", [])]
+
+
+def history_document(name: str, results: Iterable[TestResult]) -> dict:
+    """``/api/test/<name>``: the test's newest results."""
+    return {"name": name, "url": model.test_path(name),
+            "results": [{"try": r.try_id, "job": r.job, "result": r.result,
+                         "created": r.created, "url": model.page_path(r.try_id)}
+                        for r in results]}
 
 
 def log_url(s3: Any, bucket: str, key: str, expires: int = LOG_URL_SECONDS) -> str:

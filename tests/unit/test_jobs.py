@@ -183,3 +183,36 @@ def test_outputs_are_cut():
     total = sum(len(f["output"].encode()) for f in many)
     assert total <= jobs.OUTPUTS_BUDGET
     assert many[-1]["output"].startswith("[output not stored")
+
+
+def test_record_keeps_flaky_and_preexisting_apart(table):
+    jobs.claim(table, TRY, "linux", "agent-a", 300, NOW)
+    result = jobs.JobResult(model.PASSED, passed=3, flaky=("test-f.t",),
+                            preexisting=("test-p.t",))
+    assert jobs.record(table, TRY, "linux", "agent-a", 1, result, NOW + 5)
+    item = jobs.get_job(table, TRY, "linux")
+    assert (item["state"], item["failed"], item["flaky"], item["preexisting"]) == \
+        ("passed", [], ["test-f.t"], ["test-p.t"])
+
+
+def test_history_newest_first(table):
+    from hgautomation.server import store
+
+    older, newer = "20261207T191300Z-00000001", "20261208T080000Z-00000002"
+    assert jobs.record_history(table, older, "linux", {"test-a.t": "failed",
+                                                       "test-b.t": "passed"},
+                               int(NOW) + 86400, "2026-12-07T19:13:00Z") == 2
+    # Names that are no test name, results that are none: left out.
+    assert jobs.record_history(table, newer, "linux", {"test-a.t": "flaky",
+                                                       "../x": "passed",
+                                                       "test-c.t": "skipped"},
+                               int(NOW) + 86400, "2026-12-08T08:00:00Z") == 1
+    found = store.test_history(table, "test-a.t")
+    assert [(r.try_id, r.result) for r in found] == [(newer, "flaky"), (older, "failed")]
+    assert store.test_history(table, "test-a.t", limit=1)[0].try_id == newer
+    assert store.test_history(table, "../x") == []
+    doc = store.history_document("test-a.t", found)
+    assert doc["url"] == "/test/test-a.t"
+    assert doc["results"][0] == {"try": newer, "job": "linux", "result": "flaky",
+                                 "created": "2026-12-08T08:00:00Z", "url": f"/try/{newer}"}
+    assert model.test_path("test-x.t#case") == "/test/test-x.t%23case"

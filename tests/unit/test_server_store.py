@@ -232,7 +232,8 @@ def test_a_job_that_cannot_be_queued_is_an_error_not_a_wait(deployment):
 def test_the_document_has_exactly_the_designed_keys(deployment):
     record = store.create_try(deployment.clients, deployment.config, submission(), now=NOW)
     deployment.put_job(record.id, "linux", state="failed", attempt=1, passed=10,
-                       failed=["test-a.t"], skipped=2, duration=12.5,
+                       failed=["test-a.t"], flaky=["test-f.t"], preexisting=["test-p.t"],
+                       skipped=2, duration=12.5,
                        failures=[{"name": "test-a.t", "output": "--- a\n+++ b\n"}],
                        log_key=model.log_key(record.id, "linux", 1))
     doc = store.try_document(deployment.clients.table, record.id)
@@ -240,13 +241,15 @@ def test_the_document_has_exactly_the_designed_keys(deployment):
                         "url", "jobs"}
     assert doc["url"] == f"/try/{record.id}" and doc["state"] == "running"
     linux, win = doc["jobs"]
-    assert set(linux) == {"name", "state", "attempt", "passed", "failed", "skipped",
-                          "duration", "log_url", "failures"}
+    assert set(linux) == {"name", "state", "attempt", "passed", "failed", "flaky",
+                          "preexisting", "skipped", "duration", "log_url", "failures"}
     assert linux == {"name": "linux", "state": "failed", "attempt": 1, "passed": 10,
-                     "failed": ["test-a.t"], "skipped": 2, "duration": 12.5,
+                     "failed": ["test-a.t"], "flaky": ["test-f.t"],
+                     "preexisting": ["test-p.t"], "skipped": 2, "duration": 12.5,
                      "log_url": f"/try/{record.id}/log/linux",
                      "failures": [{"name": "test-a.t", "output": "--- a\n+++ b\n"}]}
     assert win["log_url"] is None and win["duration"] is None and win["state"] == "queued"
+    assert win["flaky"] == [] and win["preexisting"] == []
     json.dumps(doc)  # no Decimal left
 
 
@@ -267,7 +270,8 @@ def test_recent_tries_newest_first_at_most_50(deployment):
     assert list(doc) == ["tries"]
     assert "failures" not in doc["tries"][0]["jobs"][0]
     assert set(doc["tries"][0]["jobs"][0]) == {"name", "state", "attempt", "passed",
-                                               "failed", "skipped", "duration", "log_url"}
+                                               "failed", "flaky", "preexisting", "skipped",
+                                               "duration", "log_url"}
 
 
 def test_the_list_shows_the_jobs_current_states(deployment):

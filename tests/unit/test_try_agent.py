@@ -304,3 +304,11 @@ def test_a_windows_job_instance_gets_no_instance_profile(monkeypatch, tmp_path):
             pass
     assert specs[0].instance_profile_arn == account.instance_profile_arn
     assert specs[1].instance_profile_arn is None
+
+
+def test_failures_put_the_new_ones_first():
+    rep = linux.Report({"test-a.t": {"result": "failure", "diff": "a"},
+                        "test-b.t": {"result": "failure", "diff": "b"},
+                        "test-c.t": {"result": "success"}})
+    assert [f["name"] for f in try_agent.failures(rep, ("test-b.t",))] == \
+        ["test-b.t", "test-a.t"]
