@@ -48,7 +48,7 @@ def _print_changes(changes, dry_run: bool, what: str) -> None:
 
 
 def deploy(ctx: Context, opts: DeployOptions) -> int:
-    """Create or repair the Try server (bucket, queues, table, functions, IAM)."""
+    """Create or repair the Try server (bucket, queues, table, topic, functions, IAM)."""
     from hgautomation import trydeploy
 
     jobs = tuple(dict.fromkeys(opts.job or model.DEFAULT_JOBS))  # order kept, once each
