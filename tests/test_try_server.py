@@ -357,7 +357,8 @@ def test_try_reaches_the_deployed_server(cli, aws_fresh, lambda_runtime, repo, t
     assert bundle.startswith(model.BUNDLE2_MAGIC)
     assert _queued(aws_fresh, doc["queues"]["linux"]) == [{"try": try_id, "job": "linux"}]
     items = {i["sk"]["S"]: i for i in _items(aws_fresh)}
-    assert set(items) == {"META", "JOB#linux"}
+    assert set(items) == {"META", "JOB#linux", "RATE"}  # RATE: the user's tries this hour
+    assert items["RATE"]["pk"]["S"] == "RATE#Dev <dev@example.org>"
     assert items["META"]["node"]["S"] == node
     assert items["META"]["description"]["S"] == "try: <b>draft</b>\n\nMore."
     assert items["JOB#linux"]["state"]["S"] == "queued"
