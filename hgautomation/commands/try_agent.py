@@ -45,7 +45,7 @@ from hgautomation.commands.try_ import table_name
 from hgautomation.context import Context
 from hgautomation.declare import Command, Option
 from hgautomation.options import AWSOptions, StaticHosts
-from hgautomation.server import jobs, model
+from hgautomation.server import jobs, model, notify
 from hgautomation.triage import Triage, history, rerun_flags, triage
 
 MAX_LEASE = 12 * 3600  # SQS's longest visibility timeout
@@ -270,6 +270,8 @@ class Agent:
         self.owner = agent_id()
         self.sqs = session.client("sqs")
         self.s3 = session.client("s3")
+        self.sns = session.client("sns")
+        self._topic: str | None = None  # the deployment's, on the first try that ends
         self.table = session.boto.resource("dynamodb", config=session.config).Table(opts.table)
         # The lease thread's own: boto3 resources are not thread-safe.
         self.lease_table = session.boto.resource("dynamodb",
@@ -310,6 +312,7 @@ class Agent:
                                     f"{model.MAX_RECEIVES} times without a result"):
                         console.get().result(f"job {queue.job} of try {message.try_id}: "
                                              "error (dead letter)")
+                        self.notify(message.try_id)
                 self.sqs.delete_message(QueueUrl=queue.dlq_url,
                                         ReceiptHandle=raw["ReceiptHandle"])
 
@@ -328,6 +331,7 @@ class Agent:
                          f"gave up: the job's message was received {message.receives} times")
             self._delete(queue, message.receipt)
             out.result(f"{what}: error (received {message.receives} times)")
+            self.notify(message.try_id)
             return
         attempt = jobs.claim(self.table, message.try_id, message.job, self.owner,
                              self.opts.lease, time.time())
@@ -356,6 +360,21 @@ class Agent:
                              ("pre-existing", result.preexisting)):
             for name in names:
                 out.result(f"{label}: {name}")
+        self.notify(message.try_id)
+
+    def notify(self, try_id: str) -> None:
+        """Publish the try's message if it has just ended (server/notify.py); a failure
+        is a warning: the job's result is recorded already."""
+        try:
+            if self._topic is None:
+                arn = self.session.caller_identity()["Arn"]
+                self._topic = model.topic_arn(arn.split(":")[4], self.session.region,
+                                              arn.split(":")[1])
+            if notify.try_ended(self.table, self.sns, self._topic, try_id):
+                console.get().info(f"try {try_id} ended: message sent to {self._topic}")
+        except Exception as exc:  # noqa: BLE001 - nothing of the job depends on it
+            console.get().warn(f"try {try_id}: its end was not announced on the "
+                               f"{model.TOPIC} topic: {exc}")
 
     def _history(self, message: Message, results: dict[str, str]) -> None:
         """Each test's result in its history (expiring with the try)."""
@@ -376,6 +395,8 @@ class Agent:
             self._delete(queue, message.receipt)
             console.get().info(f"{what}: {item.get('state') if item else 'unknown'}; "
                                "message deleted")
+            if item is not None:  # a claim beyond MAX_ATTEMPTS may have just ended it
+                self.notify(message.try_id)
             return
         # Another agent holds a live lease: look again when it should have ended.
         remaining = float(item.get("lease_until", 0)) - time.time()

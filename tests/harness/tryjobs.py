@@ -100,7 +100,7 @@ class TryStore:
 
 
 def create_store(aws: Any, job_names: tuple[str, ...] = ("linux",)) -> TryStore:
-    """The table, the bucket and the queues a deployment has (in moto)."""
+    """The table, the bucket, the queues and the topic a deployment has (in moto)."""
     aws.client("dynamodb").create_table(**store.table_definition())
     account = aws.client("sts").get_caller_identity()["Account"]
     bucket = model.bucket_name(account, aws.region)
@@ -119,4 +119,5 @@ def create_store(aws: Any, job_names: tuple[str, ...] = ("linux",)) -> TryStore:
                                          "maxReceiveCount": str(model.MAX_RECEIVES)})
         })["QueueUrl"]
         dlqs[name] = dlq
+    aws.client("sns").create_topic(Name=model.TOPIC)  # the agent tells it a try ended
     return TryStore(aws=aws, bucket=bucket, queues=queues, dlqs=dlqs)
