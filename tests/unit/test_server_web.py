@@ -50,7 +50,7 @@ def tries(deployment: MotoDeployment) -> dict[str, str]:
     deployment.put_job(ids["running"], "linux", state="running", attempt=2,
                        started="2026-12-07T19:14:00Z")
     ids["triaged"] = store.create_try(deployment.clients, deployment.config,
-                                      submission(message="three kinds"), now=NOW).id
+                                      submission(message="three kinds"), now=NOW + 60).id
     deployment.put_job(ids["triaged"], "linux", state="failed", attempt=1, passed=7,
                        failed=["test-new.t"], flaky=["test-flaky.t"],
                        preexisting=["test-pre.t"],
