@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -399,4 +400,9 @@ def test_flaky_and_preexisting_failures_told_apart(cli, linux_dev_host, state, h
         flaky_page = browser.dump_dom(f"{site}/test/{FLAKY}")
         assert "0 passed, 0 failed, 3 flaky, 0 pre-existing" in flaky_page
         assert all(f'href="/try/{t}"' in flaky_page for t in (only_flaky, broken, fixed))
-    print(f"three tries with re-runs and base runs in {seconds:.1f}s")
+    again = re.search(r"re-run the failed tests: 3 tests: done in ([0-9.]+)s", log)
+    on_base = re.search(r"run them on the base \w+: 2 tests: done in ([0-9.]+)s", log)
+    assert again and on_base, log
+    print(f"three tries with re-runs and base runs in {seconds:.1f}s; try {broken}: "
+          f"job {float(job['duration']):.1f}s, of which the re-run {again.group(1)}s and "
+          f"the base run {on_base.group(1)}s")
