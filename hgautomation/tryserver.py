@@ -326,10 +326,10 @@ def open_table(session: AWSSession, name: str):
 def read_try(table, try_id: str) -> dict:
     """The try as ``/api/try/<id>`` shows it; TryServerError when the table lacks it."""
     from hgautomation.aws.session import translate_errors
-    from hgautomation.server import jobs
+    from hgautomation.server import store
 
     with translate_errors(f"dynamodb:GetItem {table.name}"):
-        document = jobs.try_document(table, try_id)
+        document = store.try_document(table, try_id)
     if document is None:
         raise errors.TryServerError(
             f"try {try_id} is not in the table {table.name}",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from hgautomation.server import model
+from hgautomation.server import model, store
 
 OUTPUT_LIMIT = 64 * 1024  # bytes of one failed test's output kept in the table
 # A DynamoDB item holds at most 400 KB: the outputs of all failures together stay
@@ -207,7 +207,7 @@ def _end(table: Any, try_id: str, job: str, owner: str, attempt: int, now: float
                    ConditionExpression=condition, ExpressionAttributeNames=names,
                    ExpressionAttributeValues=expression_values) is not None
     if done:
-        refresh_try_state(table, try_id)
+        store.refresh_try_state(table, try_id)
     return done
 
 
@@ -240,7 +240,7 @@ def give_up(table: Any, try_id: str, job: str, now: float, reason: str) -> bool:
                                    ":ended": iso(now), ":queued": model.QUEUED,
                                    ":running": model.RUNNING, ":now": _number(now)}) is not None
     if done:
-        refresh_try_state(table, try_id)
+        store.refresh_try_state(table, try_id)
     return done
 
 
@@ -283,53 +283,3 @@ def job_items(table: Any, try_id: str) -> list[dict]:
         start = page.get("LastEvaluatedKey")
         if not start:
             return sorted(items, key=lambda i: i.get("name", ""))
-
-
-def refresh_try_state(table: Any, try_id: str) -> str:
-    """Store ``model.try_state`` of the try's jobs on the try item; returns it.
-
-    (A minimal version for the agent; the functions' store may provide its own.)
-    """
-    state = model.try_state([i.get("state", model.ERROR) for i in job_items(table, try_id)])
-    _update(table, model.try_key(try_id), UpdateExpression="SET #state = :state",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":state": state})
-    return state
-
-
-def job_document(item: dict, try_id: str) -> dict:
-    """One job as ``/api/try/<id>`` shows it."""
-    name = item.get("name", item.get("sk", "").removeprefix("JOB#"))
-    return {
-        "name": name,
-        "state": item.get("state", model.QUEUED),
-        "attempt": int(item.get("attempt", 0) or 0),
-        "passed": item.get("passed"),
-        "failed": list(item.get("failed") or []),
-        "skipped": item.get("skipped"),
-        "duration": item.get("duration"),
-        "log_url": f"{model.page_path(try_id)}/log/{name}" if item.get("log_key") else None,
-        "failures": [{"name": f.get("name", ""), "output": f.get("output", "")}
-                     for f in item.get("failures") or []],
-    }
-
-
-def try_document(table: Any, try_id: str) -> dict | None:
-    """The try as ``/api/try/<id>`` shows it, read from the table; None if unknown."""
-    item = get_try(table, try_id)
-    if item is None:
-        return None
-    jobs = job_items(table, try_id)
-    return {
-        "id": try_id,
-        "node": item.get("node", ""),
-        "user": item.get("user", ""),
-        "branch": item.get("branch", ""),
-        "description": item.get("description", ""),
-        "created": item.get("created", ""),
-        "state": model.try_state([j.get("state", model.ERROR) for j in jobs]) if jobs
-        else item.get("state", model.ERROR),
-        "url": model.page_path(try_id),
-        "jobs": [job_document(j, try_id) for j in jobs],
-    }

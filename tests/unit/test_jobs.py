@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from hgautomation.server import jobs, model
+from hgautomation.server import jobs, model, store
 
 REGION = "us-east-1"
 TRY = "20261207T191300Z-1a2b3c4d"
@@ -141,7 +141,7 @@ def test_try_state_follows_its_jobs(table):
     jobs.record(table, TRY, "other", "a", 1,
                 jobs.JobResult(model.ERROR, error="host gone"), NOW)
     assert jobs.get_try(table, TRY)["state"] == "error"
-    doc = jobs.try_document(table, TRY)
+    doc = store.try_document(table, TRY)
     assert doc["state"] == "error" and [j["name"] for j in doc["jobs"]] == ["linux", "other"]
     json.dumps(doc)  # plain JSON: no Decimals
 
@@ -160,16 +160,16 @@ def test_try_document_shape(table):
     jobs.record(table, TRY, "linux", "a", 1, jobs.JobResult(
         model.FAILED, passed=1, failed=("test-a.t",), failures=jobs.cut_failures(
             [("test-a.t", "diff")]), duration=3.0, log_key="tries/x/log.txt"), NOW)
-    doc = jobs.try_document(table, TRY)
+    doc = store.try_document(table, TRY)
     assert set(doc) == {"id", "node", "user", "branch", "description", "created", "state",
                         "url", "jobs"}
     linux = doc["jobs"][0]
-    assert set(linux) == {"name", "state", "attempt", "passed", "failed", "skipped",
-                          "duration", "log_url", "failures"}
+    assert set(linux) == {"name", "state", "attempt", "passed", "failed", "flaky",
+                          "preexisting", "skipped", "duration", "log_url", "failures"}
     assert linux["log_url"] == f"/try/{TRY}/log/linux"
     assert doc["jobs"][1]["log_url"] is None
     assert doc["url"] == f"/try/{TRY}"
-    assert jobs.try_document(table, "20261207T191300Z-00000000") is None
+    assert store.try_document(table, "20261207T191300Z-00000000") is None
 
 
 def test_outputs_are_cut():
