@@ -132,14 +132,15 @@ def test_no_hgrc_and_no_hook_while_the_bundle_is_applied(cli, store, repos, unre
     assert marker.exists()
 
 
-def test_a_job_received_3_times_ends_in_error(cli, store, repos, unreachable, tmp_path):
-    """Three agents took the job and were lost (each let its lease run out): the fourth
-    receive moves the message to the dead-letter queue, and the job ends in error.
+def test_a_job_received_too_often_ends_in_error(cli, store, repos, unreachable, tmp_path):
+    """The job's message was received ``model.MAX_RECEIVES`` times without a result (its
+    agents lost or stopped each time): the next receive moves it to the dead-letter
+    queue, and the job ends in error.
 
     Breaking looks like: the job stays ``running`` forever (nobody reads the DLQ)."""
     try_id, _ = store.submit(repos[1])
     sqs = store.aws.client("sqs")
-    for _ in range(3):
+    for _ in range(model.MAX_RECEIVES):
         assert len(sqs.receive_message(QueueUrl=store.queues["linux"],
                                        VisibilityTimeout=0)["Messages"]) == 1
     _end_job(store, try_id, "running", attempt=3, lease_owner="lost-agent",
@@ -149,7 +150,7 @@ def test_a_job_received_3_times_ends_in_error(cli, store, repos, unreachable, tm
     assert f"job linux of try {try_id}: error (dead letter)" in proc.stdout
     job = store.job(try_id)
     assert (job["state"], job["attempt"]) == ("error", 3)
-    assert "received 3 times without a result" in job["error"]
+    assert f"received {model.MAX_RECEIVES} times without a result" in job["error"]
     assert "lease_owner" not in job
     assert store.table.get_item(Key=model.try_key(try_id))["Item"]["state"] == "error"
     assert sqs.receive_message(QueueUrl=store.dlqs["linux"]).get("Messages", []) == []
