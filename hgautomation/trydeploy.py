@@ -150,6 +150,8 @@ def upload_policy(t: Target) -> dict:
     """The upload function: store the bundle, record the try, queue its jobs."""
     return _policy(
         _statement(["s3:PutObject"], [f"{t.bucket_arn}/tries/*"], "Bundles"),
+        # A rerun copies its try's bundle (CopyObject reads the source).
+        _statement(["s3:GetObject"], [f"{t.bucket_arn}/tries/*/bundle.hg"], "RerunBundles"),
         # UpdateItem and Query: a job that cannot be queued is recorded as an error.
         _statement(["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query",
                     "dynamodb:UpdateItem"], [t.table_arn], "Tries"),

@@ -13,7 +13,7 @@ import pytest
 from hgautomation import console, errors, linux, tryserver
 from hgautomation.commands import try_agent
 from hgautomation.commands.run_tests_linux import ShardResult
-from hgautomation.server import model
+from hgautomation.server import jobs, model
 
 TRY = "20261207T191300Z-1a2b3c4d"
 
@@ -79,7 +79,8 @@ def test_agent_ids_differ():
 
 def test_lease_renews_until_the_block_ends():
     calls = []
-    with try_agent.Lease(lambda: calls.append(time.monotonic()) or True, 0.05) as lease:
+    with try_agent.Lease(lambda: calls.append(time.monotonic()) or jobs.Renewal(),
+                         0.05) as lease:
         time.sleep(0.3)
     count = len(calls)
     time.sleep(0.15)
@@ -89,7 +90,7 @@ def test_lease_renews_until_the_block_ends():
 
 def test_a_lost_lease_stops_renewing(captured):
     calls = []
-    with try_agent.Lease(lambda: calls.append(1) and False, 0.02) as lease:
+    with try_agent.Lease(lambda: calls.append(1), 0.02) as lease:  # None: not ours
         time.sleep(0.2)
     assert lease.lost and len(calls) == 1
     assert "taken over by another agent" in captured.err_text
@@ -102,7 +103,7 @@ def test_a_failing_renewal_is_retried(captured):
         calls.append(1)
         if len(calls) == 1:
             raise OSError("network down")
-        return True
+        return jobs.Renewal()
 
     with try_agent.Lease(renew, 0.02) as lease:
         time.sleep(0.2)
