@@ -188,14 +188,15 @@ class Lease:
         self._thread = threading.Thread(target=self._run, name="try-lease", daemon=True)
         self._main: int | None = None
         self._sigint: Any = None
+        self._delivered = False  # JobCancelled was raised in the main thread
         self.lost = False
         self.cancelled = False
 
     def _run(self) -> None:
         due = time.monotonic() + self._interval
-        while not self._stop.wait(CANCEL_RESEND if self.cancelled
+        while not self._stop.wait(CANCEL_RESEND if self._pending
                                   else max(due - time.monotonic(), 0)):
-            if self.cancelled:
+            if self._pending:
                 self._interrupt()  # again: cleanup held it off (signals_deferred)
             if time.monotonic() < due:
                 continue
@@ -215,6 +216,10 @@ class Lease:
                 console.get().info("the job was cancelled on the Try server: stopping it")
                 self._interrupt()
 
+    @property
+    def _pending(self) -> bool:
+        return self.cancelled and self._main is not None and not self._delivered
+
     def _interrupt(self) -> None:
         if self._main is not None:
             signal.pthread_kill(self._main, CANCEL_SIGNAL)
@@ -227,6 +232,7 @@ class Lease:
         if lease is not None and lease.cancelled \
                 and signal.getsignal(signal.SIGINT) is lease._sigint:
             Lease._armed = None
+            lease._delivered = True
             raise JobCancelled()
 
     def __enter__(self) -> Lease:
