@@ -369,6 +369,13 @@ def test_try_reaches_the_deployed_server(cli, aws_fresh, lambda_runtime, repo, t
 
 # -- cancel and rerun ------------------------------------------------------------------------
 
+def _peek(aws, url: str) -> list[dict]:
+    """The queue's messages, left visible to the next receive (an agent's)."""
+    got = aws.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                            WaitTimeSeconds=0, VisibilityTimeout=0)
+    return [json.loads(m["Body"]) for m in got.get("Messages", [])]
+
+
 def _try(cli, aws, runtime, repo: Path, tmp_path: Path, *args: str, timeout: float = 180):
     return cli.run("--hg-repo", str(repo), "try", *args, aws=aws, env=runtime.env,
                    state=tmp_path / "state", cwd=repo, timeout=timeout)
@@ -424,7 +431,7 @@ def test_cancel_of_a_queued_try(cli, aws_fresh, lambda_runtime, repo, tmp_path):
     assert "no such try" in last and "Traceback" not in unknown.stderr
 
     # The message is still queued; an agent takes it, finds the job ended, deletes it.
-    assert _queued(aws_fresh, doc["queues"]["linux"]) == [{"try": try_id, "job": "linux"}]
+    assert _peek(aws_fresh, doc["queues"]["linux"]) == [{"try": try_id, "job": "linux"}]
     agent = cli.run("-R", str(repo), "try-agent", "--drain", "--lease", "30",
                     "--hg", hgsource.hg_executable(), aws=aws_fresh, env=lambda_runtime.env,
                     state=tmp_path / "state", cwd=repo, timeout=180)
@@ -482,8 +489,8 @@ def test_rerun_of_the_failed_job_of_a_finished_try(cli, aws_fresh, lambda_runtim
     bundles = [s3.get_object(Bucket=doc["bucket"], Key=model.bundle_key(t))["Body"].read()
                for t in (old, new)]
     assert bundles[0] == bundles[1] and bundles[0].startswith(model.BUNDLE2_MAGIC)
-    assert _queued(aws_fresh, doc["queues"]["linux"]) == [{"try": new, "job": "linux"}]
-    assert _queued(aws_fresh, doc["queues"]["linux-2"]) == []
+    assert _peek(aws_fresh, doc["queues"]["linux"]) == [{"try": new, "job": "linux"}]
+    assert _peek(aws_fresh, doc["queues"]["linux-2"]) == []
 
     # Every job of the rerun passed: nothing failed to rerun (exit 14, one line).
     for job in ("linux",):
