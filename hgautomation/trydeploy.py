@@ -160,6 +160,8 @@ def upload_policy(t: Target) -> dict:
     the topic when a cancel ends a try."""
     return _policy(
         _statement(["s3:PutObject"], [f"{t.bucket_arn}/tries/*"], "Bundles"),
+        # A rerun copies its try's bundle (CopyObject reads the source).
+        _statement(["s3:GetObject"], [f"{t.bucket_arn}/tries/*/bundle.hg"], "RerunBundles"),
         # UpdateItem and Query: a job that cannot be queued is recorded as an error.
         # GetItem: the submitter's rate-limit item.
         _statement(["dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem",

@@ -379,9 +379,23 @@ def test_try_reaches_the_deployed_server(cli, aws_fresh, lambda_runtime, repo, t
     assert missing.value.code == 404
 
 
-def _try(cli, aws, runtime, repo, tmp_path):
-    return cli.run("--hg-repo", str(repo), "try", "-r", ".", aws=aws, env=runtime.env,
-                   state=tmp_path / "state", cwd=repo, timeout=180)
+# -- cancel and rerun ------------------------------------------------------------------------
+
+def _peek(aws, url: str) -> list[dict]:
+    """The queue's messages, left visible to the next receive (an agent's)."""
+    got = aws.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                            WaitTimeSeconds=0, VisibilityTimeout=0)
+    return [json.loads(m["Body"]) for m in got.get("Messages", [])]
+
+
+def _try(cli, aws, runtime, repo: Path, tmp_path: Path, *args: str, timeout: float = 180):
+    return cli.run("--hg-repo", str(repo), "try", *args, aws=aws, env=runtime.env,
+                   state=tmp_path / "state", cwd=repo, timeout=timeout)
+
+
+def _remote(stderr: str) -> list[str]:
+    return [line[len("remote: "):] for line in stderr.splitlines()
+            if line.startswith("remote: ")]
 
 
 def _subscribe_queue(aws, topic: str) -> str:
@@ -410,7 +424,7 @@ def test_a_try_that_ends_is_announced_and_the_limits_hold(cli, aws_fresh, lambda
     assert ttl["AttributeName"] == "expires" and ttl["TimeToLiveStatus"] == "ENABLED"
     inbox = _subscribe_queue(aws_fresh, doc["topic"])
 
-    proc = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path)
+    proc = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "-r", ".")
     assert proc.returncode == 0, proc.stderr
     try_id = proc.stderr.split("remote: try ", 1)[1].split(":", 1)[0]
     table = _table(aws_fresh)
@@ -436,9 +450,9 @@ def test_a_try_that_ends_is_announced_and_the_limits_hold(cli, aws_fresh, lambda
     assert body[0] == f"{doc['web_url']}/try/{try_id}"
     assert "linux: failed, 1 new failure" in body and "  test-new.t" in body
 
-    assert _try(cli, aws_fresh, lambda_runtime, repo, tmp_path).returncode == 0
+    assert _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "-r", ".").returncode == 0
     objects, items = _stored(aws_fresh, doc["bucket"]), _items(aws_fresh)
-    refused = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path)
+    refused = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "-r", ".")
     assert refused.returncode == 14, refused.stderr
     assert "remote: too many tries: at most 2 an hour per user; the next is allowed at " \
         in refused.stderr
@@ -460,10 +474,142 @@ def test_a_try_that_ends_is_announced_and_the_limits_hold(cli, aws_fresh, lambda
 def _table(aws):
     import boto3
 
-    return boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-        region_name=aws.region).resource("dynamodb", endpoint_url=aws.endpoint_url).Table(
-            model.TABLE)
+    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                 region_name=aws.region).resource(
+        "dynamodb", endpoint_url=aws.endpoint_url).Table(model.TABLE)
+
+
+def test_cancel_of_a_queued_try(cli, aws_fresh, lambda_runtime, repo, tmp_path):
+    """`try --cancel` through the deployed function: the queued job ends cancelled at
+    once, and the agent that receives its message deletes it without running anything."""
+    from hgautomation.server import jobs
+
+    doc = _deployed(cli, aws_fresh, lambda_runtime, tmp_path)
+    sent = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "-r", ".")
+    assert sent.returncode == 0, sent.stderr
+    try_id = _remote(sent.stderr)[0].split()[1].rstrip(":")
+
+    proc = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "--cancel", try_id,
+                "-T", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert _remote(proc.stderr) == [f"try {try_id}: 1 job cancelled (linux)",
+                                    f"{doc['web_url']}/try/{try_id}"]
+    assert f"try: {try_id}" in proc.stderr and f"page: {doc['web_url']}/try/{try_id}" \
+        in proc.stderr
+    document = jsondoc.check("try", proc.stdout)
+    assert document["id"] == try_id and document["state"] == "cancelled"
+    assert [(j["name"], j["state"]) for j in document["jobs"]] == [("linux", "cancelled")]
+    table = _table(aws_fresh)
+    assert jobs.get_try(table, try_id)["state"] == "cancelled"
+
+    # Again: it has ended; said so, not an error.
+    again = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "--cancel", try_id)
+    assert again.returncode == 0, again.stderr
+    assert _remote(again.stderr)[0] == \
+        f"try {try_id}: already ended (cancelled): nothing to cancel"
+    # An unknown try: the server's one line, exit 14, nothing changed.
+    unknown = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "--cancel",
+                   "20261207T191300Z-00000000")
+    assert unknown.returncode == 14, unknown.stderr
+    last = unknown.stderr.strip().splitlines()[-1]
+    assert "rejected the cancel of try 20261207T191300Z-00000000" in last
+    assert "no such try" in last and "Traceback" not in unknown.stderr
+
+    # The message is still queued; an agent takes it, finds the job ended, deletes it.
+    assert _peek(aws_fresh, doc["queues"]["linux"]) == [{"try": try_id, "job": "linux"}]
+    agent = cli.run("-R", str(repo), "try-agent", "--drain", "--lease", "30",
+                    "--hg", hgsource.hg_executable(), aws=aws_fresh, env=lambda_runtime.env,
+                    state=tmp_path / "state", cwd=repo, timeout=180)
+    assert agent.returncode == 0, agent.stderr
+    assert f"job linux of try {try_id}: cancelled; message deleted" in agent.stderr
+    assert "no job waiting: 0 jobs run" in agent.stdout
+    sqs = aws_fresh.client("sqs")
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=doc["queues"]["linux"],
+        AttributeNames=["ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    assert attributes == {"ApproximateNumberOfMessages": "0",
+                          "ApproximateNumberOfMessagesNotVisible": "0"}
+    assert jobs.get_job(table, try_id, "linux")["state"] == "cancelled"
+
+
+def test_rerun_of_the_failed_job_of_a_finished_try(cli, aws_fresh, lambda_runtime, repo,
+                                                   tmp_path):
+    """`try --rerun ID --failed` of a try with one failed and one passed job: a new try
+    with only the failed job and the same bundle; with --wait it is followed to its end."""
+    import threading
+    import time
+
+    from hgautomation.server import jobs
+
+    doc = _deployed(cli, aws_fresh, lambda_runtime, tmp_path, "--job", "linux",
+                    "--job", "linux-2")
+    sent = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "-r", ".")
+    assert sent.returncode == 0, sent.stderr
+    old = _remote(sent.stderr)[0].split()[1].rstrip(":")
+    table = _table(aws_fresh)
+    for job, state in (("linux", "failed"), ("linux-2", "passed")):
+        assert jobs.claim(table, old, job, "agent", 300, time.time()) == 1
+        assert jobs.record(table, old, job, "agent", 1, jobs.JobResult(
+            state, passed=2, failed=("test-x.t",) if state == "failed" else ()),
+            time.time())
+    for url in doc["queues"].values():  # what the agents would have deleted
+        sqs = aws_fresh.client("sqs")
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    proc = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "--rerun", old, "--failed",
+                "-T", "json")
+    assert proc.returncode == 0, proc.stderr
+    first, page = _remote(proc.stderr)
+    new = first.split()[1].rstrip(":")
+    assert model.TRY_ID_RE.match(new) and new != old
+    assert first == f"try {new}: 1 job queued (linux)"
+    assert page == f"{doc['web_url']}/try/{new}"
+    assert f"try: {new}" in proc.stderr
+    document = jsondoc.check("try", proc.stdout)
+    assert document["id"] == new and [j["name"] for j in document["jobs"]] == ["linux"]
+    assert jobs.get_try(table, new)["rerun_of"] == old
+    s3 = aws_fresh.client("s3")
+    bundles = [s3.get_object(Bucket=doc["bucket"], Key=model.bundle_key(t))["Body"].read()
+               for t in (old, new)]
+    assert bundles[0] == bundles[1] and bundles[0].startswith(model.BUNDLE2_MAGIC)
+    assert _peek(aws_fresh, doc["queues"]["linux"]) == [{"try": new, "job": "linux"}]
+    assert _peek(aws_fresh, doc["queues"]["linux-2"]) == []
+
+    # Every job of the rerun passed: nothing failed to rerun (exit 14, one line).
+    for job in ("linux",):
+        jobs.claim(table, new, job, "agent", 300, time.time())
+        jobs.record(table, new, job, "agent", 1, jobs.JobResult("passed", passed=3),
+                    time.time())
+    refused = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "--rerun", new,
+                   "--failed")
+    assert refused.returncode == 14, refused.stderr
+    assert "every job passed: no failed job to rerun" in refused.stderr.strip().splitlines()[-1]
+
+    # --wait follows the rerun; an "agent" here passes the job once it is queued.
+    def agent() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for item in table.scan()["Items"]:
+                if item.get("rerun_of") == old and item["id"] not in (new,):
+                    try_id = item["id"]
+                    if jobs.claim(table, try_id, "linux", "agent", 300, time.time()):
+                        time.sleep(1)
+                        jobs.record(table, try_id, "linux", "agent", 1,
+                                    jobs.JobResult("passed", passed=3), time.time())
+                        return
+            time.sleep(0.5)
+
+    worker = threading.Thread(target=agent, daemon=True)
+    worker.start()
+    followed = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "--rerun", old,
+                    "--failed", "--wait", "-T", "json", timeout=200)
+    worker.join(10)
+    assert followed.returncode == 0, followed.stderr
+    final = jsondoc.check("try", followed.stdout)
+    assert final["state"] == "passed" and final["id"] not in (old, new)
+    assert "linux: queued" in followed.stderr and "linux: passed" in followed.stderr
 
 
 # -- destroy ---------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ JSON report -> record the result -> delete the message. Failed tests are run onc
 (passing now: flaky), then on the try's base (failing there too: pre-existing); only the
 others fail the job (hgautomation/triage.py). SIGINT/SIGTERM stop the run and
 put the job back at once; an agent lost outright loses the job when its lease runs out.
+A cancel (``try --cancel``), read at a renewal, stops the run the same way and ends the
+job ``cancelled``.
 A ``windows`` job runs as ``run-tests-windows`` does, on a temporary Windows instance.
 """
 
@@ -20,6 +22,7 @@ import json
 import os
 import secrets
 import shlex
+import signal
 import socket
 import tempfile
 import threading
@@ -179,33 +182,96 @@ def agent_id() -> str:
 
 # -- the lease ---------------------------------------------------------------------
 
+class JobCancelled(KeyboardInterrupt):
+    """Raised in the main thread when the running job was cancelled (``try --cancel``):
+    the run stops as on SIGTERM (the remote run stopped, instances terminated)."""
+
+
+# A real signal carries a cancel from the lease thread to the main thread: it wakes a
+# blocking wait (a lock, a child process) as SIGTERM does. None: no such signal here
+# (Windows), the run goes on to its end and the job then ends cancelled.
+CANCEL_SIGNAL = getattr(signal, "SIGUSR1", None)
+CANCEL_RESEND = 1.0  # seconds between two signals while cleanup holds off interrupts
+
+
 class Lease:
     """Renews the job's lease (the table and the message's visibility) every lease/3 in
-    a thread while the block runs; ``lost`` when another agent has taken the job over."""
+    a thread while the block runs; ``lost`` when another agent has taken the job over;
+    ``cancelled`` when the renewal read a cancel request, and then, when the block runs
+    in the main thread, JobCancelled is raised there."""
 
-    def __init__(self, renew: Callable[[], bool], interval: float):
+    _armed: Lease | None = None  # the main thread's lease that a cancel may interrupt
+
+    def __init__(self, renew: Callable[[], jobs.Renewal | None], interval: float):
         self._renew = renew
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="try-lease", daemon=True)
+        self._main: int | None = None
+        self._sigint: Any = None
+        self._delivered = False  # JobCancelled was raised in the main thread
         self.lost = False
+        self.cancelled = False
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        due = time.monotonic() + self._interval
+        while not self._stop.wait(CANCEL_RESEND if self._pending
+                                  else max(due - time.monotonic(), 0)):
+            if self._pending:
+                self._interrupt()  # again: cleanup held it off (signals_deferred)
+            if time.monotonic() < due:
+                continue
+            due += self._interval
             try:
-                if not self._renew():
-                    self.lost = True
-                    console.get().warn("the job's lease was taken over by another agent: "
-                                       "its result will not be recorded")
-                    return
+                renewed = self._renew()
             except Exception as exc:  # noqa: BLE001 - a network hiccup: try again next time
                 console.get().warn(f"renewing the job's lease failed: {exc}")
+                continue
+            if renewed is None:
+                self.lost = True
+                console.get().warn("the job's lease was taken over by another agent: "
+                                   "its result will not be recorded")
+                return
+            if renewed.cancel_requested and not self.cancelled:
+                self.cancelled = True
+                console.get().info("the job was cancelled on the Try server: stopping it")
+                self._interrupt()
+
+    @property
+    def _pending(self) -> bool:
+        return self.cancelled and self._main is not None and not self._delivered
+
+    def _interrupt(self) -> None:
+        if self._main is not None:
+            signal.pthread_kill(self._main, CANCEL_SIGNAL)
+
+    @staticmethod
+    def _on_signal(signum: int, frame: Any) -> None:
+        lease = Lease._armed
+        # While cleanup holds SIGINT/SIGTERM off (their handlers are replaced), so is
+        # the cancel: the lease thread sends it again.
+        if lease is not None and lease.cancelled \
+                and signal.getsignal(signal.SIGINT) is lease._sigint:
+            Lease._armed = None
+            lease._delivered = True
+            raise JobCancelled()
 
     def __enter__(self) -> Lease:
+        if CANCEL_SIGNAL is not None and hasattr(signal, "pthread_kill") \
+                and threading.current_thread() is threading.main_thread():
+            # Installed once and kept: a late signal then finds no lease, never the
+            # default action (which ends the process).
+            if signal.getsignal(CANCEL_SIGNAL) is not Lease._on_signal:
+                signal.signal(CANCEL_SIGNAL, Lease._on_signal)
+            self._main = threading.get_ident()
+            self._sigint = signal.getsignal(signal.SIGINT)
+            Lease._armed = self
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if Lease._armed is self:
+            Lease._armed = None
         self._stop.set()
         self._thread.join(timeout=5)
 
@@ -339,15 +405,22 @@ class Agent:
             self._not_mine(queue, message, what)
             return
         out.info(f"==> {what}: attempt {attempt}")
+        lease = Lease(lambda: self._renew(queue, message, attempt),
+                      max(self.opts.lease / 3, 1))
         try:
-            with Lease(lambda: self._renew(queue, message, attempt),
-                       max(self.opts.lease / 3, 1)) as lease:
-                ran = self.run(message, attempt)
+            with lease:
+                result, results = self.run(message, attempt)
+        except JobCancelled:
+            self._cancelled(queue, message, attempt, what)
+            return
         except BaseException:
             # Ctrl-C, SIGTERM, a bug: the job goes back for another agent, at once.
             self._put_back(queue, message, attempt)
             raise
-        result, results = ran
+        if lease.cancelled and not lease.lost:
+            # Seen as the run ended (or where no signal can stop it): not recorded.
+            self._cancelled(queue, message, attempt, what)
+            return
         if lease.lost or not jobs.record(self.table, message.try_id, message.job,
                                          self.owner, attempt, result, time.time()):
             out.warn(f"{what}: another agent took the job over; this result is dropped")
@@ -388,6 +461,17 @@ class Agent:
         except Exception as exc:  # noqa: BLE001 - the job's result is recorded already
             console.get().warn(f"could not record the tests' history: {exc}")
 
+    def _cancelled(self, queue: Queue, message: Message, attempt: int, what: str) -> None:
+        """The run was stopped for a cancel: the job ends ``cancelled``, never failed."""
+        if not jobs.end_cancelled(self.table, message.try_id, message.job, self.owner,
+                                  attempt, time.time()):
+            console.get().warn(f"{what}: another agent took the job over; not cancelled "
+                               "here")
+            return
+        self._delete(queue, message.receipt)
+        console.get().result(f"{what}: cancelled")
+        self.notify(message.try_id)
+
     def _not_mine(self, queue: Queue, message: Message, what: str) -> None:
         item = jobs.get_job(self.table, message.try_id, message.job)
         if item is None or item.get("state") in model.FINAL:
@@ -405,7 +489,7 @@ class Agent:
             VisibilityTimeout=int(min(max(remaining, 0) + 1, MAX_LEASE)))
         console.get().info(f"{what}: held by {item.get('lease_owner')}")
 
-    def _renew(self, queue: Queue, message: Message, attempt: int) -> bool:
+    def _renew(self, queue: Queue, message: Message, attempt: int) -> jobs.Renewal | None:
         self.sqs.change_message_visibility(QueueUrl=queue.url, ReceiptHandle=message.receipt,
                                            VisibilityTimeout=self.opts.lease)
         return jobs.renew(self.lease_table, message.try_id, message.job, self.owner, attempt,

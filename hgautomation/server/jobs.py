@@ -6,8 +6,9 @@ only the lease owner (of that attempt) may renew, record or put the job back:
 - :func:`claim`: ``state = queued``, or ``running`` with ``lease_until < now`` (its agent
   was lost) -> ``running``, ``attempt + 1``, a fresh lease. An attempt beyond
   ``model.MAX_ATTEMPTS`` is not run: the job ends in ``error``.
-- :func:`renew`, :func:`record`, :func:`requeue`: ``lease_owner = me`` and the attempt
-  is still mine.
+- :func:`renew`, :func:`record`, :func:`end_cancelled`, :func:`requeue`:
+  ``lease_owner = me`` and the attempt is still mine (a renewal also says whether a
+  cancel was asked for: ``cancel_requested``, set by the upload function's cancel).
 - :func:`give_up`: a job whose message reached the dead-letter queue ends in ``error``
   unless an agent holds a live lease.
 
@@ -111,17 +112,25 @@ def _mine(owner: str, attempt: int) -> tuple[str, dict]:
             {":me": owner, ":attempt": attempt, ":running": model.RUNNING})
 
 
+@dataclass(frozen=True)
+class Renewal:
+    """A renewed lease, and whether a cancel of the job was asked for meanwhile."""
+
+    cancel_requested: bool = False
+
+
 def renew(table: Any, try_id: str, job: str, owner: str, attempt: int,
-          lease_seconds: float, now: float) -> bool:
-    """Extend ``owner``'s lease to ``now + lease_seconds``; False when it is not theirs."""
+          lease_seconds: float, now: float) -> Renewal | None:
+    """Extend ``owner``'s lease to ``now + lease_seconds``; None when it is not theirs.
+    The renewal says whether the job's ``cancel_requested`` is set (``try --cancel``)."""
     condition, values = _mine(owner, attempt)
-    return _update(table, model.job_key(try_id, job),
+    item = _update(table, model.job_key(try_id, job),
                    UpdateExpression="SET lease_until = :until",
                    ConditionExpression=condition,
                    ExpressionAttributeNames={"#state": "state"},
                    ExpressionAttributeValues={**values,
-                                              ":until": _number(now + lease_seconds)}
-                   ) is not None
+                                              ":until": _number(now + lease_seconds)})
+    return None if item is None else Renewal(bool(item.get("cancel_requested")))
 
 
 def cut_output(text: str, limit: int = OUTPUT_LIMIT) -> str:
@@ -209,6 +218,13 @@ def _end(table: Any, try_id: str, job: str, owner: str, attempt: int, now: float
     if done:
         store.refresh_try_state(table, try_id)
     return done
+
+
+def end_cancelled(table: Any, try_id: str, job: str, owner: str, attempt: int,
+                  now: float) -> bool:
+    """End ``owner``'s running attempt ``cancelled`` (its run was stopped: no result is
+    stored); False when it is not theirs any more (nothing is written)."""
+    return _end(table, try_id, job, owner, attempt, now, {}, state=model.CANCELLED)
 
 
 def requeue(table: Any, try_id: str, job: str, owner: str, attempt: int) -> bool:

@@ -307,6 +307,9 @@ class Submission:
     user: str
     message: str
     bundle: bytes
+    # A rerun: the try it reruns, whose stored bundle (this key) is copied, not sent.
+    rerun_of: str = ""
+    copy_bundle: str = ""
 
 
 def iso_time(epoch: float) -> str:
@@ -332,14 +335,21 @@ def create_try(clients: Clients, config: Config, submission: Submission,
     now = time.time() if now is None else now
     try_id = model.new_try_id(now)
     expires = int(now) + config.retention_days * 86400
-    clients.s3.put_object(Bucket=config.bucket, Key=model.bundle_key(try_id),
-                          Body=submission.bundle, ContentType="application/octet-stream")
+    if submission.copy_bundle:
+        clients.s3.copy_object(Bucket=config.bucket, Key=model.bundle_key(try_id),
+                               CopySource={"Bucket": config.bucket,
+                                           "Key": submission.copy_bundle})
+    else:
+        clients.s3.put_object(Bucket=config.bucket, Key=model.bundle_key(try_id),
+                              Body=submission.bundle, ContentType="application/octet-stream")
     meta = {**model.try_key(try_id), "kind": "try", "id": try_id,
             "node": submission.node, "user": submission.user,
             "branch": submission.branch, "description": submission.message,
             "created": iso_time(now), "jobs": list(config.jobs),
             "bundle_key": model.bundle_key(try_id), "expires": expires,
             "page_url": config.web_url + model.page_path(try_id), "state": model.QUEUED}
+    if submission.rerun_of:
+        meta["rerun_of"] = submission.rerun_of
     job_items = [{**model.job_key(try_id, job), "try_id": try_id, "name": job,
                   "state": model.QUEUED, "attempt": 0, "passed": 0, "failed": [],
                   "skipped": 0, "failures": [], "expires": expires}

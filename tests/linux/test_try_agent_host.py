@@ -21,7 +21,7 @@ import pytest
 from harness import browser, hgsource, jsondoc, tryjobs
 from harness.process import kill_group
 
-from hgautomation.server import model
+from hgautomation.server import jobs, model
 
 pytestmark = pytest.mark.slow
 
@@ -210,6 +210,52 @@ def test_sigterm_puts_the_job_back_within_10s(cli, linux_dev_host, state, hg_sou
     # Nothing of the stopped run is left on the host.
     assert remote_test_processes(linux_dev_host.user) == []
     print(f"stopped and put back in {seconds:.1f}s")
+
+
+def test_cancelling_a_running_job_stops_it_and_the_agent_goes_on(cli, linux_dev_host, state,
+                                                                 hg_source, repo, store):
+    """A cancel of the job the agent runs: the agent stops the remote tests within one
+    renewal (lease/3) and a few seconds, the job ends cancelled (not failed, not put
+    back), nothing is left running on the host, and the agent takes the next job."""
+    from hgautomation.server import control
+
+    lease = 9  # renewed every 3 s
+    slow = slow_try(repo, store)
+    # The next try: the same test, made quick.
+    (repo / "tests" / "test-hgauto-sleep.t").write_text("  $ sleep 1\n")
+    commit(repo, "the slow test made quick")
+    quick = store.submit(repo)[0]
+    with cli.popen(*agent_args(linux_dev_host, state, hg_source, "--lease", str(lease),
+                               tests=["test-hgauto-sleep.t"]), cwd=repo,
+                   aws=store.aws) as proc:
+        out, err = Lines(proc.stdout), Lines(proc.stderr)
+        wait_remote_tests(proc, linux_dev_host.user)
+        assert store.job(slow)["state"] == "running", err.text
+        start = time.monotonic()
+        lines = control.cancel(store.table, slow)
+        assert lines[0] == f"try {slow}: 1 job stopping (linux)"
+        job = store.wait_job(slow, lambda j: j.get("state") == "cancelled",
+                             lease / 3 + 15, "the cancelled job to end")
+        stopped = time.monotonic() - start
+        assert remote_test_processes(linux_dev_host.user) == [], err.text
+        assert stopped < lease / 3 + 8, (stopped, err.text)
+        assert (job["attempt"], "passed" in job, "failed" in job) == (1, False, False)
+        # The agent goes on with the next job, without --drain.
+        done = store.wait_job(quick, lambda j: j.get("state") in model.FINAL, 300,
+                              "the next job to end")
+        assert done["state"] == "passed", (done, err.text)
+        assert proc.poll() is None  # still serving
+        proc.send_signal(signal.SIGTERM)  # idle: it just stops
+        proc.wait(timeout=30)
+        stdout, stderr = out.join(), err.join()
+    assert f"job linux of try {slow}: cancelled" in stdout, stderr
+    assert f"job linux of try {slow}: failed" not in stdout
+    assert f"job linux of try {quick}: passed (1 passed" in stdout
+    assert f"job linux of try {slow}: put back" not in stderr
+    assert store.visible_messages() == []  # the cancelled job's message was deleted
+    tries = {t: jobs.get_try(store.table, t)["state"] for t in (slow, quick)}
+    assert tries == {slow: "cancelled", quick: "passed"}
+    print(f"cancel -> job cancelled, remote tests stopped: {stopped:.1f}s (lease {lease}s)")
 
 
 # -- the whole chain: deploy, try, agent, page ------------------------------------------------

@@ -64,6 +64,38 @@ def test_renew_keeps_the_lease_and_only_for_its_owner(table):
     assert not jobs.renew(table, TRY, "linux", "agent-a", 2, 300, NOW + 260)  # not its attempt
 
 
+def test_a_renewal_says_whether_a_cancel_was_asked_for(table):
+    """The cancel's flag reaches the agent through its renewal (no extra read).
+
+    Breaking looks like: the renewal reports no cancel, and the run goes on to its end."""
+    jobs.claim(table, TRY, "linux", "agent-a", 300, NOW)
+    assert jobs.renew(table, TRY, "linux", "agent-a", 1, 300, NOW + 10) == jobs.Renewal(False)
+    table.update_item(Key=model.job_key(TRY, "linux"),
+                      UpdateExpression="SET cancel_requested = :yes",
+                      ExpressionAttributeValues={":yes": True})
+    assert jobs.renew(table, TRY, "linux", "agent-a", 1, 300, NOW + 20) == jobs.Renewal(True)
+    assert jobs.renew(table, TRY, "linux", "agent-b", 1, 300, NOW + 20) is None
+
+
+def test_only_the_owner_ends_a_cancelled_job(table):
+    jobs.claim(table, TRY, "linux", "agent-a", 300, NOW)
+    assert not jobs.end_cancelled(table, TRY, "linux", "agent-b", 1, NOW + 5)
+    assert not jobs.end_cancelled(table, TRY, "linux", "agent-a", 2, NOW + 5)
+    assert jobs.get_job(table, TRY, "linux")["state"] == "running"
+    assert jobs.end_cancelled(table, TRY, "linux", "agent-a", 1, NOW + 5)
+    item = jobs.get_job(table, TRY, "linux")
+    assert (item["state"], item["ended"]) == ("cancelled", jobs.iso(NOW + 5))
+    assert "lease_until" not in item
+    # Ended once: neither a result nor a put-back lands on it afterwards.
+    assert not jobs.record(table, TRY, "linux", "agent-a", 1,
+                           jobs.JobResult(model.FAILED, failed=("t.t",)), NOW + 6)
+    assert not jobs.requeue(table, TRY, "linux", "agent-a", 1)
+    assert jobs.get_try(table, TRY)["state"] == "queued"  # refreshed: "other" is queued
+    jobs.claim(table, TRY, "other", "agent-a", 300, NOW)
+    jobs.end_cancelled(table, TRY, "other", "agent-a", 1, NOW + 7)
+    assert jobs.get_try(table, TRY)["state"] == "cancelled"
+
+
 def test_an_expired_lease_is_taken_over_as_attempt_2(table):
     assert jobs.claim(table, TRY, "linux", "agent-a", 5, NOW) == 1
     assert jobs.claim(table, TRY, "linux", "agent-b", 300, NOW + 6) == 2
