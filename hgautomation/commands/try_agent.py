@@ -427,12 +427,12 @@ class Agent:
             return
         self._delete(queue, message.receipt)
         self.ran += 1
-        self._history(message, results)
         out.result(f"{what}: {result.state} ({summary(result)}) in {result.duration:.1f}s")
         for label, names in (("failed", result.failed), ("flaky", result.flaky),
                              ("pre-existing", result.preexisting)):
             for name in names:
                 out.result(f"{label}: {name}")
+        self._history(message, results)
         self.notify(message.try_id)
 
     def notify(self, try_id: str) -> None:
@@ -665,17 +665,14 @@ class Agent:
 
         with open_aws(self.ctx, opts.aws, kinds=("windows",)) as aws, \
                 windows.pushed_host(self.ctx, aws, machine, clone, deps, purpose="try-windows",
-                                    instance_profile=False) as (host, conn):
+                                    instance_profile=False) as (_host, conn):
             windows.run(conn, recipes.update_source_script(node), prefix="  ")
             shard.status, shard.report = run_once(conn, opts.test_flags)
             report = linux.Report.load(shard.report) if shard.report else None
 
             def again(tests: Sequence[str], at: str) -> linux.Report | None:
-                if at != node:
-                    hgrepo.push(clone, at, conn.target, host.known_hosts,
-                                remote_path=recipes.REMOTE_SOURCE_URL_PATH,
-                                remote_hg=recipes.REMOTE_HG_CMD, label=f"[{host.label}] ")
-                windows.run(conn, recipes.update_source_script(at), prefix="  ")
+                if at != node:  # the base: pushed with the node, its ancestor
+                    windows.run(conn, recipes.update_source_script(at), prefix="  ")
                 _status, path = run_once(conn, rerun_flags(opts.test_flags, tests))
                 return linux.Report.load(path) if path else None
 

@@ -85,6 +85,15 @@ class Lines:
     def text(self) -> str:
         return "".join(self.lines)
 
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        """Until a line holds ``text``; AssertionError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while text not in self.text:
+                left = deadline - time.monotonic()
+                assert left > 0, f"{text!r} not printed within {timeout}s:\n{self.text}"
+                self._cond.wait(left)
+
     def join(self) -> str:
         self._thread.join(timeout=30)
         return self.text
@@ -244,6 +253,7 @@ def test_cancelling_a_running_job_stops_it_and_the_agent_goes_on(cli, linux_dev_
         done = store.wait_job(quick, lambda j: j.get("state") in model.FINAL, 300,
                               "the next job to end")
         assert done["state"] == "passed", (done, err.text)
+        out.wait_for(f"job linux of try {quick}: passed")  # printed once recorded
         assert proc.poll() is None  # still serving
         proc.send_signal(signal.SIGTERM)  # idle: it just stops
         proc.wait(timeout=30)
