@@ -67,6 +67,7 @@ td.summary { overflow-wrap: anywhere; }
   border-style: dashed; }
 .s-flaky { color: #7d4e00; background: #fff8c5; border-color: #d4a72c; }
 .s-preexisting { color: #59636e; background: #eff2f5; border-color: #afb8c1; }
+h1.mono { font-size: 18px; }
 p.group { margin: 14px 0 4px; font-weight: 600; }
 p.group .muted { font-weight: 400; }
 dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 3px 16px;
@@ -277,13 +278,14 @@ def _job_section(t: store.Try, j: store.Job) -> str:
     outputs = {f.name: f.output for f in j.failures}
     told = set(j.flaky) | set(j.preexisting)
     names = list(j.failed) + [n for n in outputs if n not in j.failed and n not in told]
-    groups = (("New failures", "they fail this job", names, True),
-              ("Pre-existing failures", "they fail on the try's base too", j.preexisting,
-               False),
-              ("Flaky", "they failed, then passed when run again", j.flaky, False))
-    for title, why, group, open_ in groups:
+    groups = (("New failures", "new failure", "they fail this job", names, True),
+              ("Pre-existing failures", "pre-existing", "they fail on the try's base too",
+               j.preexisting, False),
+              ("Flaky", "flaky", "they failed, then passed when run again", j.flaky,
+               False))
+    for title, label, why, group, open_ in groups:
         if group:
-            parts.append(_failure_group(j, title, why, group, outputs, open_))
+            parts.append(_failure_group(j, (title, label, why), group, outputs, open_))
     if not names and j.state == model.PASSED:
         parts.append('<p class="muted">Every test passed.</p>')
     elif j.state == model.QUEUED:
@@ -297,9 +299,11 @@ def _test_link(name: str) -> str:
     return f'<a class="mono" href="{text(model.test_path(name))}">{text(name)}</a>'
 
 
-def _failure_group(j: store.Job, title: str, why: str, names: Iterable[str],
+def _failure_group(j: store.Job, words: tuple[str, str, str], names: Iterable[str],
                    outputs: dict[str, str], open_: bool) -> str:
-    """One group of a job's failed tests: each name (linking to its history) and output."""
+    """One group of a job's failed tests: each name (linking to its history) and output;
+    ``words``: the group's title, what each of its tests is, why it is in the group."""
+    title, label, why = words
     names = list(names)
     parts = [f'<p class="group">{text(title)} ({len(names)}) <span class="muted">'
              f"{text(why)}</span></p>"]
@@ -308,7 +312,7 @@ def _failure_group(j: store.Job, title: str, why: str, names: Iterable[str],
         shown = _diff(output) if output else '<p class="muted">No output recorded.</p>'
         parts.append(f'<details{" open" if open_ else ""} id="{text(_anchor(j.name, name))}">'
                      f"<summary><h3>{_test_link(name)}</h3> "
-                     f'<span class="muted">{text(title.lower())}</span> · '
+                     f'<span class="muted">{text(label)}</span> · '
                      f'<a href="{text(model.test_path(name))}">history</a></summary>\n'
                      f"{shown}\n</details>")
     return "\n".join(parts)
