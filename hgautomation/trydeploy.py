@@ -2,9 +2,10 @@
 
 :func:`deploy` reads everything first (:func:`observe`), refuses before any change if
 a resource with one of our fixed names is not ours (:func:`conflicts`), then creates or
-repairs what differs, in dependency order: bucket, queues, table, roles, the
-submitters' group, the agents' policy, the web function and its public URL, the upload
-function (Lambda makes each function's log group on its first run). A second run makes
+repairs what differs, in dependency order: bucket, queues, table, the SNS topic (a
+message when a try ends), roles, the submitters' group, the agents' policy, the web
+function and its public URL, the upload function (Lambda makes each function's log
+group on its first run). A second run makes
 no mutating call. With ``dry_run`` nothing changes
 and the changes are only listed. :func:`destroy` removes what carries our tag
 (``model.TAG_MANAGED``; the group, which IAM cannot tag, by its path) under our fixed
@@ -63,12 +64,15 @@ ROLE_CREATE_WAIT = 90.0  # seconds a new role may take until Lambda can assume i
 
 @dataclass(frozen=True)
 class Target:
-    """One deployment: its account, region and jobs, and every name and ARN they give."""
+    """One deployment: its account, region, jobs and limits, and every name and ARN
+    they give."""
 
     partition: str
     account: str
     region: str
     jobs: tuple[str, ...] = model.DEFAULT_JOBS
+    retention_days: int = model.DEFAULT_RETENTION_DAYS
+    max_tries_per_hour: int = model.DEFAULT_MAX_TRIES_PER_HOUR
 
     @property
     def bucket(self) -> str:
@@ -104,6 +108,10 @@ class Target:
         return self._arn("iam", f"role{PATH}{name}", regional=False)
 
     @property
+    def topic_arn(self) -> str:
+        return model.topic_arn(self.account, self.region, self.partition)
+
+    @property
     def agent_policy_arn(self) -> str:
         return self._arn("iam", f"policy{PATH}{model.AGENT_POLICY}", regional=False)
 
@@ -117,11 +125,12 @@ def log_group(function: str) -> str:
     return f"/aws/lambda/{function}"
 
 
-def target(session: AWSSession, jobs: Sequence[str]) -> Target:
-    """The deployment of the caller's account in the session's region."""
+def target(session: AWSSession, jobs: Sequence[str], **limits: int) -> Target:
+    """The deployment of the caller's account in the session's region (*limits*: the
+    Target's ``retention_days``, ``max_tries_per_hour``)."""
     arn = session.caller_identity()["Arn"]
     return Target(partition=arn.split(":")[1], account=arn.split(":")[4],
-                  region=session.region, jobs=tuple(jobs))
+                  region=session.region, jobs=tuple(jobs), **limits)
 
 
 # -- the desired state: pure functions of the target ----------------------------------
@@ -147,14 +156,19 @@ def _logs_statement(t: Target, function: str) -> dict:
 
 
 def upload_policy(t: Target) -> dict:
-    """The upload function: store the bundle, record the try, queue its jobs."""
+    """The upload function: store the bundle, record the try, queue its jobs; tell
+    the topic when a cancel ends a try."""
     return _policy(
         _statement(["s3:PutObject"], [f"{t.bucket_arn}/tries/*"], "Bundles"),
+        # A rerun copies its try's bundle (CopyObject reads the source).
+        _statement(["s3:GetObject"], [f"{t.bucket_arn}/tries/*/bundle.hg"], "RerunBundles"),
         # UpdateItem and Query: a job that cannot be queued is recorded as an error.
-        _statement(["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query",
-                    "dynamodb:UpdateItem"], [t.table_arn], "Tries"),
+        # GetItem: the submitter's rate-limit item.
+        _statement(["dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem",
+                    "dynamodb:Query", "dynamodb:UpdateItem"], [t.table_arn], "Tries"),
         _statement(["sqs:SendMessage"], [t.queue_arn(model.queue_name(j)) for j in t.jobs],
                    "Jobs"),
+        _statement(["sns:Publish"], [t.topic_arn], "Events"),
         _logs_statement(t, model.UPLOAD_FUNCTION))
 
 
@@ -184,7 +198,8 @@ def agent_policy(t: Target) -> dict:
                    [t.table_arn, f"{t.table_arn}/index/*"], "State"),
         _statement(["s3:GetObject"], [f"{t.bucket_arn}/tries/*/bundle.hg"], "Bundles"),
         _statement(["s3:PutObject"], [f"{t.bucket_arn}/tries/*/log.txt",
-                                      f"{t.bucket_arn}/tries/*/report.json"], "Results"))
+                                      f"{t.bucket_arn}/tries/*/report.json"], "Results"),
+        _statement(["sns:Publish"], [t.topic_arn], "Events"))
 
 
 def queue_attributes(t: Target, name: str) -> dict[str, str]:
@@ -220,7 +235,13 @@ def environment(t: Target, queue_urls: dict[str, str | None],
     queue's URL once it exists)."""
     return store.Config(table=t.table, bucket=t.bucket, jobs=t.jobs,
                         queues={j: u for j, u in queue_urls.items() if u},
-                        web_url=(web_url or "").rstrip("/")).environment()
+                        web_url=(web_url or "").rstrip("/"), topic=t.topic_arn,
+                        retention_days=t.retention_days,
+                        max_tries_per_hour=t.max_tries_per_hour).environment()
+
+
+# The topic's attributes deploy sets (DisplayName: the sender's name of an e-mail).
+TOPIC_ATTRIBUTES = {"DisplayName": "Mercurial Try server"}
 
 
 def function_config(t: Target, name: str, env: dict[str, str]) -> dict:
@@ -303,6 +324,7 @@ class Observed:
     bucket: dict | None = None
     queues: dict[str, dict | None] = field(default_factory=dict)  # queue name -> ...
     table: dict | None = None
+    topic: dict | None = None
     roles: dict[str, dict | None] = field(default_factory=dict)
     group: dict | None = None
     agent_policy: dict | None = None
@@ -311,7 +333,7 @@ class Observed:
 
 _MISSING = {"NoSuchBucket", "NoSuchEntity", "ResourceNotFoundException",
             "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "404",
-            "NoSuchTagSet", "NoSuchTagSetError",
+            "NoSuchTagSet", "NoSuchTagSetError", "NotFound",
             "NoSuchPublicAccessBlockConfiguration", "NoSuchLifecycleConfiguration",
             "ServerSideEncryptionConfigurationNotFoundError"}
 
@@ -345,6 +367,8 @@ def observe(session: AWSSession, t: Target) -> Observed:
             found.queues[name] = _observe_queue(sqs, name)
     with translate_errors(f"DynamoDB table {t.table}"):
         found.table = _observe_table(session, t)
+    with translate_errors(f"SNS topic {model.TOPIC}"):
+        found.topic = _observe_topic(session.client("sns"), t.topic_arn)
     iam = session.client("iam")
     for role in (model.UPLOAD_ROLE, model.WEB_ROLE):
         with translate_errors(f"IAM role {role}"):
@@ -404,6 +428,14 @@ def _observe_table(session: AWSSession, t: Target) -> dict | None:
     ttl = db.describe_time_to_live(TableName=t.table)["TimeToLiveDescription"]
     tags = db.list_tags_of_resource(ResourceArn=table["TableArn"]).get("Tags", [])
     return {"table": table, "ttl": ttl, "tags": _tags(tags)}
+
+
+def _observe_topic(sns: Any, arn: str) -> dict | None:
+    attributes = _get(sns.get_topic_attributes, TopicArn=arn)
+    if attributes is None:
+        return None
+    tags = sns.list_tags_for_resource(ResourceArn=arn).get("Tags", [])
+    return {"attributes": attributes.get("Attributes", {}), "tags": _tags(tags)}
 
 
 def _observe_role(iam: Any, name: str) -> dict | None:
@@ -469,6 +501,7 @@ def conflicts(t: Target, found: Observed) -> list[str]:
     for name, entry in found.queues.items():
         check("SQS queue", name, entry)
     check("DynamoDB table", model.TABLE, found.table)
+    check("SNS topic", model.TOPIC, found.topic)
     for name, entry in found.roles.items():
         check("IAM role", name, entry)
     if found.group is not None and found.group["group"].get("Path") != PATH:
@@ -533,13 +566,17 @@ class Outcome:
                 "web_url": self.web_url, "bucket": t.bucket, "table": t.table,
                 "queues": dict(self.queues), "jobs": list(t.jobs),
                 "submitters_group": model.SUBMITTERS_GROUP,
-                "agent_policy": t.agent_policy_arn}
+                "agent_policy": t.agent_policy_arn, "topic": t.topic_arn}
 
 
 def deploy(session: AWSSession, jobs: Sequence[str], *, dry_run: bool = False,
-           code: bytes | None = None) -> Outcome:
-    """Create or repair the Try server in the session's account and region."""
-    t = target(session, jobs)
+           code: bytes | None = None,
+           retention_days: int = model.DEFAULT_RETENTION_DAYS,
+           max_tries_per_hour: int = model.DEFAULT_MAX_TRIES_PER_HOUR) -> Outcome:
+    """Create or repair the Try server in the session's account and region: tries kept
+    *retention_days*, at most *max_tries_per_hour* per submitter."""
+    t = target(session, jobs, retention_days=retention_days,
+               max_tries_per_hour=max_tries_per_hour)
     found = observe(session, t)
     bad = conflicts(t, found)
     if bad:
@@ -551,6 +588,7 @@ def deploy(session: AWSSession, jobs: Sequence[str], *, dry_run: bool = False,
     urls = {name: _reconcile_queue(session, t, name, found.queues[name], change)
             for name in t.queue_names}
     _reconcile_table(session, t, found.table, change)
+    _reconcile_topic(session, t, found.topic, change)
     roles = {model.UPLOAD_ROLE: upload_policy(t), model.WEB_ROLE: web_policy(t)}
     for role, document in roles.items():
         _reconcile_role(session, role, document, found.roles[role], change)
@@ -580,7 +618,7 @@ def _reconcile_bucket(session: AWSSession, t: Target, bucket: dict | None,
                       change: _Changes) -> None:
     s3 = session.client("s3")
     name = t.bucket
-    wanted = store.bucket_definition()
+    wanted = store.bucket_definition(t.retention_days)
     if bucket is None:
         kwargs: dict[str, Any] = {"Bucket": name}
         if t.region != "us-east-1":  # us-east-1 takes no location constraint
@@ -625,6 +663,24 @@ def _lifecycle_same(have: dict | None, want: dict) -> bool:
     return (have.get("Status") == want["Status"]
             and prefix == want["Filter"]["Prefix"]
             and have.get("Expiration") == want["Expiration"])
+
+
+def _reconcile_topic(session: AWSSession, t: Target, topic: dict | None,
+                     change: _Changes) -> None:
+    sns = session.client("sns")
+    if topic is None:
+        change("sns-topic", model.TOPIC, "create", "a message when a try ends",
+               lambda: sns.create_topic(Name=model.TOPIC, Attributes=dict(TOPIC_ATTRIBUTES),
+                                        Tags=[{"Key": k, "Value": v}
+                                              for k, v in TAGS.items()]))
+        return
+    for key, value in TOPIC_ATTRIBUTES.items():
+        if topic["attributes"].get(key) != value:
+            change("sns-topic", model.TOPIC, "update", key,
+                   lambda key=key, value=value: sns.set_topic_attributes(
+                       TopicArn=t.topic_arn, AttributeName=key, AttributeValue=value))
+    if topic["tags"].get(model.TAG_MANAGED) != "1":  # pragma: no cover - conflicts()
+        raise errors.AWSError(f"SNS topic {model.TOPIC} is not ours")
 
 
 def _encrypted(rules: list[dict]) -> bool:
@@ -876,6 +932,12 @@ def destroy(session: AWSSession, *, dry_run: bool = False) -> list[Change]:
             change("lambda-function", name, "delete", "",
                    lambda name=name: lam.delete_function(FunctionName=name))
     _destroy_queues(session, change)
+    sns = session.client("sns")
+    with translate_errors(f"SNS topic {model.TOPIC}"):
+        topic = _observe_topic(sns, t.topic_arn)
+    if topic and topic["tags"].get(model.TAG_MANAGED) == "1":
+        change("sns-topic", model.TOPIC, "delete", "with its subscriptions",
+               lambda: sns.delete_topic(TopicArn=t.topic_arn))
     db = session.client("dynamodb")
     with translate_errors(f"DynamoDB table {t.table}"):
         table = _observe_table(session, t)

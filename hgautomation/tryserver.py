@@ -12,6 +12,10 @@ shown as it is, with a warning (so an echoing function shows the request it
 received). A failed submission is a Lambda function error (``FunctionError`` set)
 whose payload is Lambda's usual ``{"errorMessage": str, "errorType": str, ...}``.
 
+A control request names a try instead: ``{"action": "cancel", "try": ID}`` or
+``{"action": "rerun", "try": ID, "failed": bool}`` (:func:`control_payload`); its reply
+is like a submission's: ``try <id>: ...`` and the page.
+
 The reply is untrusted: at most ``MAX_REPLY_BYTES`` are read, parsing never fails
 (too deep, not UTF-8, not JSON: it is shown as text), and the console escapes and
 bounds what it shows (``Console.remote_reply``).
@@ -183,6 +187,15 @@ def build_payload(bundle: bytes, cs: Changeset) -> bytes:
     return payload
 
 
+def control_payload(action: str, try_id: str, failed: bool = False) -> bytes:
+    """The JSON request of a cancel or a rerun (``failed``: only the jobs that did not
+    pass) of try ``try_id``."""
+    request: dict[str, object] = {"action": action, "try": try_id}
+    if action == "rerun":
+        request["failed"] = failed
+    return json.dumps(request).encode("utf-8")
+
+
 def _text(value: object) -> str:
     """A reply element as text; a structure too deep to print is said to be so."""
     if isinstance(value, str):
@@ -223,8 +236,10 @@ def parse_response(raw: bytes, function_error: str | None) -> TryResult:
     return TryResult(text.splitlines(), False, note=note if text.strip() else "")
 
 
-def invoke(session: AWSSession, function: str, payload: bytes) -> TryResult:
-    """Invoke ``function`` synchronously, once; AWS failures become one-line errors."""
+def invoke(session: AWSSession, function: str, payload: bytes,
+           what: str = "the bundle") -> TryResult:
+    """Invoke ``function`` synchronously, once; AWS failures become one-line errors
+    (``what`` names the request in them)."""
     from botocore import exceptions as bx
 
     from hgautomation.aws.session import client_error_code, translate_errors
@@ -249,7 +264,7 @@ def invoke(session: AWSSession, function: str, payload: bytes) -> TryResult:
                 time.sleep(min(2 ** (attempt - 1), 8))
             except (bx.HTTPClientError, bx.IncompleteReadError) as exc:
                 raise errors.TryOutcomeUnknown(
-                    f"the bundle was sent to {function} but its answer was lost "
+                    f"{what} was sent to {function} but its answer was lost "
                     f"({type(exc).__name__}): the Try server may have received it",
                     hint="check whether it arrived before sending it again") from exc
             except bx.ClientError as exc:
@@ -326,10 +341,10 @@ def open_table(session: AWSSession, name: str):
 def read_try(table, try_id: str) -> dict:
     """The try as ``/api/try/<id>`` shows it; TryServerError when the table lacks it."""
     from hgautomation.aws.session import translate_errors
-    from hgautomation.server import jobs
+    from hgautomation.server import store
 
     with translate_errors(f"dynamodb:GetItem {table.name}"):
-        document = jobs.try_document(table, try_id)
+        document = store.try_document(table, try_id)
     if document is None:
         raise errors.TryServerError(
             f"try {try_id} is not in the table {table.name}",

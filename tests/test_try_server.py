@@ -5,8 +5,10 @@ uploaded, and `try` reaching them."""
 from __future__ import annotations
 
 import base64
+import calendar
 import io
 import json
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 from harness import hgsource, jsondoc
 
-from hgautomation.server import model
+from hgautomation.server import jobs, model, notify
 
 ACCOUNT = "123456789012"  # moto's default account
 
@@ -48,7 +50,7 @@ def _lambda(aws, runtime):
 def _everything(aws) -> dict:
     """What exists of a Try server (or anything named like one) in moto."""
     s3, sqs, db = aws.client("s3"), aws.client("sqs"), aws.client("dynamodb")
-    iam, lam = aws.client("iam"), aws.client("lambda")
+    iam, lam, sns = aws.client("iam"), aws.client("lambda"), aws.client("sns")
     return {
         "buckets": sorted(b["Name"] for b in s3.list_buckets()["Buckets"]),
         "queues": sorted(u.rsplit("/", 1)[1] for u in sqs.list_queues().get("QueueUrls", [])),
@@ -57,11 +59,12 @@ def _everything(aws) -> dict:
         "roles": sorted(r["RoleName"] for r in iam.list_roles(PathPrefix="/hg-try/")["Roles"]),
         "groups": sorted(g["GroupName"] for g in iam.list_groups()["Groups"]),
         "policies": sorted(p["PolicyName"] for p in iam.list_policies(Scope="Local")["Policies"]),
+        "topics": sorted(t["TopicArn"].rsplit(":", 1)[1] for t in sns.list_topics()["Topics"]),
     }
 
 
 NOTHING = {"buckets": [], "queues": [], "tables": [], "functions": [], "roles": [],
-           "groups": [], "policies": []}
+           "groups": [], "policies": [], "topics": []}
 DEPLOYED = {
     "buckets": [f"hg-try-{ACCOUNT}-us-west-2"],
     "queues": ["hg-try-job-linux", "hg-try-job-linux-dlq"],
@@ -70,6 +73,7 @@ DEPLOYED = {
     "roles": ["hg-try-upload", "hg-try-web"],
     "groups": ["hg-try-submitters"],
     "policies": ["hg-try-agent"],
+    "topics": ["hg-try-events"],
 }
 
 
@@ -138,6 +142,7 @@ def test_deploy_creates_every_resource_as_designed(cli, aws_fresh, lambda_runtim
     assert doc["queues"]["linux"].endswith("/hg-try-job-linux")
     assert doc["web_url"].startswith("https://") and ".lambda-url." in doc["web_url"]
     assert doc["agent_policy"] == f"arn:aws:iam::{ACCOUNT}:policy/hg-try/hg-try-agent"
+    assert doc["topic"] == f"arn:aws:sns:{aws_fresh.region}:{ACCOUNT}:hg-try-events"
     assert _everything(aws_fresh) == DEPLOYED
     tag = {"Key": model.TAG_MANAGED, "Value": "1"}
 
@@ -149,6 +154,10 @@ def test_deploy_creates_every_resource_as_designed(cli, aws_fresh, lambda_runtim
         "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
         "RestrictPublicBuckets": True}
     assert tag in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]
+    (lifecycle,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert lifecycle["Expiration"] == {"Days": 30} and lifecycle["Status"] == "Enabled"
+    assert tag in aws_fresh.client("sns").list_tags_for_resource(ResourceArn=doc["topic"])[
+        "Tags"]
 
     sqs = aws_fresh.client("sqs")
     attributes = sqs.get_queue_attributes(QueueUrl=doc["queues"]["linux"],
@@ -181,7 +190,9 @@ def test_deploy_creates_every_resource_as_designed(cli, aws_fresh, lambda_runtim
         assert config["Runtime"] == "python3.12" and config["Handler"] == handler
         env = config["Environment"]["Variables"]
         assert env == {"TRY_TABLE": "hg-try-state", "TRY_BUCKET": bucket, "TRY_JOBS": "linux",
-                       "TRY_QUEUE_LINUX": doc["queues"]["linux"], "TRY_WEB_URL": doc["web_url"]}
+                       "TRY_QUEUE_LINUX": doc["queues"]["linux"], "TRY_WEB_URL": doc["web_url"],
+                       "TRY_TOPIC": doc["topic"], "TRY_RETENTION_DAYS": "30",
+                       "TRY_MAX_TRIES_PER_HOUR": "20"}
         assert function["Tags"] == {model.TAG_MANAGED: "1"}
     url = lam.get_function_url_config(FunctionName="hg-try-web")
     assert url["AuthType"] == "NONE" and url["FunctionUrl"].rstrip("/") == doc["web_url"]
@@ -346,7 +357,8 @@ def test_try_reaches_the_deployed_server(cli, aws_fresh, lambda_runtime, repo, t
     assert bundle.startswith(model.BUNDLE2_MAGIC)
     assert _queued(aws_fresh, doc["queues"]["linux"]) == [{"try": try_id, "job": "linux"}]
     items = {i["sk"]["S"]: i for i in _items(aws_fresh)}
-    assert set(items) == {"META", "JOB#linux"}
+    assert set(items) == {"META", "JOB#linux", "RATE"}  # RATE: the user's tries this hour
+    assert items["RATE"]["pk"]["S"] == "RATE#Dev <dev@example.org>"
     assert items["META"]["node"]["S"] == node
     assert items["META"]["description"]["S"] == "try: <b>draft</b>\n\nMore."
     assert items["JOB#linux"]["state"]["S"] == "queued"
@@ -365,6 +377,239 @@ def test_try_reaches_the_deployed_server(cli, aws_fresh, lambda_runtime, repo, t
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(f"{site}/no/such/page", timeout=60)
     assert missing.value.code == 404
+
+
+# -- cancel and rerun ------------------------------------------------------------------------
+
+def _peek(aws, url: str) -> list[dict]:
+    """The queue's messages, left visible to the next receive (an agent's)."""
+    got = aws.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                            WaitTimeSeconds=0, VisibilityTimeout=0)
+    return [json.loads(m["Body"]) for m in got.get("Messages", [])]
+
+
+def _try(cli, aws, runtime, repo: Path, tmp_path: Path, *args: str, timeout: float = 180):
+    return cli.run("--hg-repo", str(repo), "try", *args, aws=aws, env=runtime.env,
+                   state=tmp_path / "state", cwd=repo, timeout=timeout)
+
+
+def _remote(stderr: str) -> list[str]:
+    return [line[len("remote: "):] for line in stderr.splitlines()
+            if line.startswith("remote: ")]
+
+
+def _subscribe_queue(aws, topic: str) -> str:
+    """An SQS queue subscribed to the topic (as an e-mail address would be)."""
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"]
+    aws.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    return url
+
+
+def test_a_try_that_ends_is_announced_and_the_limits_hold(cli, aws_fresh, lambda_runtime,
+                                                          repo, tmp_path):
+    """deploy --retention-days 7 --max-tries-per-hour 2: the lifecycle rule, the TTL and
+    the items' expiry follow; a try whose job ends (claimed and recorded as an agent
+    does) is announced once on the topic; the third try within the hour is refused by
+    the deployed upload function with nothing stored."""
+    limits = ("--retention-days", "7", "--max-tries-per-hour", "2")
+    doc = _deployed(cli, aws_fresh, lambda_runtime, tmp_path, *limits)
+    assert _deployed(cli, aws_fresh, lambda_runtime, tmp_path, *limits)["changes"] == []
+    s3, db = aws_fresh.client("s3"), aws_fresh.client("dynamodb")
+    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=doc["bucket"])["Rules"]
+    assert rule["Expiration"] == {"Days": 7} and rule["Filter"] == {"Prefix": "tries/"}
+    ttl = db.describe_time_to_live(TableName="hg-try-state")["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "expires" and ttl["TimeToLiveStatus"] == "ENABLED"
+    inbox = _subscribe_queue(aws_fresh, doc["topic"])
+
+    proc = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "-r", ".")
+    assert proc.returncode == 0, proc.stderr
+    try_id = proc.stderr.split("remote: try ", 1)[1].split(":", 1)[0]
+    table = _table(aws_fresh)
+    meta = jobs.get_try(table, try_id)
+    assert meta["page_url"] == f"{doc['web_url']}/try/{try_id}"
+    epoch = calendar.timegm(time.strptime(meta["created"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert meta["expires"] == epoch + 7 * 86400
+    assert jobs.get_job(table, try_id, "linux")["expires"] == epoch + 7 * 86400
+
+    # The job ends as an agent ends it; then what the agent calls.
+    sns = aws_fresh.client("sns")
+    attempt = jobs.claim(table, try_id, "linux", "agent-e2e", 300, time.time())
+    assert jobs.record(table, try_id, "linux", "agent-e2e", attempt, jobs.JobResult(
+        state=model.FAILED, passed=4, failed=("test-new.t",),
+        failures=jobs.cut_failures([("test-new.t", "+oops\n")])), time.time())
+    assert notify.try_ended(table, sns, doc["topic"], try_id) is True
+    assert notify.try_ended(table, sns, doc["topic"], try_id) is False
+    got = aws_fresh.client("sqs").receive_message(QueueUrl=inbox, MaxNumberOfMessages=10,
+                                                  WaitTimeSeconds=1)["Messages"]
+    (message,) = [json.loads(m["Body"]) for m in got]
+    assert message["Subject"] == f"try {try_id}: failed, 1 new failure"
+    body = message["Message"].splitlines()
+    assert body[0] == f"{doc['web_url']}/try/{try_id}"
+    assert "linux: failed, 1 new failure" in body and "  test-new.t" in body
+
+    assert _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "-r", ".").returncode == 0
+    objects, items = _stored(aws_fresh, doc["bucket"]), _items(aws_fresh)
+    refused = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "-r", ".")
+    assert refused.returncode == 14, refused.stderr
+    assert "remote: too many tries: at most 2 an hour per user; the next is allowed at " \
+        in refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert "rejected the submission (ValueError): too many tries" in last
+    assert "minutes)" in last and "Traceback" not in refused.stderr
+    assert _stored(aws_fresh, doc["bucket"]) == objects and _items(aws_fresh) == items
+    assert len([i for i in items if i["sk"]["S"] == "META"]) == 2
+
+    # Another retention: a second deploy repairs the rule and both functions' setting.
+    again = _deployed(cli, aws_fresh, lambda_runtime, tmp_path, "--retention-days", "14")
+    assert sorted((c["resource"], c["detail"]) for c in again["changes"]) == [
+        ("lambda-function", "environment"), ("lambda-function", "environment"),
+        ("s3-bucket", "expiry of old tries")]
+    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=doc["bucket"])["Rules"]
+    assert rule["Expiration"] == {"Days": 14}
+
+
+def _table(aws):
+    import boto3
+
+    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                 region_name=aws.region).resource(
+        "dynamodb", endpoint_url=aws.endpoint_url).Table(model.TABLE)
+
+
+def test_cancel_of_a_queued_try(cli, aws_fresh, lambda_runtime, repo, tmp_path):
+    """`try --cancel` through the deployed function: the queued job ends cancelled at
+    once, and the agent that receives its message deletes it without running anything."""
+    from hgautomation.server import jobs
+
+    doc = _deployed(cli, aws_fresh, lambda_runtime, tmp_path)
+    sent = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "-r", ".")
+    assert sent.returncode == 0, sent.stderr
+    try_id = _remote(sent.stderr)[0].split()[1].rstrip(":")
+
+    proc = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "--cancel", try_id,
+                "-T", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert _remote(proc.stderr) == [f"try {try_id}: 1 job cancelled (linux)",
+                                    f"{doc['web_url']}/try/{try_id}"]
+    assert f"try: {try_id}" in proc.stderr and f"page: {doc['web_url']}/try/{try_id}" \
+        in proc.stderr
+    document = jsondoc.check("try", proc.stdout)
+    assert document["id"] == try_id and document["state"] == "cancelled"
+    assert [(j["name"], j["state"]) for j in document["jobs"]] == [("linux", "cancelled")]
+    table = _table(aws_fresh)
+    assert jobs.get_try(table, try_id)["state"] == "cancelled"
+
+    # Again: it has ended; said so, not an error.
+    again = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "--cancel", try_id)
+    assert again.returncode == 0, again.stderr
+    assert _remote(again.stderr)[0] == \
+        f"try {try_id}: already ended (cancelled): nothing to cancel"
+    # An unknown try: the server's one line, exit 14, nothing changed.
+    unknown = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "--cancel",
+                   "20261207T191300Z-00000000")
+    assert unknown.returncode == 14, unknown.stderr
+    last = unknown.stderr.strip().splitlines()[-1]
+    assert "rejected the cancel of try 20261207T191300Z-00000000" in last
+    assert "no such try" in last and "Traceback" not in unknown.stderr
+
+    # The message is still queued; an agent takes it, finds the job ended, deletes it.
+    assert _peek(aws_fresh, doc["queues"]["linux"]) == [{"try": try_id, "job": "linux"}]
+    agent = cli.run("-R", str(repo), "try-agent", "--drain", "--lease", "30",
+                    "--hg", hgsource.hg_executable(), aws=aws_fresh, env=lambda_runtime.env,
+                    state=tmp_path / "state", cwd=repo, timeout=180)
+    assert agent.returncode == 0, agent.stderr
+    assert f"job linux of try {try_id}: cancelled; message deleted" in agent.stderr
+    assert "no job waiting: 0 jobs run" in agent.stdout
+    sqs = aws_fresh.client("sqs")
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=doc["queues"]["linux"],
+        AttributeNames=["ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    assert attributes == {"ApproximateNumberOfMessages": "0",
+                          "ApproximateNumberOfMessagesNotVisible": "0"}
+    assert jobs.get_job(table, try_id, "linux")["state"] == "cancelled"
+
+
+def test_rerun_of_the_failed_job_of_a_finished_try(cli, aws_fresh, lambda_runtime, repo,
+                                                   tmp_path):
+    """`try --rerun ID --failed` of a try with one failed and one passed job: a new try
+    with only the failed job and the same bundle; with --wait it is followed to its end."""
+    import threading
+    import time
+
+    from hgautomation.server import jobs
+
+    doc = _deployed(cli, aws_fresh, lambda_runtime, tmp_path, "--job", "linux",
+                    "--job", "linux-2")
+    sent = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "-r", ".")
+    assert sent.returncode == 0, sent.stderr
+    old = _remote(sent.stderr)[0].split()[1].rstrip(":")
+    table = _table(aws_fresh)
+    for job, state in (("linux", "failed"), ("linux-2", "passed")):
+        assert jobs.claim(table, old, job, "agent", 300, time.time()) == 1
+        assert jobs.record(table, old, job, "agent", 1, jobs.JobResult(
+            state, passed=2, failed=("test-x.t",) if state == "failed" else ()),
+            time.time())
+    for url in doc["queues"].values():  # what the agents would have deleted
+        sqs = aws_fresh.client("sqs")
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    proc = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "--rerun", old, "--failed",
+                "-T", "json")
+    assert proc.returncode == 0, proc.stderr
+    first, page = _remote(proc.stderr)
+    new = first.split()[1].rstrip(":")
+    assert model.TRY_ID_RE.match(new) and new != old
+    assert first == f"try {new}: 1 job queued (linux)"
+    assert page == f"{doc['web_url']}/try/{new}"
+    assert f"try: {new}" in proc.stderr
+    document = jsondoc.check("try", proc.stdout)
+    assert document["id"] == new and [j["name"] for j in document["jobs"]] == ["linux"]
+    assert jobs.get_try(table, new)["rerun_of"] == old
+    s3 = aws_fresh.client("s3")
+    bundles = [s3.get_object(Bucket=doc["bucket"], Key=model.bundle_key(t))["Body"].read()
+               for t in (old, new)]
+    assert bundles[0] == bundles[1] and bundles[0].startswith(model.BUNDLE2_MAGIC)
+    assert _peek(aws_fresh, doc["queues"]["linux"]) == [{"try": new, "job": "linux"}]
+    assert _peek(aws_fresh, doc["queues"]["linux-2"]) == []
+
+    # Every job of the rerun passed: nothing failed to rerun (exit 14, one line).
+    for job in ("linux",):
+        jobs.claim(table, new, job, "agent", 300, time.time())
+        jobs.record(table, new, job, "agent", 1, jobs.JobResult("passed", passed=3),
+                    time.time())
+    refused = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "--rerun", new,
+                   "--failed")
+    assert refused.returncode == 14, refused.stderr
+    assert "every job passed: no failed job to rerun" in refused.stderr.strip().splitlines()[-1]
+
+    # --wait follows the rerun; an "agent" here passes the job once it is queued.
+    def agent() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for item in table.scan()["Items"]:
+                if item.get("rerun_of") == old and item["id"] not in (new,):
+                    try_id = item["id"]
+                    if jobs.claim(table, try_id, "linux", "agent", 300, time.time()):
+                        time.sleep(1)
+                        jobs.record(table, try_id, "linux", "agent", 1,
+                                    jobs.JobResult("passed", passed=3), time.time())
+                        return
+            time.sleep(0.5)
+
+    worker = threading.Thread(target=agent, daemon=True)
+    worker.start()
+    followed = _try(cli, aws_fresh, lambda_runtime, repo, tmp_path, "--rerun", old,
+                    "--failed", "--wait", "-T", "json", timeout=200)
+    worker.join(10)
+    assert followed.returncode == 0, followed.stderr
+    final = jsondoc.check("try", followed.stdout)
+    assert final["state"] == "passed" and final["id"] not in (old, new)
+    assert "linux: queued" in followed.stderr and "linux: passed" in followed.stderr
 
 
 # -- destroy ---------------------------------------------------------------------------------
@@ -408,7 +653,7 @@ def test_destroy_removes_ours_and_nothing_else(cli, aws_fresh, lambda_runtime, r
     dry = _destroy(cli, aws_fresh, lambda_runtime, tmp_path, "--dry-run", "-T", "json")
     assert dry.returncode == 0, dry.stderr
     planned = jsondoc.check("destroy-try-server", dry.stdout)
-    assert len(planned["changes"]) == 10 and planned["dry_run"] is True
+    assert len(planned["changes"]) == 11 and planned["dry_run"] is True
     assert _everything(aws_fresh)["functions"] == DEPLOYED["functions"]
 
     gone = _destroy(cli, aws_fresh, lambda_runtime, tmp_path, "-y", "-T", "json")

@@ -573,7 +573,8 @@ def test_run_tests_windows_propagates_the_exit_status(played, hg_source, standin
 def test_try_agent_runs_a_windows_job(played, hg_source, standin, tmp_path):
     """A job named ``windows`` runs as run-tests-windows runs a revision: the try's
     bundle applied to a clone, pushed to a temporary Windows instance with no instance
-    profile (tested code is untrusted), run-tests.py's report read back over SFTP."""
+    profile (tested code is untrusted), run-tests.py's report read back over SFTP; the
+    failed test run again, then on the base (where it passes: a new failure)."""
     win = played
     make_image(win, current_fingerprint(hg_source), "hg-windows-dev-current")
     store = tryjobs.create_store(win.aws, ("windows",))
@@ -586,8 +587,8 @@ def test_try_agent_runs_a_windows_job(played, hg_source, standin, tmp_path):
     result, instance = win.run_with_first_boot(
         "try-agent", "--job", "windows", "--windows-python-version", "3.11",
         "--windows-arch", "x86", "--drain", "--hg", hgsource.hg_executable(),
-        "--hg-repo", str(hg_source), "--", "--standin-exit=1", "test-ancestor.py",
-        "test-commit.t", cwd=repo)
+        "--hg-repo", str(hg_source), "--", "--standin-fail-if=windows-only.txt",
+        "test-ancestor.py", "test-commit.t", cwd=repo)
     assert result.returncode == 0, result.stderr
     assert "IamInstanceProfile" not in instance  # the job's instance has no credentials
     assert f"job windows of try {try_id}: failed (1 passed, 1 failed, 0 skipped)" \
@@ -597,10 +598,16 @@ def test_try_agent_runs_a_windows_job(played, hg_source, standin, tmp_path):
         ("failed", 1, 1, ["test-ancestor.py"])
     assert "+  not ok on Windows" in job["failures"][0]["output"]
     ran = scripts_run(standin)
-    assert [n for n, _ in ran] == ["update_source.ps1", "run_tests.ps1"]
-    assert f"$Node = '{node}'" in ran[0][1]
+    # The run; the failed test again; the base checked out and the failed test there.
+    assert [n for n, _ in ran] == ["update_source.ps1", "run_tests.ps1", "run_tests.ps1",
+                                   "update_source.ps1", "run_tests.ps1"]
+    base = hgsource.hg("log", "-r", ".^", "-T", "{node}", cwd=repo)
+    assert f"$Node = '{node}'" in ran[0][1] and f"$Node = '{base}'" in ran[3][1]
     assert "$Python = '/c/hgdev/python311-x86/python.exe'" in ran[1][1]
-    assert "$TestFlags = '--standin-exit=1 test-ancestor.py test-commit.t --json'" in ran[1][1]
+    flags = "--standin-fail-if=windows-only.txt"
+    assert f"$TestFlags = '{flags} test-ancestor.py test-commit.t --json'" in ran[1][1]
+    assert f"$TestFlags = '{flags} test-ancestor.py --json'" in ran[2][1]
+    assert f"$TestFlags = '{flags} test-ancestor.py --json'" in ran[4][1]
     log = store.object(job["log_key"]).decode()
     assert "run-tests.py with Windows Python 3.11 x86" in log
     assert sorted(json.loads(store.object(job["report_key"]))) == \

@@ -5,17 +5,24 @@ One job: receive its message (invisible to other agents for the lease) -> claim 
 the table (a conditional write: one agent per attempt) -> renew both every lease/3 ->
 download the try's bundle -> apply it to a fresh clone of ``-R`` with no hgrc and no
 hook -> run the tests on ``--host`` or temporary EC2 instances -> upload the log and the
-JSON report -> record the result -> delete the message. SIGINT/SIGTERM stop the run and
+JSON report -> record the result -> delete the message. Failed tests are run once more
+(passing now: flaky), then on the try's base (failing there too: pre-existing); only the
+others fail the job (hgautomation/triage.py). SIGINT/SIGTERM stop the run and
 put the job back at once; an agent lost outright loses the job when its lease runs out.
+A cancel (``try --cancel``), read at a renewal, stops the run the same way and ends the
+job ``cancelled``.
 A ``windows`` job runs as ``run-tests-windows`` does, on a temporary Windows instance.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import secrets
 import shlex
+import signal
 import socket
 import tempfile
 import threading
@@ -41,7 +48,8 @@ from hgautomation.commands.try_ import table_name
 from hgautomation.context import Context
 from hgautomation.declare import Command, Option
 from hgautomation.options import AWSOptions, StaticHosts
-from hgautomation.server import jobs, model
+from hgautomation.server import jobs, model, notify
+from hgautomation.triage import Triage, history, rerun_flags, triage
 
 MAX_LEASE = 12 * 3600  # SQS's longest visibility timeout
 LONG_POLL = 20  # SQS's longest receive wait
@@ -81,12 +89,13 @@ class TryAgentOptions:
     def windows_jobs(self) -> bool:
         return any(model.is_windows_job(job) for job in self.jobs)
 
-    def windows_script(self):
+    def windows_script(self, flags: Sequence[str] | None = None):
         """run-tests.py's script for a Windows job (a UsageError for flags Windows cannot
-        take), asking for the JSON report the result is read from."""
+        take), asking for the JSON report the result is read from; ``flags``: instead of
+        the agent's own."""
         from hgautomation.windows import recipes
 
-        flags = shlex.join([*self.test_flags, "--json"])
+        flags = shlex.join([*(self.test_flags if flags is None else flags), "--json"])
         return recipes.run_tests_script(self.windows_python_version, self.windows_arch, flags)
 
     @property
@@ -140,10 +149,25 @@ def outcome(shards: Sequence[ShardResult], report: linux.Report | None) -> tuple
     return model.PASSED, ""
 
 
-def failures(report: linux.Report) -> tuple[dict, ...]:
-    """The failed tests and their output (run-tests.py's ``diff``: the .err diff)."""
+def failures(report: linux.Report, order: Sequence[str] = ()) -> tuple[dict, ...]:
+    """The failed tests and their output (run-tests.py's ``diff``: the .err diff), those
+    named in ``order`` first (the new failures: the table's budget goes to them first)."""
+    names = [n for n in order if n in report.results]
+    names += [n for n in report.failed if n not in names]
     return jobs.cut_failures([(name, str(report.results[name].get("diff") or ""))
-                              for name in report.failed])
+                              for name in names])
+
+
+def summary(result: jobs.JobResult) -> str:
+    """``2 passed, 1 failed, 0 skipped, 1 flaky`` (the error text for an error)."""
+    if result.state == model.ERROR:
+        return result.error
+    text = f"{result.passed} passed, {len(result.failed)} failed, {result.skipped} skipped"
+    if result.flaky:
+        text += f", {len(result.flaky)} flaky"
+    if result.preexisting:
+        text += f", {len(result.preexisting)} pre-existing"
+    return text
 
 
 def wait_seconds(queues: int, drain: bool) -> int:
@@ -158,33 +182,96 @@ def agent_id() -> str:
 
 # -- the lease ---------------------------------------------------------------------
 
+class JobCancelled(KeyboardInterrupt):
+    """Raised in the main thread when the running job was cancelled (``try --cancel``):
+    the run stops as on SIGTERM (the remote run stopped, instances terminated)."""
+
+
+# A real signal carries a cancel from the lease thread to the main thread: it wakes a
+# blocking wait (a lock, a child process) as SIGTERM does. None: no such signal here
+# (Windows), the run goes on to its end and the job then ends cancelled.
+CANCEL_SIGNAL = getattr(signal, "SIGUSR1", None)
+CANCEL_RESEND = 1.0  # seconds between two signals while cleanup holds off interrupts
+
+
 class Lease:
     """Renews the job's lease (the table and the message's visibility) every lease/3 in
-    a thread while the block runs; ``lost`` when another agent has taken the job over."""
+    a thread while the block runs; ``lost`` when another agent has taken the job over;
+    ``cancelled`` when the renewal read a cancel request, and then, when the block runs
+    in the main thread, JobCancelled is raised there."""
 
-    def __init__(self, renew: Callable[[], bool], interval: float):
+    _armed: Lease | None = None  # the main thread's lease that a cancel may interrupt
+
+    def __init__(self, renew: Callable[[], jobs.Renewal | None], interval: float):
         self._renew = renew
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="try-lease", daemon=True)
+        self._main: int | None = None
+        self._sigint: Any = None
+        self._delivered = False  # JobCancelled was raised in the main thread
         self.lost = False
+        self.cancelled = False
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        due = time.monotonic() + self._interval
+        while not self._stop.wait(CANCEL_RESEND if self._pending
+                                  else max(due - time.monotonic(), 0)):
+            if self._pending:
+                self._interrupt()  # again: cleanup held it off (signals_deferred)
+            if time.monotonic() < due:
+                continue
+            due += self._interval
             try:
-                if not self._renew():
-                    self.lost = True
-                    console.get().warn("the job's lease was taken over by another agent: "
-                                       "its result will not be recorded")
-                    return
+                renewed = self._renew()
             except Exception as exc:  # noqa: BLE001 - a network hiccup: try again next time
                 console.get().warn(f"renewing the job's lease failed: {exc}")
+                continue
+            if renewed is None:
+                self.lost = True
+                console.get().warn("the job's lease was taken over by another agent: "
+                                   "its result will not be recorded")
+                return
+            if renewed.cancel_requested and not self.cancelled:
+                self.cancelled = True
+                console.get().info("the job was cancelled on the Try server: stopping it")
+                self._interrupt()
+
+    @property
+    def _pending(self) -> bool:
+        return self.cancelled and self._main is not None and not self._delivered
+
+    def _interrupt(self) -> None:
+        if self._main is not None:
+            signal.pthread_kill(self._main, CANCEL_SIGNAL)
+
+    @staticmethod
+    def _on_signal(signum: int, frame: Any) -> None:
+        lease = Lease._armed
+        # While cleanup holds SIGINT/SIGTERM off (their handlers are replaced), so is
+        # the cancel: the lease thread sends it again.
+        if lease is not None and lease.cancelled \
+                and signal.getsignal(signal.SIGINT) is lease._sigint:
+            Lease._armed = None
+            lease._delivered = True
+            raise JobCancelled()
 
     def __enter__(self) -> Lease:
+        if CANCEL_SIGNAL is not None and hasattr(signal, "pthread_kill") \
+                and threading.current_thread() is threading.main_thread():
+            # Installed once and kept: a late signal then finds no lease, never the
+            # default action (which ends the process).
+            if signal.getsignal(CANCEL_SIGNAL) is not Lease._on_signal:
+                signal.signal(CANCEL_SIGNAL, Lease._on_signal)
+            self._main = threading.get_ident()
+            self._sigint = signal.getsignal(signal.SIGINT)
+            Lease._armed = self
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if Lease._armed is self:
+            Lease._armed = None
         self._stop.set()
         self._thread.join(timeout=5)
 
@@ -213,6 +300,20 @@ def apply_bundle(source: hgrepo.LocalRepo, bundle: Path, node: str,
     return clone
 
 
+def base_of(source: hgrepo.LocalRepo, clone: hgrepo.LocalRepo, node: str) -> str | None:
+    """The try's base: the newest ancestor of ``node`` that ``source`` had before the
+    bundle came (a local clone keeps its revision numbers); None when there is none or
+    the bundle brought nothing new."""
+    tip = source.run("log", "-r", "tip", "-T", "{rev}", env=UNTRUSTED_HG_ENV).stdout
+    tip = tip.decode().strip()
+    if not tip.isdigit():
+        return None
+    found = clone.run("log", "-r", f"max(::{node} and 0:{tip})", "-T", "{node}",
+                      env=UNTRUSTED_HG_ENV, check=False)
+    base = found.stdout.decode().strip() if found.returncode == 0 else ""
+    return base if model.NODE_RE.match(base) and base != node else None
+
+
 # -- the agent -----------------------------------------------------------------------
 
 @dataclass
@@ -235,6 +336,8 @@ class Agent:
         self.owner = agent_id()
         self.sqs = session.client("sqs")
         self.s3 = session.client("s3")
+        self.sns = session.client("sns")
+        self._topic: str | None = None  # the deployment's, on the first try that ends
         self.table = session.boto.resource("dynamodb", config=session.config).Table(opts.table)
         # The lease thread's own: boto3 resources are not thread-safe.
         self.lease_table = session.boto.resource("dynamodb",
@@ -275,6 +378,7 @@ class Agent:
                                     f"{model.MAX_RECEIVES} times without a result"):
                         console.get().result(f"job {queue.job} of try {message.try_id}: "
                                              "error (dead letter)")
+                        self.notify(message.try_id)
                 self.sqs.delete_message(QueueUrl=queue.dlq_url,
                                         ReceiptHandle=raw["ReceiptHandle"])
 
@@ -293,6 +397,7 @@ class Agent:
                          f"gave up: the job's message was received {message.receives} times")
             self._delete(queue, message.receipt)
             out.result(f"{what}: error (received {message.receives} times)")
+            self.notify(message.try_id)
             return
         attempt = jobs.claim(self.table, message.try_id, message.job, self.owner,
                              self.opts.lease, time.time())
@@ -300,25 +405,72 @@ class Agent:
             self._not_mine(queue, message, what)
             return
         out.info(f"==> {what}: attempt {attempt}")
+        lease = Lease(lambda: self._renew(queue, message, attempt),
+                      max(self.opts.lease / 3, 1))
         try:
-            with Lease(lambda: self._renew(queue, message, attempt),
-                       max(self.opts.lease / 3, 1)) as lease:
-                result = self.run(message, attempt)
+            with lease:
+                result, results = self.run(message, attempt)
+        except JobCancelled:
+            self._cancelled(queue, message, attempt, what)
+            return
         except BaseException:
             # Ctrl-C, SIGTERM, a bug: the job goes back for another agent, at once.
             self._put_back(queue, message, attempt)
             raise
+        if lease.cancelled and not lease.lost:
+            # Seen as the run ended (or where no signal can stop it): not recorded.
+            self._cancelled(queue, message, attempt, what)
+            return
         if lease.lost or not jobs.record(self.table, message.try_id, message.job,
                                          self.owner, attempt, result, time.time()):
             out.warn(f"{what}: another agent took the job over; this result is dropped")
             return
         self._delete(queue, message.receipt)
         self.ran += 1
-        summary = (f"{result.passed} passed, {len(result.failed)} failed, {result.skipped} "
-                   f"skipped" if result.state != model.ERROR else result.error)
-        out.result(f"{what}: {result.state} ({summary}) in {result.duration:.1f}s")
-        for name in result.failed:
-            out.result(f"failed: {name}")
+        out.result(f"{what}: {result.state} ({summary(result)}) in {result.duration:.1f}s")
+        for label, names in (("failed", result.failed), ("flaky", result.flaky),
+                             ("pre-existing", result.preexisting)):
+            for name in names:
+                out.result(f"{label}: {name}")
+        self._history(message, results)
+        self.notify(message.try_id)
+
+    def notify(self, try_id: str) -> None:
+        """Publish the try's message if it has just ended (server/notify.py); a failure
+        is a warning: the job's result is recorded already."""
+        try:
+            if self._topic is None:
+                arn = self.session.caller_identity()["Arn"]
+                self._topic = model.topic_arn(arn.split(":")[4], self.session.region,
+                                              arn.split(":")[1])
+            if notify.try_ended(self.table, self.sns, self._topic, try_id):
+                console.get().info(f"try {try_id} ended: message sent to {self._topic}")
+        except Exception as exc:  # noqa: BLE001 - nothing of the job depends on it
+            console.get().warn(f"try {try_id}: its end was not announced on the "
+                               f"{model.TOPIC} topic: {exc}")
+
+    def _history(self, message: Message, results: dict[str, str]) -> None:
+        """Each test's result in its history (expiring with the try)."""
+        if not results:
+            return
+        try:
+            item = jobs.get_try(self.table, message.try_id) or {}
+            expires = int(item.get("expires") or time.time() + 30 * 86400)
+            jobs.record_history(self.table, message.try_id, message.job, results, expires,
+                                jobs.iso(time.time()))
+        except Exception as exc:  # noqa: BLE001 - the job's result is recorded already
+            console.get().warn(f"could not record the tests' history: {exc}")
+
+    def _cancelled(self, queue: Queue, message: Message, attempt: int, what: str) -> None:
+        """The run was stopped for a cancel: the job ends ``cancelled``, never failed."""
+        if not jobs.end_cancelled(self.table, message.try_id, message.job, self.owner,
+                                  attempt, time.time()):
+            console.get().warn(f"{what}: another agent took the job over; not cancelled "
+                               "here")
+            return
+        self._delete(queue, message.receipt)
+        console.get().result(f"{what}: cancelled")
+        self.notify(message.try_id)
 
     def _not_mine(self, queue: Queue, message: Message, what: str) -> None:
         item = jobs.get_job(self.table, message.try_id, message.job)
@@ -327,6 +479,8 @@ class Agent:
             self._delete(queue, message.receipt)
             console.get().info(f"{what}: {item.get('state') if item else 'unknown'}; "
                                "message deleted")
+            if item is not None:  # a claim beyond MAX_ATTEMPTS may have just ended it
+                self.notify(message.try_id)
             return
         # Another agent holds a live lease: look again when it should have ended.
         remaining = float(item.get("lease_until", 0)) - time.time()
@@ -335,7 +489,7 @@ class Agent:
             VisibilityTimeout=int(min(max(remaining, 0) + 1, MAX_LEASE)))
         console.get().info(f"{what}: held by {item.get('lease_owner')}")
 
-    def _renew(self, queue: Queue, message: Message, attempt: int) -> bool:
+    def _renew(self, queue: Queue, message: Message, attempt: int) -> jobs.Renewal | None:
         self.sqs.change_message_visibility(QueueUrl=queue.url, ReceiptHandle=message.receipt,
                                            VisibilityTimeout=self.opts.lease)
         return jobs.renew(self.lease_table, message.try_id, message.job, self.owner, attempt,
@@ -361,9 +515,10 @@ class Agent:
         self.sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=receipt)
 
     # -- running it
-    def run(self, message: Message, attempt: int) -> jobs.JobResult:
+    def run(self, message: Message, attempt: int) -> tuple[jobs.JobResult, dict[str, str]]:
         """Run one attempt; its log and report go to S3. A failure of the try's own
-        (a bad bundle, a host that gives up) is an ``error`` result, not an exception."""
+        (a bad bundle, a host that gives up) is an ``error`` result, not an exception.
+        Also returns each test's result for the history (empty for an error)."""
         out = console.get()
         start = time.monotonic()
         log_key = model.log_key(message.try_id, message.job, attempt)
@@ -371,13 +526,15 @@ class Agent:
         with tempfile.TemporaryDirectory(prefix="hgautomation-try-job-") as tmp:
             work = Path(tmp)
             log = work / "log.txt"
-            report = None
+            report, found = None, Triage()
             with out.copy_to(log):
                 out.info(f"try {message.try_id}, job {message.job}, attempt {attempt}, "
                          f"agent {self.owner}")
                 try:
-                    shards, report = self._test(message, work)
+                    shards, report, found = self._test(message, work)
                     state, error = outcome(shards, report)
+                    if state == model.FAILED and not found.new:
+                        state = model.PASSED  # every failure was flaky or pre-existing
                 except errors.HgAutomationError as exc:
                     state, error = model.ERROR, exc.one_line()
                     out.info(error)
@@ -388,16 +545,18 @@ class Agent:
                 report.write(work / "report-merged.json")
                 self.s3.upload_file(str(work / "report-merged.json"), self.bucket,
                                     report_key, ExtraArgs={"ContentType": "application/json"})
-        return jobs.JobResult(
+        result = jobs.JobResult(
             state=state, error=error, duration=time.monotonic() - start, log_key=log_key,
             report_key=report_key if report is not None else None,
             passed=len(report.passed) if report else 0,
-            failed=tuple(report.failed) if report else (),
+            failed=found.new, flaky=found.flaky, preexisting=found.preexisting,
             skipped=len(report.skipped) if report else 0,
-            failures=failures(report) if report else ())
+            failures=failures(report, found.new) if report else ())
+        ended = report is not None and state in (model.PASSED, model.FAILED)
+        return result, history(report.passed, found) if ended else {}
 
     def _test(self, message: Message, work: Path
-              ) -> tuple[list[ShardResult], linux.Report | None]:
+              ) -> tuple[list[ShardResult], linux.Report | None, Triage]:
         out = console.get()
         item = jobs.get_try(self.table, message.try_id)
         if item is None:
@@ -419,9 +578,11 @@ class Agent:
                 ) from exc
         with out.step(f"apply it to a clean clone of {self.source.root}"):
             clone = apply_bundle(self.source, bundle, node, work / "repo")
-        out.info(f"node {node}, branch {item.get('branch', '')}, user {item.get('user', '')}")
+        base = base_of(self.source, clone, node)
+        out.info(f"node {node}, base {base or 'none'}, branch {item.get('branch', '')}, "
+                 f"user {item.get('user', '')}")
         if model.is_windows_job(message.job):
-            return self._test_windows(clone, node, work)
+            return self._test_windows(clone, node, base, work)
         results = work / "results"
         results.mkdir()
         plan = linux.build_plan(self.opts.test_flags, full_install=self.opts.full_install)
@@ -431,10 +592,50 @@ class Agent:
                       results_dir=results, plan=plan)
         with machines(self.ctx, self.opts.machines) as targets:
             shards = run_all(targets, run)
-        return shards, merged_report(shards, results)
+            report = merged_report(shards, results)
 
-    def _test_windows(self, clone: hgrepo.LocalRepo, node: str, work: Path
-                      ) -> tuple[list[ShardResult], linux.Report | None]:
+            def again(tests: Sequence[str], at: str) -> linux.Report | None:
+                # On the first host (the only one, but with --instances).
+                where = work / f"results-{at[:12]}-{len(list(work.glob('results-*')))}"
+                where.mkdir()
+                rerun = dataclasses.replace(
+                    run, node=at, results_dir=where,
+                    test_flags=tuple(rerun_flags(self.opts.test_flags, tests)))
+                return merged_report(run_all(targets[:1], rerun), where)
+
+            found = self._triage(shards, report, node, base, again)
+        return shards, report, found
+
+    def _triage(self, shards: list[ShardResult], report: linux.Report | None, node: str,
+                base: str | None, again: Callable[[Sequence[str], str], linux.Report | None]
+                ) -> Triage:
+        """Tell the failures of a failed run apart (hgautomation/triage.py): run them
+        again, then on ``base``. A run that breaks counts as giving no report."""
+        out = console.get()
+        if report is None or outcome(shards, report)[0] != model.FAILED:
+            return Triage()
+
+        def guarded(tests: Sequence[str], at: str, what: str) -> linux.Report | None:
+            with out.step(f"{what}: {len(tests)} test{'s' if len(tests) != 1 else ''}"):
+                try:
+                    return again(tests, at)
+                except errors.HgAutomationError as exc:
+                    out.info(f"{what} gave no result: {exc.one_line()}")
+                    return None
+
+        found = triage(report.failed,
+                       lambda tests: guarded(tests, node, "re-run the failed tests"),
+                       (lambda tests: guarded(tests, base, f"run them on the base "
+                                                           f"{base[:12]}"))
+                       if base else None)
+        if found.note:
+            out.info(found.note)
+        out.info(f"failures: {len(found.new)} new, {len(found.flaky)} flaky, "
+                 f"{len(found.preexisting)} pre-existing")
+        return found
+
+    def _test_windows(self, clone: hgrepo.LocalRepo, node: str, base: str | None, work: Path
+                      ) -> tuple[list[ShardResult], linux.Report | None, Triage]:
         """The job on a temporary Windows instance, as run-tests-windows runs a revision;
         run-tests.py's JSON report comes back over SFTP."""
         from hgautomation.windows import ec2 as windows
@@ -446,19 +647,37 @@ class Agent:
             label=f"Windows Python {opts.windows_python_version} {opts.windows_arch}")
         deps = windows.read_deps_files(clone, node)
         machine = windows.MachineOptions(instance_type=opts.windows_instance_type)
+        remote_report = sftp_path(recipes.SOURCE + "\\tests\\report.json")
+        runs = iter(range(1, 100))
+
+        def run_once(conn: Any, flags: Sequence[str]) -> tuple[int, Path | None]:
+            with contextlib.suppress(OSError):
+                conn.sftp.remove(remote_report)  # never read an earlier run's
+            with console.get().step(f"run-tests.py with {shard.label}"):
+                status = windows.run(conn, opts.windows_script(flags), check=False)
+            local = work / f"report-{next(runs)}.json"
+            try:
+                conn.sftp.get(remote_report, str(local))
+            except OSError as exc:
+                console.get().info(f"no report.json from run-tests.py ({exc})")
+                return status, None
+            return status, local
+
         with open_aws(self.ctx, opts.aws, kinds=("windows",)) as aws, \
                 windows.pushed_host(self.ctx, aws, machine, clone, deps, purpose="try-windows",
                                     instance_profile=False) as (_host, conn):
             windows.run(conn, recipes.update_source_script(node), prefix="  ")
-            with console.get().step(f"run-tests.py with {shard.label}"):
-                shard.status = windows.run(conn, opts.windows_script(), check=False)
-            report = work / "report.json"
-            try:
-                conn.sftp.get(sftp_path(recipes.SOURCE + "\\tests\\report.json"), str(report))
-                shard.report = report
-            except OSError as exc:
-                console.get().info(f"no report.json from run-tests.py ({exc})")
-        return [shard], linux.Report.load(shard.report) if shard.report else None
+            shard.status, shard.report = run_once(conn, opts.test_flags)
+            report = linux.Report.load(shard.report) if shard.report else None
+
+            def again(tests: Sequence[str], at: str) -> linux.Report | None:
+                if at != node:  # the base: pushed with the node, its ancestor
+                    windows.run(conn, recipes.update_source_script(at), prefix="  ")
+                _status, path = run_once(conn, rerun_flags(opts.test_flags, tests))
+                return linux.Report.load(path) if path else None
+
+            found = self._triage([shard], report, node, base, again)
+        return [shard], report, found
 
 
 def _lookup_queues(sqs: Any, names: Sequence[str], region: str) -> list[Queue]:

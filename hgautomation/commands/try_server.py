@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hgautomation import console, errors
+from hgautomation import console, errors, options
 from hgautomation.commands import open_aws, template
 from hgautomation.context import Context
 from hgautomation.declare import Command, Option
 from hgautomation.options import AWSOptions
+from hgautomation.server import model
 
 
 @dataclass(frozen=True)
 class DeployOptions:
     template: str
     job: tuple[str, ...] | None
+    retention_days: int
+    max_tries_per_hour: int
     dry_run: bool
 
 
@@ -27,8 +30,6 @@ class DestroyOptions:
 
 def job_name(text: str) -> str:
     """``--job``: what names a queue and an environment variable."""
-    from hgautomation.server import model
-
     if not model.JOB_NAME_RE.match(text):
         raise errors.UsageError(f"invalid job name {text!r} (1-32 lower-case letters, "
                                 "digits and dashes, not starting with a dash)")
@@ -47,16 +48,17 @@ def _print_changes(changes, dry_run: bool, what: str) -> None:
 
 
 def deploy(ctx: Context, opts: DeployOptions) -> int:
-    """Create or repair the Try server (bucket, queues, table, functions, IAM)."""
+    """Create or repair the Try server (bucket, queues, table, topic, functions, IAM)."""
     from hgautomation import trydeploy
-    from hgautomation.server import model
 
     jobs = tuple(dict.fromkeys(opts.job or model.DEFAULT_JOBS))  # order kept, once each
     con = console.get()
     with open_aws(ctx, AWSOptions(profile=ctx.aws_profile), with_owner=False) as aws, \
             con.step(f"reconcile the Try server in {aws.session.region} "
                      f"(jobs: {', '.join(jobs)})"):
-        outcome = trydeploy.deploy(aws.session, jobs, dry_run=opts.dry_run)
+        outcome = trydeploy.deploy(aws.session, jobs, dry_run=opts.dry_run,
+                                   retention_days=opts.retention_days,
+                                   max_tries_per_hour=opts.max_tries_per_hour)
     verb = "would make" if opts.dry_run else "made"
     _print_changes(outcome.changes, opts.dry_run, "Try server changes")
     if outcome.changes:
@@ -70,6 +72,9 @@ def deploy(ctx: Context, opts: DeployOptions) -> int:
         con.result(f"queue of job {job}: {url or '(created on deploy)'}")
     con.result(f"submitters: add IAM users to the group {model.SUBMITTERS_GROUP}")
     con.result(f"agents: attach {outcome.target.agent_policy_arn}")
+    con.result(f"when a try ends: a message to {outcome.target.topic_arn}")
+    con.result(f"tries kept {outcome.target.retention_days} days, at most "
+               f"{outcome.target.max_tries_per_hour} an hour per user")
     con.emit(outcome.json())
     return 0
 
@@ -114,14 +119,24 @@ DEPLOY = Command(
         Option("--job", kind="append", metavar="NAME", validator=job_name,
                help="a job every try runs, with a queue of its own (repeatable; "
                     "default: linux)"),
+        Option("--retention-days", validator=options.bounded_int(
+                   *model.RETENTION_DAYS_RANGE), default=model.DEFAULT_RETENTION_DAYS,
+               metavar="N", help="days a try is kept: its bundle, logs and reports (S3 "
+                                 "lifecycle) and its records (TTL) (default: %(default)s)"),
+        Option("--max-tries-per-hour", validator=options.bounded_int(
+                   *model.MAX_TRIES_PER_HOUR_RANGE),
+               default=model.DEFAULT_MAX_TRIES_PER_HOUR, metavar="N",
+               help="tries one user may send within an hour; the next is refused "
+                    "(default: %(default)s)"),
         Option("--dry-run", kind="flag", help="only show what would change"),
     ),
     record=DeployOptions,
     flow=deploy,
     examples=("{prog} deploy-try-server", "{prog} deploy-try-server --dry-run",
-              "{prog} deploy-try-server --job linux --job windows -T json"),
+              "{prog} deploy-try-server --job linux --job windows -T json",
+              "{prog} deploy-try-server --retention-days 14 --max-tries-per-hour 10"),
     json_keys={"": "account agent_policy bucket changes dry_run jobs queues region "
-                   "submitters_group table upload_function web_function web_url",
+                   "submitters_group table topic upload_function web_function web_url",
                "changes[]": _CHANGE},
 )
 DESTROY = Command(

@@ -6,8 +6,9 @@ only the lease owner (of that attempt) may renew, record or put the job back:
 - :func:`claim`: ``state = queued``, or ``running`` with ``lease_until < now`` (its agent
   was lost) -> ``running``, ``attempt + 1``, a fresh lease. An attempt beyond
   ``model.MAX_ATTEMPTS`` is not run: the job ends in ``error``.
-- :func:`renew`, :func:`record`, :func:`requeue`: ``lease_owner = me`` and the attempt
-  is still mine.
+- :func:`renew`, :func:`record`, :func:`end_cancelled`, :func:`requeue`:
+  ``lease_owner = me`` and the attempt is still mine (a renewal also says whether a
+  cancel was asked for: ``cancel_requested``, set by the upload function's cancel).
 - :func:`give_up`: a job whose message reached the dead-letter queue ends in ``error``
   unless an agent holds a live lease.
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from hgautomation.server import model
+from hgautomation.server import model, store
 
 OUTPUT_LIMIT = 64 * 1024  # bytes of one failed test's output kept in the table
 # A DynamoDB item holds at most 400 KB: the outputs of all failures together stay
@@ -34,11 +35,15 @@ MAX_ERROR_CHARS = 4096
 
 @dataclass(frozen=True)
 class JobResult:
-    """What an attempt ended with (``state``: passed, failed or error)."""
+    """What an attempt ended with (``state``: passed, failed or error). ``failed``: the
+    new failures (they fail the job); ``flaky``: failed, then passed when re-run;
+    ``preexisting``: fail on the try's base too."""
 
     state: str
     passed: int = 0
     failed: tuple[str, ...] = ()
+    flaky: tuple[str, ...] = ()
+    preexisting: tuple[str, ...] = ()
     skipped: int = 0
     failures: tuple[dict, ...] = ()  # {"name", "output"}, as cut_failures makes them
     duration: float = 0.0
@@ -107,17 +112,25 @@ def _mine(owner: str, attempt: int) -> tuple[str, dict]:
             {":me": owner, ":attempt": attempt, ":running": model.RUNNING})
 
 
+@dataclass(frozen=True)
+class Renewal:
+    """A renewed lease, and whether a cancel of the job was asked for meanwhile."""
+
+    cancel_requested: bool = False
+
+
 def renew(table: Any, try_id: str, job: str, owner: str, attempt: int,
-          lease_seconds: float, now: float) -> bool:
-    """Extend ``owner``'s lease to ``now + lease_seconds``; False when it is not theirs."""
+          lease_seconds: float, now: float) -> Renewal | None:
+    """Extend ``owner``'s lease to ``now + lease_seconds``; None when it is not theirs.
+    The renewal says whether the job's ``cancel_requested`` is set (``try --cancel``)."""
     condition, values = _mine(owner, attempt)
-    return _update(table, model.job_key(try_id, job),
+    item = _update(table, model.job_key(try_id, job),
                    UpdateExpression="SET lease_until = :until",
                    ConditionExpression=condition,
                    ExpressionAttributeNames={"#state": "state"},
                    ExpressionAttributeValues={**values,
-                                              ":until": _number(now + lease_seconds)}
-                   ) is not None
+                                              ":until": _number(now + lease_seconds)})
+    return None if item is None else Renewal(bool(item.get("cancel_requested")))
 
 
 def cut_output(text: str, limit: int = OUTPUT_LIMIT) -> str:
@@ -154,6 +167,8 @@ def record(table: Any, try_id: str, job: str, owner: str, attempt: int,
     values = {
         "passed": result.passed,
         "failed": list(result.failed),
+        "flaky": list(result.flaky),
+        "preexisting": list(result.preexisting),
         "skipped": result.skipped,
         "failures": [dict(f) for f in result.failures],
         "duration": _number(result.duration),
@@ -165,6 +180,22 @@ def record(table: Any, try_id: str, job: str, owner: str, attempt: int,
     if result.error:
         values["error"] = result.error[:MAX_ERROR_CHARS]
     return _end(table, try_id, job, owner, attempt, now, values, state=result.state)
+
+
+def record_history(table: Any, try_id: str, job: str, results: dict[str, str],
+                   expires: int, created: str) -> int:
+    """One history item per test of ``results`` (name -> one of ``HISTORY_RESULTS``);
+    returns how many were written."""
+    written = 0
+    with table.batch_writer() as batch:
+        for name, result in sorted(results.items()):
+            if result not in model.HISTORY_RESULTS or not model.TEST_NAME_RE.match(name):
+                continue
+            batch.put_item(Item={**model.history_key(name, try_id, job), "test": name,
+                                 "try_id": try_id, "job": job, "result": result,
+                                 "created": created, "expires": int(expires)})
+            written += 1
+    return written
 
 
 def _end(table: Any, try_id: str, job: str, owner: str, attempt: int, now: float,
@@ -185,8 +216,15 @@ def _end(table: Any, try_id: str, job: str, owner: str, attempt: int, now: float
                    ConditionExpression=condition, ExpressionAttributeNames=names,
                    ExpressionAttributeValues=expression_values) is not None
     if done:
-        refresh_try_state(table, try_id)
+        store.refresh_try_state(table, try_id)
     return done
+
+
+def end_cancelled(table: Any, try_id: str, job: str, owner: str, attempt: int,
+                  now: float) -> bool:
+    """End ``owner``'s running attempt ``cancelled`` (its run was stopped: no result is
+    stored); False when it is not theirs any more (nothing is written)."""
+    return _end(table, try_id, job, owner, attempt, now, {}, state=model.CANCELLED)
 
 
 def requeue(table: Any, try_id: str, job: str, owner: str, attempt: int) -> bool:
@@ -218,7 +256,7 @@ def give_up(table: Any, try_id: str, job: str, now: float, reason: str) -> bool:
                                    ":ended": iso(now), ":queued": model.QUEUED,
                                    ":running": model.RUNNING, ":now": _number(now)}) is not None
     if done:
-        refresh_try_state(table, try_id)
+        store.refresh_try_state(table, try_id)
     return done
 
 
@@ -261,53 +299,3 @@ def job_items(table: Any, try_id: str) -> list[dict]:
         start = page.get("LastEvaluatedKey")
         if not start:
             return sorted(items, key=lambda i: i.get("name", ""))
-
-
-def refresh_try_state(table: Any, try_id: str) -> str:
-    """Store ``model.try_state`` of the try's jobs on the try item; returns it.
-
-    (A minimal version for the agent; the functions' store may provide its own.)
-    """
-    state = model.try_state([i.get("state", model.ERROR) for i in job_items(table, try_id)])
-    _update(table, model.try_key(try_id), UpdateExpression="SET #state = :state",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":state": state})
-    return state
-
-
-def job_document(item: dict, try_id: str) -> dict:
-    """One job as ``/api/try/<id>`` shows it."""
-    name = item.get("name", item.get("sk", "").removeprefix("JOB#"))
-    return {
-        "name": name,
-        "state": item.get("state", model.QUEUED),
-        "attempt": int(item.get("attempt", 0) or 0),
-        "passed": item.get("passed"),
-        "failed": list(item.get("failed") or []),
-        "skipped": item.get("skipped"),
-        "duration": item.get("duration"),
-        "log_url": f"{model.page_path(try_id)}/log/{name}" if item.get("log_key") else None,
-        "failures": [{"name": f.get("name", ""), "output": f.get("output", "")}
-                     for f in item.get("failures") or []],
-    }
-
-
-def try_document(table: Any, try_id: str) -> dict | None:
-    """The try as ``/api/try/<id>`` shows it, read from the table; None if unknown."""
-    item = get_try(table, try_id)
-    if item is None:
-        return None
-    jobs = job_items(table, try_id)
-    return {
-        "id": try_id,
-        "node": item.get("node", ""),
-        "user": item.get("user", ""),
-        "branch": item.get("branch", ""),
-        "description": item.get("description", ""),
-        "created": item.get("created", ""),
-        "state": model.try_state([j.get("state", model.ERROR) for j in jobs]) if jobs
-        else item.get("state", model.ERROR),
-        "url": model.page_path(try_id),
-        "jobs": [job_document(j, try_id) for j in jobs],
-    }

@@ -10,12 +10,17 @@ Where things live (one deployment per account and region):
   one per job (``pk = TRY#<id>``, ``sk = JOB#<name>``); the global secondary index
   ``RECENT_INDEX`` (``kind`` = "try", ``id``) lists tries newest first; ``expires``
   (epoch seconds) is the TTL attribute.
+- The history of each test: one item per (test, try, job) (``history_key``), its result
+  one of ``HISTORY_RESULTS``.
 - S3 bucket (name from the deployment: ``bucket_name(account, region)``):
   ``tries/<id>/bundle.hg``, ``tries/<id>/<job>/<attempt>/log.txt`` and
   ``.../report.json`` (run-tests.py's JSON report).
 - SQS: one queue per job name (``queue_name(job)``), each with a dead-letter queue
   (``dlq_name(job)``) after ``MAX_RECEIVES`` receives. A message is
   ``{"try": id, "job": name}``; the rest is in the table.
+- SNS topic ``TOPIC`` (``topic_arn(account, region)``): one message when a try ends.
+- The table also holds one rate-limit item per submitter (``rate_key(user)``): the
+  epoch times of their tries of the last hour.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ SUBMITTERS_GROUP = f"{PREFIX}-submitters"
 UPLOAD_ROLE = f"{PREFIX}-upload"
 WEB_ROLE = f"{PREFIX}-web"
 AGENT_POLICY = f"{PREFIX}-agent"
+TOPIC = f"{PREFIX}-events"  # SNS: a message when a try ends
 DEFAULT_JOBS = ("linux",)
 # Attempts of a job whose agent was lost (killed, its machine gone: the lease ran out)
 # before the job ends in `error`. A stop that puts the job back (SIGTERM, Ctrl-C) takes
@@ -44,6 +50,12 @@ MAX_ATTEMPTS = 3
 MAX_RECEIVES = 10
 DEFAULT_LEASE_SECONDS = 300
 LAMBDA_RUNTIME = "python3.12"
+# How long a try is kept (its items' TTL, its objects' lifecycle) and how many tries one
+# submitter may send an hour: deploy's options, the functions' environment.
+DEFAULT_RETENTION_DAYS = 30
+RETENTION_DAYS_RANGE = (1, 3650)
+DEFAULT_MAX_TRIES_PER_HOUR = 20
+MAX_TRIES_PER_HOUR_RANGE = (1, 1000)
 
 # Tags on everything deploy makes: destroy removes what carries them, nothing else.
 TAG_MANAGED = "hgautomation:try-server"
@@ -66,6 +78,11 @@ BUNDLE2_MAGIC = b"HG20"
 def bucket_name(account: str, region: str) -> str:
     """The deployment's bucket (bucket names are global: account and region in it)."""
     return f"{PREFIX}-{account}-{region}"
+
+
+def topic_arn(account: str, region: str, partition: str = "aws") -> str:
+    """The deployment's SNS topic (``TOPIC``)."""
+    return f"arn:{partition}:sns:{region}:{account}:{TOPIC}"
 
 
 def is_windows_job(job: str) -> bool:
@@ -91,12 +108,36 @@ def new_try_id(now: float | None = None) -> str:
 TRY_ID_RE = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}\Z")
 
 
+# A test's name as run-tests.py reports it (``test-foo.t``, ``test-bar.t#case``).
+TEST_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+#-]{0,199}\Z")
+# A test's results in the history: what each outcome is called.
+HISTORY_RESULTS = ("passed", "failed", "flaky", "preexisting")
+HISTORY_LIMIT = 50  # results a test's page shows
+
+
 def try_key(try_id: str) -> dict:
     return {"pk": f"TRY#{try_id}", "sk": "META"}
 
 
 def job_key(try_id: str, job: str) -> dict:
     return {"pk": f"TRY#{try_id}", "sk": f"JOB#{job}"}
+
+
+def history_key(test: str, try_id: str, job: str) -> dict:
+    """One result of ``test`` in the history: newest first by sort key (ids sort by time)."""
+    return {"pk": f"TEST#{test}", "sk": f"{try_id}#{job}"}
+
+
+def test_path(test: str) -> str:
+    """The test's history page, relative to the site root (the name percent-encoded)."""
+    from urllib.parse import quote
+
+    return "/test/" + quote(test, safe="")
+
+
+def rate_key(user: str) -> dict:
+    """The rate-limit item of submitter *user* (server/limits.py)."""
+    return {"pk": f"RATE#{user}", "sk": "RATE"}
 
 
 def bundle_key(try_id: str) -> str:

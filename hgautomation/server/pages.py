@@ -1,4 +1,5 @@
-"""The Try server's HTML pages: the list of recent tries, one try, and the error pages.
+"""The Try server's HTML pages: the list of recent tries, one try, a test's history, and
+the error pages.
 
 Every value from a try (commit message, user, branch, test names and outputs) is hostile
 input: it goes through ``text()`` (html.escape, quotes too) and nowhere else. No script
@@ -64,6 +65,11 @@ td.summary { overflow-wrap: anywhere; }
 .s-running { color: #0550ae; background: #ddf4ff; border-color: #54aeff; }
 .s-queued { color: #59636e; background: #fff; border-color: #afb8c1;
   border-style: dashed; }
+.s-flaky { color: #7d4e00; background: #fff8c5; border-color: #d4a72c; }
+.s-preexisting { color: #59636e; background: #eff2f5; border-color: #afb8c1; }
+h1.mono { font-size: 18px; }
+p.group { margin: 14px 0 4px; font-weight: 600; }
+p.group .muted { font-weight: 400; }
 dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 3px 16px;
   margin: 0 0 8px; }
 dl.meta dt { color: var(--muted); }
@@ -82,7 +88,10 @@ p.error { border-left: 4px solid #a40e26; padding: 4px 10px; background: #ffebe9
 footer { color: var(--muted); font-size: 12px; margin-top: 32px; }
 """
 
-_CLEAN_STATES = set(model.STATES)
+_CLEAN_STATES = set(model.STATES) | set(model.HISTORY_RESULTS)
+# How the test history names each result.
+RESULT_WORDS = {"passed": "passed", "failed": "failed", "flaky": "flaky",
+                "preexisting": "pre-existing"}
 
 
 def text(value: object) -> str:
@@ -90,11 +99,11 @@ def text(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def state_label(state: str, prefix: str = "") -> str:
+def state_label(state: str, prefix: str = "", words: str = "") -> str:
     """A coloured label that says its state in words (colour is not the only cue)."""
     css = state if state in _CLEAN_STATES else "error"
     lead = f"<b>{text(prefix)}</b>" if prefix else ""
-    return f'<span class="state s-{css}">{lead}{text(state)}</span>'
+    return f'<span class="state s-{css}">{lead}{text(words or state)}</span>'
 
 
 def layout(title: str, body: str, refresh: bool = False, crumb: str = "") -> str:
@@ -224,9 +233,11 @@ def _job_rows(t: store.Try, now: float) -> str:
             failed = len(j.failed)
             counts = (f'<td class="num">{j.passed}</td>'
                       f'<td class="num">{f"<strong>{failed}</strong>" if failed else 0}</td>'
+                      f'<td class="num">{len(j.flaky)}</td>'
+                      f'<td class="num">{len(j.preexisting)}</td>'
                       f'<td class="num">{j.skipped}</td>')
         else:
-            counts = f'<td class="num">{DASH}</td>' * 3
+            counts = f'<td class="num">{DASH}</td>' * 5
         attempt = f"{j.attempt} of {model.MAX_ATTEMPTS}" if j.attempt else DASH
         rows.append(
             "<tr>"
@@ -238,7 +249,8 @@ def _job_rows(t: store.Try, now: float) -> str:
             "</tr>")
     return ('<table class="jobs">\n<thead><tr><th>Job</th><th>State</th>'
             '<th class="num">Attempt</th><th class="num">Passed</th>'
-            '<th class="num">Failed</th><th class="num">Skipped</th>'
+            '<th class="num">Failed</th><th class="num">Flaky</th>'
+            '<th class="num">Pre-existing</th><th class="num">Skipped</th>'
             '<th class="num">Duration</th><th>Log</th></tr></thead>\n'
             "<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>")
 
@@ -250,7 +262,9 @@ def _job_section(t: store.Try, j: store.Job) -> str:
     if j.attempt:
         facts.append(f"attempt {j.attempt} of {model.MAX_ATTEMPTS}")
     if _has_results(j):
-        facts.append(f"{j.passed} passed, {len(j.failed)} failed, {j.skipped} skipped")
+        facts.append(f"{j.passed} passed, {len(j.failed)} failed, {j.skipped} skipped"
+                     + (f", {len(j.flaky)} flaky" if j.flaky else "")
+                     + (f", {len(j.preexisting)} pre-existing" if j.preexisting else ""))
     if j.started:
         facts.append(f"started {j.started}")
     if j.ended:
@@ -262,17 +276,16 @@ def _job_section(t: store.Try, j: store.Job) -> str:
     if j.error:
         parts.append(f'<p class="error"><strong>Error:</strong> {text(j.error)}</p>')
     outputs = {f.name: f.output for f in j.failures}
-    names = list(j.failed) + [n for n in outputs if n not in j.failed]
-    if names:
-        links = ", ".join(f'<a class="mono" href="#{text(_anchor(j.name, n))}">{text(n)}</a>'
-                          for n in names)
-        parts.append(f"<p>Failed tests ({len(names)}): {links}</p>")
-    for name in names:
-        output = outputs.get(name)
-        shown = _diff(output) if output else '<p class="muted">No output recorded.</p>'
-        parts.append(f'<details open id="{text(_anchor(j.name, name))}"><summary>'
-                     f'<h3 class="mono">{text(name)}</h3> <span class="muted">failed</span>'
-                     f"</summary>\n{shown}\n</details>")
+    told = set(j.flaky) | set(j.preexisting)
+    names = list(j.failed) + [n for n in outputs if n not in j.failed and n not in told]
+    groups = (("New failures", "new failure", "they fail this job", names, True),
+              ("Pre-existing failures", "pre-existing", "they fail on the try's base too",
+               j.preexisting, False),
+              ("Flaky", "flaky", "they failed, then passed when run again", j.flaky,
+               False))
+    for title, label, why, group, open_ in groups:
+        if group:
+            parts.append(_failure_group(j, (title, label, why), group, outputs, open_))
     if not names and j.state == model.PASSED:
         parts.append('<p class="muted">Every test passed.</p>')
     elif j.state == model.QUEUED:
@@ -280,6 +293,58 @@ def _job_section(t: store.Try, j: store.Job) -> str:
     elif j.state == model.RUNNING:
         parts.append('<p class="muted">Running: results appear here when the job ends.</p>')
     return "\n".join(parts)
+
+
+def _test_link(name: str) -> str:
+    return f'<a class="mono" href="{text(model.test_path(name))}">{text(name)}</a>'
+
+
+def _failure_group(j: store.Job, words: tuple[str, str, str], names: Iterable[str],
+                   outputs: dict[str, str], open_: bool) -> str:
+    """One group of a job's failed tests: each name (linking to its history) and output;
+    ``words``: the group's title, what each of its tests is, why it is in the group."""
+    title, label, why = words
+    names = list(names)
+    parts = [f'<p class="group">{text(title)} ({len(names)}) <span class="muted">'
+             f"{text(why)}</span></p>"]
+    for name in names:
+        output = outputs.get(name)
+        shown = _diff(output) if output else '<p class="muted">No output recorded.</p>'
+        parts.append(f'<details{" open" if open_ else ""} id="{text(_anchor(j.name, name))}">'
+                     f"<summary><h3>{_test_link(name)}</h3> "
+                     f'<span class="muted">{text(label)}</span> · '
+                     f'<a href="{text(model.test_path(name))}">history</a></summary>\n'
+                     f"{shown}\n</details>")
+    return "\n".join(parts)
+
+
+def history_page(name: str, results: Iterable[store.TestResult], now: float | None = None
+              ) -> str:
+    """``/test/<name>``: the test's newest results across tries, newest first."""
+    now = time.time() if now is None else now
+    results = list(results)
+    counts = {r: sum(1 for x in results if x.result == r) for r in model.HISTORY_RESULTS}
+    rows = [
+        "<tr>"
+        f'<td class="nowrap mono"><a href="{text(model.page_path(r.try_id))}">'
+        f"{text(r.try_id)}</a></td>"
+        f'<td class="mono">{text(r.job)}</td>'
+        f"<td>{state_label(r.result, words=RESULT_WORDS.get(r.result, r.result))}</td>"
+        f'<td class="nowrap">{_when(r.created, now)}</td>'
+        "</tr>" for r in results]
+    if rows:
+        summary = ", ".join(f"{counts[r]} {RESULT_WORDS[r]}" for r in model.HISTORY_RESULTS)
+        body = (f'<p class="muted">The {len(results)} most recent results (at most '
+                f"{model.HISTORY_LIMIT}), newest first: {text(summary)}.</p>\n"
+                "<table>\n<thead><tr><th>Try</th><th>Job</th><th>Result</th>"
+                "<th>When</th></tr></thead>\n<tbody>\n" + "\n".join(rows)
+                + "\n</tbody>\n</table>")
+    else:
+        body = '<p class="muted">No result of this test is kept.</p>'
+    api = "/api" + model.test_path(name)
+    return layout(f"test {name}", f'<h1 class="mono">{text(name)}</h1>\n{body}\n'
+                  f'<p class="muted">JSON: <a href="{text(api)}">{text(api)}</a></p>',
+                  crumb=f"test {name}")
 
 
 def try_page(t: store.Try, now: float | None = None) -> str:

@@ -18,14 +18,13 @@ from typing import Any
 
 from hgautomation.server import model
 
-# How long a try (its items: TTL ``expires``; its objects: the bucket's lifecycle rule)
-# is kept.
-RETENTION_DAYS = 90
 RECENT_LIMIT = 50
 LOG_URL_SECONDS = 300  # lifetime of a presigned log URL
 
 # The functions' environment (deploy sets it, `Config.from_environ` reads it).
 ENV_TABLE, ENV_BUCKET, ENV_JOBS, ENV_WEB_URL = "TRY_TABLE", "TRY_BUCKET", "TRY_JOBS", "TRY_WEB_URL"
+ENV_TOPIC, ENV_RETENTION_DAYS, ENV_MAX_TRIES = (
+    "TRY_TOPIC", "TRY_RETENTION_DAYS", "TRY_MAX_TRIES_PER_HOUR")
 
 
 def queue_env(job: str) -> str:
@@ -78,9 +77,11 @@ def queue_attributes(dlq_arn: str) -> dict[str, str]:
     }
 
 
-def bucket_definition() -> dict[str, dict]:
+def bucket_definition(retention_days: int = model.DEFAULT_RETENTION_DAYS
+                      ) -> dict[str, dict]:
     """The bucket's settings, by the S3 call that applies each (``Bucket`` left out):
-    encrypted, public access blocked, objects expire with their try."""
+    encrypted, public access blocked, objects expire with their try (after
+    *retention_days*, as its items do)."""
     return {
         "put_public_access_block": {"PublicAccessBlockConfiguration": {
             "BlockPublicAcls": True, "IgnorePublicAcls": True,
@@ -89,7 +90,7 @@ def bucket_definition() -> dict[str, dict]:
             {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}},
         "put_bucket_lifecycle_configuration": {"LifecycleConfiguration": {"Rules": [
             {"ID": "expire-tries", "Status": "Enabled", "Filter": {"Prefix": "tries/"},
-             "Expiration": {"Days": RETENTION_DAYS}}]}},
+             "Expiration": {"Days": retention_days}}]}},
     }
 
 
@@ -97,18 +98,24 @@ def bucket_definition() -> dict[str, dict]:
 
 @dataclass(frozen=True)
 class Config:
-    """One deployment as the functions see it: table, bucket, jobs and their queues."""
+    """One deployment as the functions see it: table, bucket, jobs and their queues,
+    its topic and its limits."""
 
     table: str
     bucket: str
     jobs: tuple[str, ...] = ()
     queues: Mapping[str, str] = field(default_factory=dict)  # job -> queue URL
     web_url: str = ""  # the site's root URL; "" until deploy knows it
+    topic: str = ""  # the SNS topic's ARN
+    retention_days: int = model.DEFAULT_RETENTION_DAYS
+    max_tries_per_hour: int = model.DEFAULT_MAX_TRIES_PER_HOUR
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Config:
         """Read ``TRY_TABLE``, ``TRY_BUCKET``, ``TRY_JOBS``, ``TRY_QUEUE_<JOB>``,
-        ``TRY_WEB_URL``. A missing or malformed one is a deployment bug: RuntimeError."""
+        ``TRY_WEB_URL``, ``TRY_TOPIC``, ``TRY_RETENTION_DAYS``,
+        ``TRY_MAX_TRIES_PER_HOUR``. A missing or malformed one is a deployment bug:
+        RuntimeError."""
         missing = [n for n in (ENV_TABLE, ENV_BUCKET) if not environ.get(n)]
         jobs = tuple(j.strip() for j in environ.get(ENV_JOBS, "").split(",") if j.strip())
         bad = [j for j in jobs if not model.JOB_NAME_RE.match(j)]
@@ -119,7 +126,14 @@ class Config:
             raise RuntimeError(f"environment: {', '.join(missing)} not set")
         return cls(table=environ[ENV_TABLE], bucket=environ[ENV_BUCKET], jobs=jobs,
                    queues={j: environ[queue_env(j)] for j in jobs},
-                   web_url=environ.get(ENV_WEB_URL, "").rstrip("/"))
+                   web_url=environ.get(ENV_WEB_URL, "").rstrip("/"),
+                   topic=environ.get(ENV_TOPIC, ""),
+                   retention_days=_bounded(environ, ENV_RETENTION_DAYS,
+                                           model.DEFAULT_RETENTION_DAYS,
+                                           model.RETENTION_DAYS_RANGE),
+                   max_tries_per_hour=_bounded(environ, ENV_MAX_TRIES,
+                                               model.DEFAULT_MAX_TRIES_PER_HOUR,
+                                               model.MAX_TRIES_PER_HOUR_RANGE))
 
     def environment(self) -> dict[str, str]:
         """The functions' environment variables for this configuration."""
@@ -127,7 +141,24 @@ class Config:
         env.update({queue_env(j): url for j, url in self.queues.items()})
         if self.web_url:
             env[ENV_WEB_URL] = self.web_url
+        if self.topic:
+            env[ENV_TOPIC] = self.topic
+        env[ENV_RETENTION_DAYS] = str(self.retention_days)
+        env[ENV_MAX_TRIES] = str(self.max_tries_per_hour)
         return env
+
+
+def _bounded(environ: Mapping[str, str], name: str, default: int,
+             bounds: tuple[int, int]) -> int:
+    """A whole number within *bounds* from *environ* (unset: *default*)."""
+    text = environ.get(name, "")
+    if not text:
+        return default
+    low, high = bounds
+    if not (text.isascii() and text.isdigit() and low <= int(text) <= high):
+        raise RuntimeError(f"{name}: expected a whole number from {low} to {high}, "
+                           f"got {text!r}")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -168,10 +199,12 @@ class Job:
     state: str
     attempt: int = 0
     passed: int = 0
-    failed: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()  # the new failures: they fail the job
     skipped: int = 0
     failures: tuple[Failure, ...] = ()
     duration: float | None = None
+    flaky: tuple[str, ...] = ()  # failed, then passed when re-run
+    preexisting: tuple[str, ...] = ()  # fail on the try's base too
     log_key: str = ""
     started: str = ""
     ended: str = ""
@@ -182,8 +215,8 @@ class Job:
         return cls(
             name=str(item["name"]), state=str(item.get("state") or model.QUEUED),
             attempt=_int(item.get("attempt")), passed=_int(item.get("passed")),
-            failed=tuple(str(n) for n in item.get("failed") or ()),
-            skipped=_int(item.get("skipped")),
+            failed=_names(item.get("failed")), flaky=_names(item.get("flaky")),
+            preexisting=_names(item.get("preexisting")), skipped=_int(item.get("skipped")),
             failures=tuple(Failure(str(f.get("name", "")), str(f.get("output", "")))
                            for f in item.get("failures") or ()),
             duration=None if item.get("duration") is None else float(item["duration"]),
@@ -229,6 +262,10 @@ class Try:
                    stored_state=str(meta.get("state") or model.QUEUED))
 
 
+def _names(value: Any) -> tuple[str, ...]:
+    return tuple(str(n) for n in value or ())
+
+
 def _int(value: Any) -> int:
     return int(value) if isinstance(value, (int, Decimal)) else 0
 
@@ -241,7 +278,8 @@ def log_path(try_id: str, job: str) -> str:
 def job_document(try_id: str, job: Job, failures: bool = True) -> dict:
     """A job as the API document has it (``failures`` left out for the list)."""
     doc = {"name": job.name, "state": job.state, "attempt": job.attempt,
-           "passed": job.passed, "failed": list(job.failed), "skipped": job.skipped,
+           "passed": job.passed, "failed": list(job.failed), "flaky": list(job.flaky),
+           "preexisting": list(job.preexisting), "skipped": job.skipped,
            "duration": job.duration,
            "log_url": log_path(try_id, job.name) if job.log_key else None}
     if failures:
@@ -269,6 +307,9 @@ class Submission:
     user: str
     message: str
     bundle: bytes
+    # A rerun: the try it reruns, whose stored bundle (this key) is copied, not sent.
+    rerun_of: str = ""
+    copy_bundle: str = ""
 
 
 def iso_time(epoch: float) -> str:
@@ -293,15 +334,22 @@ def create_try(clients: Clients, config: Config, submission: Submission,
         raise RuntimeError(f"{ENV_JOBS}: no job configured")
     now = time.time() if now is None else now
     try_id = model.new_try_id(now)
-    expires = int(now) + RETENTION_DAYS * 86400
-    clients.s3.put_object(Bucket=config.bucket, Key=model.bundle_key(try_id),
-                          Body=submission.bundle, ContentType="application/octet-stream")
+    expires = int(now) + config.retention_days * 86400
+    if submission.copy_bundle:
+        clients.s3.copy_object(Bucket=config.bucket, Key=model.bundle_key(try_id),
+                               CopySource={"Bucket": config.bucket,
+                                           "Key": submission.copy_bundle})
+    else:
+        clients.s3.put_object(Bucket=config.bucket, Key=model.bundle_key(try_id),
+                              Body=submission.bundle, ContentType="application/octet-stream")
     meta = {**model.try_key(try_id), "kind": "try", "id": try_id,
             "node": submission.node, "user": submission.user,
             "branch": submission.branch, "description": submission.message,
             "created": iso_time(now), "jobs": list(config.jobs),
             "bundle_key": model.bundle_key(try_id), "expires": expires,
-            "state": model.QUEUED}
+            "page_url": config.web_url + model.page_path(try_id), "state": model.QUEUED}
+    if submission.rerun_of:
+        meta["rerun_of"] = submission.rerun_of
     job_items = [{**model.job_key(try_id, job), "try_id": try_id, "name": job,
                   "state": model.QUEUED, "attempt": 0, "passed": 0, "failed": [],
                   "skipped": 0, "failures": [], "expires": expires}
@@ -373,7 +421,7 @@ def try_document(table: Any, try_id: str) -> dict | None:
 
 # What the list reads of each job: everything the list document shows, not the outputs.
 _LIST_JOB_FIELDS = ("pk", "sk", "try_id", "name", "state", "attempt", "passed", "failed",
-                    "skipped", "duration", "log_key")
+                    "flaky", "preexisting", "skipped", "duration", "log_key")
 
 
 def recent_tries(table: Any, limit: int = RECENT_LIMIT) -> list[Try]:
@@ -418,6 +466,39 @@ def _batch_get(table: Any, keys: list[dict], fields: tuple[str, ...]) -> list[di
 def list_document(records: Iterable[Try]) -> dict:
     """``/api/tries``: the tries' documents without their failures."""
     return {"tries": [document(r, failures=False) for r in records]}
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One result of a test in its history."""
+
+    __test__ = False  # not a pytest test class
+
+    try_id: str
+    job: str
+    result: str
+    created: str
+
+
+def test_history(table: Any, name: str, limit: int = model.HISTORY_LIMIT) -> list[TestResult]:
+    """The newest *limit* results of test *name* across tries, newest first."""
+    from boto3.dynamodb.conditions import Key
+
+    if not model.TEST_NAME_RE.match(name):
+        return []
+    page = table.query(KeyConditionExpression=Key("pk").eq(f"TEST#{name}"),
+                       ScanIndexForward=False, Limit=limit)
+    return [TestResult(str(i.get("try_id", "")), str(i.get("job", "")),
+                       str(i.get("result", "")), str(i.get("created", "")))
+            for i in page.get("Items", [])]
+
+
+def history_document(name: str, results: Iterable[TestResult]) -> dict:
+    """``/api/test/<name>``: the test's newest results."""
+    return {"name": name, "url": model.test_path(name),
+            "results": [{"try": r.try_id, "job": r.job, "result": r.result,
+                         "created": r.created, "url": model.page_path(r.try_id)}
+                        for r in results]}
 
 
 def log_url(s3: Any, bucket: str, key: str, expires: int = LOG_URL_SECONDS) -> str:

@@ -2,7 +2,9 @@
 its jobs, and answer with the lines the client prints.
 
 Request: ``{"bundle": <base64>, "node": <40 hex>, "branch", "user", "message"}``.
-A bad request raises ValueError with one line naming the field; nothing is stored.
+A bad request raises ValueError with one line naming the field; nothing is stored. So
+does a submitter's try beyond ``TRY_MAX_TRIES_PER_HOUR`` in an hour (server/limits.py).
+A request with an ``action`` key is a cancel or a rerun instead (control.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from hgautomation.server import model, store
+from hgautomation.server import control, limits, model, store
 
 FIELDS = ("bundle", "node", "branch", "user", "message")
 # The longest base64 text that can decode to MAX_BUNDLE_BYTES: refused before decoding.
@@ -91,10 +93,15 @@ def submit(event: Any, environ: Mapping[str, str], clients: store.Clients | None
         if config.table not in _clients:
             _clients[config.table] = store.connect(config)
         clients = _clients[config.table]
+    # Before anything is stored: a refused try leaves nothing behind.
+    limits.take_slot(clients.table, submission.user, config.max_tries_per_hour, now)
     record = store.create_try(clients, config, submission, now=now)
     return reply(record, config.web_url)
 
 
 def handler(event: Any, context: Any) -> list[str]:
-    """Lambda entry point."""
+    """Lambda entry point: a control request (an ``action`` key: cancel or rerun, see
+    control.py) or a submission."""
+    if control.is_control(event):
+        return control.handle(event, os.environ, reply)
     return submit(event, os.environ)

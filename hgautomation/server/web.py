@@ -2,8 +2,9 @@
 pages and their JSON twins, read-only.
 
 Routes (GET only): ``/``, ``/try/<id>``, ``/try/<id>/log/<job>`` (302 to a presigned S3
-URL), ``/api/tries``, ``/api/try/<id>``. Anything else is a 404; an id or job name is
-matched against model.py's patterns before it goes near a key.
+URL), ``/test/<name>`` (a test's history; the name percent-encoded), ``/api/tries``,
+``/api/try/<id>``, ``/api/test/<name>``. Anything else is a 404; an id, job or test name
+is matched against model.py's patterns before it goes near a key.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import re
 import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +30,8 @@ ROUTES = (
     (re.compile(rf"/try/{_ID}/log/{_JOB}\Z"), "log"),
     (re.compile(r"/api/tries\Z"), "api_tries"),
     (re.compile(rf"/api/try/{_ID}\Z"), "api_try"),
+    (re.compile(r"/test/([^/]+)\Z"), "test"),
+    (re.compile(r"/api/test/([^/]+)\Z"), "api_test"),
 )
 
 HTML, JSON, TEXT = ("text/html; charset=utf-8", "application/json",
@@ -87,6 +91,17 @@ def route(method: str, path: str, clients: store.Clients, bucket: str,
         return Response(200, pages.index_page(store.recent_tries(clients.table), now))
     if name == "api_tries":
         return _json(store.list_document(store.recent_tries(clients.table)))
+    if name in ("test", "api_test"):
+        try:
+            test = urllib.parse.unquote(match.group(1), errors="strict")
+        except UnicodeDecodeError:
+            return not_found(path, api)
+        if not model.TEST_NAME_RE.match(test):
+            return not_found(path, api)
+        results = store.test_history(clients.table, test)
+        if name == "api_test":
+            return _json(store.history_document(test, results))
+        return Response(200, pages.history_page(test, results, now))
     try_id = match.group(1)
     assert model.TRY_ID_RE.match(try_id)
     record = store.read_try(clients.table, try_id)

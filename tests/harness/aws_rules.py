@@ -152,8 +152,11 @@ def answer(handler: http.server.BaseHTTPRequestHandler, status: int,
         if k.lower() not in ("transfer-encoding", "connection", "content-length"):
             handler.send_header(k, v)
     handler.send_header("Content-Length", str(len(data)))
-    handler.end_headers()
-    handler.wfile.write(data)
+    try:
+        handler.end_headers()
+        handler.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the client went away (a stopped agent's long poll): nobody to answer
 
 
 def read_body(handler: http.server.BaseHTTPRequestHandler) -> bytes:

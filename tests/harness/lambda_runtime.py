@@ -508,9 +508,12 @@ def _answer(handler: http.server.BaseHTTPRequestHandler, reply: _Reply,
     for cookie in reply.cookies:
         handler.send_header("Set-Cookie", cookie)
     handler.send_header("Content-Length", str(len(reply.body)))
-    handler.end_headers()
-    if not head:
-        handler.wfile.write(reply.body)
+    try:
+        handler.end_headers()
+        if not head:
+            handler.wfile.write(reply.body)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the client went away (a process the test stopped): nobody to answer
 
 
 def _serve(handler: type[http.server.BaseHTTPRequestHandler]

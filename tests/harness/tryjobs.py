@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hgautomation import hgrepo, tryserver
-from hgautomation.server import jobs, model
+from hgautomation.server import jobs, model, store
 
 from . import hgsource
 
@@ -90,19 +90,18 @@ class TryStore:
                                           VisibilityTimeout=0)
         return found
 
+    def environment(self) -> dict[str, str]:
+        """The functions' environment for this store (as deploy sets it)."""
+        return store.Config(table=model.TABLE, bucket=self.bucket,
+                            jobs=tuple(self.queues), queues=self.queues).environment()
+
     def object(self, key: str) -> bytes:
         return self.aws.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
 
 def create_store(aws: Any, job_names: tuple[str, ...] = ("linux",)) -> TryStore:
-    """The table, the bucket and the queues a deployment has (in moto)."""
-    dynamodb = aws.client("dynamodb")
-    dynamodb.create_table(
-        TableName=model.TABLE, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                   {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}])
+    """The table, the bucket, the queues and the topic a deployment has (in moto)."""
+    aws.client("dynamodb").create_table(**store.table_definition())
     account = aws.client("sts").get_caller_identity()["Account"]
     bucket = model.bucket_name(account, aws.region)
     s3 = aws.client("s3")
@@ -120,4 +119,5 @@ def create_store(aws: Any, job_names: tuple[str, ...] = ("linux",)) -> TryStore:
                                          "maxReceiveCount": str(model.MAX_RECEIVES)})
         })["QueueUrl"]
         dlqs[name] = dlq
+    aws.client("sns").create_topic(Name=model.TOPIC)  # the agent tells it a try ended
     return TryStore(aws=aws, bucket=bucket, queues=queues, dlqs=dlqs)

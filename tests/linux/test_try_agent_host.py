@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -19,7 +21,7 @@ import pytest
 from harness import browser, hgsource, jsondoc, tryjobs
 from harness.process import kill_group
 
-from hgautomation.server import model
+from hgautomation.server import jobs, model
 
 pytestmark = pytest.mark.slow
 
@@ -82,6 +84,15 @@ class Lines:
     @property
     def text(self) -> str:
         return "".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        """Until a line holds ``text``; AssertionError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while text not in self.text:
+                left = deadline - time.monotonic()
+                assert left > 0, f"{text!r} not printed within {timeout}s:\n{self.text}"
+                self._cond.wait(left)
 
     def join(self) -> str:
         self._thread.join(timeout=30)
@@ -210,6 +221,53 @@ def test_sigterm_puts_the_job_back_within_10s(cli, linux_dev_host, state, hg_sou
     print(f"stopped and put back in {seconds:.1f}s")
 
 
+def test_cancelling_a_running_job_stops_it_and_the_agent_goes_on(cli, linux_dev_host, state,
+                                                                 hg_source, repo, store):
+    """A cancel of the job the agent runs: the agent stops the remote tests within one
+    renewal (lease/3) and a few seconds, the job ends cancelled (not failed, not put
+    back), nothing is left running on the host, and the agent takes the next job."""
+    from hgautomation.server import control
+
+    lease = 9  # renewed every 3 s
+    slow = slow_try(repo, store)
+    # The next try: the same test, made quick.
+    (repo / "tests" / "test-hgauto-sleep.t").write_text("  $ sleep 1\n")
+    commit(repo, "the slow test made quick")
+    quick = store.submit(repo)[0]
+    with cli.popen(*agent_args(linux_dev_host, state, hg_source, "--lease", str(lease),
+                               tests=["test-hgauto-sleep.t"]), cwd=repo,
+                   aws=store.aws) as proc:
+        out, err = Lines(proc.stdout), Lines(proc.stderr)
+        wait_remote_tests(proc, linux_dev_host.user)
+        assert store.job(slow)["state"] == "running", err.text
+        start = time.monotonic()
+        lines = control.cancel(store.table, slow)
+        assert lines[0] == f"try {slow}: 1 job stopping (linux)"
+        job = store.wait_job(slow, lambda j: j.get("state") == "cancelled",
+                             lease / 3 + 15, "the cancelled job to end")
+        stopped = time.monotonic() - start
+        assert remote_test_processes(linux_dev_host.user) == [], err.text
+        assert stopped < lease / 3 + 8, (stopped, err.text)
+        assert (job["attempt"], "passed" in job, "failed" in job) == (1, False, False)
+        # The agent goes on with the next job, without --drain.
+        done = store.wait_job(quick, lambda j: j.get("state") in model.FINAL, 300,
+                              "the next job to end")
+        assert done["state"] == "passed", (done, err.text)
+        out.wait_for(f"job linux of try {quick}: passed")  # printed once recorded
+        assert proc.poll() is None  # still serving
+        proc.send_signal(signal.SIGTERM)  # idle: it just stops
+        proc.wait(timeout=30)
+        stdout, stderr = out.join(), err.join()
+    assert f"job linux of try {slow}: cancelled" in stdout, stderr
+    assert f"job linux of try {slow}: failed" not in stdout
+    assert f"job linux of try {quick}: passed (1 passed" in stdout
+    assert f"job linux of try {slow}: put back" not in stderr
+    assert store.visible_messages() == []  # the cancelled job's message was deleted
+    tries = {t: jobs.get_try(store.table, t)["state"] for t in (slow, quick)}
+    assert tries == {slow: "cancelled", quick: "passed"}
+    print(f"cancel -> job cancelled, remote tests stopped: {stopped:.1f}s (lease {lease}s)")
+
+
 # -- the whole chain: deploy, try, agent, page ------------------------------------------------
 
 def _api(site: str, try_id: str) -> dict:
@@ -297,3 +355,110 @@ def test_try_to_page_through_the_deployed_server(cli, aws_fresh, lambda_runtime,
     assert f"job linux of try {final['id']}: passed (3 passed" in stdout
     print(f"try -> finished page: {to_page:.1f}s (failing try); try --wait of a passing "
           f"one: {waited:.1f}s")
+
+
+# -- flaky, pre-existing and new failures; a test's history -----------------------------------
+
+FLAKY = "test-hgauto-flaky.t"
+
+
+def flaky_test(repo: Path, token: str) -> None:
+    """A test that fails its first run and passes the next (a marker outside the run)."""
+    marker = f"/tmp/hgauto-flaky-{token}"
+    (repo / "tests" / FLAKY).write_text(
+        f"  $ if [ -e {marker} ]; then echo again; else touch {marker}; echo first; fi\n"
+        "  again\n")
+
+
+@pytest.fixture
+def flaky_markers():
+    yield
+    for marker in Path("/tmp").glob("hgauto-flaky-*"):
+        marker.unlink()
+
+
+@pytest.mark.skipif(browser.chromium() is None,
+                    reason="chromium is not installed (.ci/run installs it)")
+def test_flaky_and_preexisting_failures_told_apart(cli, linux_dev_host, state, hg_source,
+                                                   aws_fresh, tmp_path, flaky_markers,
+                                                   monkeypatch):
+    """The agent's -R has a public base where test-issue1089.t is broken already; three
+    tries on top: (A) a flaky test only: the job passes; (B) also a new break: the job
+    fails on it alone, the page shows the three groups apart; (C) the break undone. Then
+    the tests' histories."""
+    upstream = hgsource.clone(hg_source, tmp_path / "upstream")
+    break_test(upstream, "test-issue1089.t")
+    commit(upstream, "upstream: test-issue1089.t broken already")
+    hgsource.hg("phase", "--public", "-r", ".", cwd=upstream)
+    repo = hgsource.clone(upstream, tmp_path / "repo")
+    store = tryjobs.create_store(aws_fresh)
+    tokens = iter(secrets.token_hex(4) for _ in range(3))
+
+    flaky_test(repo, next(tokens))
+    hgsource.hg("add", f"tests/{FLAKY}", cwd=repo)
+    commit(repo, "a flaky test")
+    only_flaky, _ = store.submit(repo)
+    flaky_test(repo, next(tokens))
+    break_test(repo, "test-revert-flags.t")
+    commit(repo, "break test-revert-flags.t")
+    broken, _ = store.submit(repo)
+    flaky_test(repo, next(tokens))
+    hgsource.hg("revert", "-r", ".^", "tests/test-revert-flags.t", cwd=repo)
+    commit(repo, "unbreak test-revert-flags.t")
+    fixed, _ = store.submit(repo)
+
+    tests = [*QUICK_TESTS, FLAKY]
+    start = time.monotonic()
+    proc = cli.run(*agent_args(linux_dev_host, state, upstream, "--drain", tests=tests),
+                   cwd=repo, aws=store.aws, timeout=900)
+    seconds = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr
+    for try_id, state_, summary in (
+            (only_flaky, "passed", "2 passed, 0 failed, 0 skipped, 1 flaky, 1 pre-existing"),
+            (broken, "failed", "1 passed, 1 failed, 0 skipped, 1 flaky, 1 pre-existing"),
+            (fixed, "passed", "2 passed, 0 failed, 0 skipped, 1 flaky, 1 pre-existing")):
+        assert f"job linux of try {try_id}: {state_} ({summary})" in proc.stdout, proc.stdout
+    job = store.job(broken)
+    assert (job["state"], job["failed"], job["flaky"], job["preexisting"]) == \
+        ("failed", ["test-revert-flags.t"], [FLAKY], ["test-issue1089.t"])
+    # The new failure's output first: the item's budget goes to it.
+    assert [f["name"] for f in job["failures"]] == ["test-revert-flags.t", FLAKY,
+                                                     "test-issue1089.t"]
+    log = store.object(job["log_key"]).decode()
+    assert "re-run the failed tests: 3 tests" in log
+    assert "run them on the base" in log and "1 new, 1 flaky, 1 pre-existing" in log
+    assert store.job(only_flaky)["failed"] == [] and store.job(fixed)["state"] == "passed"
+
+    # The page (the web function as deployed code, behind a local Function URL).
+    for name, value in {**aws_fresh.env, **store.environment()}.items():
+        monkeypatch.setenv(name, value)
+    from hgautomation.server import web
+
+    with browser.function_url(web.handler) as site:
+        png = browser.screenshot(f"{site}/try/{broken}", tmp_path / "try-three-groups.png",
+                                 size=(1280, 1400))
+        history_png = browser.screenshot(f"{site}/test/{FLAKY}",
+                                         tmp_path / "test-history.png")
+        shots = os.environ.get("TRY_PAGES_SCREENSHOTS")
+        if shots:
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            for image in (png, history_png):
+                shutil.copy(image, Path(shots) / image.name)
+        page = browser.dump_dom(f"{site}/try/{broken}")
+        order = [page.index(h) for h in ("New failures (1)", "Pre-existing failures (1)",
+                                         "Flaky (1)")]
+        assert order == sorted(order)
+        assert 'href="/test/test-issue1089.t"' in page and "+  expected" in page
+        history = json.loads(urllib.request.urlopen(
+            f"{site}/api/test/test-revert-flags.t", timeout=60).read())
+        assert [(r["try"], r["result"]) for r in history["results"]] == \
+            [(fixed, "passed"), (broken, "failed"), (only_flaky, "passed")]
+        flaky_page = browser.dump_dom(f"{site}/test/{FLAKY}")
+        assert "0 passed, 0 failed, 3 flaky, 0 pre-existing" in flaky_page
+        assert all(f'href="/try/{t}"' in flaky_page for t in (only_flaky, broken, fixed))
+    again = re.search(r"re-run the failed tests: 3 tests: done in ([0-9.]+)s", log)
+    on_base = re.search(r"run them on the base \w+: 2 tests: done in ([0-9.]+)s", log)
+    assert again and on_base, log
+    print(f"three tries with re-runs and base runs in {seconds:.1f}s; try {broken}: "
+          f"job {float(job['duration']):.1f}s, of which the re-run {again.group(1)}s and "
+          f"the base run {on_base.group(1)}s")

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from hgautomation.server import jobs, model
+from hgautomation.server import jobs, model, store
 
 REGION = "us-east-1"
 TRY = "20261207T191300Z-1a2b3c4d"
@@ -62,6 +62,38 @@ def test_renew_keeps_the_lease_and_only_for_its_owner(table):
     assert jobs.claim(table, TRY, "linux", "agent-b", 300, NOW + 400) is None
     assert not jobs.renew(table, TRY, "linux", "agent-b", 1, 300, NOW + 260)
     assert not jobs.renew(table, TRY, "linux", "agent-a", 2, 300, NOW + 260)  # not its attempt
+
+
+def test_a_renewal_says_whether_a_cancel_was_asked_for(table):
+    """The cancel's flag reaches the agent through its renewal (no extra read).
+
+    Breaking looks like: the renewal reports no cancel, and the run goes on to its end."""
+    jobs.claim(table, TRY, "linux", "agent-a", 300, NOW)
+    assert jobs.renew(table, TRY, "linux", "agent-a", 1, 300, NOW + 10) == jobs.Renewal(False)
+    table.update_item(Key=model.job_key(TRY, "linux"),
+                      UpdateExpression="SET cancel_requested = :yes",
+                      ExpressionAttributeValues={":yes": True})
+    assert jobs.renew(table, TRY, "linux", "agent-a", 1, 300, NOW + 20) == jobs.Renewal(True)
+    assert jobs.renew(table, TRY, "linux", "agent-b", 1, 300, NOW + 20) is None
+
+
+def test_only_the_owner_ends_a_cancelled_job(table):
+    jobs.claim(table, TRY, "linux", "agent-a", 300, NOW)
+    assert not jobs.end_cancelled(table, TRY, "linux", "agent-b", 1, NOW + 5)
+    assert not jobs.end_cancelled(table, TRY, "linux", "agent-a", 2, NOW + 5)
+    assert jobs.get_job(table, TRY, "linux")["state"] == "running"
+    assert jobs.end_cancelled(table, TRY, "linux", "agent-a", 1, NOW + 5)
+    item = jobs.get_job(table, TRY, "linux")
+    assert (item["state"], item["ended"]) == ("cancelled", jobs.iso(NOW + 5))
+    assert "lease_until" not in item
+    # Ended once: neither a result nor a put-back lands on it afterwards.
+    assert not jobs.record(table, TRY, "linux", "agent-a", 1,
+                           jobs.JobResult(model.FAILED, failed=("t.t",)), NOW + 6)
+    assert not jobs.requeue(table, TRY, "linux", "agent-a", 1)
+    assert jobs.get_try(table, TRY)["state"] == "queued"  # refreshed: "other" is queued
+    jobs.claim(table, TRY, "other", "agent-a", 300, NOW)
+    jobs.end_cancelled(table, TRY, "other", "agent-a", 1, NOW + 7)
+    assert jobs.get_try(table, TRY)["state"] == "cancelled"
 
 
 def test_an_expired_lease_is_taken_over_as_attempt_2(table):
@@ -141,7 +173,7 @@ def test_try_state_follows_its_jobs(table):
     jobs.record(table, TRY, "other", "a", 1,
                 jobs.JobResult(model.ERROR, error="host gone"), NOW)
     assert jobs.get_try(table, TRY)["state"] == "error"
-    doc = jobs.try_document(table, TRY)
+    doc = store.try_document(table, TRY)
     assert doc["state"] == "error" and [j["name"] for j in doc["jobs"]] == ["linux", "other"]
     json.dumps(doc)  # plain JSON: no Decimals
 
@@ -160,16 +192,16 @@ def test_try_document_shape(table):
     jobs.record(table, TRY, "linux", "a", 1, jobs.JobResult(
         model.FAILED, passed=1, failed=("test-a.t",), failures=jobs.cut_failures(
             [("test-a.t", "diff")]), duration=3.0, log_key="tries/x/log.txt"), NOW)
-    doc = jobs.try_document(table, TRY)
+    doc = store.try_document(table, TRY)
     assert set(doc) == {"id", "node", "user", "branch", "description", "created", "state",
                         "url", "jobs"}
     linux = doc["jobs"][0]
-    assert set(linux) == {"name", "state", "attempt", "passed", "failed", "skipped",
-                          "duration", "log_url", "failures"}
+    assert set(linux) == {"name", "state", "attempt", "passed", "failed", "flaky",
+                          "preexisting", "skipped", "duration", "log_url", "failures"}
     assert linux["log_url"] == f"/try/{TRY}/log/linux"
     assert doc["jobs"][1]["log_url"] is None
     assert doc["url"] == f"/try/{TRY}"
-    assert jobs.try_document(table, "20261207T191300Z-00000000") is None
+    assert store.try_document(table, "20261207T191300Z-00000000") is None
 
 
 def test_outputs_are_cut():
@@ -183,3 +215,36 @@ def test_outputs_are_cut():
     total = sum(len(f["output"].encode()) for f in many)
     assert total <= jobs.OUTPUTS_BUDGET
     assert many[-1]["output"].startswith("[output not stored")
+
+
+def test_record_keeps_flaky_and_preexisting_apart(table):
+    jobs.claim(table, TRY, "linux", "agent-a", 300, NOW)
+    result = jobs.JobResult(model.PASSED, passed=3, flaky=("test-f.t",),
+                            preexisting=("test-p.t",))
+    assert jobs.record(table, TRY, "linux", "agent-a", 1, result, NOW + 5)
+    item = jobs.get_job(table, TRY, "linux")
+    assert (item["state"], item["failed"], item["flaky"], item["preexisting"]) == \
+        ("passed", [], ["test-f.t"], ["test-p.t"])
+
+
+def test_history_newest_first(table):
+    from hgautomation.server import store
+
+    older, newer = "20261207T191300Z-00000001", "20261208T080000Z-00000002"
+    assert jobs.record_history(table, older, "linux", {"test-a.t": "failed",
+                                                       "test-b.t": "passed"},
+                               int(NOW) + 86400, "2026-12-07T19:13:00Z") == 2
+    # Names that are no test name, results that are none: left out.
+    assert jobs.record_history(table, newer, "linux", {"test-a.t": "flaky",
+                                                       "../x": "passed",
+                                                       "test-c.t": "skipped"},
+                               int(NOW) + 86400, "2026-12-08T08:00:00Z") == 1
+    found = store.test_history(table, "test-a.t")
+    assert [(r.try_id, r.result) for r in found] == [(newer, "flaky"), (older, "failed")]
+    assert store.test_history(table, "test-a.t", limit=1)[0].try_id == newer
+    assert store.test_history(table, "../x") == []
+    doc = store.history_document("test-a.t", found)
+    assert doc["url"] == "/test/test-a.t"
+    assert doc["results"][0] == {"try": newer, "job": "linux", "result": "flaky",
+                                 "created": "2026-12-08T08:00:00Z", "url": f"/try/{newer}"}
+    assert model.test_path("test-x.t#case") == "/test/test-x.t%23case"

@@ -86,7 +86,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("services", "within", ("publish", "tryserver", "trydeploy")),
     ("hosts and the repository", "within", ("hosts", "hgrepo")),
     ("infrastructure", "within", ("aws", "ssh")),
-    ("shared records", "within", ("artifacts", "keygen", "poll", "windows_builds")),
+    ("shared records", "within", ("artifacts", "keygen", "poll", "triage", "windows_builds")),
     ("bottom", "open", ("console", "errors", "state", "options", "platforms", "context",
                         "settings", "streams", "")),  # "": the package's __init__
     # The Try server's Lambda code: zipped and run by the stock runtime (standard

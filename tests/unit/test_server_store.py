@@ -176,16 +176,32 @@ def test_a_queue_dead_letters_after_max_attempts(deployment):
 
 def test_the_environment_round_trips():
     config = store.Config(table="t", bucket="b", jobs=("linux", "win-x64"),
-                          queues={"linux": "q1", "win-x64": "q2"}, web_url="https://x")
+                          queues={"linux": "q1", "win-x64": "q2"}, web_url="https://x",
+                          topic="arn:aws:sns:us-west-2:1:hg-try-events", retention_days=7,
+                          max_tries_per_hour=3)
     env = config.environment()
     assert env["TRY_QUEUE_WIN_X64"] == "q2"
+    assert (env["TRY_TOPIC"], env["TRY_RETENTION_DAYS"], env["TRY_MAX_TRIES_PER_HOUR"]) == \
+        ("arn:aws:sns:us-west-2:1:hg-try-events", "7", "3")
     assert store.Config.from_environ(env) == config
+
+
+def test_the_limits_default_when_unset():
+    """An environment from before the limits existed: 30 days, 20 tries an hour."""
+    config = store.Config.from_environ({"TRY_TABLE": "t", "TRY_BUCKET": "b"})
+    assert (config.retention_days, config.max_tries_per_hour, config.topic) == (30, 20, "")
 
 
 @pytest.mark.parametrize("env, complaint", [
     ({"TRY_BUCKET": "b"}, "TRY_TABLE not set"),
     ({"TRY_TABLE": "t", "TRY_BUCKET": "b", "TRY_JOBS": "linux"}, "TRY_QUEUE_LINUX not set"),
     ({"TRY_TABLE": "t", "TRY_BUCKET": "b", "TRY_JOBS": "Linux!"}, "invalid job name"),
+    ({"TRY_TABLE": "t", "TRY_BUCKET": "b", "TRY_RETENTION_DAYS": "0"},
+     r"TRY_RETENTION_DAYS: expected a whole number from 1 to 3650, got '0'"),
+    ({"TRY_TABLE": "t", "TRY_BUCKET": "b", "TRY_RETENTION_DAYS": "3651"}, "from 1 to 3650"),
+    ({"TRY_TABLE": "t", "TRY_BUCKET": "b", "TRY_MAX_TRIES_PER_HOUR": "x"},
+     "TRY_MAX_TRIES_PER_HOUR: expected a whole number from 1 to 1000"),
+    ({"TRY_TABLE": "t", "TRY_BUCKET": "b", "TRY_MAX_TRIES_PER_HOUR": "-1"}, "from 1 to"),
 ])
 def test_a_broken_environment_is_named(env, complaint):
     with pytest.raises(RuntimeError, match=complaint):
@@ -208,12 +224,37 @@ def test_create_try_stores_then_queues(deployment):
     assert meta["created"] == "2026-12-07T19:13:00Z" and meta["state"] == "queued"
     assert meta["jobs"] == ["linux", "win-x64"]
     assert meta["description"] == "fix the frobnicator\n\nLonger text."
-    assert int(meta["expires"]) == int(NOW) + store.RETENTION_DAYS * 86400
+    assert int(meta["expires"]) == int(NOW) + 30 * 86400  # the default retention
+    assert meta["page_url"] == f"/try/{record.id}"  # relative: no web URL known
     job = items["JOB#linux"]
     assert (job["state"], job["attempt"], job["try_id"], job["name"]) == \
         ("queued", 0, record.id, "linux")
     for name in JOBS:
         assert deployment.messages(name) == [{"try": record.id, "job": name}]
+
+
+def test_the_retention_sets_the_ttl_and_the_page_url_is_absolute_with_a_web_url(
+        deployment):
+    """Breaking: expires still 90 days whatever the deployment says; page_url missing."""
+    config = store.Config(table=deployment.config.table, bucket=deployment.config.bucket,
+                          jobs=("linux",), queues=deployment.config.queues,
+                          web_url="https://abc.lambda-url.us-west-2.on.aws",
+                          retention_days=7)
+    record = store.create_try(deployment.clients, config, submission(), now=NOW)
+    items = {i["sk"]: i for i in deployment.items()}
+    assert int(items["META"]["expires"]) == int(items["JOB#linux"]["expires"]) == \
+        int(NOW) + 7 * 86400
+    assert items["META"]["page_url"] == \
+        f"https://abc.lambda-url.us-west-2.on.aws/try/{record.id}"
+
+
+def test_the_bucket_expires_tries_after_the_retention():
+    rules = store.bucket_definition(7)["put_bucket_lifecycle_configuration"][
+        "LifecycleConfiguration"]["Rules"]
+    assert rules == [{"ID": "expire-tries", "Status": "Enabled", "Filter": {"Prefix": "tries/"},
+                      "Expiration": {"Days": 7}}]
+    assert store.bucket_definition()["put_bucket_lifecycle_configuration"][
+        "LifecycleConfiguration"]["Rules"][0]["Expiration"] == {"Days": 30}
 
 
 def test_a_job_that_cannot_be_queued_is_an_error_not_a_wait(deployment):
@@ -232,7 +273,8 @@ def test_a_job_that_cannot_be_queued_is_an_error_not_a_wait(deployment):
 def test_the_document_has_exactly_the_designed_keys(deployment):
     record = store.create_try(deployment.clients, deployment.config, submission(), now=NOW)
     deployment.put_job(record.id, "linux", state="failed", attempt=1, passed=10,
-                       failed=["test-a.t"], skipped=2, duration=12.5,
+                       failed=["test-a.t"], flaky=["test-f.t"], preexisting=["test-p.t"],
+                       skipped=2, duration=12.5,
                        failures=[{"name": "test-a.t", "output": "--- a\n+++ b\n"}],
                        log_key=model.log_key(record.id, "linux", 1))
     doc = store.try_document(deployment.clients.table, record.id)
@@ -240,13 +282,15 @@ def test_the_document_has_exactly_the_designed_keys(deployment):
                         "url", "jobs"}
     assert doc["url"] == f"/try/{record.id}" and doc["state"] == "running"
     linux, win = doc["jobs"]
-    assert set(linux) == {"name", "state", "attempt", "passed", "failed", "skipped",
-                          "duration", "log_url", "failures"}
+    assert set(linux) == {"name", "state", "attempt", "passed", "failed", "flaky",
+                          "preexisting", "skipped", "duration", "log_url", "failures"}
     assert linux == {"name": "linux", "state": "failed", "attempt": 1, "passed": 10,
-                     "failed": ["test-a.t"], "skipped": 2, "duration": 12.5,
+                     "failed": ["test-a.t"], "flaky": ["test-f.t"],
+                     "preexisting": ["test-p.t"], "skipped": 2, "duration": 12.5,
                      "log_url": f"/try/{record.id}/log/linux",
                      "failures": [{"name": "test-a.t", "output": "--- a\n+++ b\n"}]}
     assert win["log_url"] is None and win["duration"] is None and win["state"] == "queued"
+    assert win["flaky"] == [] and win["preexisting"] == []
     json.dumps(doc)  # no Decimal left
 
 
@@ -267,7 +311,8 @@ def test_recent_tries_newest_first_at_most_50(deployment):
     assert list(doc) == ["tries"]
     assert "failures" not in doc["tries"][0]["jobs"][0]
     assert set(doc["tries"][0]["jobs"][0]) == {"name", "state", "attempt", "passed",
-                                               "failed", "skipped", "duration", "log_url"}
+                                               "failed", "flaky", "preexisting", "skipped",
+                                               "duration", "log_url"}
 
 
 def test_the_list_shows_the_jobs_current_states(deployment):

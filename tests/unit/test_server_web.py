@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import pytest
 
-from hgautomation.server import model, pages, store, web
+from hgautomation.server import jobs, model, pages, store, web
 
 from .test_server_store import NOW, MotoDeployment, moto_deployment, submission
 
@@ -49,6 +49,17 @@ def tries(deployment: MotoDeployment) -> dict[str, str]:
                        error="lost its agent 3 times " + HOSTILE)
     deployment.put_job(ids["running"], "linux", state="running", attempt=2,
                        started="2026-12-07T19:14:00Z")
+    ids["triaged"] = store.create_try(deployment.clients, deployment.config,
+                                      submission(message="three kinds"), now=NOW + 60).id
+    deployment.put_job(ids["triaged"], "linux", state="failed", attempt=1, passed=7,
+                       failed=["test-new.t"], flaky=["test-flaky.t"],
+                       preexisting=["test-pre.t"],
+                       failures=[{"name": n, "output": f"-  ok\n+  {n} broke\n"}
+                                 for n in ("test-new.t", "test-pre.t", "test-flaky.t")])
+    for try_id, result in ((ids["failed"], "passed"), (ids["triaged"], "flaky")):
+        jobs.record_history(deployment.clients.table, try_id, "linux",
+                            {"test-flaky.t": result, "test-x.t#case": "failed"},
+                            int(NOW) + 86400, "2026-12-07T19:20:00Z")
     return ids
 
 
@@ -118,11 +129,14 @@ def check_page(body: str) -> _Checker:
 PATHS = ["/", "/api/tries", "/try/{failed}", "/api/try/{failed}", "/try/{failed}/log/linux",
          "/nope", "/try/{failed}/", "/try/20261207T191300Z-00000000", "/try/../../etc/passwd",
          "/try/{failed}/log/win-x64", "/try/{failed}/log/LINUX", "/api/try/x", "//try",
-         "/try/{failed}%2F..", "/api/try/{failed}/extra"]
+         "/try/{failed}%2F..", "/api/try/{failed}/extra", "/test/%ff", "/test/..%2Fx",
+         "/api/test/a%20b", "/test/", "/test/a/b", "/api/test/%3Cscript%3E"]
+HISTORY = ["/test/test-flaky.t", "/api/test/test-flaky.t", "/test/test-x.t%23case",
+           "/test/test-never-ran.t"]
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-@pytest.mark.parametrize("template", PATHS)
+@pytest.mark.parametrize("template", PATHS + HISTORY)
 def test_every_response_carries_the_csp(deployment, tries, template, method):
     response = get(deployment, template.format(**tries), method)
     headers = response["headers"]
@@ -258,3 +272,43 @@ def test_durations(seconds, shown):
 
 def test_an_unknown_state_is_labelled_as_it_is():
     assert pages.state_label("<x>") == '<span class="state s-error">&lt;x&gt;</span>'
+
+
+def test_new_preexisting_and_flaky_failures_apart(deployment, tries):
+    """New failures first (open, with their diff), then pre-existing, then flaky; every
+    test name links to its history."""
+    body = get(deployment, f"/try/{tries['triaged']}")["body"]
+    text = "".join(check_page(body).text)
+    order = [text.index(h) for h in ("New failures (1)", "Pre-existing failures (1)",
+                                     "Flaky (1)")]
+    assert order == sorted(order)
+    assert text.index("test-new.t broke") < text.index("test-pre.t broke") \
+        < text.index("test-flaky.t broke")
+    assert '<details open id="job-linux-test-new.t">' in body
+    assert '<details id="job-linux-test-flaky.t">' in body  # folded: not this try's doing
+    for name in ("test-new.t", "test-pre.t", "test-flaky.t"):
+        assert f'href="/test/{name}"' in body
+    assert "7 passed, 1 failed, 0 skipped, 1 flaky, 1 pre-existing" in text
+    document = json.loads(get(deployment, f"/api/try/{tries['triaged']}")["body"])
+    job = document["jobs"][0]  # linux (the deployment has a second, queued job)
+    assert (job["failed"], job["flaky"], job["preexisting"]) == \
+        (["test-new.t"], ["test-flaky.t"], ["test-pre.t"])
+
+
+def test_a_tests_history(deployment, tries):
+    response = get(deployment, "/test/test-flaky.t")
+    assert response["statusCode"] == 200
+    body = response["body"]
+    text = "".join(check_page(body).text)
+    assert "1 passed, 0 failed, 1 flaky, 0 pre-existing" in text
+    # Newest first: the triaged try was created after the failed one.
+    assert body.index(tries["triaged"]) < body.index(tries["failed"])
+    assert f'href="/try/{tries["triaged"]}"' in body
+    document = json.loads(get(deployment, "/api/test/test-flaky.t")["body"])
+    assert document["name"] == "test-flaky.t"
+    assert [(r["try"], r["result"]) for r in document["results"]] == \
+        [(tries["triaged"], "flaky"), (tries["failed"], "passed")]
+    # A case's name (#) travels percent-encoded; a test with no result kept is a page.
+    assert "test-x.t#case" in get(deployment, "/test/test-x.t%23case")["body"]
+    never = get(deployment, "/test/test-never-ran.t")
+    assert never["statusCode"] == 200 and "No result of this test is kept." in never["body"]

@@ -13,7 +13,7 @@ import pytest
 from hgautomation import console, errors, linux, tryserver
 from hgautomation.commands import try_agent
 from hgautomation.commands.run_tests_linux import ShardResult
-from hgautomation.server import model
+from hgautomation.server import jobs, model
 
 TRY = "20261207T191300Z-1a2b3c4d"
 
@@ -79,7 +79,8 @@ def test_agent_ids_differ():
 
 def test_lease_renews_until_the_block_ends():
     calls = []
-    with try_agent.Lease(lambda: calls.append(time.monotonic()) or True, 0.05) as lease:
+    with try_agent.Lease(lambda: calls.append(time.monotonic()) or jobs.Renewal(),
+                         0.05) as lease:
         time.sleep(0.3)
     count = len(calls)
     time.sleep(0.15)
@@ -89,7 +90,7 @@ def test_lease_renews_until_the_block_ends():
 
 def test_a_lost_lease_stops_renewing(captured):
     calls = []
-    with try_agent.Lease(lambda: calls.append(1) and False, 0.02) as lease:
+    with try_agent.Lease(lambda: calls.append(1), 0.02) as lease:  # None: not ours
         time.sleep(0.2)
     assert lease.lost and len(calls) == 1
     assert "taken over by another agent" in captured.err_text
@@ -102,7 +103,7 @@ def test_a_failing_renewal_is_retried(captured):
         calls.append(1)
         if len(calls) == 1:
             raise OSError("network down")
-        return True
+        return jobs.Renewal()
 
     with try_agent.Lease(renew, 0.02) as lease:
         time.sleep(0.2)
@@ -304,3 +305,172 @@ def test_a_windows_job_instance_gets_no_instance_profile(monkeypatch, tmp_path):
             pass
     assert specs[0].instance_profile_arn == account.instance_profile_arn
     assert specs[1].instance_profile_arn is None
+
+
+def test_failures_put_the_new_ones_first():
+    rep = linux.Report({"test-a.t": {"result": "failure", "diff": "a"},
+                        "test-b.t": {"result": "failure", "diff": "b"},
+                        "test-c.t": {"result": "success"}})
+    assert [f["name"] for f in try_agent.failures(rep, ("test-b.t",))] == \
+        ["test-b.t", "test-a.t"]
+
+
+# -- a cancelled job: the lease stops the run, the job ends cancelled ------------------------
+
+def _cancelling(after: int = 1):
+    """A renewal that reads a cancel from its ``after``-th call on."""
+    calls = []
+
+    def renew():
+        calls.append(time.monotonic())
+        return jobs.Renewal(cancel_requested=len(calls) >= after)
+
+    return renew, calls
+
+
+def test_a_cancel_interrupts_the_main_thread_at_the_renewal(captured):
+    """The blocked main thread (a sleep, as a wait on the remote run is) gets JobCancelled
+    within one renewal; a KeyboardInterrupt, so every cleanup of SIGTERM's path runs.
+
+    Breaking looks like: the block sleeps its 10 s through and the lease only notes it."""
+    renew, calls = _cancelling(after=2)
+    start = time.monotonic()
+    with pytest.raises(try_agent.JobCancelled), try_agent.Lease(renew, 0.1) as lease:
+        time.sleep(10)
+    assert time.monotonic() - start < 2
+    assert lease.cancelled and not lease.lost and len(calls) == 2
+    assert issubclass(try_agent.JobCancelled, KeyboardInterrupt)
+    assert "cancelled on the Try server" in captured.err_text
+
+
+def test_a_cancel_waits_for_cleanup_that_holds_signals_off(captured):
+    """Instances being terminated (signals_deferred) are not left half done: the cancel
+    comes once that cleanup is over, as a held SIGTERM would."""
+    from hgautomation.aws import instances
+
+    renew, _ = _cancelling()
+    steps = []
+    with pytest.raises(try_agent.JobCancelled), try_agent.Lease(renew, 0.05):
+        with instances.signals_deferred():
+            time.sleep(0.5)  # the cancel arrives meanwhile
+            steps.append("cleanup done")
+        steps.append("after cleanup")
+        time.sleep(10)
+    assert steps == ["cleanup done", "after cleanup"]
+
+
+def test_no_cancel_reaches_past_the_block():
+    """Once the block has ended, a late signal is ignored (never the default action of
+    SIGUSR1, which would end the agent)."""
+    import os
+    import signal
+
+    renew, _ = _cancelling()
+    with pytest.raises(try_agent.JobCancelled), try_agent.Lease(renew, 0.05):
+        time.sleep(10)
+    os.kill(os.getpid(), signal.SIGUSR1)
+    time.sleep(0.1)  # the handler ran: nothing raised, the process lives
+    with try_agent.Lease(lambda: jobs.Renewal(), 0.05):
+        os.kill(os.getpid(), signal.SIGUSR1)  # not cancelled: ignored too
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def job_table(monkeypatch):
+    """A try with one queued job ``linux`` in moto's DynamoDB (as test_jobs.py's)."""
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
+    with mock_aws():
+        resource = boto3.resource("dynamodb", region_name="us-east-1")
+        resource.create_table(
+            TableName=model.TABLE, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                       {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}])
+        table = resource.Table(model.TABLE)
+        table.put_item(Item={**model.try_key(TRY), "kind": "try", "id": TRY, "node": "a" * 40,
+                             "user": "Dev", "branch": "default", "description": "d",
+                             "created": "2026-12-07T19:13:00Z", "jobs": ["linux"],
+                             "state": model.QUEUED})
+        table.put_item(Item={**model.job_key(TRY, "linux"), "try_id": TRY, "name": "linux",
+                             "state": model.QUEUED, "attempt": 0})
+        yield table
+
+
+class _FakeSQS:
+    def __init__(self):
+        self.calls = []
+
+    def change_message_visibility(self, **kwargs):
+        self.calls.append(("visibility", kwargs["VisibilityTimeout"]))
+
+    def delete_message(self, **kwargs):
+        self.calls.append(("delete", kwargs["ReceiptHandle"]))
+
+
+def _agent(table, lease: int = 3) -> try_agent.Agent:
+    """An agent on ``table`` and a fake SQS, without AWS session or repository."""
+    agent = try_agent.Agent.__new__(try_agent.Agent)
+    agent.opts = agent_options(lease=lease)
+    agent.table = agent.lease_table = table
+    agent.sqs = _FakeSQS()
+    agent.owner = "agent-a"
+    agent.ran = 0
+    return agent
+
+
+def _cancel_then(seconds: float, table, result=None):
+    """An Agent.run that has the job cancelled (as ``try --cancel`` does), then runs for
+    ``seconds`` and returns ``result`` (a failed run by default) and no history."""
+    from hgautomation.server import control
+
+    def run(self, message, attempt):
+        control.cancel(table, message.try_id)
+        time.sleep(seconds)
+        return (result or try_agent.jobs.JobResult(model.FAILED, passed=1,
+                                                   failed=("test-x.t",), duration=seconds),
+                {})
+    return run
+
+
+def test_a_cancelled_job_is_stopped_and_ends_cancelled(job_table, monkeypatch, captured):
+    """The running attempt stops within one renewal (lease/3 = 1 s here), the job ends
+    cancelled (never failed), its message is deleted, it is not put back.
+
+    Breaking looks like: the run goes on for its 30 s; or the job is recorded failed, or
+    put back in the queue for another agent."""
+    monkeypatch.setattr(try_agent.Agent, "run", _cancel_then(30, job_table))
+    agent = _agent(job_table)
+    queue = try_agent.Queue("linux", "url", None)
+    start = time.monotonic()
+    agent.handle(queue, raw(model.message(TRY, "linux")))
+    assert time.monotonic() - start < 5
+    item = jobs.get_job(job_table, TRY, "linux")
+    assert (item["state"], item["attempt"]) == ("cancelled", 1)
+    assert "passed" not in item and "failed" not in item  # no result recorded
+    assert ("delete", "rh") in agent.sqs.calls
+    assert ("visibility", 0) not in agent.sqs.calls  # not put back
+    assert f"job linux of try {TRY}: cancelled" in captured.out_text
+    assert jobs.get_try(job_table, TRY)["state"] == "cancelled"
+
+
+def test_a_run_that_ends_after_the_cancel_is_not_recorded(job_table, monkeypatch, captured):
+    """Where no signal can reach the run (not the main thread), it ends on its own; the
+    cancel read meanwhile still wins: the job ends cancelled, not failed."""
+    monkeypatch.setattr(try_agent.Agent, "run", _cancel_then(1.5, job_table))
+    agent = _agent(job_table)
+    worker = threading.Thread(target=agent.handle,
+                              args=(try_agent.Queue("linux", "url", None),
+                                    raw(model.message(TRY, "linux"))))
+    worker.start()
+    worker.join(10)
+    item = jobs.get_job(job_table, TRY, "linux")
+    assert item["state"] == "cancelled" and "passed" not in item and "failed" not in item
+    assert ("delete", "rh") in agent.sqs.calls
+    assert f"job linux of try {TRY}: cancelled" in captured.out_text

@@ -123,8 +123,15 @@ def test_environment():
                                 "https://abc.lambda-url.us-west-2.on.aws/")
     assert env == {"TRY_TABLE": "hg-try-state", "TRY_BUCKET": T.bucket,
                    "TRY_JOBS": "linux,win-x", "TRY_QUEUE_LINUX": "https://q/linux",
-                   "TRY_WEB_URL": "https://abc.lambda-url.us-west-2.on.aws"}
+                   "TRY_WEB_URL": "https://abc.lambda-url.us-west-2.on.aws",
+                   "TRY_TOPIC": "arn:aws:sns:us-west-2:123456789012:hg-try-events",
+                   "TRY_RETENTION_DAYS": "30", "TRY_MAX_TRIES_PER_HOUR": "20"}
     assert "TRY_WEB_URL" not in trydeploy.environment(T, {}, None)
+    limited = trydeploy.Target(partition="aws", account="1", region="eu-west-1",
+                               retention_days=7, max_tries_per_hour=2)
+    env = trydeploy.environment(limited, {}, None)
+    assert (env["TRY_RETENTION_DAYS"], env["TRY_MAX_TRIES_PER_HOUR"]) == ("7", "2")
+    assert env["TRY_TOPIC"] == "arn:aws:sns:eu-west-1:1:hg-try-events"
 
 
 def test_config_changes():
@@ -232,3 +239,160 @@ def test_job_names():
     for bad in ("", "Linux", "-x", "a_b", "x" * 33, "linux\n"):
         with pytest.raises(errors.UsageError):
             try_server.job_name(bad)
+
+
+# -- the topic and the limits ------------------------------------------------------------------
+
+def test_the_topic_and_who_may_publish_to_it():
+    """Least privilege: agents and the upload function publish to our topic only; the
+    web function (read only) not at all."""
+    assert T.topic_arn == "arn:aws:sns:us-west-2:123456789012:hg-try-events"
+    assert T.topic_arn == model.topic_arn(T.account, T.region)
+    china = trydeploy.Target(partition="aws-cn", account="1", region="cn-north-1")
+    assert china.topic_arn == "arn:aws-cn:sns:cn-north-1:1:hg-try-events"
+    for make in (trydeploy.agent_policy, trydeploy.upload_policy):
+        (publish,) = [s for s in make(T)["Statement"] if "sns:Publish" in s["Action"]]
+        assert publish["Action"] == ["sns:Publish"] and publish["Resource"] == [T.topic_arn]
+    for make in (trydeploy.web_policy, trydeploy.submitters_policy):
+        assert not any(a.startswith("sns:") for a in _actions(make(T)))
+    # The rate limit reads the submitter's item.
+    assert "dynamodb:GetItem" in _actions(trydeploy.upload_policy(T))
+
+
+def test_a_topic_not_ours_is_a_conflict():
+    found = trydeploy.Observed(topic={"attributes": {}, "tags": {}})
+    assert trydeploy.conflicts(T, found) == ["SNS topic hg-try-events"]
+    found.topic["tags"] = OURS
+    assert trydeploy.conflicts(T, found) == []
+
+
+def test_a_missing_topic_is_created_tagged(stub, aws_session):
+    stub("sns").add_response("create_topic", {"TopicArn": T.topic_arn}, {
+        "Name": "hg-try-events", "Attributes": trydeploy.TOPIC_ATTRIBUTES,
+        "Tags": [{"Key": model.TAG_MANAGED, "Value": "1"}]})
+    change = trydeploy._Changes(dry_run=False)
+    trydeploy._reconcile_topic(aws_session, T, None, change)
+    assert change.made == [trydeploy.Change("sns-topic", "hg-try-events", "create",
+                                            "a message when a try ends")]
+
+
+def test_a_topic_as_it_should_be_is_left_alone_and_drift_repaired(stub, aws_session):
+    stub("sns")  # any call would find no response queued and fail
+    change = trydeploy._Changes(dry_run=False)
+    ours = {"attributes": dict(trydeploy.TOPIC_ATTRIBUTES, TopicArn=T.topic_arn),
+            "tags": OURS}
+    trydeploy._reconcile_topic(aws_session, T, ours, change)
+    assert change.made == [] and aws_session.counter.total == 0
+    stub("sns").add_response("set_topic_attributes", {}, {
+        "TopicArn": T.topic_arn, "AttributeName": "DisplayName",
+        "AttributeValue": trydeploy.TOPIC_ATTRIBUTES["DisplayName"]})
+    trydeploy._reconcile_topic(aws_session, T, dict(ours, attributes={}), change)
+    assert change.made == [trydeploy.Change("sns-topic", "hg-try-events", "update",
+                                            "DisplayName")]
+
+
+def test_the_lifecycle_follows_the_retention():
+    """Breaking: a second deploy with another --retention-days leaves the old rule."""
+    thirty = store.bucket_definition(30)["put_bucket_lifecycle_configuration"][
+        "LifecycleConfiguration"]["Rules"]
+    seven = store.bucket_definition(7)["put_bucket_lifecycle_configuration"][
+        "LifecycleConfiguration"]["Rules"]
+    assert trydeploy.lifecycle_rules(thirty, thirty) is None
+    assert trydeploy.lifecycle_rules(thirty, seven) == seven
+
+
+def test_the_json_names_the_topic():
+    outcome = trydeploy.Outcome(T, False, [], {}, None)
+    assert outcome.json()["topic"] == "arn:aws:sns:us-west-2:123456789012:hg-try-events"
+
+
+def test_the_limit_options_are_bounded_and_default():
+    from hgautomation import arguments
+
+    opts = arguments.parse_args(["deploy-try-server"], environ={}).options
+    assert (opts.retention_days, opts.max_tries_per_hour) == (30, 20)
+    opts = arguments.parse_args(["deploy-try-server", "--retention-days", "7",
+                                 "--max-tries-per-hour", "2"], environ={}).options
+    assert (opts.retention_days, opts.max_tries_per_hour) == (7, 2)
+    for flag, bad in (("--retention-days", "0"), ("--retention-days", "3651"),
+                      ("--retention-days", "7d"), ("--max-tries-per-hour", "0"),
+                      ("--max-tries-per-hour", "1001"), ("--max-tries-per-hour", "-1")):
+        with pytest.raises(errors.UsageError, match="expected a whole number"):
+            arguments.parse_args(["deploy-try-server", flag, bad], environ={})
+
+
+# -- deploy and destroy against moto's in-process AWS --------------------------------------------
+
+@pytest.fixture
+def moto_session(monkeypatch):
+    """An AWSSession inside mock_aws (IAM without its managed policies: fast)."""
+    from moto import mock_aws
+
+    from .helpers import make_session
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_EC2_METADATA_DISABLED", "true"),
+                        ("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")):
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield make_session()
+
+
+def _lifecycle_days(session) -> list[int]:
+    rules = session.client("s3").get_bucket_lifecycle_configuration(
+        Bucket=model.bucket_name("123456789012", "us-west-2"))["Rules"]
+    return [r["Expiration"]["Days"] for r in rules]
+
+
+def _env(session, name: str) -> dict:
+    return session.client("lambda").get_function_configuration(FunctionName=name)[
+        "Environment"]["Variables"]
+
+
+def test_deploy_makes_the_topic_and_the_limits_and_a_second_run_changes_nothing(
+        moto_session, captured):
+    dry = trydeploy.deploy(moto_session, ["linux"], dry_run=True, code=b"zip")
+    assert ("sns-topic", "hg-try-events", "create") in {
+        (c.resource, c.name, c.action) for c in dry.changes}
+    assert moto_session.client("sns").list_topics()["Topics"] == []
+
+    first = trydeploy.deploy(moto_session, ["linux"], code=b"zip", retention_days=7,
+                             max_tries_per_hour=2)
+    arn = first.json()["topic"]
+    sns = moto_session.client("sns")
+    assert [t["TopicArn"] for t in sns.list_topics()["Topics"]] == [arn]
+    assert {"Key": model.TAG_MANAGED, "Value": "1"} in sns.list_tags_for_resource(
+        ResourceArn=arn)["Tags"]
+    assert _lifecycle_days(moto_session) == [7]
+    for name in (model.UPLOAD_FUNCTION, model.WEB_FUNCTION):
+        env = _env(moto_session, name)
+        assert (env["TRY_TOPIC"], env["TRY_RETENTION_DAYS"],
+                env["TRY_MAX_TRIES_PER_HOUR"]) == (arn, "7", "2")
+    assert trydeploy.deploy(moto_session, ["linux"], code=b"zip", retention_days=7,
+                            max_tries_per_hour=2).changes == []
+
+    # Another N: the lifecycle rule and both functions' environment follow.
+    again = trydeploy.deploy(moto_session, ["linux"], code=b"zip", retention_days=14)
+    assert sorted((c.resource, c.name, c.detail) for c in again.changes) == [
+        ("lambda-function", model.UPLOAD_FUNCTION, "environment"),
+        ("lambda-function", model.WEB_FUNCTION, "environment"),
+        ("s3-bucket", model.bucket_name("123456789012", "us-west-2"),
+         "expiry of old tries")]
+    assert _lifecycle_days(moto_session) == [14]
+    assert _env(moto_session, model.WEB_FUNCTION)["TRY_RETENTION_DAYS"] == "14"
+    assert _env(moto_session, model.UPLOAD_FUNCTION)["TRY_MAX_TRIES_PER_HOUR"] == "20"
+
+    planned = trydeploy.destroy(moto_session, dry_run=True)
+    assert ("sns-topic", "hg-try-events", "delete") in {
+        (c.resource, c.name, c.action) for c in planned}
+    trydeploy.destroy(moto_session)
+    assert sns.list_topics()["Topics"] == []
+
+
+def test_destroy_leaves_a_topic_that_is_not_ours(moto_session, captured):
+    sns = moto_session.client("sns")
+    arn = sns.create_topic(Name=model.TOPIC)["TopicArn"]
+    assert trydeploy.destroy(moto_session) == []
+    assert [t["TopicArn"] for t in sns.list_topics()["Topics"]] == [arn]
+    with pytest.raises(errors.AWSError, match=r"not ours .*SNS topic hg-try-events"):
+        trydeploy.deploy(moto_session, ["linux"], code=b"zip")

@@ -417,3 +417,81 @@ def test_an_answer_above_the_cap_is_read_only_that_far(aws_session, monkeypatch)
     assert result.messages == ["y" * 1000]
     assert result.note == "the Try server's reply is longer than 1,000 bytes: the rest was " \
                           "not read"
+
+
+# -- cancel and rerun: the requests and the command line ------------------------------------
+
+TRY = "20261207T191300Z-1a2b3c4d"
+
+
+def test_control_payloads():
+    assert json.loads(tryserver.control_payload("cancel", TRY)) == {"action": "cancel",
+                                                                    "try": TRY}
+    assert json.loads(tryserver.control_payload("rerun", TRY)) == {
+        "action": "rerun", "try": TRY, "failed": False}
+    assert json.loads(tryserver.control_payload("rerun", TRY, failed=True))["failed"] is True
+
+
+def test_a_lost_answer_names_the_request(aws_session, monkeypatch):
+    from botocore.exceptions import ReadTimeoutError
+
+    _failing_send(aws_session, ReadTimeoutError(endpoint_url="https://lambda"))
+    with pytest.raises(errors.TryOutcomeUnknown) as raised:
+        tryserver.invoke(aws_session, "try-fn", tryserver.control_payload("rerun", TRY),
+                         "the rerun request")
+    assert raised.value.message.startswith("the rerun request was sent to try-fn but its "
+                                           "answer was lost")
+
+
+def _try_options(*argv: str):
+    from hgautomation import arguments
+
+    return arguments.parse_args(["try", *argv]).options
+
+
+def test_cancel_and_rerun_options_reach_the_record():
+    from hgautomation.commands import try_
+
+    opts = _try_options("--rerun", TRY, "--failed", "--wait")
+    assert (opts.rerun, opts.failed, opts.wait, opts.cancel, opts.revision) == \
+        (TRY, True, True, None, None)
+    try_.check_combination(opts)
+    try_.check_combination(_try_options("--cancel", TRY, "-T", "json"))
+    try_.check_combination(_try_options("-r", "draft()", "--wait"))
+    try_.check_combination(_try_options())  # -r . by default
+
+
+@pytest.mark.parametrize("argv, complaint", [
+    (["--cancel", TRY, "--rerun", TRY], "--cancel and --rerun cannot be used together"),
+    (["--cancel", TRY, "-r", "."], "-r/--revision cannot be used with --cancel"),
+    (["--rerun", TRY, "-r", "tip"], "-r/--revision cannot be used with --rerun"),
+    (["--failed"], "--failed goes with --rerun ID"),
+    (["--cancel", TRY, "--failed"], "--failed goes with --rerun ID"),
+    (["--cancel", TRY, "--wait"], "--wait follows a new try"),
+])
+def test_bad_combinations_are_usage_errors(argv, complaint):
+    from hgautomation.commands import try_
+
+    with pytest.raises(errors.UsageError) as raised:
+        try_.check_combination(_try_options(*argv))
+    assert raised.value.message.startswith(complaint) and raised.value.exit_code == 2
+
+
+@pytest.mark.parametrize("value", ["latest", "20261207T191300Z", "../x", TRY.upper()])
+def test_a_malformed_try_id_is_a_usage_error(value):
+    with pytest.raises(errors.UsageError, match="invalid try id"):
+        _try_options("--cancel", value)
+
+
+def test_a_bad_combination_exits_2_with_one_line_before_any_aws_call(tmp_path, capsys,
+                                                                       monkeypatch):
+    from hgautomation import cli, console
+
+    monkeypatch.setattr(console, "_current", console.get())
+    code = cli.main(["--state-path", str(tmp_path / "state"), "try", "--rerun", TRY,
+                     "-r", "."], prog="hgautomation")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith(
+        "usage error: -r/--revision cannot be used with --rerun")
+    assert "Traceback" not in err

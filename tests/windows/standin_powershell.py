@@ -5,8 +5,8 @@ It accepts exactly the command line hgautomation sends, decodes -EncodedCommand,
 keeps the script under /C:/standin/scripts/, reads the generated `$Name = '...'`
 parameters and acts out the script's effect on a POSIX tree where C:\\ is /C:/:
 hg update/purge for real, an artifact file for a build, a chosen exit status for
-run-tests (and, with --json, a report.json). Nothing of the script's PowerShell is
-executed.
+run-tests (or one that depends on a file of the revision; with --json, a
+report.json). Nothing of the script's PowerShell is executed.
 """
 
 import base64
@@ -86,6 +86,10 @@ def main() -> int:
     elif name == "run_tests.ps1":
         match = re.search(r"--standin-exit=(\d+)", p["TestFlags"])
         status = int(match.group(1)) if match else 0
+        # --standin-fail-if=FILE: fail (exit 1) when the checked-out revision has FILE.
+        fail_if = re.search(r"--standin-fail-if=(\S+)", p["TestFlags"])
+        if fail_if:
+            status = 1 if (ROOT / "hgdev" / "src" / fail_if.group(1)).exists() else 0
         if "--json" in p["TestFlags"].split():
             write_report(p["TestFlags"], status)
         return status
