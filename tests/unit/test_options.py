@@ -226,6 +226,21 @@ def test_host_names_that_cannot_resolve_are_usage_errors(spec, problem):
         options.parse_host_spec(spec)
 
 
+@pytest.mark.parametrize("option", ["--repository-url", "--repository"])
+@pytest.mark.parametrize("value", ["", " "])
+def test_an_empty_package_index_is_refused_not_taken_for_pypi(option, value):
+    """``--repository-url "$UNSET"``: empty, the option would silently mean the default,
+    PyPI itself (twine's fallback), where a test index was meant. Breaking it looks like
+    removing the option's ``validator=options.non_empty``."""
+    argv = ["publish-windows-artifacts", "7.2.4", option]
+    with pytest.raises(errors.UsageError, match=f"^argument {option}: must not be empty$") \
+            as refused:
+        arguments.parse_args([*argv, value], environ={})
+    assert refused.value.exit_code == 2
+    opts = arguments.parse_args([*argv, "x"], environ={}).options  # one character will do
+    assert (opts.repository_url if option == "--repository-url" else opts.repository) == "x"
+
+
 LABEL_63 = "a" * 63
 NAME_253 = ".".join([LABEL_63] * 3 + ["b" * 61])  # 3 * 64 + 61 characters
 
