@@ -184,7 +184,8 @@ def _host_name_problem(host: str) -> str | None:
         return None
     except ValueError:
         pass
-    if len(host) > 253:
+    # A fully qualified name's final dot (the root) is not counted in DNS's 253.
+    if len(host[:-1] if host.endswith(".") else host) > 253:
         return "longer than 253 characters"
     if any(c.isspace() or not c.isprintable() for c in host):
         return "contains spaces or control characters"

@@ -193,10 +193,11 @@ COMMAND = Command(
                settings=("publish.release-dir",),
                help="directory for the wheels, installers and latest.dat on the release "
                     "host (default: %(default)s)"),
-        Option("--repository",
+        # Empty would mean the default (PyPI itself): `--repository-url "$UNSET"`.
+        Option("--repository", validator=options.non_empty,
                help="twine repository name from .pypirc (default: TWINE_REPOSITORY, else "
                     "pypi)"),
-        Option("--repository-url",
+        Option("--repository-url", validator=options.non_empty,
                help="upload URL of the package index (default: TWINE_REPOSITORY_URL, else "
                     "the repository's)"),
         Option("--dry-run", kind="flag",

@@ -110,7 +110,7 @@ def select(cibw: dict, env: Mapping[str, str] | None = None) -> tuple[tuple[str,
         arch_words, where = _words(env[arch_key], arch_key), arch_key
     else:
         arch_words = _words(windows.get("archs", cibw.get("archs", "auto")), "archs")
-        where = "[tool.cibuildwheel.windows] archs"
+        where = f"[tool.cibuildwheel{'.windows' if 'archs' in windows else ''}] archs"
     archs: list[str] = []
     for word in arch_words:
         for arch in CIBW_ARCH_ALIASES.get(word, (word,)):

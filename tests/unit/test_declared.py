@@ -150,10 +150,34 @@ def test_selectors(table, expected):
     assert set(builds.wheels) == expected
 
 
+@pytest.mark.parametrize("table,expected", [
+    # Top-level archs apply to Windows when its own table does not say.
+    ('build = "cp312-*"\narchs = "ARM64"\n[tool.cibuildwheel.windows]',
+     {("3.12", "arm64")}),
+    ('build = "cp312-*"\narchs = ["x86", "ARM64"]\n[tool.cibuildwheel.windows]\n'
+     'build-verbosity = 1', {("3.12", "x86"), ("3.12", "arm64")}),
+    # The Windows table's own archs win over the top-level ones.
+    ('build = "cp312-*"\narchs = "ARM64"\n[tool.cibuildwheel.windows]\narchs = "x86"',
+     {("3.12", "x86")}),
+    # Neither: cibuildwheel's "auto" (x64 and x86 on an x64 machine).
+    ('build = "cp312-*"\n[tool.cibuildwheel.windows]', {("3.12", "x86"), ("3.12", "x64")}),
+])
+def test_top_level_archs(table, expected):
+    """A top-level ``[tool.cibuildwheel] archs`` is cibuildwheel's for every platform,
+    Windows included. Breaking it looks like reading only the Windows table's archs
+    (``windows.get("archs", "auto")``): the wheels of "auto" built instead of those
+    declared, or the top-level value winning over the Windows one."""
+    builds = declared.parse(install_script(), "[tool.cibuildwheel]\n" + table + "\n")
+    assert set(builds.wheels) == expected
+
+
 @pytest.mark.parametrize("pyproject,message", [
     ("[tool.cibuildwheel]\nbuild = 'cp2*'\n[tool.cibuildwheel.windows]\n",
      "selects no Windows wheel"),
-    ("[tool.cibuildwheel.windows]\narchs = ['IA64']\n", "unknown 'IA64'"),
+    ("[tool.cibuildwheel.windows]\narchs = ['IA64']\n",
+     "[tool.cibuildwheel.windows] archs: unknown 'IA64'"),
+    ("[tool.cibuildwheel]\narchs = 'IA64'\n[tool.cibuildwheel.windows]\n",
+     "[tool.cibuildwheel] archs: unknown 'IA64'"),
     ("[tool.cibuildwheel]\nbuild = 3\n[tool.cibuildwheel.windows]\n",
      "build is neither a string nor a list"),
     ("[tool.cibuildwheel\n", "pyproject.toml: "),

@@ -112,3 +112,23 @@ def test_plan_skips_identical_files_and_refuses_different_ones():
         release_host.plan(conn, "/srv", [exe, msi])
     assert raised.value.exit_code == 11
     assert msi.name in raised.value.message and exe.name not in raised.value.message
+
+
+def test_every_field_of_every_line_is_pinned():
+    """The whole file, field by field, without the sdist (the oracle test above checks the
+    same against Mercurial's generator where the sdist is present). Breaking any word of
+    USER_AGENTS, PRIORITY, BASE_URL, DESCRIPTIONS or LATEST_ORDER fails here."""
+    base = "https://mercurial-scm.org/release/windows"
+    x86_agent, x64_agent = ".*Windows.*", ".*Windows.*(WOW|x)64.*"
+    inno = ("Mercurial 7.2.4 Inno Setup installer - {} Windows (Python 3) "
+            "- does not require admin rights")
+    wix = "Mercurial 7.2.4 MSI installer - {} Windows (Python 3) - requires admin rights"
+    expected = [
+        ["10", "7.2.4", x86_agent, f"{base}/Mercurial-7.2.4-x86.exe", inno.format("x86")],
+        ["10", "7.2.4", x64_agent, f"{base}/Mercurial-7.2.4-x64.exe", inno.format("x64")],
+        ["10", "7.2.4", x86_agent, f"{base}/mercurial-7.2.4-x86.msi", wix.format("x86")],
+        ["10", "7.2.4", x64_agent, f"{base}/mercurial-7.2.4-x64.msi", wix.format("x64")],
+    ]
+    text = release_host.latest_dat(VERSION, list(reversed(ALL)))
+    assert text == "\n".join("\t".join(line) for line in expected) + "\n"
+    assert [line.split("\t") for line in text.splitlines()] == expected

@@ -226,6 +226,50 @@ def test_host_names_that_cannot_resolve_are_usage_errors(spec, problem):
         options.parse_host_spec(spec)
 
 
+@pytest.mark.parametrize("option", ["--repository-url", "--repository"])
+@pytest.mark.parametrize("value", ["", " "])
+def test_an_empty_package_index_is_refused_not_taken_for_pypi(option, value):
+    """``--repository-url "$UNSET"``: empty, the option would silently mean the default,
+    PyPI itself (twine's fallback), where a test index was meant. Breaking it looks like
+    removing the option's ``validator=options.non_empty``."""
+    argv = ["publish-windows-artifacts", "7.2.4", option]
+    with pytest.raises(errors.UsageError, match=f"^argument {option}: must not be empty$") \
+            as refused:
+        arguments.parse_args([*argv, value], environ={})
+    assert refused.value.exit_code == 2
+    opts = arguments.parse_args([*argv, "x"], environ={}).options  # one character will do
+    assert (opts.repository_url if option == "--repository-url" else opts.repository) == "x"
+
+
+LABEL_63 = "a" * 63
+NAME_253 = ".".join([LABEL_63] * 3 + ["b" * 61])  # 3 * 64 + 61 characters
+
+
+@pytest.mark.parametrize("spec,problem", [
+    (LABEL_63, None),
+    (LABEL_63 + ".example.org", None),
+    ("box." + LABEL_63, None),
+    ("a" * 64, "a label longer than 63 characters"),
+    ("box." + "a" * 64 + ".org", "a label longer than 63 characters"),
+    (NAME_253, None),
+    (NAME_253 + ".", None),  # the root's dot is not counted
+    (NAME_253 + "c", "longer than 253 characters"),
+])
+def test_host_name_lengths_at_the_limit_and_one_past_it(spec, problem):
+    """DNS's limits, exactly: a 63-character label and a 253-character name pass, one
+    more character is refused with the rule's own words (breaking it: ``> 62`` or
+    ``>= 63`` for ``> 63`` refuses a valid name; ``> 64`` lets the IDNA codec refuse a
+    64-character label as "not a valid international domain name")."""
+    assert len(NAME_253) == 253
+    if problem is None:
+        assert options.parse_host_spec(spec).address == spec
+        assert options.parse_host_spec(f"hg@{spec}:2222").address == spec
+    else:
+        with pytest.raises(errors.UsageError) as raised:
+            options.parse_host_spec(spec)
+        assert raised.value.message.endswith(f": {problem}")
+
+
 @pytest.mark.parametrize("spec", ["münchen.example", "my_alias", "box.", "10.0.0.1",
                                   "[2001:db8::1]:22"])
 def test_unusual_but_valid_host_names_pass(spec):

@@ -164,3 +164,78 @@ def test_putfo_without_atomic_writes_in_place(conn, server):
     conn.putfo(io.BytesIO(b"key"), "/home/hg/.ssh/key", size=3)
     assert server.files == {"/home/hg/.ssh/key": b"key"}
     assert server.log == [("open", "/home/hg/.ssh/key")]
+
+
+@pytest.mark.parametrize("stored", [
+    b"installer bytez",  # one byte changed
+    b"\0" * 15,  # zeros of the right length (a sparse file of a full disk)
+    b" bytesinstaller",  # the right bytes in another order
+    b"installer byte",  # one byte short
+    b"installer bytes\0",  # one byte more
+    b"",  # nothing arrived
+], ids=["changed", "zeros", "reordered", "truncated", "longer", "empty"])
+def test_a_host_that_stores_other_bytes_than_were_sent_is_refused(
+        conn, server, tmp_path, stored):
+    """The release host keeps something else than the local file (a faulty disk, a proxy,
+    a full file system): nothing gets the final name, the temporary file is removed.
+    Same-sized damage is caught only by put_verified's sha256 comparison: breaking it
+    looks like dropping ``or got[1].lower() != sha256`` (a damaged installer published
+    under its final name); another size is caught by the SFTP size check first."""
+    import hashlib
+
+    data = b"installer bytes"
+    local = _local(tmp_path, data)
+    real_close = _File.close
+
+    def close_damaged(self):  # the server writes ``stored`` whatever it was sent
+        assert bytes(self.data) == data  # the client did send the right bytes
+        self.data = bytearray(stored)
+        real_close(self)
+
+    _File.close = close_damaged
+    try:
+        with pytest.raises((errors.PublishError, errors.HostConnectionError)) as raised:
+            release_host.put_verified(conn, RELEASE, local, local.name, len(data),
+                                      hashlib.sha256(data).hexdigest())
+    finally:
+        _File.close = real_close
+    if len(stored) == len(data):
+        assert isinstance(raised.value, errors.PublishError)
+        assert raised.value.message.startswith(f"hg@release: {local.name} arrived damaged "
+                                               f"(server sees {len(data)} bytes, sha256 "
+                                               f"{hashlib.sha256(stored).hexdigest()[:16]}")
+    else:
+        assert f"{len(stored)} of {len(data)} bytes" in raised.value.message
+    assert server.files == {}  # neither the final name nor the temporary file
+    assert not any(entry[0] in ("chmod", "rename") for entry in server.log)
+
+
+def test_a_size_the_host_reports_otherwise_is_refused(conn, server, tmp_path):
+    """The size the host's own ``stat`` gives the temporary file is compared too (the
+    file changed after SFTP saw it whole). Breaking it: dropping
+    ``got[0] != str(size)`` from put_verified's check."""
+    import hashlib
+
+    data = b"installer bytes"
+    local = _local(tmp_path, data)
+    plain = conn.output
+    conn.output = lambda argv, **kwargs: plain(argv, **kwargs).replace("15\n", "16\n", 1)
+    with pytest.raises(errors.PublishError, match=r"server sees 16 bytes, sha256 "):
+        release_host.put_verified(conn, RELEASE, local, local.name, len(data),
+                                  hashlib.sha256(data).hexdigest())
+    assert server.files == {}
+
+
+def test_the_servers_digest_is_compared_whatever_its_case(conn, server, tmp_path):
+    """sha256sum prints lower case, but a host's may not: an upper-case digest of the
+    right bytes is the same digest (breaking it: dropping ``.lower()`` refuses a good
+    upload)."""
+    import hashlib
+
+    data = b"installer bytes"
+    local = _local(tmp_path, data)
+    plain = conn.output
+    conn.output = lambda argv, **kwargs: plain(argv, **kwargs).upper()
+    release_host.put_verified(conn, RELEASE, local, local.name, len(data),
+                              hashlib.sha256(data).hexdigest())
+    assert server.files == {f"{RELEASE}/{local.name}": data}

@@ -49,7 +49,7 @@ def test_payload_is_utf8_json():
     assert json.loads(payload.decode("utf-8"))["user"] == "Zoë"
 
 
-def test_payload_at_the_limit_and_above():
+def test_payload_within_the_limit_and_above():
     overhead = len(tryserver.build_payload(b"", CS))
     room = (tryserver.MAX_PAYLOAD_BYTES - overhead) // 4 * 3  # base64: 4 chars per 3 bytes
     assert len(tryserver.build_payload(b"x" * room, CS)) <= tryserver.MAX_PAYLOAD_BYTES
@@ -57,6 +57,28 @@ def test_payload_at_the_limit_and_above():
         tryserver.build_payload(b"x" * (room + 3), CS)
     assert raised.value.exit_code == 14
     assert "nothing was sent" in raised.value.message
+
+
+def test_payload_of_exactly_the_limit_is_sent_and_one_byte_more_is_not():
+    """A payload of exactly MAX_PAYLOAD_BYTES passes, MAX_PAYLOAD_BYTES + 1 does not (the
+    description pads the JSON so that the base64 bundle fills it to the byte). Breaking
+    it looks like ``>=`` for ``>`` (the exact limit refused) or comparing with the limit
+    plus some slack (one byte more sent, and refused by Lambda after the upload)."""
+    import dataclasses
+
+    def cs_with(padding: int):
+        return dataclasses.replace(CS, description=CS.description + "x" * padding)
+
+    overhead = len(tryserver.build_payload(b"", CS))
+    padding = (tryserver.MAX_PAYLOAD_BYTES - overhead) % 4  # base64 comes in fours
+    room = (tryserver.MAX_PAYLOAD_BYTES - overhead - padding) // 4 * 3
+    exact = tryserver.build_payload(b"x" * room, cs_with(padding))
+    assert len(exact) == tryserver.MAX_PAYLOAD_BYTES
+    with pytest.raises(errors.TryServerError, match="bundle too large") as raised:
+        tryserver.build_payload(b"x" * room, cs_with(padding + 1))
+    assert f"({tryserver.MAX_PAYLOAD_BYTES + 1:,} bytes as the base64 payload)" in \
+        raised.value.message
+    assert raised.value.exit_code == 14
 
 
 # -- parse_response -------------------------------------------------------------------------------
