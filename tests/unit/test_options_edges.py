@@ -45,7 +45,7 @@ def test_host_spec_written_back(spec, text):
 def test_host_label_of_63_characters_passes_and_64_does_not():
     assert options.parse_host_spec("a" * 63 + ".example").address == "a" * 63 + ".example"
     with pytest.raises(errors.UsageError,
-                       match="bad host name .*: a label longer than 63 characters"):
+                       match=r"bad host name .*: a label longer than 63 characters"):
         options.parse_host_spec("a" * 64 + ".example")
 
 
