@@ -107,3 +107,19 @@ def test_a_changed_build_input_changes_the_key_and_a_live_file_does_not(build):
     assert build.build_key(build.src, "default", []) == base
     (src / "mercurial" / "bdiff.c").write_bytes(b"int y;\n")
     assert build.build_key(build.src, "default", []) != base
+
+
+def test_an_interpreter_without_ext_suffix(build, monkeypatch):
+    import sys
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(build, "sysconfig", SimpleNamespace(get_config_var=lambda name: None))
+    digest = hashlib.sha256()
+    for label, value in [("recipe", b"recipe-hash"),
+                         ("python", "\n".join([os.path.realpath(sys.executable), sys.version,
+                                               ""]).encode()),
+                         ("mode", b"default")]:
+        digest.update(label.encode() + b"\0" + hashlib.sha256(value).digest())
+    monkeypatch.setattr(build, "tracked_files", lambda s: [])
+    monkeypatch.setattr(build, "WHEELHOUSE", "/nonexistent-wheelhouse")
+    assert build.build_key(build.src, "default", []) == digest.hexdigest()[:24]

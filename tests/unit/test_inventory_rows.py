@@ -134,3 +134,54 @@ def test_age_and_expiry_use_now_by_default(monkeypatch):
                        extra={"expires": "2025-06-01T12:00:01Z"})
     assert row.age() == "2h00m" and row.expires() == "0m"
     assert row.expires(now + dt.timedelta(seconds=1)) == "EXPIRED"
+
+
+def test_instance_without_name_or_type(stub, aws_session):
+    stub("ec2").add_response("describe_instances", {"Reservations": [{"Instances": [
+        {"InstanceId": "i-3", "State": {"Code": 16, "Name": "running"},
+         "Tags": [{"Key": T.MANAGED, "Value": "1"}]},
+    ]}]}, {"Filters": T.filters(None, instance_state_name=[
+        "pending", "running", "stopping", "stopped"])})
+    (row,) = inv.instances(aws_session, None)
+    assert (row.name, row.hourly, row.extra["type"]) == ("", None, "")
+
+
+def test_created_from_a_time_in_another_zone(monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert inv._created({}, WHEN) == "2025-01-01T01:00:00Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert inv._created({}, 5) == "" and inv._created({}, "") == ""
+    assert inv._created({T.CREATED_AT: ""}, "2024-01-01T00:00:00.123Z") == "2024-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize("call, action", [
+    (lambda s: inv.key_pairs(s, None), "describe key pairs"),
+    (inv.untagged_key_pairs, "describe key pairs"),
+    (lambda s: inv.security_groups(s, None), "describe security groups"),
+    (inv.untagged_security_groups, "describe security groups"),
+])
+def test_a_refused_listing_names_itself(stub, aws_session, call, action):
+    from hgautomation import errors
+
+    ec2 = stub("ec2")
+    method = "describe_key_pairs" if "key" in action else "describe_security_groups"
+    ec2.add_client_error(method, "UnauthorizedOperation", "no")
+    with pytest.raises(errors.HgAutomationError) as raised:
+        call(aws_session)
+    assert f"({action})" in str(raised.value)
+
+
+def test_listings_pass_their_session_on(monkeypatch):
+    session = object()
+    seen = []
+    monkeypatch.setattr(images_, "find_ours", lambda s: seen.append(s) or [])
+    monkeypatch.setattr(iam_, "list_ours", lambda s: seen.append(s) or ([], []))
+    inv.images(session)
+    inv.iam_entries(session)
+    assert seen == [session, session]

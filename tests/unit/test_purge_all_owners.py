@@ -54,27 +54,34 @@ OLD_KEY = R("key-pair", "key-9", "hg-automation", "", tagged=False)
 
 
 def _world(monkeypatch, session):
+    """Stand-ins that refuse any session but ``session``."""
     log = session.log
     owners = []
-    monkeypatch.setattr(inv, "instances", lambda s, o: owners.append(o) or [INSTANCE])
+
+    def the(s):
+        assert s is session
+        return s
+    monkeypatch.setattr(inv, "instances", lambda s, o: (the(s) and owners.append(o)) or [INSTANCE])
     monkeypatch.setattr(inv, "untagged_instances", lambda s: [OLD_INSTANCE])
-    monkeypatch.setattr(inv, "images", lambda s: [IMG])
+    monkeypatch.setattr(inv, "images", lambda s: the(s) and [IMG])
     monkeypatch.setattr(inv, "untagged_images", lambda s: [OLD_IMG])
     monkeypatch.setattr(inv, "security_groups", lambda s, o: owners.append(o) or [GROUP])
     monkeypatch.setattr(inv, "untagged_security_groups", lambda s: [OLD_GROUP])
     monkeypatch.setattr(inv, "key_pairs", lambda s, o: owners.append(o) or [KEY])
     monkeypatch.setattr(inv, "untagged_key_pairs", lambda s: [OLD_KEY])
     # Roles listed first: the purge must still take the instance profiles first.
-    monkeypatch.setattr(inv, "iam_entries", lambda s: [OLD_ROLE, ROLE, OLD_PROFILE, PROFILE])
+    monkeypatch.setattr(inv, "iam_entries",
+                        lambda s: the(s) and [OLD_ROLE, ROLE, OLD_PROFILE, PROFILE])
     known = images_.Image("ami-1", "hg-linux-dev-debian12", "2025", snapshot_ids=("snap-1",))
-    monkeypatch.setattr(images_, "find_ours", lambda s: [known])
+    monkeypatch.setattr(images_, "find_ours", lambda s: the(s) and [known])
     monkeypatch.setattr(images_, "deregister",
-                        lambda s, images: log.append(("deregister", list(images))))
+                        lambda s, images: the(s) and log.append(("deregister", list(images))))
     monkeypatch.setattr(inst, "terminate", lambda s, ids: log.append(("terminate", ids))
                         or {i: "terminated" for i in ids})
-    monkeypatch.setattr(iam_, "delete_role", lambda s, name: log.append(("delete_role", name)))
+    monkeypatch.setattr(iam_, "delete_role",
+                        lambda s, name: the(s) and log.append(("delete_role", name)))
     monkeypatch.setattr(iam_, "delete_instance_profile",
-                        lambda s, p: log.append(("delete_instance_profile", p)))
+                        lambda s, p: the(s) and log.append(("delete_instance_profile", p)))
     return owners, known
 
 
@@ -101,8 +108,8 @@ def test_all_owners_without_include_untagged_leaves_untagged_iam(monkeypatch, ca
         ("delete_role", "hg-ephemeral-ec2-role-1"),
     ]
     shown = captured.err_text + captured.out_text
-    for step in ("instances", "images", "security groups", "key pairs", "IAM"):
-        assert step in shown
+    steps = [line[4:] for line in shown.splitlines() if line.startswith("==> ")]
+    assert steps == ["instances", "images", "security groups", "key pairs", "IAM"]
 
 
 def test_all_owners_with_include_untagged_takes_everything(monkeypatch, captured):
@@ -158,6 +165,7 @@ def test_terminate_waits_only_while_not_terminated(monkeypatch):
     monkeypatch.setattr(inst, "wait_for_state", lambda *a, **k: waits.append((a, k)))
     sel = purge.Selection(owner="alice")
     purge.terminate_instances(session, sel, wait_timeout=0)
+    purge.terminate_instances(session, sel)  # no wait unless asked
     assert waits == []
     purge.terminate_instances(session, sel, wait_timeout=7)
     assert waits == [((session, ["i-1"], {"terminated"}, 7), {"interval": 5.0,
@@ -175,3 +183,24 @@ def test_purge_waits_600_seconds_by_default(monkeypatch, captured):
                         lambda s, sel, wait_timeout: seen.append(wait_timeout) or [])
     purge.purge(session, purge.Selection(owner="alice"))
     assert seen == [600.0]
+
+
+def test_a_failed_delete_names_what_it_was_deleting(monkeypatch, captured):
+    from botocore.exceptions import ClientError
+
+    from hgautomation import errors
+
+    session = Session()
+    _world(monkeypatch, session)
+
+    def refuse(**kwargs):
+        raise ClientError({"Error": {"Code": "DependencyViolation", "Message": "in use"}},
+                          "DeleteSecurityGroup")
+
+    monkeypatch.setattr(EC2, "delete_security_group", lambda self, **kw: refuse(**kw))
+    try:
+        purge.purge(session, purge.Selection(owner="alice"), wait_timeout=0)
+    except errors.HgAutomationError as exc:
+        assert "(delete security group hg-linux-dev-1-alice)" in str(exc)
+    else:
+        raise AssertionError("the refused delete was not reported")

@@ -152,3 +152,38 @@ def test_remote_digests_line_forms():
         "*star.exe": (5, "c" * 64), "two  spaces.exe": (6, "d" * 64)}
     assert conn.calls[0][1][-1] == "/srv/rel/*star.exe"
     assert conn.calls[0][2] == {"timeout": 600}
+
+
+def test_a_directory_named_with_x_and_a_trailing_slash(tmp_path, monkeypatch):
+    """Only slashes are stripped from the end of the directory (an "X" is a name)."""
+    conn = Conn(answer=f"10 {SHA}")
+    release_host.put_verified(conn, "/srv/X/", Path("/dist/a.exe"), "a.exe", 10, SHA)
+    (_, _, remote, kwargs) = conn.calls[0]
+    assert remote == "/srv/X/a.exe" and kwargs["part"].startswith("/srv/X/.a.exe.")
+    kwargs["verify"]("/srv/X/.part")  # two fields (no path) are enough
+    conn = Conn(remote=None)
+    release_host.update_latest(conn, "/srv/X//", "l\n", tmp_path)
+    assert conn.calls[0] == ("exists", "/srv/X/latest.dat")
+    conn = Conn(answer="")
+    release_host.remote_digests(conn, "/srv/X/", ["a"])
+    assert conn.calls[0][1][-1] == "/srv/X/a"
+
+
+def test_a_damaged_two_field_answer_shows_its_sha256():
+    conn = Conn()
+    release_host.put_verified(conn, "/srv/rel", Path("/dist/a.exe"), "a.exe", 10, SHA)
+    conn.answer = f"10 {'0' * 64}"
+    with pytest.raises(errors.PublishError, match=f"sha256 {'0' * 16}…"):
+        conn.calls[0][3]["verify"]("/tmp/part")
+
+
+def test_the_first_backup_of_a_second_gets_dash_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(release_host.time, "strftime", lambda fmt, t: "S")
+    (tmp_path / "latest.dat.release.S").write_text("first")
+    backup = release_host.update_latest(Conn(remote=b"old"), "/srv", "new", tmp_path)
+    assert backup == tmp_path / "latest.dat.release.S-1"
+
+
+def test_a_name_ending_in_a_star_keeps_it():
+    conn = Conn(f"5 {'c' * 64}  /srv/rel/a*\n")
+    assert release_host.remote_digests(conn, "/srv/rel", ["a*"]) == {"a*": (5, "c" * 64)}
