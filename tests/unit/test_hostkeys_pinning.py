@@ -171,3 +171,41 @@ def test_accept_new_pins_the_offered_key(tmp_path, captured):
     assert kh.read_text() == f"box {_line(key)}\n"
     assert (f"pinned new host key for box: {hostkeys._key_text(key)} in {kh}"
             in captured.err_text + captured.out_text)
+
+
+def test_pin_makes_missing_directories_and_writes_beside_the_file(tmp_path, monkeypatch):
+    import tempfile
+
+    seen = []
+    real = tempfile.mkstemp
+    monkeypatch.setattr(tempfile, "mkstemp", lambda **kw: seen.append(kw) or real(**kw))
+    kh = tmp_path / "a" / "b" / "known_hosts"
+    hostkeys.pin_host_key(kh, "box", "ssh-ed25519 AAAA")
+    assert kh.read_text() == "box ssh-ed25519 AAAA\n"
+    assert seen == [{"dir": kh.parent, "prefix": ".known_hosts."}]
+
+
+def test_pin_that_cannot_be_written_nor_cleaned_up(tmp_path, monkeypatch):
+    def fail(path, *args):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", fail)
+    monkeypatch.setattr(os, "unlink", fail)
+    with pytest.raises(errors.ConfigurationError, match="cannot pin the host key of box"):
+        hostkeys.pin_host_key(tmp_path / "known_hosts", "box", "ssh-ed25519 NEW")
+
+
+def test_reading_skips_comments_and_blanks_silently_and_names_bad_lines(tmp_path, captured):
+    first, second = _key(), _key()
+    kh = tmp_path / "known_hosts"
+    kh.write_text(f"# c\n\n  \nbox {_line(first)}\nh ssh-ed25519 @@@@\nbox {_line(second)}\n"
+                  "just-a-name\n")
+    client = paramiko.SSHClient()
+    hostkeys.load_known_hosts(client, kh, [], accept_new=False)
+    warned = [line for line in (captured.err_text + captured.out_text).splitlines()
+              if "skipped" in line]
+    assert len(warned) == 2
+    assert f"{kh}, line 5: skipped (SSHException: " in warned[0]
+    assert warned[1].endswith(f"{kh}, line 7: skipped (not a host key line)")
+    # One key per name and type is kept: a later line of the same type replaces it.
+    assert client.get_host_keys().lookup("box")["ssh-ed25519"] == second
