@@ -76,7 +76,8 @@ def test_long_host_name_is_shown_cut():
     ("[]:22", "empty address in host '[]:22'"),
     ("bad host", "bad host name 'bad host': contains spaces or control characters"),
     ("a..b", "bad host name 'a..b': empty label"),
-    ("\ufffd.example", "not a valid international domain name"),
+    ("\ufffd.example", "bad host name '\ufffd.example': not a valid international domain name"),
+    ("[::1]]:22", "bad host address '[::1]]:22'"),
 ])
 def test_host_spec_messages(spec, message):
     with pytest.raises(errors.UsageError) as raised:
@@ -136,8 +137,9 @@ def test_check_ingress():
     for network in ("0.0.0.0/0", "::/0"):
         with pytest.raises(errors.UsageError) as raised:
             options.check_ingress(network, False)
-        assert f"--ingress-cidr {network} lets every address" in str(raised.value)
-        assert "--allow-any-address" in raised.value.hint
+        assert raised.value.message == (f"--ingress-cidr {network} lets every address on the "
+                                        "internet reach the instances")
+        assert raised.value.hint == "add --allow-any-address if that is really what you want"
         options.check_ingress(network, True)
     options.check_ingress("192.0.2.0/24", False)
     options.check_ingress(None, False)
@@ -146,5 +148,17 @@ def test_check_ingress():
 def test_non_empty():
     assert options.non_empty(" x ") == " x "
     for bad in ("", "  "):
-        with pytest.raises(errors.UsageError, match="must not be empty"):
+        with pytest.raises(errors.UsageError) as raised:
             options.non_empty(bad)
+        assert raised.value.message == "must not be empty"
+
+
+def test_a_host_name_of_61_characters_is_shown_cut():
+    with pytest.raises(errors.UsageError) as raised:
+        options.parse_host_spec("a b" + "x" * 58)
+    assert f"bad host name {'a b' + 'x' * 54 + '...'!r}" in str(raised.value)
+
+
+def test_a_final_x_is_part_of_the_label():
+    with pytest.raises(errors.UsageError, match="a label longer than 63 characters"):
+        options.parse_host_spec("a" * 63 + "X.")
