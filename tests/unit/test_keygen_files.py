@@ -86,3 +86,9 @@ def test_refusals_carry_the_hint(tmp_path):
     pem.write_text("\n" + keygen.generate(keygen.RSA, bits=2048,
                                           private_format=keygen.PKCS1).private)
     keygen.load_or_create(pem, keygen.RSA, bits=2048, private_format=keygen.PKCS1)
+
+
+def test_unknown_key_type_message():
+    with pytest.raises(ValueError) as raised:
+        keygen.generate("dsa")
+    assert str(raised.value) == "unknown key type 'dsa' (known: ed25519, rsa)"

@@ -147,3 +147,25 @@ def test_no_home_message(monkeypatch):
     with pytest.raises(errors.ConfigurationError) as raised:
         state.check_home()
     assert "HOME is unset and this user has no passwd entry" in raised.value.message
+
+
+def test_an_existing_state_directory_is_taken_as_it_is(tmp_path):
+    root = tmp_path / "state"
+    root.mkdir(mode=0o700)
+    assert state.StateDir(root).ensure().root == root
+
+
+def test_the_default_state_path_is_named_in_its_errors(monkeypatch):
+    with pytest.raises(errors.ConfigurationError) as raised:
+        state.StateDir.at("~nosuchuser-hga/state")
+    assert raised.value.message.startswith("state directory ~nosuchuser-hga/state: no user ")
+
+
+def test_write_private_failure_even_to_clean_up(tmp_path, monkeypatch):
+    def fail(*args):
+        raise OSError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", fail)
+    monkeypatch.setattr(os, "unlink", fail)
+    with pytest.raises(errors.ConfigurationError, match="Permission denied"):
+        state.write_private(tmp_path / "id", b"secret")
