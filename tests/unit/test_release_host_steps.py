@@ -117,3 +117,9 @@ def test_remote_digests_keeps_names_with_spaces():
     conn = Conn(text=f"7 {'A' * 64}  /srv/rel/a b.exe\n")
     assert release_host.remote_digests(conn, "/srv/rel", ["a b.exe"]) == {
         "a b.exe": (7, "a" * 64)}
+
+
+def test_remove_stale_parts_in_a_directory_named_x(captured):
+    conn = Conn(entries=[".a.exe.00000000.hgautomation-part"])
+    release_host.remove_stale_parts(conn, "/srv/X/", ["a.exe"])
+    assert conn.removed == ["/srv/X/.a.exe.00000000.hgautomation-part"]
