@@ -162,3 +162,9 @@ def test_a_host_name_of_61_characters_is_shown_cut():
 def test_a_final_x_is_part_of_the_label():
     with pytest.raises(errors.UsageError, match="a label longer than 63 characters"):
         options.parse_host_spec("a" * 63 + "X.")
+
+
+def test_an_address_is_not_checked_as_a_name():
+    """A scoped IPv6 address is an address: its zone is not held to the DNS label rules
+    (a check that skipped the address test would call ``a..b`` an empty label)."""
+    assert options.parse_host_spec("[fe80::1%a..b]:22").address == "fe80::1%a..b"
