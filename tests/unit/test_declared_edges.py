@@ -140,3 +140,8 @@ def test_read_messages():
     assert raised.value.message == (
         "revision 0123456789ab of /src/hg: contrib/install-windows-dependencies.ps1 installs "
         "no x64 Python (Install-Python3 lines)")
+
+
+def test_a_table_without_a_windows_part_builds_cibuildwheels_default_archs():
+    assert declared.select({"build": "cp312-*"}) == (("3.12", "x86"), ("3.12", "x64"))
+    assert declared.select({"build": "cp312-*", "archs": "ARM64"}) == (("3.12", "arm64"),)
