@@ -3,8 +3,10 @@
 latest.dat, the Windows build declaration, the Try payload and reply, the build-cache key,
 host-key pinning and private-file modes).
 
-    python3 bench/mutation.py                  # every module (tens of minutes on 1 core)
+    python3 bench/mutation.py                  # every module: ~11 min (2,568 mutants)
     python3 bench/mutation.py --module tags    # one module; --list names them
+
+On a shared 2-core machine under nice, --max-children 2 took 5.5 minutes.
 
 mutmut (pinned below) runs in build/venv-mutation, made on first use from the project's
 requirements files. It mutates a copy of the checkout (build/mutation/work/mutants), never
