@@ -41,10 +41,10 @@ def test_xfail():
 '''
 
 
-def _session(tmp_path: Path, *, ci: str | None, allowlist: str | None = None
-             ) -> subprocess.CompletedProcess:
-    """pytest over SAMPLE with tests/conftest.py as a plugin, ``CI`` as given."""
-    (tmp_path / "test_sample.py").write_text(SAMPLE)
+def _session(tmp_path: Path, *, ci: str | None, allowlist: str | None = None,
+             sample: str = SAMPLE) -> subprocess.CompletedProcess:
+    """pytest over ``sample`` with tests/conftest.py as a plugin, ``CI`` as given."""
+    (tmp_path / "test_sample.py").write_text(sample)
     ini = "[pytest]\naddopts = -p conftest -p no:cacheprovider -rA\n"
     if allowlist is not None:
         (tmp_path / "allow.txt").write_text(allowlist)
@@ -54,7 +54,7 @@ def _session(tmp_path: Path, *, ci: str | None, allowlist: str | None = None
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(TESTS.parent)])
     if ci is not None:
         env["CI"] = ci
-    return subprocess.run([sys.executable, "-m", "pytest", "test_sample.py"], cwd=tmp_path,
+    return subprocess.run([sys.executable, "-m", "pytest", "."], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -85,6 +85,20 @@ def test_ci_lets_listed_skips_through_by_node_id_or_pattern(tmp_path):
         "test_sample.py::test_[fi]*    # nor anywhere (a pattern)\n"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed, 3 skipped, 1 xfailed" in result.stdout
+
+
+def test_ci_fails_on_an_unlisted_module_level_skip(tmp_path):
+    sample = ("import pytest\npytest.skip('no widget module', allow_module_level=True)\n"
+              "def test_x():\n    pass\n")
+    (tmp_path / "test_other.py").write_text("def test_other():\n    pass\n")
+    result = _session(tmp_path, ci="true", allowlist="", sample=sample)
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "CI=true and test_sample.py skipped (" in result.stdout, result.stdout
+    assert "does not list it: Skipped: no widget module" in result.stdout
+    listed = _session(tmp_path, ci="true", allowlist="test_sample.py  # no widget in CI\n",
+                      sample=sample)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "1 passed, 1 skipped" in listed.stdout
 
 
 def test_ci_refuses_an_allowlist_entry_without_its_reason(tmp_path):
