@@ -4,14 +4,17 @@ Fixtures: `cli` (the real CLI in a subprocess), `aws` / `aws_fresh` (moto),
 `lambda_runtime` (runs deployed Lambda functions beside moto), `ssh_host`
 (sshd), `sshd_workdir` (for more sshds), `hg_source` (Mercurial's source as a repo),
 `pypi` (pypiserver). See tests/harness/.
+
+With ``CI=true`` a skipped test fails the run unless tests/skip-allowlist.txt lists it.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -61,6 +64,91 @@ def pytest_configure(config: pytest.Config) -> None:
     envdir = Path(tempfile.mkdtemp(prefix="hgauto-test-env-"))
     config.stash[_ENVDIR] = envdir
     isolate_environment(envdir)
+    config.stash[_SKIP_ALLOWLIST] = _read_skip_allowlist(config)
+
+
+# --- no silent skips in CI -----------------------------------------------------------------
+# A skip hides a test: in CI (CI=true, as CI services set it) an unlisted one fails the
+# run, so the suite cannot shrink while staying green. A developer's run may still skip.
+
+_SKIP_ALLOWLIST = pytest.StashKey[tuple[Path, list[str]] | None]()
+DEFAULT_SKIP_ALLOWLIST = Path(__file__).parent / "skip-allowlist.txt"
+
+
+def in_ci(environ: Mapping[str, str]) -> bool:
+    """Whether ``CI`` is set the way CI services set it (``true``; ``1``/``yes`` too)."""
+    return environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini("skip_allowlist", "file of the tests that may skip when CI=true "
+                  "(default: tests/skip-allowlist.txt)", default="")
+
+
+def _read_skip_allowlist(config: pytest.Config) -> tuple[Path, list[str]] | None:
+    """(file, its patterns) when CI=true, else None. Every entry needs its reason: a
+    ``# why it cannot run in CI`` comment on its line."""
+    if not in_ci(os.environ):
+        return None
+    value = config.getini("skip_allowlist")
+    path = (config.inipath.parent if config.inipath else config.rootpath) / value \
+        if value else DEFAULT_SKIP_ALLOWLIST
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise pytest.UsageError(f"CI=true: cannot read the skip allow-list {path}: {e}") from e
+    patterns = []
+    for number, line in enumerate(text.splitlines(), 1):
+        entry, _, reason = line.partition("#")
+        if not entry.strip():
+            continue
+        if not reason.strip():
+            raise pytest.UsageError(f"{path}, line {number}: {entry.strip()!r} has no reason "
+                                    "(add '# why it cannot run in CI')")
+        patterns.append(entry.strip())
+    return path, patterns
+
+
+def _unlisted_skip(config: pytest.Config, report: pytest.TestReport | pytest.CollectReport
+                   ) -> None:
+    """Under CI=true, turn a skip (not an xfail) that the allow-list does not name into a
+    failure that names the test and its skip reason."""
+    allowlist = config.stash.get(_SKIP_ALLOWLIST, None)
+    if allowlist is None or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    path, patterns = allowlist
+    if any(report.nodeid == p or fnmatch.fnmatchcase(report.nodeid, p) for p in patterns):
+        return
+    where, reason = "", str(report.longrepr)
+    if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        filename, lineno, reason = report.longrepr
+        where = f" ({filename}:{lineno})"
+    report.outcome = "failed"
+    report.longrepr = (f"CI=true and {report.nodeid} skipped{where}, but {path} does not "
+                       f"list it: {reason}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: sees xfail already decided
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo
+                              ) -> Iterator[pytest.TestReport]:
+    report = yield
+    _unlisted_skip(item.config, report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_make_collect_report(collector: pytest.Collector
+                               ) -> Iterator[pytest.CollectReport]:
+    report = yield
+    _unlisted_skip(collector.config, report)
+    return report
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    allowlist = config.stash.get(_SKIP_ALLOWLIST, None)
+    if allowlist is None:
+        return None
+    return f"CI=true: a skip not listed in {allowlist[0]} fails the run"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

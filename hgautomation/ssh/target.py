@@ -84,7 +84,11 @@ def config_path(ssh_config: Path | None) -> Path | None:
     be a regular file (``ssh`` would wait for ever on a FIFO)."""
     if ssh_config is not None:
         path = Path(ssh_config).expanduser().absolute()
-        if not path.exists() or path.is_dir():
+        try:
+            missing = not path.exists() or path.is_dir()
+        except OSError as exc:  # e.g. a name too long for the file system
+            raise errors.ConfigurationError(f"ssh config {path}: {exc.strerror}") from exc
+        if missing:
             raise errors.ConfigurationError(f"ssh config {path} does not exist")
     else:
         path = USER_CONFIG.expanduser().absolute()
