@@ -569,7 +569,10 @@ def test_rerun_of_the_failed_job_of_a_finished_try(cli, aws_fresh, lambda_runtim
     assert f"try: {new}" in proc.stderr
     document = jsondoc.check("try", proc.stdout)
     assert document["id"] == new and [j["name"] for j in document["jobs"]] == ["linux"]
-    assert jobs.get_try(table, new)["rerun_of"] == old
+    assert document["rerun_of"] == old and jobs.get_try(table, new)["rerun_of"] == old
+    with urllib.request.urlopen(f"{lambda_runtime.local_url(doc['web_url'])}/try/{new}",
+                                timeout=60) as answer:
+        assert f'Rerun of</dt><dd><a class="mono" href="/try/{old}">' in answer.read().decode()
     s3 = aws_fresh.client("s3")
     bundles = [s3.get_object(Bucket=doc["bucket"], Key=model.bundle_key(t))["Body"].read()
                for t in (old, new)]

@@ -172,7 +172,7 @@ COMMAND = Command(
     examples=("{prog} try -r .", "{prog} try -r 'draft() and ::.'",
               "{prog} try --cancel 20261207T191300Z-1a2b3c4d",
               "{prog} try --rerun 20261207T191300Z-1a2b3c4d --failed --wait"),
-    json_keys={"": "branch created description id jobs node state url user",
+    json_keys={"": "branch created description id jobs node rerun_of state url user",
                "jobs[]": "attempt duration failed failures flaky log_url name passed "
                          "preexisting skipped state"},
 )

@@ -357,6 +357,8 @@ def try_page(t: store.Try, now: float | None = None) -> str:
              ("Branch", text(t.branch)),
              ("User", text(t.user)),
              ("Submitted", f"{text(t.created)} ({text(ago(t.created, now))})"),
+             *([("Rerun of", f'<a class="mono" href="{text(model.page_path(t.rerun_of))}">'
+                             f"{text(t.rerun_of)}</a>")] if t.rerun_of else []),
              ("JSON", f'<a href="{text("/api" + model.page_path(t.id))}">'
                       f'{text("/api" + model.page_path(t.id))}</a>')]
     body = [f"<h1>{text(t.summary) or '(no message)'}</h1>",

@@ -236,6 +236,7 @@ class Try:
     created: str
     jobs: tuple[Job, ...]
     stored_state: str = model.QUEUED
+    rerun_of: str = ""  # the try this one sends again (try --rerun)
 
     @property
     def state(self) -> str:
@@ -259,7 +260,8 @@ class Try:
                    user=str(meta.get("user", "")), branch=str(meta.get("branch", "")),
                    description=str(meta.get("description", "")),
                    created=str(meta.get("created", "")), jobs=tuple(jobs),
-                   stored_state=str(meta.get("state") or model.QUEUED))
+                   stored_state=str(meta.get("state") or model.QUEUED),
+                   rerun_of=str(meta.get("rerun_of") or ""))
 
 
 def _names(value: Any) -> tuple[str, ...]:
@@ -288,11 +290,12 @@ def job_document(try_id: str, job: Job, failures: bool = True) -> dict:
 
 
 def document(record: Try, failures: bool = True) -> dict:
-    """The API document of a try (``/api/try/<id>``; without failures for the list)."""
+    """The API document of a try (``/api/try/<id>``; without failures for the list);
+    ``rerun_of``: the id of the try it sends again, or None."""
     return {"id": record.id, "node": record.node, "user": record.user,
             "branch": record.branch, "description": record.description,
             "created": record.created, "state": record.state,
-            "url": model.page_path(record.id),
+            "url": model.page_path(record.id), "rerun_of": record.rerun_of or None,
             "jobs": [job_document(record.id, j, failures) for j in record.jobs]}
 
 

@@ -194,7 +194,7 @@ def test_try_document_shape(table):
             [("test-a.t", "diff")]), duration=3.0, log_key="tries/x/log.txt"), NOW)
     doc = store.try_document(table, TRY)
     assert set(doc) == {"id", "node", "user", "branch", "description", "created", "state",
-                        "url", "jobs"}
+                        "url", "rerun_of", "jobs"}
     linux = doc["jobs"][0]
     assert set(linux) == {"name", "state", "attempt", "passed", "failed", "flaky",
                           "preexisting", "skipped", "duration", "log_url", "failures"}

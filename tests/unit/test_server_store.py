@@ -279,7 +279,7 @@ def test_the_document_has_exactly_the_designed_keys(deployment):
                        log_key=model.log_key(record.id, "linux", 1))
     doc = store.try_document(deployment.clients.table, record.id)
     assert set(doc) == {"id", "node", "user", "branch", "description", "created", "state",
-                        "url", "jobs"}
+                        "url", "rerun_of", "jobs"}
     assert doc["url"] == f"/try/{record.id}" and doc["state"] == "running"
     linux, win = doc["jobs"]
     assert set(linux) == {"name", "state", "attempt", "passed", "failed", "flaky",

@@ -190,7 +190,7 @@ def test_api_try_is_the_document(deployment, tries):
     doc = json.loads(response["body"])
     assert doc == store.try_document(deployment.clients.table, tries["failed"])
     assert set(doc) == {"id", "node", "user", "branch", "description", "created", "state",
-                        "url", "jobs"}
+                        "url", "rerun_of", "jobs"}
     assert doc["state"] == "error"
     linux = doc["jobs"][0]
     assert linux["failed"] == ["test-commit.t", HOSTILE[:60]]
