@@ -30,7 +30,6 @@ FIELDS = {"cancel": ("action", "try"), "rerun": ("action", "try", "failed")}
 # agent, put back by one) before giving up.
 CANCEL_ROUNDS = 5
 
-_clients: dict[str, store.Clients] = {}  # by table: reused while the function is warm
 log = logging.getLogger(__name__)
 
 
@@ -225,10 +224,7 @@ def handle(event: Mapping[str, Any], environ: Mapping[str, str],
     submission)."""
     request = check_request(event)
     config = store.Config.from_environ(environ)
-    if clients is None:
-        if config.table not in _clients:
-            _clients[config.table] = store.connect(config)
-        clients = _clients[config.table]
+    clients = clients or store.warm_clients(config)
     if request.action == "cancel":
         lines = cancel(clients.table, request.try_id, config.web_url, now)
         _announce(clients.table, config, request.try_id)

@@ -170,6 +170,17 @@ class Clients:
     sqs: Any
 
 
+_warm: dict[str, Clients] = {}  # by table: reused while the function is warm
+
+
+def warm_clients(config: Config) -> Clients:
+    """The deployment's clients, made on a function's first request and reused while the
+    function stays warm."""
+    if config.table not in _warm:
+        _warm[config.table] = connect(config)
+    return _warm[config.table]
+
+
 def connect(config: Config, session: Any = None) -> Clients:
     """Clients for *config* from *session* (a boto3 Session; default: the environment's)."""
     import boto3

@@ -21,7 +21,6 @@ FIELDS = ("bundle", "node", "branch", "user", "message")
 # The longest base64 text that can decode to MAX_BUNDLE_BYTES: refused before decoding.
 _MAX_BASE64_CHARS = 4 * ((model.MAX_BUNDLE_BYTES + 2) // 3)
 
-_clients: dict[str, store.Clients] = {}  # by table: reused while the function is warm
 
 
 def check_request(event: Any) -> store.Submission:
@@ -89,10 +88,7 @@ def submit(event: Any, environ: Mapping[str, str], clients: store.Clients | None
     """Check *event*, then store and queue it with the deployment *environ* names."""
     submission = check_request(event)
     config = store.Config.from_environ(environ)
-    if clients is None:
-        if config.table not in _clients:
-            _clients[config.table] = store.connect(config)
-        clients = _clients[config.table]
+    clients = clients or store.warm_clients(config)
     # Before anything is stored: a refused try leaves nothing behind.
     limits.take_slot(clients.table, submission.user, config.max_tries_per_hour, now)
     record = store.create_try(clients, config, submission, now=now)

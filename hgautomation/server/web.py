@@ -37,7 +37,6 @@ ROUTES = (
 HTML, JSON, TEXT = ("text/html; charset=utf-8", "application/json",
                     "text/plain; charset=utf-8")
 
-_clients: dict[str, store.Clients] = {}  # by table: reused while the function is warm
 log = logging.getLogger(__name__)
 
 
@@ -126,10 +125,7 @@ def respond(event: Mapping[str, Any], environ: Mapping[str, str],
     path = str(event.get("rawPath") or "/")
     try:
         config = store.Config.from_environ(environ)
-        if clients is None:
-            if config.table not in _clients:
-                _clients[config.table] = store.connect(config)
-            clients = _clients[config.table]
+        clients = clients or store.warm_clients(config)
         response = route(method, path, clients, config.bucket, now)
     except Exception:
         log.exception("%s %s failed", method, path)

@@ -90,8 +90,7 @@ def test_the_handler_tells_control_requests_from_submissions(deployment, monkeyp
     checked as ever (an ``action`` key is no submission's: upload.submit refuses it)."""
     for name, value in deployment.environ.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(upload, "_clients", {deployment.config.table: deployment.clients})
-    monkeypatch.setattr(control, "_clients", {deployment.config.table: deployment.clients})
+    monkeypatch.setattr(store, "_warm", {deployment.config.table: deployment.clients})
     try_id = upload.handler(request(), None)[0].split()[1].rstrip(":")
     lines = upload.handler({"action": "cancel", "try": try_id}, None)
     assert lines == [f"try {try_id}: 2 jobs cancelled (linux, win-x64)", f"/try/{try_id}"]

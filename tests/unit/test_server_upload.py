@@ -108,7 +108,7 @@ def test_one_job_is_singular():
 def test_the_handler_reads_the_environment(deployment, monkeypatch):
     for name, value in deployment.environ.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(upload, "_clients", {deployment.config.table: deployment.clients})
+    monkeypatch.setattr(store, "_warm", {deployment.config.table: deployment.clients})
     lines = upload.handler(request(), None)
     assert lines[0].endswith("2 jobs queued (linux, win-x64)")
     assert len(deployment.objects()) == 1
