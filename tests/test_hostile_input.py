@@ -98,6 +98,7 @@ ACCEPTS = {
     "non_empty": set(HOSTILE) - {"empty", "blank"},
     "_job_name": set(), "job_name": set(), "parse": set(),  # parse: options.bounded_int
     "cidr": set(), "owner": set(), "port": set(), "repository_url": set(),
+    "try_id": set(),  # a try id: 8 digits T 6 digits Z - 8 hex
 }
 # Options without a declared validator that cli.py checks before anything else.
 EDGE_CHECKED = {
@@ -117,6 +118,8 @@ def _own_check(command: str, option: str, value_name: str) -> int | None:
         return CONFIG  # "ssh config ... does not exist" ("": none given)
     if (command, option) == ("bootstrap-linux-dev", "--host"):
         return CONNECTION  # a host given: no AWS; the name does not resolve
+    if (command, option) == ("try", "--failed"):
+        return USAGE  # "--failed goes with --rerun ID"
     return None
 
 
