@@ -306,8 +306,9 @@ def test_cli_popen_block_failing_kills_the_child_and_reraises(cli):
     wait_until(lambda: _gone(grandchild), 10, f"grandchild {grandchild} to be killed")
 
 
-def test_the_unit_tier_runs_as_a_plain_user_in_seconds(ssh_host):
-    # ssh_host's login user is an ordinary account (no root, no sudo).
+def test_the_unit_tier_runs_as_a_plain_user(ssh_host):
+    """No root, no sudo: ssh_host's login user is an ordinary account. (How long it takes
+    is printed, not asserted: a timed test fails on a loaded machine, not on slow code.)"""
     import time
 
     root = Path(__file__).resolve().parents[1]
@@ -327,7 +328,7 @@ def test_the_unit_tier_runs_as_a_plain_user_in_seconds(ssh_host):
     seconds = time.monotonic() - start
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert " passed" in result.stdout.splitlines()[-1]
-    assert seconds < 30, f"the unit tier took {seconds:.0f}s"
+    print(f"the unit tier as a plain user: {seconds:.1f}s")
 
 
 def test_the_table_width_check_finds_a_wide_table():

@@ -27,6 +27,30 @@ class _NoNetwork(AssertionError):
     pass
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_botocore_loader() -> Iterator[None]:
+    """Every botocore session of the tier shares one data loader.
+
+    botocore parses its JSON service models anew for each Session (~0.1 s), and the tier
+    makes hundreds (a Stubber session per flow test; moto resets boto3's default session
+    at every mock): shared, the models are parsed once. They are read-only data.
+    """
+    import botocore.loaders
+    import botocore.session
+
+    loader = botocore.loaders.create_loader()
+    original = botocore.session.Session._register_data_loader
+
+    def shared(self: botocore.session.Session) -> None:
+        self._components.lazy_register_component("data_loader", lambda: loader)
+
+    botocore.session.Session._register_data_loader = shared
+    try:
+        yield
+    finally:
+        botocore.session.Session._register_data_loader = original
+
+
 @pytest.fixture(autouse=True)
 def empty_home(tmp_path_factory: pytest.TempPathFactory,
                monkeypatch: pytest.MonkeyPatch) -> None:

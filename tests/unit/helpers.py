@@ -3,36 +3,19 @@
 from __future__ import annotations
 
 import io
-from typing import Any
 
 from hgautomation import console
 from hgautomation.aws.session import AWSSession
 
 REGION = "us-west-2"
 
-# One botocore data loader for the whole run: parsing a service model (EC2's is
-# megabytes of JSON) per test would cost ~0.3 s each time.
-_LOADER: Any = None
-
-
-def _shared_loader() -> Any:
-    global _LOADER
-    if _LOADER is None:
-        import botocore.loaders
-
-        _LOADER = botocore.loaders.create_loader()
-    return _LOADER
-
-
 def make_session(region: str = REGION) -> AWSSession:
-    """An AWSSession over a fresh boto3 session with fake static credentials."""
+    """An AWSSession over a fresh boto3 session with fake static credentials (its
+    service models parsed once for the tier: conftest.one_botocore_loader)."""
     import boto3
-    import botocore.session
 
-    core = botocore.session.get_session()
-    core.register_component("data_loader", _shared_loader())
     boto = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                 region_name=region, botocore_session=core)
+                                 region_name=region)
     return AWSSession(region, boto_session=boto)
 
 

@@ -20,8 +20,6 @@ import pytest
 
 from hgautomation.server import model, store
 
-from .helpers import _shared_loader
-
 REGION = "us-west-2"
 JOBS = ("linux", "win-x64")
 NODE = "0123456789abcdef0123456789abcdef01234567"
@@ -95,17 +93,14 @@ def _environ(**values: str) -> Iterator[None]:
 def moto_deployment(jobs: tuple[str, ...] = JOBS) -> Iterator[MotoDeployment]:
     """The table, queues and bucket made from store's definitions, inside mock_aws."""
     import boto3
-    import botocore.session
     from moto import mock_aws
 
     # tests/conftest.py has moto load IAM's managed policies (for the end-to-end tier):
     # ~0.2 s per backend each request would set up, and nothing here reads them.
     with _environ(MOTO_IAM_LOAD_MANAGED_POLICIES="false"), mock_aws():
-        core = botocore.session.get_session()
-        core.register_component("data_loader", _shared_loader())  # parsed models, once
         session = boto3.session.Session(aws_access_key_id="testing",
                                         aws_secret_access_key="testing",
-                                        region_name=REGION, botocore_session=core)
+                                        region_name=REGION)
         ddb = session.client("dynamodb")
         ddb.create_table(**store.table_definition())
         ddb.update_time_to_live(**store.ttl_definition())
