@@ -133,8 +133,15 @@ class Remote:
             self._await_start()
         if stdin is not None:
             channel.settimeout(self.timeout)
-            channel.sendall(stdin)
-            channel.shutdown_write()
+            try:
+                channel.sendall(stdin)
+                channel.shutdown_write()
+            except OSError:
+                # The command ended before reading all of its input (the channel closed
+                # after its exit status came): its output and status tell the rest. With
+                # no status, the connection itself is gone.
+                if not channel.exit_status_ready():
+                    raise
             channel.settimeout(POLL_INTERVAL)
 
     def _await_start(self) -> None:

@@ -329,3 +329,26 @@ def test_library_logging_goes_to_the_log_only(tmp_path, capsys):
     log = (tmp_path / "run.log").read_text()
     assert "[paramiko.transport] ERROR: Exception (client): boom" in log
     assert "[botocore.credentials] INFO: Found credentials" in log
+
+
+class _EndedChannel(_Channel):
+    """The command ends before reading its input: the channel closes under the write."""
+
+    def sendall(self, data):
+        raise OSError("Socket is closed")
+
+
+def test_a_command_that_ends_before_its_input_is_read_is_not_a_lost_connection():
+    """``bash -s`` ended by a BASH_ENV before reading the script: the write fails on the
+    closed channel, but the exit status came first: the run goes on to read what the
+    command said (a contract failure later, not "connection lost").
+
+    Breaking looks like: the OSError escapes start() whatever the status (exit 8)."""
+    channel = _EndedChannel([b"hgautomation-pgid 7\n"], status=0)
+    remote = runner.Remote(_Client(channel), "hg@box", on_line=lambda line, shown: None)
+    remote.start(["bash", "-s"], b"script")
+    assert remote.group == 7
+    lost = _EndedChannel([b"hgautomation-pgid 7\n"], status=None)  # no status: gone
+    remote = runner.Remote(_Client(lost), "hg@box", on_line=lambda line, shown: None)
+    with pytest.raises(OSError, match="Socket is closed"):
+        remote.start(["bash", "-s"], b"script")
