@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Iterator
+from typing import Any
 
 from hgautomation import console
 from hgautomation.aws.session import AWSSession
@@ -140,3 +143,35 @@ def pip_builds():
     from hgautomation.windows import declared
 
     return declared.parse(install_script(cibuildwheel=None), None)
+
+
+@contextlib.contextmanager
+def try_table(monkeypatch: Any, try_id: str, jobs: tuple[str, ...],
+              region: str = REGION) -> Iterator[Any]:
+    """moto's in-process DynamoDB with the Try server's table, holding try ``try_id`` and
+    its ``jobs``, queued: the Table resource."""
+    import boto3
+    from moto import mock_aws
+
+    from hgautomation.server import model, store
+
+    # Fake credentials: without them botocore first asks the instance metadata
+    # service, a one-second time-out per test.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # The suite's moto loads every IAM managed policy (tests/harness/aws.py): a second
+    # per mock, and no test here needs IAM.
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
+    with mock_aws():
+        resource = boto3.resource("dynamodb", region_name=region)
+        resource.create_table(**store.table_definition())
+        table = resource.Table(model.TABLE)
+        table.put_item(Item={**model.try_key(try_id), "kind": "try", "id": try_id,
+                             "node": "a" * 40, "user": "Dev", "branch": "default",
+                             "description": "d", "created": "2026-12-07T19:13:00Z",
+                             "jobs": list(jobs), "state": model.QUEUED})
+        for name in jobs:
+            table.put_item(Item={**model.job_key(try_id, name), "try_id": try_id,
+                                 "name": name, "state": model.QUEUED, "attempt": 0})
+        yield table

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from hgautomation.server import jobs, model, store
+
+from .helpers import try_table
 
 REGION = "us-east-1"
 TRY = "20261207T191300Z-1a2b3c4d"
@@ -18,30 +18,7 @@ NOW = 1_800_000_000.0
 
 @pytest.fixture
 def table(monkeypatch):
-    # Fake credentials: without them botocore first asks the instance metadata
-    # service, a one-second time-out per test.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    # The suite's moto loads every IAM managed policy (tests/harness/aws.py): a second
-    # per mock, and no test here needs IAM.
-    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
-    with mock_aws():
-        resource = boto3.resource("dynamodb", region_name=REGION)
-        resource.create_table(
-            TableName=model.TABLE, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                       {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}])
-        t = resource.Table(model.TABLE)
-        t.put_item(Item={**model.try_key(TRY), "kind": "try", "id": TRY, "node": "a" * 40,
-                         "user": "Dev", "branch": "default", "description": "d",
-                         "created": "2026-12-07T19:13:00Z", "jobs": ["linux", "other"],
-                         "state": model.QUEUED})
-        for name in ("linux", "other"):
-            t.put_item(Item={**model.job_key(TRY, name), "try_id": TRY, "name": name,
-                             "state": model.QUEUED, "attempt": 0})
+    with try_table(monkeypatch, TRY, ("linux", "other"), REGION) as t:
         yield t
 
 

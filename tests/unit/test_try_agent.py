@@ -377,29 +377,10 @@ def test_no_cancel_reaches_past_the_block():
 
 @pytest.fixture
 def job_table(monkeypatch):
-    """A try with one queued job ``linux`` in moto's DynamoDB (as test_jobs.py's)."""
-    import boto3
-    from moto import mock_aws
+    """A try with one queued job ``linux`` in moto's DynamoDB."""
+    from .helpers import try_table
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
-    with mock_aws():
-        resource = boto3.resource("dynamodb", region_name="us-east-1")
-        resource.create_table(
-            TableName=model.TABLE, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                       {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}])
-        table = resource.Table(model.TABLE)
-        table.put_item(Item={**model.try_key(TRY), "kind": "try", "id": TRY, "node": "a" * 40,
-                             "user": "Dev", "branch": "default", "description": "d",
-                             "created": "2026-12-07T19:13:00Z", "jobs": ["linux"],
-                             "state": model.QUEUED})
-        table.put_item(Item={**model.job_key(TRY, "linux"), "try_id": TRY, "name": "linux",
-                             "state": model.QUEUED, "attempt": 0})
+    with try_table(monkeypatch, TRY, ("linux",), "us-east-1") as table:
         yield table
 
 
